@@ -1,0 +1,33 @@
+import { getQueueEventMetadata } from '../worker-metadata.accessor.js';
+
+/**
+ * An event: data (the payload) plus what to do with it (`execute`). With a queue (from
+ * @QueueEvent() or an overridden getQueueName()) dispatch stores it for a worker; without one
+ * dispatch runs it at once.
+ */
+export abstract class BaseEvent<TPayload = unknown> {
+  constructor(protected readonly payload: TPayload) {}
+
+  abstract execute(): Promise<void> | void;
+
+  /** The queue this event is stored on, or undefined to run it synchronously at dispatch. */
+  getQueueName(): string | undefined {
+    return getQueueEventMetadata(this.constructor)?.queueName;
+  }
+
+  getPayload(): TPayload {
+    return this.payload;
+  }
+
+  /** The registered name stored with each row. */
+  getName(): string {
+    return eventNameOf(this.constructor);
+  }
+}
+
+/** A concrete event class. */
+export type EventClass<TEvent extends BaseEvent = BaseEvent> = new (payload: never) => TEvent;
+
+export function eventNameOf(eventClass: Function): string {
+  return getQueueEventMetadata(eventClass)?.name ?? eventClass.name;
+}

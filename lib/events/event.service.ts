@@ -1,0 +1,87 @@
+import { UnknownEventError, WorkerNotConfiguredError } from '../errors/worker.error.js';
+import type { IEventService } from '../interfaces/event-service.interface.js';
+import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
+import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
+import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
+import { DEFAULT_RETRIES } from '../worker.constants.js';
+import type { BaseEvent, EventClass } from './base-event.js';
+import { type DependencyResolver, injectEventDependencies } from './event-dependencies.js';
+import { EventRegistry } from './event-registry.js';
+
+export interface EventServiceOptions {
+  /** Builds the row model a queued event is stored with. */
+  workerCreator?: IWorkerCreator;
+  /** Event classes to register besides the @QueueEvent() ones (needed for classes that only override getQueueName()). */
+  events?: EventClass[];
+  /** Resolves `@Inject()` properties of events (WorkerModule wires Nest's ModuleRef). */
+  resolveDependency?: DependencyResolver;
+  /** Maximum attempts recorded on a new row of that queue when the event class declares none. */
+  retriesFor?: (queueName: string) => number;
+}
+
+/**
+ * The seed's event service: `dispatch(event)` stores queued events for a worker and runs the rest at
+ * once. Injectable under WorkerModule; usable on its own with `new EventService({ workerCreator })`.
+ */
+export class EventService implements IEventService {
+  private readonly registry: EventRegistry;
+  private workerCreator?: IWorkerCreator;
+  private readonly resolveDependency?: DependencyResolver;
+  private readonly retriesFor: (queueName: string) => number;
+
+  constructor(options: EventServiceOptions = {}) {
+    this.registry = new EventRegistry(options.events);
+    this.workerCreator = options.workerCreator;
+    this.resolveDependency = options.resolveDependency;
+    this.retriesFor = options.retriesFor ?? (() => DEFAULT_RETRIES);
+  }
+
+  setWorkerCreator(workerCreator: IWorkerCreator): void {
+    this.workerCreator = workerCreator;
+  }
+
+  registerEvents(...eventClasses: EventClass[]): void {
+    this.registry.register(...eventClasses);
+  }
+
+  getRegisteredEvents(): { name: string; eventClass: EventClass; queueName?: string }[] {
+    return this.registry.all().map(({ name, eventClass, queueName }) => ({ name, eventClass, queueName }));
+  }
+
+  async dispatch(event: BaseEvent): Promise<string | undefined> {
+    const queueName = event.getQueueName();
+    if (!queueName) {
+      injectEventDependencies(event, this.resolveDependency);
+      await event.execute();
+      return undefined;
+    }
+    const eventName = event.getName();
+    const registered = this.registry.find(eventName);
+    if (registered?.eventClass !== event.constructor) throw new UnknownEventError(eventName);
+    if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
+    const now = new Date();
+    const model = this.workerCreator.createWorkerModel({
+      // Checked and serialized when the model is saved (serializePayload): a bad payload stores nothing.
+      payload: (event.getPayload() ?? null) as TSerializableValues | null,
+      attempts: 0,
+      retries: registered.options.retries ?? this.retriesFor(queueName),
+      queueName,
+      eventName,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await model.saveWorkerData();
+    return model.getWorkerData()?.id;
+  }
+
+  createEvent(eventName: string, payload: TSerializableValues | null): BaseEvent {
+    const { eventClass } = this.registry.get(eventName);
+    const event = new (eventClass as new (payload: TSerializableValues | null) => BaseEvent)(payload);
+    injectEventDependencies(event, this.resolveDependency);
+    return event;
+  }
+
+  getEventOptions(eventName: string): QueueEventOptions | undefined {
+    return this.registry.find(eventName)?.options;
+  }
+}

@@ -1,0 +1,29 @@
+export * from './decorators/index.js';
+export * from './errors/index.js';
+export * from './interfaces/index.js';
+export { BaseEvent, type EventClass } from './events/base-event.js';
+export type { DependencyResolver } from './events/event-dependencies.js';
+export { EventService, type EventServiceOptions } from './events/event.service.js';
+export { WorkerService, type WorkerServiceSettings } from './processing/worker.service.js';
+export { UnsupportedDatabaseError } from './storage/dialects/worker-dialect.js';
+export {
+  FAILED_WORKERS_TABLE,
+  FailedWorkerEntity,
+  PENDING_WORKERS_TABLE,
+  workerEntitySchemas,
+  WorkerEntity,
+} from './storage/entities/worker.entity.js';
+export { TypeOrmWorkerCreator } from './storage/typeorm-worker.creator.js';
+export { TypeOrmWorkerModel } from './storage/typeorm-worker.model.js';
+export { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js';
+export type { ResolvedQueueOptions, ResolvedWorkerConfig } from './worker.config.js';
+export {
+  POLL_INTERVAL_PREFIX,
+  QUEUE_EVENT_METADATA,
+  WORKER_CONFIG,
+  WORKER_CREATOR,
+  WORKER_DATA_SOURCE,
+  WORKER_REPOSITORY,
+} from './worker.constants.js';
+export { WORKER_MODULE_OPTIONS } from './worker.module-definition.js';
+export { WorkerModule } from './worker.module.js';

@@ -1,0 +1,26 @@
+/** What a payload may hold: values that survive a JSON round trip unchanged. */
+export type TSerializableValues =
+  | string
+  | number
+  | boolean
+  | null
+  | TSerializableValues[]
+  | { [key: string]: TSerializableValues | undefined };
+
+/** A stored worker row, as the seed defines it (the pending and the failed store share it). */
+export interface IWorkerAttributes {
+  /** Row id once stored (string on every database). Not in the seed: needed to address a row. */
+  id?: string;
+  payload: TSerializableValues | null;
+  /** Attempts started so far, the one in progress included. */
+  attempts: number;
+  /** Maximum total attempts. */
+  retries: number;
+  queueName: string;
+  eventName: string;
+  error?: string;
+  failedAt?: Date;
+  createdAt: Date;
+  updatedAt: Date;
+  deletedAt?: Date;
+}

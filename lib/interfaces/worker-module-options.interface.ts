@@ -1,0 +1,71 @@
+import type { InjectionToken, OptionalFactoryDependency, Provider, Type } from '@nestjs/common';
+import type { EventClass } from '../events/base-event.js';
+import type { ILoggerService } from './logger.interface.js';
+import type { IWorkerCreator } from './worker-creator.interface.js';
+import type { IWorkerRepository } from './worker-repository.interface.js';
+
+/** Options of one queue (and the `defaults` for queues not listed). */
+export interface WorkerQueueOptions {
+  /** Maximum total attempts of an event. Default 3. */
+  retries?: number;
+  /** Seconds before a failed event is due again. Default 0. */
+  runAfterSeconds?: number;
+  /** Milliseconds between polls of this queue. Default 1000. */
+  pollIntervalMs?: number;
+  /** Events of this queue run at once by one process. Default 1. */
+  concurrency?: number;
+}
+
+/** The embedded database (SQLite through better-sqlite3). */
+export interface WorkerSqliteOptions {
+  type?: 'better-sqlite3';
+  /** File path, or ':memory:'. Default `nestjs-workers.sqlite` in the working directory. */
+  database?: string;
+  /** How long a writer waits for the lock held by another process (ms). Default 5000. */
+  busyTimeoutMs?: number;
+  /** Create or update the queue tables at startup. Default true. */
+  synchronize?: boolean;
+}
+
+export interface WorkerModuleOptions {
+  /** Where the queue tables live. Default: a SQLite file (see WorkerSqliteOptions). */
+  database?: WorkerSqliteOptions;
+  /** Per-queue options, by queue name; every queue named here is polled. */
+  queues?: Record<string, WorkerQueueOptions>;
+  /** Options of queues that are not listed in `queues`. */
+  defaults?: WorkerQueueOptions;
+  /** Event classes to register besides the @QueueEvent() ones. */
+  events?: EventClass[];
+  /** Poll every queue at application bootstrap. Default true; false: call runWorker() yourself. */
+  autoStart?: boolean;
+  /** How long a claimed event stays leased to its worker (s). Default 30. */
+  leaseSeconds?: number;
+  /** How long app.close() waits for running events (s). Default 10. */
+  shutdownGraceSeconds?: number;
+  /** Logger for the workers. Default: Nest's Logger. */
+  logger?: ILoggerService;
+}
+
+/** A replacement provider for the repository or the creator (the `provide` token is set for you). */
+export type WorkerProviderOverride<T> =
+  | { useClass: Type<T> }
+  | { useExisting: InjectionToken }
+  | { useValue: T }
+  | { useFactory: (...args: never[]) => T | Promise<T>; inject?: (InjectionToken | OptionalFactoryDependency)[] };
+
+/** Module-definition options, given beside the options (also to forRootAsync, outside the factory). */
+export interface WorkerModuleExtras {
+  /** Register WorkerService and EventService globally. Default true. */
+  isGlobal?: boolean;
+  /** Replaces the TypeORM repository (IWorkerRepository; leasing needs IWorkerQueueRepository). */
+  workerRepository?: WorkerProviderOverride<IWorkerRepository>;
+  /** Replaces the TypeORM creator. */
+  workerCreator?: WorkerProviderOverride<IWorkerCreator>;
+  /** Providers available to the async options factory's `inject`. */
+  extraProviders?: Provider[];
+}
+
+/** Implemented by a class given to forRootAsync({ useClass }) or ({ useExisting }). */
+export interface WorkerOptionsFactory {
+  createWorkerOptions(): WorkerModuleOptions | Promise<WorkerModuleOptions>;
+}

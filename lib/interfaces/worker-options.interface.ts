@@ -1,0 +1,34 @@
+import type { IWorkerCreatorConstructor } from './worker-creator.interface.js';
+
+/** Options of one `runWorker` call, the seed's `TEventWorkerOptions`. */
+export type TEventWorkerOptions = {
+  /** Name of the queue to process; the worker touches no other queue. */
+  queueName: string;
+  /** Maximum total attempts of an event (retries 3: at most 3 runs). */
+  retries: number;
+  /** Delay in seconds before a failed event is due again. */
+  runAfterSeconds: number;
+  /**
+   * true: one pass over what is due when the call starts. false/omitted: passes until nothing is
+   * due (retries that fall due during the run are run too). Either way the call returns.
+   */
+  runOnce?: boolean;
+  /**
+   * The creator class for failed rows. Optional here (the seed requires it): when omitted, or when it
+   * is the class of the creator already set, the configured creator instance is used.
+   */
+  workerCreator?: IWorkerCreatorConstructor;
+  /** Events run at once (defaults to the queue's configured concurrency, else 1). */
+  concurrency?: number;
+};
+
+/** What one `runWorker` call did. */
+export interface RunWorkerResult {
+  queueName: string;
+  /** Events that succeeded. */
+  processed: number;
+  /** Events moved to the failed store (attempts used up, unknown event, corrupt payload). */
+  failed: number;
+  /** Events that failed an attempt and are due again later. */
+  retried: number;
+}

@@ -1,0 +1,53 @@
+import type { IWorkerModel } from './worker-model.interface.js';
+
+/** The seed's repository: reads the queued (pending) worker rows. */
+export interface IWorkerRepository {
+  getWorkers(): Promise<IWorkerModel[]>;
+}
+
+/** What one claim asks for. */
+export interface ClaimRequest {
+  queueName: string;
+  limit: number;
+  /** Identifies the claiming worker process; stored on the row while it holds the lease. */
+  workerId: string;
+  leaseMs: number;
+  /** Only rows due at or before this instant are claimed (the start of the pass). */
+  dueBy: Date;
+}
+
+export interface RetryRequest {
+  error: string;
+  /** When the row is due again. */
+  availableAt: Date;
+  /** Maximum total attempts in force for this row. */
+  retries: number;
+}
+
+/** Counts of one queue: `active` rows waiting or running, `failed` rows in the failed store. */
+export interface QueueHealth {
+  queueName: string;
+  active: number;
+  failed: number;
+  total: number;
+}
+
+/**
+ * A repository that can lease rows to one worker at a time. The built-in TypeORM repository
+ * implements it; a repository with only the seed's `getWorkers()` is adapted (no leases: run one
+ * worker process per queue with such a repository).
+ */
+export interface IWorkerQueueRepository extends IWorkerRepository {
+  /** Atomically leases up to `limit` due rows of one queue, counting the attempt; oldest due first. */
+  claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]>;
+  /** Deletes a row that succeeded. Throws LeaseLostError if the lease is no longer held. */
+  completeWorker(model: IWorkerModel): Promise<void>;
+  /** Records a failed attempt and makes the row due again. */
+  retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void>;
+  /** Moves the row to the failed store: the insert and the delete happen together or not at all. */
+  failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void>;
+  /** Gives back claimed rows that were never started (shutdown), undoing their attempt count. */
+  releaseWorkers(models: IWorkerModel[]): Promise<void>;
+  /** Health per queue; every queue with rows when `queueNames` is omitted. */
+  getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]>;
+}

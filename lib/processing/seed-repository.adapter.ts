@@ -1,0 +1,71 @@
+import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import type {
+  ClaimRequest,
+  IWorkerQueueRepository,
+  IWorkerRepository,
+  QueueHealth,
+  RetryRequest,
+} from '../interfaces/worker-repository.interface.js';
+
+export function isQueueRepository(repository: IWorkerRepository): repository is IWorkerQueueRepository {
+  const candidate = repository as Partial<IWorkerQueueRepository>;
+  return ['claimWorkers', 'completeWorker', 'retryWorker', 'failWorker', 'releaseWorkers', 'getQueueHealth'].every(
+    (method) => typeof candidate[method as keyof IWorkerQueueRepository] === 'function',
+  );
+}
+
+/**
+ * Runs the seed's plain repositories (only `getWorkers()` and the model methods): no leases and no
+ * atomic failed move, so one worker process per queue. A retried row's `updatedAt` is set to when
+ * it is due again, the one attribute of the seed that can carry it.
+ */
+export class SeedRepositoryAdapter implements IWorkerQueueRepository {
+  constructor(readonly repository: IWorkerRepository) {}
+
+  getWorkers(): Promise<IWorkerModel[]> {
+    return this.repository.getWorkers();
+  }
+
+  async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
+    const due = (await this.repository.getWorkers())
+      .map((model) => ({ model, data: model.getWorkerData() }))
+      .filter(({ data }) => data && data.queueName === request.queueName && (data.attempts === 0 || data.updatedAt <= request.dueBy))
+      .sort((a, b) => a.data!.createdAt.getTime() - b.data!.createdAt.getTime())
+      .slice(0, request.limit);
+    for (const { model, data } of due) await model.updateWorkerData({ ...data!, attempts: data!.attempts + 1, updatedAt: new Date() });
+    return due.map(({ model }) => model);
+  }
+
+  completeWorker(model: IWorkerModel): Promise<void> {
+    return model.deleteWorkerData();
+  }
+
+  async retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
+    const data = model.getWorkerData();
+    if (data) await model.updateWorkerData({ ...data, error: retry.error, retries: retry.retries, updatedAt: retry.availableAt });
+  }
+
+  async failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void> {
+    await failed.saveWorkerData();
+    await model.deleteWorkerData();
+  }
+
+  async releaseWorkers(models: IWorkerModel[]): Promise<void> {
+    for (const model of models) {
+      const data = model.getWorkerData();
+      if (data) await model.updateWorkerData({ ...data, attempts: data.attempts - 1 });
+    }
+  }
+
+  async getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]> {
+    const counts = new Map<string, number>();
+    for (const model of await this.repository.getWorkers()) {
+      const queueName = model.getWorkerData()?.queueName;
+      if (queueName) counts.set(queueName, (counts.get(queueName) ?? 0) + 1);
+    }
+    return (queueNames ?? [...counts.keys()].sort()).map((queueName) => {
+      const active = counts.get(queueName) ?? 0;
+      return { queueName, active, failed: 0, total: active };
+    });
+  }
+}

@@ -1,0 +1,44 @@
+import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
+
+export function assertNonEmptyString(field: string, value: unknown): void {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new InvalidWorkerOptionsError(field, `must be a non-empty string (got ${describe(value)})`);
+  }
+}
+
+export function assertInteger(field: string, value: unknown, min: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new InvalidWorkerOptionsError(field, `must be an integer ≥ ${min} (got ${describe(value)})`);
+  }
+}
+
+export function assertNumber(field: string, value: unknown, min: number): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new InvalidWorkerOptionsError(field, `must be a finite number ≥ ${min} (got ${describe(value)})`);
+  }
+}
+
+export function assertBoolean(field: string, value: unknown): void {
+  if (typeof value !== 'boolean') throw new InvalidWorkerOptionsError(field, `must be true or false (got ${describe(value)})`);
+}
+
+export function assertPlainObject(field: string, value: unknown): asserts value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidWorkerOptionsError(field, `must be an object (got ${describe(value)})`);
+  }
+}
+
+export function assertKnownKeys(field: string, value: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      const where = field ? `${field}.${key}` : key;
+      throw new InvalidWorkerOptionsError(where, `is not an option (known: ${known.join(', ')})`);
+    }
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return Array.isArray(value) ? 'an array' : typeof value;
+}

@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Logger } from '@nestjs/common';
+import {
+  AttemptsExhaustedError,
+  CorruptPayloadError,
+  LeaseLostError,
+  NonErrorThrownError,
+  UnknownEventError,
+  WorkerNotConfiguredError,
+} from '../errors/worker.error.js';
+import type { IEventService } from '../interfaces/event-service.interface.js';
+import type { ILoggerService } from '../interfaces/logger.interface.js';
+import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
+import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/worker-creator.interface.js';
+import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
+import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth } from '../interfaces/worker-repository.interface.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS } from '../worker.constants.js';
+import { runPool } from './run-pool.js';
+import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
+import { assertInteger, assertNonEmptyString, assertNumber, assertPlainObject } from './worker-options.validation.js';
+
+export interface WorkerServiceSettings {
+  /** How long a claimed row stays leased to this worker. */
+  leaseSeconds?: number;
+  /** Concurrency of a queue when runWorker() is not given one. */
+  concurrencyFor?: (queueName: string) => number;
+}
+
+interface RunContext {
+  options: TEventWorkerOptions;
+  creator: IWorkerCreator;
+  repository: IWorkerQueueRepository;
+  eventService: IEventService;
+  result: RunWorkerResult;
+  /** Start of the current pass: rows due after it wait for the next pass. */
+  dueBy: Date;
+}
+
+/**
+ * The seed's WorkerService: `runWorker(options)` leases the due rows of one queue, runs their events
+ * and records each outcome (delete on success, retry later, or move to the failed store).
+ */
+export class WorkerService {
+  /** Identifies this process's claims (host:pid:random). */
+  readonly workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private logger: ILoggerService = new Logger(WorkerService.name);
+  private eventService?: IEventService;
+  private repository?: IWorkerQueueRepository;
+  private workerCreator?: IWorkerCreator;
+  private leaseMs = DEFAULT_LEASE_SECONDS * 1000;
+  private concurrencyFor: (queueName: string) => number = () => DEFAULT_CONCURRENCY;
+  private stopping = false;
+  private readonly activeRuns = new Set<Promise<void>>();
+
+  setLogger(logger: ILoggerService): void {
+    this.logger = logger;
+  }
+
+  setEventService(eventService: IEventService): void {
+    this.eventService = eventService;
+  }
+
+  /** Accepts the seed's plain repository too (then without leases: one worker process per queue). */
+  setWorkerRepository(repository: IWorkerRepository): void {
+    this.repository = isQueueRepository(repository) ? repository : new SeedRepositoryAdapter(repository);
+  }
+
+  setWorkerCreator(workerCreator: IWorkerCreator): void {
+    this.workerCreator = workerCreator;
+  }
+
+  configure(settings: WorkerServiceSettings): void {
+    if (settings.leaseSeconds !== undefined) {
+      assertNumber('leaseSeconds', settings.leaseSeconds, 1);
+      this.leaseMs = settings.leaseSeconds * 1000;
+    }
+    if (settings.concurrencyFor) this.concurrencyFor = settings.concurrencyFor;
+  }
+
+  /**
+   * Processes the due events of `options.queueName` and resolves with what happened. With `runOnce`
+   * one pass over what is due at the start; otherwise passes until nothing is due.
+   */
+  async runWorker(options: TEventWorkerOptions): Promise<RunWorkerResult> {
+    validateRunWorkerOptions(options);
+    const result: RunWorkerResult = { queueName: options.queueName, processed: 0, failed: 0, retried: 0 };
+    if (this.stopping) return result;
+    const context: RunContext = {
+      options,
+      creator: this.resolveCreator(options.workerCreator),
+      repository: this.requireRepository(),
+      eventService: this.requireEventService(),
+      result,
+      dueBy: new Date(),
+    };
+    const run = this.drain(context);
+    this.activeRuns.add(run);
+    try {
+      await run;
+    } finally {
+      this.activeRuns.delete(run);
+    }
+    return result;
+  }
+
+  /** Active (pending or running) and failed counts per queue. */
+  async getHealth(queueNames?: string[]): Promise<QueueHealth[]> {
+    return this.requireRepository().getQueueHealth(queueNames);
+  }
+
+  /** True once shutdown() was called: runWorker() then claims nothing. */
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  /**
+   * Stops claiming, waits up to `graceMs` for running events to finish, and gives back claimed rows
+   * that never started. Events still running after the grace period keep their lease until it
+   * expires; another worker then runs them again.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.activeRuns.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      Promise.allSettled([...this.activeRuns]).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+    ]);
+    clearTimeout(timer);
+    if (!finished) {
+      this.logger.warn(
+        `Shutdown grace period (${graceMs} ms) ended with events still running; ` +
+          `their leases expire and another worker runs them again`,
+      );
+    }
+  }
+
+  private async drain(context: RunContext): Promise<void> {
+    const { options, repository } = context;
+    const concurrency = options.concurrency ?? this.concurrencyFor(options.queueName);
+    let claimedInPass: number;
+    do {
+      context.dueBy = new Date();
+      claimedInPass = 0;
+      while (!this.stopping) {
+        const batch = await repository.claimWorkers({
+          queueName: options.queueName,
+          limit: concurrency,
+          workerId: this.workerId,
+          leaseMs: this.leaseMs,
+          dueBy: context.dueBy,
+        });
+        if (batch.length === 0) break;
+        claimedInPass += batch.length;
+        this.logger.log(`Queued items: ${batch.length}`);
+        const unstarted = await runPool(batch, concurrency, () => !this.stopping, (model) => this.process(model, context));
+        if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
+      }
+    } while (!options.runOnce && claimedInPass > 0 && !this.stopping);
+  }
+
+  private async process(model: IWorkerModel, context: RunContext): Promise<void> {
+    const { options, eventService, repository, result } = context;
+    let data: IWorkerAttributes | null;
+    let failure: Error | undefined;
+    try {
+      data = model.getWorkerData();
+    } catch (error) {
+      if (!(error instanceof CorruptPayloadError)) throw error;
+      data = error.attributes;
+      failure = error;
+    }
+    if (!data) {
+      this.logger.warn(`Skipped a claimed worker row without data in queue ${options.queueName}`);
+      return;
+    }
+    const eventOptions = eventService.getEventOptions(data.eventName);
+    const maxAttempts = eventOptions?.retries ?? options.retries;
+    const retryDelayMs = (eventOptions?.runAfterSeconds ?? options.runAfterSeconds) * 1000;
+    let permanent = failure !== undefined;
+    if (!failure && data.attempts > maxAttempts) {
+      failure = new AttemptsExhaustedError(data.id, data.eventName, maxAttempts);
+      permanent = true;
+    }
+    if (!failure) {
+      try {
+        const event = eventService.createEvent(data.eventName, data.payload);
+        this.logger.debug?.(`Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`);
+        await event.execute();
+      } catch (thrown) {
+        failure = thrown instanceof Error ? thrown : new NonErrorThrownError(thrown);
+        permanent = failure instanceof UnknownEventError;
+      }
+    }
+    try {
+      if (!failure) {
+        await repository.completeWorker(model);
+        result.processed++;
+        return;
+      }
+      this.logger.error(
+        `Event processing failed: ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts}): ${failure.message}`,
+        failure.stack,
+      );
+      const error = failure.stack ?? `${failure.name}: ${failure.message}`;
+      if (permanent || data.attempts >= maxAttempts) {
+        const now = new Date();
+        const failed = context.creator.createFailedWorkerModel({ ...data, error, retries: maxAttempts, failedAt: now, updatedAt: now });
+        await repository.failWorker(model, failed);
+        result.failed++;
+      } else {
+        // Strictly after the pass start, so a runOnce pass never picks its own retries up again.
+        const availableAt = new Date(Math.max(Date.now() + retryDelayMs, context.dueBy.getTime() + 1));
+        await repository.retryWorker(model, { error, retries: maxAttempts, availableAt });
+        result.retried++;
+      }
+    } catch (storageError) {
+      if (storageError instanceof LeaseLostError) {
+        this.logger.warn(`${storageError.message}; the worker that holds it now decides the outcome of ${data.eventName}`);
+      } else {
+        this.logger.error(
+          `Could not record the outcome of ${data.eventName} (row ${data.id}); it runs again when its lease expires: ` +
+            `${storageError instanceof Error ? storageError.message : String(storageError)}`,
+        );
+      }
+    }
+  }
+
+  private resolveCreator(creatorClass?: IWorkerCreatorConstructor): IWorkerCreator {
+    if (this.workerCreator && (!creatorClass || this.workerCreator instanceof creatorClass)) return this.workerCreator;
+    if (creatorClass) return new creatorClass();
+    throw new WorkerNotConfiguredError('Worker creator', 'setWorkerCreator');
+  }
+
+  private requireRepository(): IWorkerQueueRepository {
+    if (!this.repository) throw new WorkerNotConfiguredError('Worker repository', 'setWorkerRepository');
+    return this.repository;
+  }
+
+  private requireEventService(): IEventService {
+    if (!this.eventService) throw new WorkerNotConfiguredError('Event service', 'setEventService');
+    return this.eventService;
+  }
+}
+
+export function validateRunWorkerOptions(options: TEventWorkerOptions): void {
+  assertPlainObject('runWorker options', options);
+  assertNonEmptyString('queueName', options.queueName);
+  assertInteger('retries', options.retries, 1);
+  assertNumber('runAfterSeconds', options.runAfterSeconds, 0);
+  if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1);
+}

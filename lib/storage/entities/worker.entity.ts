@@ -1,0 +1,96 @@
+import { type DataSourceOptions, EntitySchema, type EntitySchemaColumnOptions, type ValueTransformer } from 'typeorm';
+
+/** Instants are stored as epoch milliseconds: one comparable form on every database. */
+const epochMs: ValueTransformer = {
+  to: (value: number | null | undefined) => value,
+  from: (value: string | number | null) => (value === null ? null : Number(value)),
+};
+
+export const PENDING_WORKERS_TABLE = 'nestjs_workers';
+export const FAILED_WORKERS_TABLE = 'nestjs_failed_workers';
+
+/**
+ * A pending event. While leased, `leaseToken` is set and `availableAt` is the lease expiry, so
+ * "claimable" is one range condition on (queueName, availableAt) for new and abandoned rows alike.
+ */
+export class WorkerEntity {
+  /** A string from PostgreSQL and MySQL, a number from SQLite; the API always uses String(id). */
+  id!: string | number;
+  queueName!: string;
+  eventName!: string;
+  /** JSON text; null for an event without payload. */
+  payload!: string | null;
+  attempts!: number;
+  retries!: number;
+  /** Last error (text with stack) while the event is being retried. */
+  error!: string | null;
+  availableAt!: number;
+  lockedBy!: string | null;
+  leaseToken!: string | null;
+  createdAt!: number;
+  updatedAt!: number;
+}
+
+/** An event whose attempts ran out (or that can never run); written in one transaction with the delete. */
+export class FailedWorkerEntity {
+  id!: string | number;
+  queueName!: string;
+  eventName!: string;
+  payload!: string | null;
+  attempts!: number;
+  retries!: number;
+  error!: string | null;
+  failedAt!: number;
+  /** The pending row's createdAt: when the event was first dispatched. */
+  createdAt!: number;
+  updatedAt!: number;
+}
+
+type DatabaseType = DataSourceOptions['type'];
+
+/**
+ * The two tables for one database type. Built per type because a 64-bit auto-increment key is
+ * spelled differently: SQLite's INTEGER PRIMARY KEY is already 64-bit, elsewhere it is bigint.
+ */
+export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEntity>, EntitySchema<FailedWorkerEntity>] {
+  const id: EntitySchemaColumnOptions = {
+    type: type === 'better-sqlite3' ? 'integer' : 'bigint',
+    primary: true,
+    generated: 'increment',
+  };
+  const shared = {
+    queueName: { name: 'queue_name', type: 'varchar', length: 255 },
+    eventName: { name: 'event_name', type: 'varchar', length: 255 },
+    payload: { type: 'text', nullable: true },
+    attempts: { type: 'int', default: 0 },
+    retries: { type: 'int' },
+    error: { type: 'text', nullable: true },
+    createdAt: { name: 'created_at', type: 'bigint', transformer: epochMs },
+    updatedAt: { name: 'updated_at', type: 'bigint', transformer: epochMs },
+  } satisfies Record<string, EntitySchemaColumnOptions>;
+  const pending = new EntitySchema<WorkerEntity>({
+    name: 'NestjsWorker',
+    target: WorkerEntity,
+    tableName: PENDING_WORKERS_TABLE,
+    columns: {
+      id,
+      ...shared,
+      availableAt: { name: 'available_at', type: 'bigint', transformer: epochMs },
+      lockedBy: { name: 'locked_by', type: 'varchar', length: 255, nullable: true },
+      leaseToken: { name: 'lease_token', type: 'varchar', length: 64, nullable: true },
+    },
+    indices: [{ name: 'IDX_nestjs_workers_due', columns: ['queueName', 'availableAt', 'id'] }],
+  });
+  const failed = new EntitySchema<FailedWorkerEntity>({
+    name: 'NestjsFailedWorker',
+    target: FailedWorkerEntity,
+    tableName: FAILED_WORKERS_TABLE,
+    columns: {
+      id,
+      ...shared,
+      failedAt: { name: 'failed_at', type: 'bigint', transformer: epochMs },
+    },
+    indices: [{ name: 'IDX_nestjs_failed_workers_queue', columns: ['queueName', 'failedAt'] }],
+  });
+  return [pending, failed];
+}

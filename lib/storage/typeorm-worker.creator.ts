@@ -1,0 +1,25 @@
+import type { DataSource } from 'typeorm';
+import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
+import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
+import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
+import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
+
+/** The seed's IWorkerCreator on TypeORM: unsaved models for the pending and the failed table. */
+export class TypeOrmWorkerCreator implements IWorkerCreator {
+  constructor(private readonly dataSource: DataSource) {}
+
+  createWorkerModel(data: IWorkerAttributes): IWorkerModel {
+    return this.modelFor(WorkerEntity, data);
+  }
+
+  createFailedWorkerModel(data: IWorkerAttributes): IWorkerModel {
+    return this.modelFor(FailedWorkerEntity, { ...data, failedAt: data.failedAt ?? new Date() });
+  }
+
+  private modelFor(table: typeof WorkerEntity | typeof FailedWorkerEntity, data: IWorkerAttributes): TypeOrmWorkerModel {
+    const model = new TypeOrmWorkerModel(this.dataSource, table);
+    model.setData({ ...data, id: undefined });
+    return model;
+  }
+}

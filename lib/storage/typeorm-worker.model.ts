@@ -1,0 +1,126 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
+import { serializePayload } from '../events/payload-serializer.js';
+import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
+import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
+import { type StoredWorkerFields, toAttributes } from './worker-row.js';
+
+export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
+
+/**
+ * The seed's IWorkerModel on TypeORM, for either table. A model that came from a claim carries its
+ * lease token, and every write it makes is fenced by it: after the lease is lost it changes nothing.
+ */
+export class TypeOrmWorkerModel implements IWorkerModel {
+  private fields: StoredWorkerFields | null;
+  private cachedAttributes: IWorkerAttributes | null = null;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    readonly table: WorkerTable,
+    fields: StoredWorkerFields | null = null,
+    /** Set on claimed rows: the token their writes are fenced by. */
+    readonly leaseToken: string | null = null,
+  ) {
+    this.fields = fields;
+  }
+
+  get id(): string | undefined {
+    return this.fields?.id;
+  }
+
+  async createWorkerData(data: IWorkerAttributes): Promise<void> {
+    this.setData({ ...data, id: undefined });
+    await this.insert(this.dataSource.manager);
+  }
+
+  async updateWorkerData(data: IWorkerAttributes): Promise<void> {
+    this.setData({ ...data, id: this.fields?.id ?? data.id });
+    await this.saveWorkerData();
+  }
+
+  getWorkerData<T extends IWorkerAttributes = IWorkerAttributes>(): T | null {
+    if (!this.fields) return null;
+    this.cachedAttributes ??= toAttributes(this.fields);
+    return this.cachedAttributes as T;
+  }
+
+  async saveWorkerData(): Promise<void> {
+    const fields = this.requireFields();
+    if (fields.id === undefined) {
+      await this.insert(this.dataSource.manager);
+      return;
+    }
+    const result = await this.fenced(
+      this.dataSource.manager.createQueryBuilder().update(this.table).set(this.columnValues(fields)),
+    ).execute();
+    this.assertAffected(result.affected);
+  }
+
+  async deleteWorkerData(): Promise<void> {
+    await this.deleteWith(this.dataSource.manager);
+  }
+
+  /** Inserts the row through `manager` (a transaction's, when the insert is part of one). */
+  async insert(manager: EntityManager): Promise<void> {
+    const fields = this.requireFields();
+    const row =
+      this.table === WorkerEntity
+        ? { ...this.columnValues(fields), availableAt: fields.createdAt }
+        : { ...this.columnValues(fields), failedAt: fields.failedAt ?? Date.now() };
+    const result = await manager.createQueryBuilder().insert().into(this.table).values(row).execute();
+    const generated = result.identifiers[0]?.id as string | number | undefined;
+    if (generated === undefined) throw new WorkerError(`Insert into ${this.table.name} returned no id`);
+    this.fields = { ...this.requireFields(), id: String(generated) };
+    this.cachedAttributes = null;
+  }
+
+  /** Deletes the row through `manager`, fenced by the lease token when there is one. */
+  async deleteWith(manager: EntityManager): Promise<void> {
+    const id = this.requireFields().id;
+    if (id === undefined) throw new WorkerError('Cannot delete a worker row that was never saved');
+    const result = await this.fenced(manager.createQueryBuilder().delete().from(this.table)).execute();
+    this.assertAffected(result.affected);
+  }
+
+  private fenced<Q extends { where(condition: string, parameters?: object): Q; andWhere(condition: string, parameters?: object): Q }>(query: Q): Q {
+    const scoped = query.where('id = :id', { id: this.requireFields().id });
+    return this.leaseToken === null ? scoped : scoped.andWhere('lease_token = :leaseToken', { leaseToken: this.leaseToken });
+  }
+
+  /** The columns both tables share, plus failedAt on the failed table. */
+  private columnValues(fields: StoredWorkerFields): Omit<StoredWorkerFields, 'id' | 'failedAt'> & { failedAt?: number } {
+    const { id: _id, failedAt, ...shared } = fields;
+    return this.table === FailedWorkerEntity && failedAt !== undefined ? { ...shared, failedAt } : shared;
+  }
+
+  private assertAffected(affected: number | null | undefined): void {
+    if (affected !== 0) return;
+    const id = this.requireFields().id ?? '(unsaved)';
+    if (this.leaseToken !== null) throw new LeaseLostError(id);
+    throw new WorkerError(`Worker row ${id} no longer exists in ${this.table.name}`);
+  }
+
+  /** Replaces the data in memory only; saveWorkerData() stores it. */
+  setData(data: IWorkerAttributes): void {
+    this.fields = {
+      id: data.id,
+      queueName: data.queueName,
+      eventName: data.eventName,
+      payload: serializePayload(data.eventName, data.payload),
+      attempts: data.attempts,
+      retries: data.retries,
+      error: data.error ?? null,
+      createdAt: data.createdAt.getTime(),
+      updatedAt: data.updatedAt.getTime(),
+      failedAt: data.failedAt?.getTime(),
+    };
+    this.cachedAttributes = null;
+  }
+
+  private requireFields(): StoredWorkerFields {
+    if (!this.fields) throw new WorkerError('Worker model has no data: call createWorkerData() or updateWorkerData() first');
+    return this.fields;
+  }
+}

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
+import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import type {
+  ClaimRequest,
+  IWorkerQueueRepository,
+  QueueHealth,
+  RetryRequest,
+} from '../interfaces/worker-repository.interface.js';
+import { dialectFor, type WorkerDialect } from './dialects/worker-dialect.js';
+import { FailedWorkerEntity, PENDING_WORKERS_TABLE, WorkerEntity } from './entities/worker.entity.js';
+import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
+import { fromRawRow } from './worker-row.js';
+
+/**
+ * The seed's IWorkerRepository on TypeORM, with leasing: rows are claimed atomically per dialect
+ * and every later write is fenced by the claim's lease token.
+ */
+export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
+  private readonly dialect: WorkerDialect;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.dialect = dialectFor(dataSource);
+  }
+
+  /** Every pending row (waiting, retrying or running), oldest first. */
+  async getWorkers(): Promise<IWorkerModel[]> {
+    const rows = await this.dataSource.getRepository(WorkerEntity).find({ order: { id: 'ASC' } });
+    return rows.map((row) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, { ...row, id: String(row.id) }));
+  }
+
+  async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
+    const leaseToken = randomUUID();
+    const raws = await this.dialect.claim(this.dataSource, PENDING_WORKERS_TABLE, request, leaseToken, Date.now());
+    return raws
+      .map(fromRawRow)
+      .sort((a, b) => a.availableAt - b.availableAt || compareIds(a.id, b.id))
+      .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken));
+  }
+
+  async completeWorker(model: IWorkerModel): Promise<void> {
+    await leased(model).deleteWith(this.dataSource.manager);
+  }
+
+  async retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
+    const claimed = leased(model);
+    const result = await this.dataSource.manager
+      .createQueryBuilder()
+      .update(WorkerEntity)
+      .set({
+        error: retry.error,
+        retries: retry.retries,
+        availableAt: retry.availableAt.getTime(),
+        lockedBy: null,
+        leaseToken: null,
+        updatedAt: Date.now(),
+      })
+      .where('id = :id AND lease_token = :leaseToken', { id: claimed.id, leaseToken: claimed.leaseToken })
+      .execute();
+    if (result.affected === 0) throw new LeaseLostError(claimed.id);
+  }
+
+  async failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void> {
+    const claimed = leased(model);
+    if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
+      throw new WorkerError('TypeOrmWorkerRepository.failWorker needs a failed model made by TypeOrmWorkerCreator');
+    }
+    // Insert and delete commit together; a lost lease (delete affects nothing) rolls the insert back.
+    await this.dataSource.transaction(async (manager) => {
+      await failed.insert(manager);
+      await claimed.deleteWith(manager);
+    });
+  }
+
+  async releaseWorkers(models: IWorkerModel[]): Promise<void> {
+    for (const model of models) {
+      const claimed = leased(model);
+      await this.dataSource.manager
+        .createQueryBuilder()
+        .update(WorkerEntity)
+        .set({ attempts: () => 'attempts - 1', availableAt: Date.now(), lockedBy: null, leaseToken: null })
+        .where('id = :id AND lease_token = :leaseToken', { id: claimed.id, leaseToken: claimed.leaseToken })
+        .execute();
+    }
+  }
+
+  async getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]> {
+    const [active, failed] = await Promise.all([
+      this.countByQueue(WorkerEntity, queueNames),
+      this.countByQueue(FailedWorkerEntity, queueNames),
+    ]);
+    const names = queueNames ?? [...new Set([...active.keys(), ...failed.keys()])].sort();
+    return names.map((queueName) => {
+      const activeCount = active.get(queueName) ?? 0;
+      const failedCount = failed.get(queueName) ?? 0;
+      return { queueName, active: activeCount, failed: failedCount, total: activeCount + failedCount };
+    });
+  }
+
+  private async countByQueue(table: typeof WorkerEntity | typeof FailedWorkerEntity, queueNames?: string[]): Promise<Map<string, number>> {
+    const query = this.dataSource.manager
+      .createQueryBuilder(table, 'row')
+      .select('row.queueName', 'queueName')
+      .addSelect('COUNT(*)', 'count')
+      .groupBy('row.queueName');
+    if (queueNames) {
+      if (queueNames.length === 0) return new Map();
+      query.where('row.queueName IN (:...queueNames)', { queueNames });
+    }
+    const rows = await query.getRawMany<{ queueName: string; count: string | number }>();
+    return new Map(rows.map((row) => [row.queueName, Number(row.count)]));
+  }
+}
+
+function leased(model: IWorkerModel): TypeOrmWorkerModel & { id: string; leaseToken: string } {
+  if (!(model instanceof TypeOrmWorkerModel) || model.leaseToken === null || model.id === undefined) {
+    throw new WorkerError('TypeOrmWorkerRepository can only complete, retry or fail rows it claimed itself');
+  }
+  return model as TypeOrmWorkerModel & { id: string; leaseToken: string };
+}
+
+function compareIds(a: string | undefined, b: string | undefined): number {
+  return BigInt(a ?? 0) < BigInt(b ?? 0) ? -1 : BigInt(a ?? 0) > BigInt(b ?? 0) ? 1 : 0;
+}

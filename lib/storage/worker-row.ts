@@ -1,0 +1,64 @@
+import { CorruptPayloadError } from '../errors/worker.error.js';
+import { deserializePayload } from '../events/payload-serializer.js';
+import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
+
+/** A row of either table as the database returns it from raw SQL (snake_case, driver-typed). */
+export type RawWorkerRow = Record<string, unknown>;
+
+/** The fields both tables share, normalised (string id, epoch-ms numbers). */
+export interface StoredWorkerFields {
+  id?: string;
+  queueName: string;
+  eventName: string;
+  payload: string | null;
+  attempts: number;
+  retries: number;
+  error: string | null;
+  createdAt: number;
+  updatedAt: number;
+  failedAt?: number;
+}
+
+/** Lease columns of a claimed pending row. */
+export interface LeaseFields {
+  leaseToken: string | null;
+  availableAt: number;
+}
+
+export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields {
+  return {
+    id: String(raw.id),
+    queueName: String(raw.queue_name),
+    eventName: String(raw.event_name),
+    payload: raw.payload === null || raw.payload === undefined ? null : String(raw.payload),
+    attempts: Number(raw.attempts),
+    retries: Number(raw.retries),
+    error: raw.error === null || raw.error === undefined ? null : String(raw.error),
+    createdAt: Number(raw.created_at),
+    updatedAt: Number(raw.updated_at),
+    leaseToken: raw.lease_token === null || raw.lease_token === undefined ? null : String(raw.lease_token),
+    availableAt: Number(raw.available_at),
+  };
+}
+
+/** Stored fields → the seed's attributes. Throws CorruptPayloadError when the payload no longer parses. */
+export function toAttributes(fields: StoredWorkerFields): IWorkerAttributes {
+  const attributes: IWorkerAttributes = {
+    id: fields.id,
+    payload: null,
+    attempts: fields.attempts,
+    retries: fields.retries,
+    queueName: fields.queueName,
+    eventName: fields.eventName,
+    createdAt: new Date(fields.createdAt),
+    updatedAt: new Date(fields.updatedAt),
+  };
+  if (fields.error !== null) attributes.error = fields.error;
+  if (fields.failedAt !== undefined) attributes.failedAt = new Date(fields.failedAt);
+  try {
+    attributes.payload = deserializePayload(fields.payload);
+  } catch (error) {
+    throw new CorruptPayloadError(attributes, fields.payload ?? '', error);
+  }
+  return attributes;
+}

@@ -1,0 +1,25 @@
+/** Metadata key written by @QueueEvent(). */
+export const QUEUE_EVENT_METADATA = 'nestjs-workers:queue-event';
+
+/** DI token of the validated, defaulted module configuration. */
+export const WORKER_CONFIG = 'NESTJS_WORKERS_CONFIG';
+/** DI token of the TypeORM DataSource the queue tables live in. */
+export const WORKER_DATA_SOURCE = 'NESTJS_WORKERS_DATA_SOURCE';
+/** DI token of the IWorkerRepository in use (replaceable). */
+export const WORKER_REPOSITORY = 'NESTJS_WORKERS_REPOSITORY';
+/** DI token of the IWorkerCreator in use (replaceable). */
+export const WORKER_CREATOR = 'NESTJS_WORKERS_CREATOR';
+
+/** Prefix of the interval names registered in @nestjs/schedule's SchedulerRegistry. */
+export const POLL_INTERVAL_PREFIX = 'nestjs-workers:';
+
+export const DEFAULT_SQLITE_FILE = 'nestjs-workers.sqlite';
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+export const DEFAULT_RETRIES = 3;
+export const DEFAULT_RUN_AFTER_SECONDS = 0;
+export const DEFAULT_POLL_INTERVAL_MS = 1000;
+export const DEFAULT_CONCURRENCY = 1;
+export const DEFAULT_LEASE_SECONDS = 30;
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
+/** Longest pause between polls after repeated errors (database down). */
+export const MAX_POLL_BACKOFF_MS = 30_000;

@@ -1,0 +1,112 @@
+import { type DynamicModule, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type Provider } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { ScheduleModule } from '@nestjs/schedule';
+import type { DataSource } from 'typeorm';
+import { EventService } from './events/event.service.js';
+import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
+import type { WorkerModuleExtras, WorkerProviderOverride } from './interfaces/worker-module-options.interface.js';
+import type { IWorkerRepository } from './interfaces/worker-repository.interface.js';
+import { WorkerService } from './processing/worker.service.js';
+import { TypeOrmWorkerCreator } from './storage/typeorm-worker.creator.js';
+import { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js';
+import { openWorkerDataSource } from './storage/worker-data-source.js';
+import { type ResolvedWorkerConfig, resolveWorkerConfig } from './worker.config.js';
+import { WORKER_CONFIG, WORKER_CREATOR, WORKER_DATA_SOURCE, WORKER_REPOSITORY } from './worker.constants.js';
+import {
+  ConfigurableWorkerModule,
+  WORKER_ASYNC_OPTIONS_TYPE,
+  WORKER_MODULE_OPTIONS,
+  WORKER_OPTIONS_TYPE,
+} from './worker.module-definition.js';
+import { WorkerScheduler } from './worker.scheduler.js';
+
+/** Closes the DataSource the module opened, after the workers have drained. */
+@Injectable()
+class WorkerDataSourceCloser implements OnApplicationShutdown {
+  constructor(@Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+  }
+}
+
+function overridable<T>(token: string, override: WorkerProviderOverride<T> | undefined, fallback: Provider): Provider {
+  return override ? ({ provide: token, ...override } as Provider) : fallback;
+}
+
+function workerProviders(extras: WorkerModuleExtras): Provider[] {
+  return [
+    { provide: WORKER_CONFIG, useFactory: resolveWorkerConfig, inject: [WORKER_MODULE_OPTIONS] },
+    {
+      provide: WORKER_DATA_SOURCE,
+      useFactory: (config: ResolvedWorkerConfig) => openWorkerDataSource(config.database),
+      inject: [WORKER_CONFIG],
+    },
+    overridable<IWorkerCreator>(WORKER_CREATOR, extras.workerCreator, {
+      provide: WORKER_CREATOR,
+      useFactory: (dataSource: DataSource) => new TypeOrmWorkerCreator(dataSource),
+      inject: [WORKER_DATA_SOURCE],
+    }),
+    overridable<IWorkerRepository>(WORKER_REPOSITORY, extras.workerRepository, {
+      provide: WORKER_REPOSITORY,
+      useFactory: (dataSource: DataSource) => new TypeOrmWorkerRepository(dataSource),
+      inject: [WORKER_DATA_SOURCE],
+    }),
+    {
+      provide: EventService,
+      useFactory: (config: ResolvedWorkerConfig, creator: IWorkerCreator, moduleRef: ModuleRef) =>
+        new EventService({
+          workerCreator: creator,
+          events: config.events,
+          resolveDependency: (token) => moduleRef.get(token as string, { strict: false }),
+          retriesFor: (queueName) => config.queueOptions(queueName).retries,
+        }),
+      inject: [WORKER_CONFIG, WORKER_CREATOR, ModuleRef],
+    },
+    {
+      provide: WorkerService,
+      useFactory: (config: ResolvedWorkerConfig, repository: IWorkerRepository, creator: IWorkerCreator, eventService: EventService) => {
+        const workerService = new WorkerService();
+        workerService.setLogger(config.logger ?? new Logger(WorkerService.name));
+        workerService.setEventService(eventService);
+        workerService.setWorkerRepository(repository);
+        workerService.setWorkerCreator(creator);
+        workerService.configure({
+          leaseSeconds: config.leaseSeconds,
+          concurrencyFor: (queueName) => config.queueOptions(queueName).concurrency,
+        });
+        return workerService;
+      },
+      inject: [WORKER_CONFIG, WORKER_REPOSITORY, WORKER_CREATOR, EventService],
+    },
+    WorkerScheduler,
+    WorkerDataSourceCloser,
+  ];
+}
+
+const EXPORTS = [WorkerService, EventService, WORKER_CONFIG, WORKER_DATA_SOURCE, WORKER_REPOSITORY, WORKER_CREATOR];
+
+function withWorkerProviders(definition: DynamicModule, extras: WorkerModuleExtras): DynamicModule {
+  return {
+    ...definition,
+    imports: [...(definition.imports ?? []), ScheduleModule.forRoot()],
+    providers: [...(definition.providers ?? []), ...workerProviders(extras)],
+    exports: [...(definition.exports ?? []), ...EXPORTS],
+  };
+}
+
+/**
+ * Durable background work on a database: `WorkerModule.forRoot()` (embedded SQLite by default) or
+ * `forRootAsync({ useFactory | useClass | useExisting, inject, imports })`. Provides WorkerService and
+ * EventService, globally unless `isGlobal: false`.
+ */
+@Module({})
+export class WorkerModule extends ConfigurableWorkerModule {
+  static override forRoot(options: typeof WORKER_OPTIONS_TYPE = {}): DynamicModule {
+    return withWorkerProviders(super.forRoot(options), options);
+  }
+
+  static override forRootAsync(options: typeof WORKER_ASYNC_OPTIONS_TYPE): DynamicModule {
+    return withWorkerProviders(super.forRootAsync(options), options);
+  }
+}

@@ -1,0 +1,80 @@
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { EventService } from './events/event.service.js';
+import type { RunWorkerResult } from './interfaces/worker-options.interface.js';
+import { WorkerService } from './processing/worker.service.js';
+import type { ResolvedWorkerConfig } from './worker.config.js';
+import { MAX_POLL_BACKOFF_MS, POLL_INTERVAL_PREFIX, WORKER_CONFIG } from './worker.constants.js';
+
+/**
+ * Polls each queue through @nestjs/schedule intervals: started once the application has
+ * bootstrapped, one run per queue at a time, backing off while the database fails, and stopped and
+ * drained before the application's providers (and the DataSource) shut down.
+ */
+@Injectable()
+export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(WorkerScheduler.name);
+  private readonly running = new Set<string>();
+  private readonly failures = new Map<string, { count: number; resumeAt: number }>();
+  private readonly intervalNames: string[] = [];
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: ResolvedWorkerConfig,
+    private readonly workerService: WorkerService,
+    private readonly eventService: EventService,
+    private readonly schedulerRegistry: SchedulerRegistry,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const events = this.eventService.getRegisteredEvents();
+    this.logger.debug?.(`Registered events: ${events.map((event) => `${event.name} (${event.queueName ?? 'sync'})`).join(', ') || 'none'}`);
+    if (!this.config.autoStart) return;
+    const queueNames = this.queueNames();
+    for (const queueName of queueNames) {
+      const name = POLL_INTERVAL_PREFIX + queueName;
+      const handle = setInterval(() => void this.poll(queueName), this.config.queueOptions(queueName).pollIntervalMs);
+      this.schedulerRegistry.addInterval(name, handle);
+      this.intervalNames.push(name);
+      void this.poll(queueName);
+    }
+    if (queueNames.length > 0) this.logger.log(`Polling queues: ${queueNames.join(', ')}`);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const name of this.intervalNames.splice(0)) this.schedulerRegistry.deleteInterval(name);
+    await this.workerService.shutdown(this.config.shutdownGraceSeconds * 1000);
+  }
+
+  /** Queues named in the config plus the queues of registered @QueueEvent() classes. */
+  queueNames(): string[] {
+    const fromEvents = this.eventService.getRegisteredEvents().flatMap((event) => (event.queueName ? [event.queueName] : []));
+    return [...new Set([...this.config.queues.keys(), ...fromEvents])];
+  }
+
+  /** One poll of a queue; skipped while the previous one runs, while backing off, or once stopping. */
+  async poll(queueName: string): Promise<RunWorkerResult | undefined> {
+    const backoff = this.failures.get(queueName);
+    if (this.running.has(queueName) || this.workerService.isStopping || (backoff && Date.now() < backoff.resumeAt)) {
+      return undefined;
+    }
+    this.running.add(queueName);
+    const { retries, runAfterSeconds, concurrency, pollIntervalMs } = this.config.queueOptions(queueName);
+    try {
+      const result = await this.workerService.runWorker({ queueName, retries, runAfterSeconds, concurrency });
+      if (backoff) this.logger.log(`Queue ${queueName} is polling again after ${backoff.count} failed polls`);
+      this.failures.delete(queueName);
+      return result;
+    } catch (error) {
+      const count = (backoff?.count ?? 0) + 1;
+      const pauseMs = Math.min(pollIntervalMs * 2 ** count, MAX_POLL_BACKOFF_MS);
+      this.failures.set(queueName, { count, resumeAt: Date.now() + pauseMs });
+      this.logger.error(
+        `Polling queue ${queueName} failed (${count} in a row); next try in ${pauseMs} ms: ` +
+          `${error instanceof Error ? error.message : String(error)}`,
+      );
+      return undefined;
+    } finally {
+      this.running.delete(queueName);
+    }
+  }
+}

@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { INestApplicationContext, ModuleMetadata } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import type { DataSource } from 'typeorm';
+import {
+  EventService,
+  type ILoggerService,
+  WORKER_DATA_SOURCE,
+  WorkerModule,
+  type WorkerModuleOptions,
+  WorkerService,
+} from '../../lib/index.js';
+
+/** A fresh SQLite file in its own temp folder, removed by cleanup(). */
+export function tempDatabase(): { file: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'nestjs-workers-'));
+  return { file: join(dir, 'queue.sqlite'), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestApp {
+  app: INestApplicationContext;
+  workers: WorkerService;
+  events: EventService;
+  dataSource: DataSource;
+  file: string;
+  close(): Promise<void>;
+}
+
+/** Boots WorkerModule on a temp SQLite file (polling off unless asked) and returns its services. */
+export async function createTestApp(
+  options: WorkerModuleOptions = {},
+  metadata: ModuleMetadata = {},
+): Promise<TestApp> {
+  const database = tempDatabase();
+  const moduleRef = await Test.createTestingModule({
+    ...metadata,
+    imports: [
+      WorkerModule.forRoot({ autoStart: false, ...options, database: { database: database.file, ...options.database } }),
+      ...(metadata.imports ?? []),
+    ],
+  }).compile();
+  const app = await moduleRef.init();
+  return {
+    app,
+    workers: app.get(WorkerService),
+    events: app.get(EventService),
+    dataSource: app.get<DataSource>(WORKER_DATA_SOURCE),
+    file: database.file,
+    close: async () => {
+      await app.close();
+      database.cleanup();
+    },
+  };
+}
+
+/** A logger that keeps every line, for assertions on what the workers log. */
+export class RecordingLogger implements ILoggerService {
+  readonly lines: { level: string; message: string }[] = [];
+  log(message: string): void {
+    this.lines.push({ level: 'log', message });
+  }
+  error(message: string): void {
+    this.lines.push({ level: 'error', message });
+  }
+  warn(message: string): void {
+    this.lines.push({ level: 'warn', message });
+  }
+  debug(message: string): void {
+    this.lines.push({ level: 'debug', message });
+  }
+  messages(level?: string): string[] {
+    return this.lines.filter((line) => !level || line.level === level).map((line) => line.message);
+  }
+}
+
+export async function pendingRows(dataSource: DataSource): Promise<Record<string, unknown>[]> {
+  return dataSource.query('SELECT * FROM nestjs_workers ORDER BY id');
+}
+
+export async function failedRows(dataSource: DataSource): Promise<Record<string, unknown>[]> {
+  return dataSource.query('SELECT * FROM nestjs_failed_workers ORDER BY id');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Condition not met within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}

@@ -41,7 +41,10 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   async beforeApplicationShutdown(): Promise<void> {
-    for (const name of this.intervalNames.splice(0)) this.schedulerRegistry.deleteInterval(name);
+    // @nestjs/schedule may already have cleared every interval in its own shutdown hook.
+    for (const name of this.intervalNames.splice(0)) {
+      if (this.schedulerRegistry.doesExist('interval', name)) this.schedulerRegistry.deleteInterval(name);
+    }
     await this.workerService.shutdown(this.config.shutdownGraceSeconds * 1000);
   }
 

@@ -1,7 +1,7 @@
 import { DuplicateEventNameError, UnknownEventError } from '../errors/worker.error.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import { getDecoratedEventClasses, getQueueEventMetadata } from '../worker-metadata.accessor.js';
-import { type EventClass, eventNameOf } from './base-event.js';
+import { type BaseEvent, type EventClass, eventNameOf } from './base-event.js';
 
 export interface RegisteredEvent {
   name: string;
@@ -59,7 +59,21 @@ export class EventRegistry {
     if (existing?.eventClass === eventClass) return;
     if (existing) throw new DuplicateEventNameError(name, existing.eventClass.name, eventClass.name);
     const metadata = getQueueEventMetadata(eventClass);
-    const { queueName, name: _name, ...options } = metadata ?? { queueName: undefined };
+    const { queueName, name: _name, ...options } = metadata ?? { queueName: queueOfUndecorated(eventClass) };
     this.byName.set(name, { name, eventClass, queueName, options });
+  }
+}
+
+/**
+ * The queue of a class that only overrides getQueueName() (the seed's style). It is read from the
+ * prototype, without a payload; a getQueueName() that needs the payload yields no queue to poll
+ * (list the queue under `queues` then).
+ */
+function queueOfUndecorated(eventClass: EventClass): string | undefined {
+  try {
+    const queueName: unknown = (eventClass.prototype as BaseEvent).getQueueName.call(Object.create(eventClass.prototype));
+    return typeof queueName === 'string' && queueName !== '' ? queueName : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -141,8 +141,11 @@ export class WorkerService {
     const { options, repository } = context;
     const concurrency = options.concurrency ?? this.concurrencyFor(options.queueName);
     let claimedInPass: number;
+    let firstPass = true;
     do {
-      context.dueBy = new Date();
+      // A later pass reaches at least 1 ms past the previous one, where its zero-delay retries fall due.
+      context.dueBy = new Date(firstPass ? Date.now() : Math.max(Date.now(), context.dueBy.getTime() + 1));
+      firstPass = false;
       claimedInPass = 0;
       while (!this.stopping) {
         const batch = await repository.claimWorkers({

@@ -1,0 +1,48 @@
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { WorkerModule } from '../lib/index.js';
+import { DailyDigestEvent } from './daily-digest.event.js';
+import { DigestScheduler } from './digest.scheduler.js';
+import { EmailNotificationEvent } from './email-notification.event.js';
+import { HealthController } from './health.controller.js';
+import { MailService } from './mail.service.js';
+import { NotificationsController } from './notifications.controller.js';
+import { WorkersController } from './workers.controller.js';
+
+export interface SampleAppOptions {
+  /** SQLite file of the queues. Default: $WORKERS_DB, else sample-workers.sqlite in the working directory. */
+  database?: string;
+  /** Poll the queues in this process. Default true. */
+  autoStart?: boolean;
+  /** Run the digest cron in this process. Default true. */
+  digestCron?: boolean;
+}
+
+@Module({})
+export class AppModule {
+  static register(options: SampleAppOptions = {}): DynamicModule {
+    const providers: Provider[] = [MailService];
+    if (options.digestCron ?? true) providers.push(DigestScheduler);
+    return {
+      module: AppModule,
+      imports: [
+        // No ScheduleModule.forRoot() here although DigestScheduler's @Cron() needs it: WorkerModule
+        // already imports it (globally), and Nest keeps modules by reference, so a second forRoot()
+        // is a second ScheduleModule whose explorer registers every @Cron() again: the digest would
+        // be queued twice a minute.
+        WorkerModule.forRoot({
+          database: { database: options.database ?? process.env.WORKERS_DB ?? 'sample-workers.sqlite' },
+          queues: {
+            'email-queue': { retries: 5, runAfterSeconds: 30, concurrency: 4, pollIntervalMs: 500 },
+            'maintenance-queue': { retries: 2 },
+          },
+          // Listed although @QueueEvent() registers them: a worker process then knows every event
+          // it may find in the table, whatever this process happened to import.
+          events: [EmailNotificationEvent, DailyDigestEvent],
+          autoStart: options.autoStart ?? true,
+        }),
+      ],
+      controllers: [HealthController, WorkersController, NotificationsController],
+      providers,
+    };
+  }
+}

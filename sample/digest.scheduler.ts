@@ -1,0 +1,36 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Cron, CronExpression } from '@nestjs/schedule';
+import { EventService } from '../lib/index.js';
+import { DailyDigestEvent } from './daily-digest.event.js';
+
+/** Name of the cron job in SchedulerRegistry, so it can be looked up, stopped or inspected. */
+export const DIGEST_CRON_JOB = 'daily-digest';
+
+/**
+ * The seed's "Cron Job Integration", turned around: WorkerModule already polls the queues, so the
+ * cron only dispatches, and the digest itself runs on a worker with retries.
+ */
+@Injectable()
+export class DigestScheduler {
+  private readonly logger = new Logger(DigestScheduler.name);
+
+  constructor(private readonly events: EventService) {}
+
+  // Every minute rather than daily so that the sample shows a digest while you watch it.
+  @Cron(CronExpression.EVERY_MINUTE, { name: DIGEST_CRON_JOB })
+  async dispatchDigest(): Promise<string | undefined> {
+    try {
+      const id = await this.events.dispatch(new DailyDigestEvent({ date: new Date().toISOString().slice(0, 10) }));
+      this.logger.log(`Queued daily digest (row ${id})`);
+      return id;
+    } catch (error) {
+      // @nestjs/schedule would only log a rejection without context; say which job failed.
+      this.logger.error(`Could not queue the daily digest: ${messageOf(error)}`, error instanceof Error ? error.stack : undefined);
+      return undefined;
+    }
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,269 @@
+/**
+ * Point 5 of the foundation: DESIGN.md §3 in one process — retries as maximum attempts, the retry
+ * delay, delete on success, the atomic move to the failed store, runOnce summaries, queue isolation,
+ * oldest-first order, logging, health, leases and crash recovery.
+ */
+import {
+  BaseEvent,
+  LeaseLostError,
+  QueueEvent,
+  TypeOrmWorkerCreator,
+  TypeOrmWorkerRepository,
+  type TEventWorkerOptions,
+} from '../lib/index.js';
+import { createTestApp, failedRows, pendingRows, RecordingLogger, sleep, type TestApp } from './support/test-app.js';
+
+const log: string[] = [];
+
+@QueueEvent('default')
+class RecordEvent extends BaseEvent<{ label: string }> {
+  async execute(): Promise<void> {
+    log.push(this.getPayload().label);
+  }
+}
+
+@QueueEvent('default')
+class FailEvent extends BaseEvent<{ label: string }> {
+  async execute(): Promise<void> {
+    log.push(`fail ${this.getPayload().label}`);
+    throw new Error(`SMTP connection failed for ${this.getPayload().label}`);
+  }
+}
+
+@QueueEvent('other')
+class OtherQueueEvent extends BaseEvent<{ label: string }> {
+  async execute(): Promise<void> {
+    log.push(`other ${this.getPayload().label}`);
+  }
+}
+
+@QueueEvent('default', { retries: 1, runAfterSeconds: 0 })
+class OneShotEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {
+    log.push('one-shot');
+    throw new Error('no second chance');
+  }
+}
+
+const options = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => ({
+  queueName: 'default',
+  retries: 3,
+  runAfterSeconds: 0,
+  runOnce: true,
+  ...overrides,
+});
+
+describe('delivery semantics (SQLite)', () => {
+  let t: TestApp;
+  let logger: RecordingLogger;
+
+  beforeEach(async () => {
+    log.length = 0;
+    logger = new RecordingLogger();
+    t = await createTestApp({ logger });
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('deletes the row when the event succeeds', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'a' }));
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(log).toEqual(['a']);
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+    expect(await failedRows(t.dataSource)).toEqual([]);
+  });
+
+  it('treats retries as the maximum total attempts: retries 3 runs a failing event exactly 3 times', async () => {
+    await t.events.dispatch(new FailEvent({ label: 'x' }));
+    const result = await t.workers.runWorker(options({ retries: 3, runOnce: false }));
+    expect(result).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 2 });
+    expect(log).toEqual(['fail x', 'fail x', 'fail x']);
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+  });
+
+  it('keeps the attempt count and last error while retrying, and makes the row due only after runAfterSeconds', async () => {
+    await t.events.dispatch(new FailEvent({ label: 'later' }));
+    const before = Date.now();
+    expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toMatchObject({ retried: 1 });
+    const [row] = await pendingRows(t.dataSource);
+    expect(row).toMatchObject({ attempts: 1, lease_token: null, locked_by: null });
+    expect(String(row!.error)).toContain('SMTP connection failed for later');
+    expect(Number(row!.available_at)).toBeGreaterThanOrEqual(before + 1000);
+
+    expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
+    await sleep(1100);
+    expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toMatchObject({ retried: 1 });
+    expect(log).toEqual(['fail later', 'fail later']);
+  });
+
+  it('moves an event whose attempts ran out to the failed store with error and stack, failedAt, original createdAt and attempts', async () => {
+    await t.events.dispatch(new FailEvent({ label: 'dead' }));
+    const [pending] = await pendingRows(t.dataSource);
+    await sleep(5);
+    const beforeFail = Date.now();
+    await t.workers.runWorker(options({ retries: 2, runOnce: false }));
+
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+    const failed = await failedRows(t.dataSource);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({
+      queue_name: 'default',
+      event_name: 'FailEvent',
+      payload: '{"label":"dead"}',
+      attempts: 2,
+      retries: 2,
+      created_at: pending!.created_at,
+    });
+    expect(String(failed[0]!.error)).toMatch(/^Error: SMTP connection failed for dead\n\s+at /);
+    expect(Number(failed[0]!.failed_at)).toBeGreaterThanOrEqual(beforeFail);
+  });
+
+  it('makes the failed move one transaction with the delete: after a lost lease neither table changes', async () => {
+    await t.events.dispatch(new FailEvent({ label: 'fenced' }));
+    const workerA = new TypeOrmWorkerRepository(t.dataSource);
+    const workerB = new TypeOrmWorkerRepository(t.dataSource);
+    const creator = new TypeOrmWorkerCreator(t.dataSource);
+    const claim = { queueName: 'default', limit: 10, workerId: 'A', leaseMs: 1, dueBy: new Date() };
+
+    const [claimedByA] = await workerA.claimWorkers(claim);
+    await sleep(10);
+    const [claimedByB] = await workerB.claimWorkers({ ...claim, workerId: 'B', leaseMs: 60_000, dueBy: new Date() });
+    expect(claimedByB?.getWorkerData()?.attempts).toBe(2);
+
+    const failedModel = creator.createFailedWorkerModel({ ...claimedByA!.getWorkerData()!, error: 'late', failedAt: new Date() });
+    await expect(workerA.failWorker(claimedByA!, failedModel)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(workerA.completeWorker(claimedByA!)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(
+      workerA.retryWorker(claimedByA!, { error: 'late', retries: 3, availableAt: new Date() }),
+    ).rejects.toBeInstanceOf(LeaseLostError);
+
+    expect(await failedRows(t.dataSource)).toEqual([]);
+    const [row] = await pendingRows(t.dataSource);
+    expect(row).toMatchObject({ locked_by: 'B', attempts: 2, error: null });
+
+    await workerB.failWorker(claimedByB!, creator.createFailedWorkerModel({ ...claimedByB!.getWorkerData()!, error: 'final' }));
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+    expect(await failedRows(t.dataSource)).toHaveLength(1);
+  });
+
+  it('runOnce makes one pass over what is due and returns { processed, failed, retried }', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'ok1' }));
+    await t.events.dispatch(new FailEvent({ label: 'retry' }));
+    await t.events.dispatch(new OneShotEvent(null));
+    await t.events.dispatch(new RecordEvent({ label: 'ok2' }));
+
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 2, failed: 1, retried: 1 });
+    // The retry fell due during the pass but waits for the next one.
+    expect(log).toEqual(['ok1', 'fail retry', 'one-shot', 'ok2']);
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0 });
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
+  });
+
+  it('lets @QueueEvent options win over runWorker options, which win over the queue config', async () => {
+    await t.events.dispatch(new OneShotEvent(null));
+    const result = await t.workers.runWorker(options({ retries: 5, runOnce: false }));
+    expect(result).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0 });
+    expect(log).toEqual(['one-shot']);
+  });
+
+  it('touches only its own queue', async () => {
+    await t.events.dispatch(new OtherQueueEvent({ label: 'o' }));
+    await t.events.dispatch(new RecordEvent({ label: 'd' }));
+    expect(await t.workers.runWorker(options({ runOnce: false }))).toMatchObject({ processed: 1 });
+    expect(log).toEqual(['d']);
+    const [row] = await pendingRows(t.dataSource);
+    expect(row).toMatchObject({ queue_name: 'other', attempts: 0, lease_token: null });
+  });
+
+  it('runs due events oldest first', async () => {
+    for (const label of ['1', '2', '3', '4', '5']) await t.events.dispatch(new RecordEvent({ label }));
+    // Row 4 was due before every other row (a retry whose delay ended long ago).
+    await t.dataSource.query('UPDATE nestjs_workers SET available_at = 1 WHERE id = 4');
+    await t.workers.runWorker(options());
+    expect(log).toEqual(['4', '1', '2', '3', '5']);
+  });
+
+  it('logs "Queued items: N" and each failure with the event name and the error', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'a' }));
+    await t.events.dispatch(new FailEvent({ label: 'b' }));
+    await t.workers.runWorker(options({ runOnce: true }));
+    expect(logger.messages('log')).toEqual(['Queued items: 1', 'Queued items: 1']);
+    expect(logger.messages('error')).toEqual([
+      expect.stringMatching(/^Event processing failed: FailEvent \(row 2, attempt 1 of 3\): SMTP connection failed for b$/),
+    ]);
+  });
+
+  it('reports health per queue: active (pending or running), failed, total', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'a' }));
+    await t.events.dispatch(new OneShotEvent(null));
+    await t.events.dispatch(new OtherQueueEvent({ label: 'b' }));
+    await t.workers.runWorker(options({ queueName: 'default', runOnce: true }));
+    await t.events.dispatch(new RecordEvent({ label: 'c' }));
+    expect(await t.workers.getHealth()).toEqual([
+      { queueName: 'default', active: 1, failed: 1, total: 2 },
+      { queueName: 'other', active: 1, failed: 0, total: 1 },
+    ]);
+    expect(await t.workers.getHealth(['other', 'empty'])).toEqual([
+      { queueName: 'other', active: 1, failed: 0, total: 1 },
+      { queueName: 'empty', active: 0, failed: 0, total: 0 },
+    ]);
+  });
+
+  it('leases claimed rows: another worker cannot claim them until the lease expires, and the expired attempt counts', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'crashed' }));
+    const crashed = new TypeOrmWorkerRepository(t.dataSource);
+    const [abandoned] = await crashed.claimWorkers({ queueName: 'default', limit: 1, workerId: 'dead-worker', leaseMs: 300, dueBy: new Date() });
+    expect(abandoned?.getWorkerData()?.attempts).toBe(1);
+
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
+    await sleep(350);
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(log).toEqual(['crashed']);
+  });
+
+  it('fails a row whose final attempt never finished (worker died) instead of running it past retries', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'never' }));
+    const crashed = new TypeOrmWorkerRepository(t.dataSource);
+    await crashed.claimWorkers({ queueName: 'default', limit: 1, workerId: 'dead-worker', leaseMs: 1, dueBy: new Date() });
+    await sleep(10);
+    expect(await t.workers.runWorker(options({ retries: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0 });
+    expect(log).toEqual([]);
+    const [failed] = await failedRows(t.dataSource);
+    expect(failed).toMatchObject({ attempts: 2, retries: 1 });
+    expect(String(failed!.error)).toContain('used all 1 attempts: its last attempt never finished');
+  });
+
+  it('gives back claimed rows that never started, undoing their attempt', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'r' }));
+    const repository = new TypeOrmWorkerRepository(t.dataSource);
+    const claimed = await repository.claimWorkers({ queueName: 'default', limit: 5, workerId: 'w', leaseMs: 60_000, dueBy: new Date() });
+    await repository.releaseWorkers(claimed);
+    const [row] = await pendingRows(t.dataSource);
+    expect(row).toMatchObject({ attempts: 0, lease_token: null, locked_by: null });
+    expect(await t.workers.runWorker(options())).toMatchObject({ processed: 1 });
+  });
+
+  it('warns and leaves the row alone when the lease was lost while the event ran', async () => {
+    @QueueEvent('slow-lease')
+    class SlowLeaseEvent extends BaseEvent<null> {
+      async execute(): Promise<void> {
+        await sleep(60);
+      }
+    }
+    const short = await createTestApp({ logger, leaseSeconds: 1, events: [SlowLeaseEvent] });
+    try {
+      await short.events.dispatch(new SlowLeaseEvent(null));
+      const run = short.workers.runWorker(options({ queueName: 'slow-lease' }));
+      await sleep(20);
+      // Another worker takes the row over as if the lease had expired.
+      await short.dataSource.query("UPDATE nestjs_workers SET lease_token = 'other', locked_by = 'other'");
+      expect(await run).toEqual({ queueName: 'slow-lease', processed: 0, failed: 0, retried: 0 });
+      expect(logger.messages('warn').join('\n')).toContain('was lost');
+      expect(await pendingRows(short.dataSource)).toEqual([expect.objectContaining({ lease_token: 'other' })]);
+    } finally {
+      await short.close();
+    }
+  });
+});

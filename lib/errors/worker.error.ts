@@ -25,7 +25,7 @@ export class UnserializablePayloadError extends WorkerError {
     readonly path: string,
     readonly problem: string,
   ) {
-    super(`Cannot dispatch ${eventName}: payload at ${path} ${problem}; payloads must survive a JSON round trip`);
+    super(`Cannot dispatch ${eventName}: ${path} ${problem}; payloads must survive a JSON round trip`);
   }
 }
 

@@ -1,0 +1,176 @@
+/**
+ * Point 6 of the foundation: bad input gets a clear, typed error and nothing is lost or stored by
+ * mistake (DESIGN.md §6).
+ */
+import { Test } from '@nestjs/testing';
+import {
+  BaseEvent,
+  InvalidWorkerOptionsError,
+  QueueEvent,
+  type TEventWorkerOptions,
+  UnknownEventError,
+  UnserializablePayloadError,
+  WorkerModule,
+  type WorkerModuleOptions,
+} from '../lib/index.js';
+import { createTestApp, failedRows, pendingRows, RecordingLogger, type TestApp } from './support/test-app.js';
+
+@QueueEvent('bad')
+class AnyPayloadEvent extends BaseEvent<unknown> {
+  static runs = 0;
+  async execute(): Promise<void> {
+    AnyPayloadEvent.runs++;
+  }
+}
+
+@QueueEvent('bad')
+class ThrowsValueEvent extends BaseEvent<{ kind: 'string' | 'object' | 'undefined' | 'number' }> {
+  async execute(): Promise<void> {
+    const thrown = { string: 'plain string', object: { code: 42 }, undefined: undefined, number: 7 }[this.getPayload().kind];
+    throw thrown;
+  }
+}
+
+/** Overrides getQueueName() but is neither decorated nor listed: a worker could never run it. */
+class UnregisteredEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {}
+  override getQueueName(): string {
+    return 'bad';
+  }
+}
+
+class Money {
+  constructor(readonly cents: number) {}
+}
+
+const run = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => ({
+  queueName: 'bad',
+  retries: 3,
+  runAfterSeconds: 0,
+  runOnce: true,
+  ...overrides,
+});
+
+describe('bad input at dispatch and at run time', () => {
+  let t: TestApp;
+  let logger: RecordingLogger;
+
+  beforeEach(async () => {
+    logger = new RecordingLogger();
+    t = await createTestApp({ logger });
+    AnyPayloadEvent.runs = 0;
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  const cyclic: Record<string, unknown> = { name: 'loop' };
+  cyclic.self = cyclic;
+  const sparse = [1, , 3];
+
+  it.each([
+    ['a function', { callback: () => 1 }, 'payload.callback is a function'],
+    ['a cycle', cyclic, 'payload.self refers back to itself (a cycle)'],
+    ['a BigInt', { amount: 10n }, 'payload.amount is a BigInt'],
+    ['a Date', { at: new Date() }, 'payload.at is a Date instance'],
+    ['a Map', { index: new Map([[1, 2]]) }, 'payload.index is a Map instance'],
+    ['a class instance', { price: new Money(5) }, 'payload.price is a Money instance'],
+    ['NaN', { ratio: Number.NaN }, 'payload.ratio is NaN'],
+    ['Infinity', [Number.POSITIVE_INFINITY], 'payload[0] is Infinity'],
+    ['a symbol', { tag: Symbol('x') }, 'payload.tag is a symbol'],
+    ['undefined in an array', [1, undefined], 'payload[1] is undefined inside an array'],
+    ['an array hole', sparse, 'payload has a hole at index 1'],
+  ])('rejects a payload holding %s with UnserializablePayloadError naming the path, and stores nothing', async (_kind, payload, message) => {
+    const dispatch = t.events.dispatch(new AnyPayloadEvent(payload));
+    await expect(dispatch).rejects.toBeInstanceOf(UnserializablePayloadError);
+    await expect(t.events.dispatch(new AnyPayloadEvent(payload))).rejects.toThrow(`Cannot dispatch AnyPayloadEvent: ${message}`);
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+  });
+
+  it('accepts JSON-safe payloads, with undefined object properties dropped as JSON does', async () => {
+    await t.events.dispatch(new AnyPayloadEvent({ a: [1, 'two', true, null, { b: 2.5 }], skipped: undefined }));
+    await t.events.dispatch(new AnyPayloadEvent(null));
+    const rows = await pendingRows(t.dataSource);
+    expect(rows.map((row) => row.payload)).toEqual(['{"a":[1,"two",true,null,{"b":2.5}]}', null]);
+  });
+
+  it('rejects dispatching a queued event class that is not registered, and stores nothing', async () => {
+    await expect(t.events.dispatch(new UnregisteredEvent(null))).rejects.toThrow(UnknownEventError);
+    await expect(t.events.dispatch(new UnregisteredEvent(null))).rejects.toThrow(
+      'Unknown event "UnregisteredEvent": no event class with that name is registered',
+    );
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+  });
+
+  it('moves a row whose event name is unknown to the failed store with that reason, without retrying it', async () => {
+    await t.events.dispatch(new AnyPayloadEvent({ id: 1 }));
+    await t.dataSource.query("UPDATE nestjs_workers SET event_name = 'RenamedLongAgoEvent'");
+    expect(await t.workers.runWorker(run({ retries: 5 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0 });
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+    const [failed] = await failedRows(t.dataSource);
+    expect(failed).toMatchObject({ event_name: 'RenamedLongAgoEvent', payload: '{"id":1}', attempts: 1 });
+    expect(String(failed!.error)).toContain('UnknownEventError: Unknown event "RenamedLongAgoEvent"');
+  });
+
+  it('moves a row whose payload no longer parses to the failed store, keeping the raw text in the error', async () => {
+    await t.events.dispatch(new AnyPayloadEvent({ id: 2 }));
+    await t.dataSource.query(`UPDATE nestjs_workers SET payload = '{"id": 2, broken'`);
+    expect(await t.workers.runWorker(run())).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0 });
+    expect(AnyPayloadEvent.runs).toBe(0);
+    const [failed] = await failedRows(t.dataSource);
+    expect(failed).toMatchObject({ event_name: 'AnyPayloadEvent', payload: null });
+    expect(String(failed!.error)).toContain('is not valid JSON: {"id": 2, broken');
+  });
+
+  it.each([
+    ['string', 'Event threw a non-Error value: "plain string"'],
+    ['object', 'Event threw a non-Error value: {"code":42}'],
+    ['undefined', 'Event threw a non-Error value: undefined'],
+    ['number', 'Event threw a non-Error value: 7'],
+  ] as const)('fails cleanly when an event throws a non-Error %s', async (kind, message) => {
+    await t.events.dispatch(new ThrowsValueEvent({ kind }));
+    expect(await t.workers.runWorker(run({ retries: 1 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0 });
+    const [failed] = await failedRows(t.dataSource);
+    expect(String(failed!.error)).toContain(`NonErrorThrownError: ${message}`);
+    expect(logger.messages('error')).toEqual([expect.stringContaining(message)]);
+  });
+
+  it.each([
+    [{ queueName: '' }, 'queueName', 'must be a non-empty string'],
+    [{ retries: 0 }, 'retries', 'must be an integer ≥ 1 (got 0)'],
+    [{ retries: 2.5 }, 'retries', 'must be an integer ≥ 1 (got 2.5)'],
+    [{ runAfterSeconds: -1 }, 'runAfterSeconds', 'must be a finite number ≥ 0 (got -1)'],
+    [{ concurrency: 0 }, 'concurrency', 'must be an integer ≥ 1 (got 0)'],
+  ])('rejects runWorker options %j with an error naming the option', async (overrides, field, problem) => {
+    const attempt = t.workers.runWorker(run(overrides as Partial<TEventWorkerOptions>));
+    await expect(attempt).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
+    await expect(t.workers.runWorker(run(overrides as Partial<TEventWorkerOptions>))).rejects.toThrow(
+      `Invalid nestjs-workers option "${field}": ${problem}`,
+    );
+  });
+});
+
+describe('invalid module options stop startup', () => {
+  it.each([
+    [{ queus: {} }, 'queus', 'is not an option'],
+    [{ queues: { mail: { retries: -1 } } }, 'queues["mail"].retries', 'must be an integer ≥ 1 (got -1)'],
+    [{ queues: { mail: { concurrency: 'four' } } }, 'queues["mail"].concurrency', 'must be an integer ≥ 1 (got "four")'],
+    [{ queues: { mail: { retry: 3 } } }, 'queues["mail"].retry', 'is not an option'],
+    [{ defaults: { pollIntervalMs: 0 } }, 'defaults.pollIntervalMs', 'must be an integer ≥ 10 (got 0)'],
+    [{ defaults: { runAfterSeconds: Number.NaN } }, 'defaults.runAfterSeconds', 'must be a finite number ≥ 0 (got NaN)'],
+    [{ database: { type: 'postgres' } }, 'database.type', 'must be "better-sqlite3"'],
+    [{ database: { database: '' } }, 'database.database', 'must be a non-empty string'],
+    [{ events: 'EmailEvent' }, 'events', 'must be an array of event classes'],
+    [{ events: [{}] }, 'events[0]', 'must be an event class'],
+    [{ autoStart: 'yes' }, 'autoStart', 'must be true or false (got "yes")'],
+    [{ leaseSeconds: 0 }, 'leaseSeconds', 'must be a finite number ≥ 1 (got 0)'],
+    [{ shutdownGraceSeconds: -1 }, 'shutdownGraceSeconds', 'must be a finite number ≥ 0 (got -1)'],
+    [{ logger: {} }, 'logger', 'must have a log() method'],
+  ])('rejects %j naming %s', async (options, field, problem) => {
+    const compile = () =>
+      Test.createTestingModule({ imports: [WorkerModule.forRoot(options as unknown as WorkerModuleOptions)] }).compile();
+    await expect(compile()).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
+    await expect(compile()).rejects.toThrow(`Invalid nestjs-workers option "${field}": ${problem}`);
+  });
+});

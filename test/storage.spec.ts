@@ -1,0 +1,105 @@
+/**
+ * Point 4 of the foundation: TypeORM storage on embedded SQLite — the two tables with every seed
+ * attribute plus id, due time and lease fields, the due index, :memory:, busy timeout, and claims
+ * that never hand one row to two workers.
+ */
+import { DataSource } from 'typeorm';
+import { BaseEvent, QueueEvent, TypeOrmWorkerRepository, workerEntitySchemas } from '../lib/index.js';
+import { createTestApp, tempDatabase } from './support/test-app.js';
+
+@QueueEvent('storage')
+class StoredEvent extends BaseEvent<{ n: number }> {
+  async execute(): Promise<void> {}
+}
+
+describe('SQLite storage', () => {
+  it('creates the pending and failed tables with the seed attributes, due time, lease fields and the due index', async () => {
+    const t = await createTestApp({ database: { busyTimeoutMs: 1234 } });
+    try {
+      const columns = async (table: string) =>
+        ((await t.dataSource.query(`PRAGMA table_info(${table})`)) as { name: string }[]).map((column) => column.name).sort();
+      expect(await columns('nestjs_workers')).toEqual(
+        ['attempts', 'available_at', 'created_at', 'error', 'event_name', 'id', 'lease_token', 'locked_by', 'payload', 'queue_name', 'retries', 'updated_at'],
+      );
+      expect(await columns('nestjs_failed_workers')).toEqual(
+        ['attempts', 'created_at', 'error', 'event_name', 'failed_at', 'id', 'payload', 'queue_name', 'retries', 'updated_at'],
+      );
+      const indexColumns = ((await t.dataSource.query(`PRAGMA index_info('IDX_nestjs_workers_due')`)) as { name: string }[]).map((c) => c.name);
+      expect(indexColumns).toEqual(['queue_name', 'available_at', 'id']);
+      expect(await t.dataSource.query('PRAGMA busy_timeout')).toEqual([{ timeout: 1234 }]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('finds "due rows of queue Q, oldest first" with an index search, not a table scan', async () => {
+    const t = await createTestApp();
+    try {
+      for (let n = 0; n < 50; n++) await t.events.dispatch(new StoredEvent({ n }));
+      await t.dataSource.query('ANALYZE');
+      const plan = (await t.dataSource.query(
+        'EXPLAIN QUERY PLAN SELECT id FROM nestjs_workers WHERE queue_name = ? AND available_at <= ? ORDER BY available_at, id LIMIT 10',
+        ['storage', Date.now()],
+      )) as { detail: string }[];
+      const details = plan.map((step) => step.detail).join('\n');
+      expect(details).toContain('SEARCH nestjs_workers USING COVERING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)');
+      expect(details).not.toContain('TEMP B-TREE');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('runs on an in-memory database', async () => {
+    const t = await createTestApp({ database: { database: ':memory:' } });
+    try {
+      await t.events.dispatch(new StoredEvent({ n: 1 }));
+      expect(await t.workers.runWorker({ queueName: 'storage', retries: 1, runAfterSeconds: 0, runOnce: true })).toMatchObject({ processed: 1 });
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('never leases one row to two workers sharing the database file through separate connections', async () => {
+    const database = tempDatabase();
+    const open = () =>
+      new DataSource({
+        type: 'better-sqlite3',
+        database: database.file,
+        entities: workerEntitySchemas('better-sqlite3'),
+        synchronize: true,
+        enableWAL: true,
+      }).initialize();
+    const first = await open();
+    const second = await open();
+    try {
+      const now = Date.now();
+      const values = Array.from({ length: 300 }, (_, n) => `('storage', 'StoredEvent', '{"n":${n}}', 0, 3, ${now}, ${now}, ${now})`);
+      await first.query(
+        `INSERT INTO nestjs_workers (queue_name, event_name, payload, attempts, retries, available_at, created_at, updated_at) VALUES ${values.join(',')}`,
+      );
+      const workers = [new TypeOrmWorkerRepository(first), new TypeOrmWorkerRepository(second)];
+      const claimedBy = workers.map(() => [] as string[]);
+      await Promise.all(
+        workers.map(async (worker, index) => {
+          for (;;) {
+            const batch = await worker.claimWorkers({ queueName: 'storage', limit: 7, workerId: `w${index}`, leaseMs: 60_000, dueBy: new Date() });
+            if (batch.length === 0) return;
+            claimedBy[index]!.push(...batch.map((model) => model.getWorkerData()!.id!));
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        }),
+      );
+      const all = [...claimedBy[0]!, ...claimedBy[1]!];
+      expect(new Set(all).size).toBe(300);
+      expect(all).toHaveLength(300);
+      expect(claimedBy[0]!.length).toBeGreaterThan(0);
+      expect(claimedBy[1]!.length).toBeGreaterThan(0);
+      const [{ leased }] = await first.query("SELECT COUNT(*) AS leased FROM nestjs_workers WHERE lease_token IS NOT NULL AND attempts = 1");
+      expect(leased).toBe(300);
+    } finally {
+      await first.destroy();
+      await second.destroy();
+      database.cleanup();
+    }
+  });
+});

@@ -189,7 +189,7 @@ describe('delivery semantics (SQLite)', () => {
     await t.events.dispatch(new RecordEvent({ label: 'a' }));
     await t.events.dispatch(new FailEvent({ label: 'b' }));
     await t.workers.runWorker(options({ runOnce: true }));
-    expect(logger.messages('log')).toEqual(['Queued items: 1', 'Queued items: 1']);
+    expect(logger.messages('log')).toEqual(['Queued items: 2']);
     expect(logger.messages('error')).toEqual([
       expect.stringMatching(/^Event processing failed: FailEvent \(row 2, attempt 1 of 3\): SMTP connection failed for b$/),
     ]);

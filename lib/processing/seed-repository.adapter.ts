@@ -1,3 +1,4 @@
+import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type {
   ClaimRequest,
@@ -9,7 +10,7 @@ import type {
 
 export function isQueueRepository(repository: IWorkerRepository): repository is IWorkerQueueRepository {
   const candidate = repository as Partial<IWorkerQueueRepository>;
-  return ['claimWorkers', 'completeWorker', 'retryWorker', 'failWorker', 'releaseWorkers', 'getQueueHealth'].every(
+  return ['claimWorkers', 'countDueWorkers', 'completeWorker', 'retryWorker', 'failWorker', 'releaseWorkers', 'getQueueHealth'].every(
     (method) => typeof candidate[method as keyof IWorkerQueueRepository] === 'function',
   );
 }
@@ -27,13 +28,13 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
   }
 
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
-    const due = (await this.repository.getWorkers())
-      .map((model) => ({ model, data: model.getWorkerData() }))
-      .filter(({ data }) => data && data.queueName === request.queueName && (data.attempts === 0 || data.updatedAt <= request.dueBy))
-      .sort((a, b) => a.data!.createdAt.getTime() - b.data!.createdAt.getTime())
-      .slice(0, request.limit);
-    for (const { model, data } of due) await model.updateWorkerData({ ...data!, attempts: data!.attempts + 1, updatedAt: new Date() });
+    const due = (await this.dueWorkers(request.queueName, request.dueBy)).slice(0, request.limit);
+    for (const { model, data } of due) await model.updateWorkerData({ ...data, attempts: data.attempts + 1, updatedAt: new Date() });
     return due.map(({ model }) => model);
+  }
+
+  async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
+    return (await this.dueWorkers(queueName, dueBy)).length;
   }
 
   completeWorker(model: IWorkerModel): Promise<void> {
@@ -55,6 +56,17 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
       const data = model.getWorkerData();
       if (data) await model.updateWorkerData({ ...data, attempts: data.attempts - 1 });
     }
+  }
+
+  /** Rows of the queue never tried, or whose retry time (kept in updatedAt) has come; oldest first. */
+  private async dueWorkers(queueName: string, dueBy: Date) {
+    return (await this.repository.getWorkers())
+      .map((model) => ({ model, data: model.getWorkerData() }))
+      .filter(
+        (entry): entry is { model: IWorkerModel; data: IWorkerAttributes } =>
+          entry.data !== null && entry.data.queueName === queueName && (entry.data.attempts === 0 || entry.data.updatedAt <= dueBy),
+      )
+      .sort((a, b) => a.data.createdAt.getTime() - b.data.createdAt.getTime());
   }
 
   async getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]> {

@@ -156,8 +156,12 @@ export class WorkerService {
           dueBy: context.dueBy,
         });
         if (batch.length === 0) break;
+        if (claimedInPass === 0) {
+          // Counted once per pass that found work, so idle polls cost a single query.
+          const stillDue = await repository.countDueWorkers(options.queueName, context.dueBy);
+          this.logger.log(`Queued items: ${batch.length + stillDue}`);
+        }
         claimedInPass += batch.length;
-        this.logger.log(`Queued items: ${batch.length}`);
         const unstarted = await runPool(batch, concurrency, () => !this.stopping, (model) => this.process(model, context));
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
       }

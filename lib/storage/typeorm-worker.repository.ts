@@ -39,6 +39,13 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken));
   }
 
+  async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
+    return this.dataSource.manager
+      .createQueryBuilder(WorkerEntity, 'row')
+      .where('row.queueName = :queueName AND row.availableAt <= :dueBy', { queueName, dueBy: dueBy.getTime() })
+      .getCount();
+  }
+
   async completeWorker(model: IWorkerModel): Promise<void> {
     await leased(model).deleteWith(this.dataSource.manager);
   }

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Cron, CronExpression } from '@nestjs/schedule';
 import { EventService } from '../lib/index.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
+import { errorMessage } from './error-message.js';
 
 /** Name of the cron job in SchedulerRegistry, so it can be looked up, stopped or inspected. */
 export const DIGEST_CRON_JOB = 'daily-digest';
@@ -25,12 +26,8 @@ export class DigestScheduler {
       return id;
     } catch (error) {
       // @nestjs/schedule would only log a rejection without context; say which job failed.
-      this.logger.error(`Could not queue the daily digest: ${messageOf(error)}`, error instanceof Error ? error.stack : undefined);
+      this.logger.error(`Could not queue the daily digest: ${errorMessage(error)}`, error instanceof Error ? error.stack : undefined);
       return undefined;
     }
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

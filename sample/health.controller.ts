@@ -1,6 +1,6 @@
 import { Controller, Get, Inject, InternalServerErrorException } from '@nestjs/common';
 import { type QueueHealth, type ResolvedWorkerConfig, WORKER_CONFIG, WorkerService } from '../lib/index.js';
-import { errorMessage } from './http-errors.js';
+import { errorMessage } from './error-message.js';
 
 /** The seed's checkWorkerHealth() shape, plus the per-queue counts it is summed from. */
 export interface WorkersHealth {

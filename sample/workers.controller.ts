@@ -1,6 +1,6 @@
 import { BadRequestException, Body, Controller, HttpCode, HttpStatus, InternalServerErrorException, Post } from '@nestjs/common';
 import { InvalidWorkerOptionsError, type RunWorkerResult, WorkerService } from '../lib/index.js';
-import { errorMessage } from './http-errors.js';
+import { errorMessage } from './error-message.js';
 
 export interface RunWorkerBody {
   queueName?: string;

@@ -146,7 +146,7 @@ describe('sample app (e2e)', () => {
     const server = started.getHttpServer();
     const registries = started.get(SchedulerRegistry, { strict: false, each: true });
     // One ScheduleModule in the app: a second one would register, and fire, every @Cron() twice.
-    expect(registries).toHaveLength(1);
+    expect(registries.map((registry) => registry.doesExist('cron', DIGEST_CRON_JOB))).toEqual([true]);
     const job = started.get(SchedulerRegistry).getCronJob(DIGEST_CRON_JOB);
     // Stopped so that a minute boundary during the test cannot add a digest to the exact counts.
     await job.stop();

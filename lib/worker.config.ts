@@ -105,6 +105,12 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   };
 }
 
+/** Queues named in the config plus the queues of registered event classes: what the module polls. */
+export function knownQueueNames(config: ResolvedWorkerConfig, events: { getRegisteredEvents(): { queueName?: string }[] }): string[] {
+  const fromEvents = events.getRegisteredEvents().flatMap((event) => (event.queueName ? [event.queueName] : []));
+  return [...new Set([...config.queues.keys(), ...fromEvents])];
+}
+
 function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOptions): ResolvedQueueOptions {
   assertPlainObject(field, value);
   assertKnownKeys(field, value, QUEUE_KEYS);

@@ -1,6 +1,5 @@
 import { type DynamicModule, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { ScheduleModule } from '@nestjs/schedule';
 import type { DataSource } from 'typeorm';
 import { EventService } from './events/event.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
@@ -10,7 +9,7 @@ import { WorkerService } from './processing/worker.service.js';
 import { TypeOrmWorkerCreator } from './storage/typeorm-worker.creator.js';
 import { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js';
 import { openWorkerDataSource } from './storage/worker-data-source.js';
-import { type ResolvedWorkerConfig, resolveWorkerConfig } from './worker.config.js';
+import { knownQueueNames, type ResolvedWorkerConfig, resolveWorkerConfig } from './worker.config.js';
 import { WORKER_CONFIG, WORKER_CREATOR, WORKER_DATA_SOURCE, WORKER_REPOSITORY } from './worker.constants.js';
 import {
   ConfigurableWorkerModule,
@@ -74,6 +73,7 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
         workerService.configure({
           leaseSeconds: config.leaseSeconds,
           concurrencyFor: (queueName) => config.queueOptions(queueName).concurrency,
+          knownQueues: () => knownQueueNames(config, eventService),
         });
         return workerService;
       },
@@ -89,7 +89,6 @@ const EXPORTS = [WorkerService, EventService, WORKER_CONFIG, WORKER_DATA_SOURCE,
 function withWorkerProviders(definition: DynamicModule, extras: WorkerModuleExtras): DynamicModule {
   return {
     ...definition,
-    imports: [...(definition.imports ?? []), ScheduleModule.forRoot()],
     providers: [...(definition.providers ?? []), ...workerProviders(extras)],
     exports: [...(definition.exports ?? []), ...EXPORTS],
   };

@@ -1,9 +1,9 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { EventService } from './events/event.service.js';
 import type { RunWorkerResult } from './interfaces/worker-options.interface.js';
 import { WorkerService } from './processing/worker.service.js';
-import type { ResolvedWorkerConfig } from './worker.config.js';
+import { knownQueueNames, type ResolvedWorkerConfig } from './worker.config.js';
 import { MAX_POLL_BACKOFF_MS, POLL_INTERVAL_PREFIX, WORKER_CONFIG } from './worker.constants.js';
 
 /**
@@ -17,13 +17,18 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
   private readonly running = new Set<string>();
   private readonly failures = new Map<string, { count: number; resumeAt: number }>();
   private readonly intervalNames: string[] = [];
+  private readonly schedulerRegistry: SchedulerRegistry;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: ResolvedWorkerConfig,
     private readonly workerService: WorkerService,
     private readonly eventService: EventService,
-    private readonly schedulerRegistry: SchedulerRegistry,
-  ) {}
+    // The application's registry when it imports ScheduleModule.forRoot(). Importing forRoot() here
+    // instead would start a second ScheduleModule and fire every @Cron() of the app twice.
+    @Optional() schedulerRegistry?: SchedulerRegistry,
+  ) {
+    this.schedulerRegistry = schedulerRegistry ?? new SchedulerRegistry();
+  }
 
   onApplicationBootstrap(): void {
     const events = this.eventService.getRegisteredEvents();
@@ -48,10 +53,8 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     await this.workerService.shutdown(this.config.shutdownGraceSeconds * 1000);
   }
 
-  /** Queues named in the config plus the queues of registered @QueueEvent() classes. */
   queueNames(): string[] {
-    const fromEvents = this.eventService.getRegisteredEvents().flatMap((event) => (event.queueName ? [event.queueName] : []));
-    return [...new Set([...this.config.queues.keys(), ...fromEvents])];
+    return knownQueueNames(this.config, this.eventService);
   }
 
   /** One poll of a queue; skipped while the previous one runs, while backing off, or once stopping. */

@@ -1,4 +1,5 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { ScheduleModule } from '@nestjs/schedule';
 import { WorkerModule } from '../lib/index.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
 import { DigestScheduler } from './digest.scheduler.js';
@@ -25,10 +26,8 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        // No ScheduleModule.forRoot() here although DigestScheduler's @Cron() needs it: WorkerModule
-        // already imports it (globally), and Nest keeps modules by reference, so a second forRoot()
-        // is a second ScheduleModule whose explorer registers every @Cron() again: the digest would
-        // be queued twice a minute.
+        // For DigestScheduler's @Cron(); WorkerModule's polling intervals join this SchedulerRegistry.
+        ScheduleModule.forRoot(),
         WorkerModule.forRoot({
           database: { database: options.database ?? process.env.WORKERS_DB ?? 'sample-workers.sqlite' },
           queues: {

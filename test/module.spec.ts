@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Inject, Injectable, Module } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { Cron, ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import type { DataSource } from 'typeorm';
 import {
@@ -123,7 +123,9 @@ describe('WorkerModule.forRoot', () => {
   });
 
   it('registers classes listed in `events` (no decorator, queue from getQueueName()) and polls their queue', async () => {
-    const t = await track(createTestApp({ events: [ListedEvent], autoStart: true, defaults: { pollIntervalMs: 20 } }));
+    const t = await track(
+      createTestApp({ events: [ListedEvent], autoStart: true, defaults: { pollIntervalMs: 20 } }, { imports: [ScheduleModule.forRoot()] }),
+    );
     await t.events.dispatch(new ListedEvent({ n: 5 }));
     await waitFor(() => ListedEvent.seen.length === 1);
     expect(ListedEvent.seen).toEqual([5]);
@@ -133,11 +135,13 @@ describe('WorkerModule.forRoot', () => {
     await t.close();
   });
 
-  it('polls at bootstrap through SchedulerRegistry, never overlaps a queue with itself, and drains on app.close()', async () => {
+  it('polls at bootstrap through the app\'s SchedulerRegistry, never overlaps a queue with itself, and drains on app.close()', async () => {
     slowRuns.active = 0;
     slowRuns.maxActive = 0;
     slowRuns.finished = 0;
-    const t = await track(createTestApp({ autoStart: true, queues: { 'slow-queue': { pollIntervalMs: 10, concurrency: 1 } } }));
+    const t = await track(
+      createTestApp({ autoStart: true, queues: { 'slow-queue': { pollIntervalMs: 10, concurrency: 1 } } }, { imports: [ScheduleModule.forRoot()] }),
+    );
     const registry = t.app.get(SchedulerRegistry);
     expect(registry.getIntervals()).toContain('nestjs-workers:slow-queue');
     for (let i = 0; i < 3; i++) await t.events.dispatch(new SlowEvent({ ms: 80 }));
@@ -164,8 +168,39 @@ describe('WorkerModule.forRoot', () => {
     await t.close();
   });
 
+  it('polls without ScheduleModule imported by the app, and leaves the app\'s own @Cron() jobs registered once when it is', async () => {
+    const withoutSchedule = await track(createTestApp({ events: [ListedEvent], autoStart: true, defaults: { pollIntervalMs: 20 } }));
+    ListedEvent.seen.length = 0;
+    await withoutSchedule.events.dispatch(new ListedEvent({ n: 11 }));
+    await waitFor(() => ListedEvent.seen.length === 1);
+    await withoutSchedule.close();
+
+    @Injectable()
+    class Reports {
+      @Cron('0 0 * * *', { name: 'nightly-report' })
+      nightly(): void {}
+    }
+    const withSchedule = await track(createTestApp({ autoStart: true }, { imports: [ScheduleModule.forRoot()], providers: [Reports] }));
+    const registries = withSchedule.app.get(SchedulerRegistry, { strict: false, each: true });
+    expect(registries.map((registry) => registry.doesExist('cron', 'nightly-report'))).toEqual([true]);
+    expect(registries[0]!.getIntervals()).toContain('nestjs-workers:mail-queue');
+  });
+
+  it('reports health for every polled queue, empty ones included', async () => {
+    const t = await track(createTestApp({ queues: { 'configured-only': {} }, events: [ListedEvent] }));
+    await t.events.dispatch(new ListedEvent({ n: 1 }));
+    const empty = (queueName: string) => ({ queueName, active: 0, failed: 0, total: 0 });
+    expect(await t.workers.getHealth()).toEqual([
+      empty('configured-only'),
+      empty('flaky-queue'),
+      { queueName: 'listed-queue', active: 1, failed: 0, total: 1 },
+      empty('mail-queue'),
+      empty('slow-queue'),
+    ]);
+  });
+
   it('does not poll when autoStart is false', async () => {
-    const t = await track(createTestApp({ autoStart: false, events: [ListedEvent] }));
+    const t = await track(createTestApp({ autoStart: false, events: [ListedEvent] }, { imports: [ScheduleModule.forRoot()] }));
     ListedEvent.seen.length = 0;
     await t.events.dispatch(new ListedEvent({ n: 9 }));
     await sleep(1200);

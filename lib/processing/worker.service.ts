@@ -26,6 +26,8 @@ export interface WorkerServiceSettings {
   leaseSeconds?: number;
   /** Concurrency of a queue when runWorker() is not given one. */
   concurrencyFor?: (queueName: string) => number;
+  /** Queues getHealth() reports even while they are empty (WorkerModule: the polled queues). */
+  knownQueues?: () => string[];
 }
 
 interface RunContext {
@@ -51,6 +53,7 @@ export class WorkerService {
   private workerCreator?: IWorkerCreator;
   private leaseMs = DEFAULT_LEASE_SECONDS * 1000;
   private concurrencyFor: (queueName: string) => number = () => DEFAULT_CONCURRENCY;
+  private knownQueues: () => string[] = () => [];
   private stopping = false;
   private readonly activeRuns = new Set<Promise<void>>();
 
@@ -77,6 +80,7 @@ export class WorkerService {
       this.leaseMs = settings.leaseSeconds * 1000;
     }
     if (settings.concurrencyFor) this.concurrencyFor = settings.concurrencyFor;
+    if (settings.knownQueues) this.knownQueues = settings.knownQueues;
   }
 
   /**
@@ -105,9 +109,17 @@ export class WorkerService {
     return result;
   }
 
-  /** Active (pending or running) and failed counts per queue. */
+  /**
+   * Active (pending or running) and failed counts per queue: the queues named, or else every known
+   * queue (under WorkerModule: the polled ones) and every queue with rows, by name.
+   */
   async getHealth(queueNames?: string[]): Promise<QueueHealth[]> {
-    return this.requireRepository().getQueueHealth(queueNames);
+    const repository = this.requireRepository();
+    if (queueNames) return repository.getQueueHealth(queueNames);
+    const withRows = await repository.getQueueHealth();
+    const known = this.knownQueues().filter((queueName) => !withRows.some((health) => health.queueName === queueName));
+    const empty = known.map((queueName) => ({ queueName, active: 0, failed: 0, total: 0 }));
+    return [...withRows, ...empty].sort((a, b) => a.queueName.localeCompare(b.queueName));
   }
 
   /** True once shutdown() was called: runWorker() then claims nothing. */

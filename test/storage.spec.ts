@@ -19,10 +19,10 @@ describe('SQLite storage', () => {
       const columns = async (table: string) =>
         ((await t.dataSource.query(`PRAGMA table_info(${table})`)) as { name: string }[]).map((column) => column.name).sort();
       expect(await columns('nestjs_workers')).toEqual(
-        ['attempts', 'available_at', 'created_at', 'error', 'event_name', 'id', 'lease_token', 'locked_by', 'payload', 'queue_name', 'retries', 'updated_at'],
+        ['attempts', 'available_at', 'created_at', 'deleted_at', 'error', 'event_name', 'id', 'lease_token', 'locked_by', 'payload', 'queue_name', 'retries', 'updated_at'],
       );
       expect(await columns('nestjs_failed_workers')).toEqual(
-        ['attempts', 'created_at', 'error', 'event_name', 'failed_at', 'id', 'payload', 'queue_name', 'retries', 'updated_at'],
+        ['attempts', 'created_at', 'deleted_at', 'error', 'event_name', 'failed_at', 'id', 'payload', 'queue_name', 'retries', 'updated_at'],
       );
       const indexColumns = ((await t.dataSource.query(`PRAGMA index_info('IDX_nestjs_workers_due')`)) as { name: string }[]).map((c) => c.name);
       expect(indexColumns).toEqual(['queue_name', 'available_at', 'id']);
@@ -38,12 +38,33 @@ describe('SQLite storage', () => {
       for (let n = 0; n < 50; n++) await t.events.dispatch(new StoredEvent({ n }));
       await t.dataSource.query('ANALYZE');
       const plan = (await t.dataSource.query(
-        'EXPLAIN QUERY PLAN SELECT id FROM nestjs_workers WHERE queue_name = ? AND available_at <= ? ORDER BY available_at, id LIMIT 10',
+        'EXPLAIN QUERY PLAN SELECT id FROM nestjs_workers WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ORDER BY available_at, id LIMIT 10',
         ['storage', Date.now()],
       )) as { detail: string }[];
       const details = plan.map((step) => step.detail).join('\n');
-      expect(details).toContain('SEARCH nestjs_workers USING COVERING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)');
+      expect(details).toContain('SEARCH nestjs_workers USING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)');
       expect(details).not.toContain('TEMP B-TREE');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("honours the seed's soft delete: a row with deletedAt set is neither listed, counted nor claimed", async () => {
+    const t = await createTestApp();
+    try {
+      await t.events.dispatch(new StoredEvent({ n: 1 }));
+      await t.events.dispatch(new StoredEvent({ n: 2 }));
+      const repository = new TypeOrmWorkerRepository(t.dataSource);
+      const [first] = await repository.getWorkers();
+      const deletedAt = new Date('2026-03-04T05:06:07.089Z');
+      await first!.updateWorkerData({ ...first!.getWorkerData()!, deletedAt });
+
+      const [reloaded] = await t.dataSource.query('SELECT deleted_at FROM nestjs_workers WHERE id = 1');
+      expect(reloaded).toEqual({ deleted_at: deletedAt.getTime() });
+      expect((await repository.getWorkers()).map((model) => model.getWorkerData()?.payload)).toEqual([{ n: 2 }]);
+      expect(await t.workers.getHealth(['storage'])).toEqual([{ queueName: 'storage', active: 1, failed: 0, total: 1 }]);
+      expect(await t.workers.runWorker({ queueName: 'storage', retries: 1, runAfterSeconds: 0 })).toMatchObject({ processed: 1 });
+      expect(await t.dataSource.query('SELECT id FROM nestjs_workers')).toEqual([{ id: 1 }]);
     } finally {
       await t.close();
     }

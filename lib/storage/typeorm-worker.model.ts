@@ -115,6 +115,7 @@ export class TypeOrmWorkerModel implements IWorkerModel {
       createdAt: data.createdAt.getTime(),
       updatedAt: data.updatedAt.getTime(),
       failedAt: data.failedAt?.getTime(),
+      deletedAt: data.deletedAt?.getTime() ?? null,
     };
     this.cachedAttributes = null;
   }

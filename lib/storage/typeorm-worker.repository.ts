@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
+import { type DataSource, IsNull } from 'typeorm';
 import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type {
@@ -24,9 +24,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     this.dialect = dialectFor(dataSource);
   }
 
-  /** Every pending row (waiting, retrying or running), oldest first. */
+  /** Every pending row (waiting, retrying or running) that is not soft-deleted, oldest first. */
   async getWorkers(): Promise<IWorkerModel[]> {
-    const rows = await this.dataSource.getRepository(WorkerEntity).find({ order: { id: 'ASC' } });
+    const rows = await this.dataSource.getRepository(WorkerEntity).find({ where: { deletedAt: IsNull() }, order: { id: 'ASC' } });
     return rows.map((row) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, { ...row, id: String(row.id) }));
   }
 
@@ -42,7 +42,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
     return this.dataSource.manager
       .createQueryBuilder(WorkerEntity, 'row')
-      .where('row.queueName = :queueName AND row.availableAt <= :dueBy', { queueName, dueBy: dueBy.getTime() })
+      .where('row.queueName = :queueName AND row.availableAt <= :dueBy AND row.deletedAt IS NULL', { queueName, dueBy: dueBy.getTime() })
       .getCount();
   }
 
@@ -110,10 +110,11 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       .createQueryBuilder(table, 'row')
       .select('row.queueName', 'queueName')
       .addSelect('COUNT(*)', 'count')
+      .where('row.deletedAt IS NULL')
       .groupBy('row.queueName');
     if (queueNames) {
       if (queueNames.length === 0) return new Map();
-      query.where('row.queueName IN (:...queueNames)', { queueNames });
+      query.andWhere('row.queueName IN (:...queueNames)', { queueNames });
     }
     const rows = await query.getRawMany<{ queueName: string; count: string | number }>();
     return new Map(rows.map((row) => [row.queueName, Number(row.count)]));

@@ -17,6 +17,7 @@ export interface StoredWorkerFields {
   createdAt: number;
   updatedAt: number;
   failedAt?: number;
+  deletedAt?: number | null;
 }
 
 /** Lease columns of a claimed pending row. */
@@ -36,6 +37,7 @@ export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields 
     error: raw.error === null || raw.error === undefined ? null : String(raw.error),
     createdAt: Number(raw.created_at),
     updatedAt: Number(raw.updated_at),
+    deletedAt: raw.deleted_at === null || raw.deleted_at === undefined ? null : Number(raw.deleted_at),
     leaseToken: raw.lease_token === null || raw.lease_token === undefined ? null : String(raw.lease_token),
     availableAt: Number(raw.available_at),
   };
@@ -55,6 +57,7 @@ export function toAttributes(fields: StoredWorkerFields): IWorkerAttributes {
   };
   if (fields.error !== null) attributes.error = fields.error;
   if (fields.failedAt !== undefined) attributes.failedAt = new Date(fields.failedAt);
+  if (fields.deletedAt !== undefined && fields.deletedAt !== null) attributes.deletedAt = new Date(fields.deletedAt);
   try {
     attributes.payload = deserializePayload(fields.payload);
   } catch (error) {

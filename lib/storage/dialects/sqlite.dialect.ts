@@ -18,7 +18,7 @@ export class SqliteWorkerDialect implements WorkerDialect {
   ): Promise<RawWorkerRow[]> {
     const sql =
       `UPDATE ${table} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, available_at = ?, updated_at = ? ` +
-      `WHERE id IN (SELECT id FROM ${table} WHERE queue_name = ? AND available_at <= ? ` +
+      `WHERE id IN (SELECT id FROM ${table} WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
       `ORDER BY available_at, id LIMIT ?) RETURNING *`;
     return (await dataSource.query(sql, [
       request.workerId,

@@ -29,6 +29,8 @@ export class WorkerEntity {
   leaseToken!: string | null;
   createdAt!: number;
   updatedAt!: number;
+  /** The seed's soft delete: a row with deletedAt set is neither claimed nor listed. */
+  deletedAt!: number | null;
 }
 
 /** An event whose attempts ran out (or that can never run); written in one transaction with the delete. */
@@ -44,6 +46,7 @@ export class FailedWorkerEntity {
   /** The pending row's createdAt: when the event was first dispatched. */
   createdAt!: number;
   updatedAt!: number;
+  deletedAt!: number | null;
 }
 
 type DatabaseType = DataSourceOptions['type'];
@@ -67,6 +70,7 @@ export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEnt
     error: { type: 'text', nullable: true },
     createdAt: { name: 'created_at', type: 'bigint', transformer: epochMs },
     updatedAt: { name: 'updated_at', type: 'bigint', transformer: epochMs },
+    deletedAt: { name: 'deleted_at', type: 'bigint', nullable: true, transformer: epochMs },
   } satisfies Record<string, EntitySchemaColumnOptions>;
   const pending = new EntitySchema<WorkerEntity>({
     name: 'NestjsWorker',

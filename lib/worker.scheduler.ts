@@ -1,6 +1,7 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { EventService } from './events/event.service.js';
+import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { RunWorkerResult } from './interfaces/worker-options.interface.js';
 import { WorkerService } from './processing/worker.service.js';
 import { knownQueueNames, type ResolvedWorkerConfig } from './worker.config.js';
@@ -13,7 +14,7 @@ import { MAX_POLL_BACKOFF_MS, POLL_INTERVAL_PREFIX, WORKER_CONFIG } from './work
  */
 @Injectable()
 export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger(WorkerScheduler.name);
+  private readonly logger: ILoggerService;
   private readonly running = new Set<string>();
   private readonly failures = new Map<string, { count: number; resumeAt: number }>();
   private readonly intervalNames: string[] = [];
@@ -28,11 +29,16 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     @Optional() schedulerRegistry?: SchedulerRegistry,
   ) {
     this.schedulerRegistry = schedulerRegistry ?? new SchedulerRegistry();
+    this.logger = config.logger ?? new Logger(WorkerScheduler.name);
   }
 
   onApplicationBootstrap(): void {
     const events = this.eventService.getRegisteredEvents();
     this.logger.debug?.(`Registered events: ${events.map((event) => `${event.name} (${event.queueName ?? 'sync'})`).join(', ') || 'none'}`);
+    // Found now rather than at the first execution, which would fail and retry for nothing.
+    for (const problem of this.eventService.checkEventDependencies()) {
+      this.logger.warn(`${problem.message}; executions of this event fail until that provider can be resolved`);
+    }
     if (!this.config.autoStart) return;
     const queueNames = this.queueNames();
     for (const queueName of queueNames) {

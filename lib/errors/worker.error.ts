@@ -88,7 +88,8 @@ export class WorkerNotConfiguredError extends WorkerError {
 /** An event dependency (an @Inject() property of an event class) that cannot be resolved. */
 export class EventDependencyError extends WorkerError {
   constructor(eventName: string, property: string, token: string, cause?: unknown) {
-    super(`Cannot inject ${eventName}.${property}: no provider for ${token}`, { cause });
+    const reason = cause instanceof Error ? `: ${cause.message}` : '';
+    super(`Cannot inject ${eventName}.${property} (${token})${reason}`, { cause });
   }
 }
 

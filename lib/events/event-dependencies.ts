@@ -16,22 +16,32 @@ interface PropertyDependency {
  * need, and this resolves it the moment before `execute()`.
  */
 export function injectEventDependencies(event: BaseEvent, resolve: DependencyResolver | undefined): void {
-  const eventClass = event.constructor;
-  const dependencies = (Reflect.getMetadata(PROPERTY_DEPS_METADATA, eventClass) ?? []) as PropertyDependency[];
-  if (dependencies.length === 0) return;
-  const optional = (Reflect.getMetadata(OPTIONAL_PROPERTY_DEPS_METADATA, eventClass) ?? []) as (string | symbol)[];
-  for (const { key, type } of dependencies) {
-    const token = unwrapForwardRef(type);
-    let instance: unknown;
-    try {
-      if (!resolve) throw new Error('no dependency resolver (outside Nest, pass resolveDependency to EventService)');
-      instance = resolve(token);
-    } catch (error) {
-      if (optional.includes(key)) continue;
-      throw new EventDependencyError(event.getName(), String(key), describeToken(token), error);
-    }
+  for (const [key, instance] of resolveEventDependencies(event.constructor, event.getName(), resolve)) {
     (event as unknown as Record<string | symbol, unknown>)[key] = instance;
   }
+}
+
+/** Resolves every `@Inject()` property of an event class; throws EventDependencyError for the first that fails. */
+export function resolveEventDependencies(
+  eventClass: Function,
+  eventName: string,
+  resolve: DependencyResolver | undefined,
+): [string | symbol, unknown][] {
+  const dependencies = (Reflect.getMetadata(PROPERTY_DEPS_METADATA, eventClass) ?? []) as PropertyDependency[];
+  if (dependencies.length === 0) return [];
+  const optional = (Reflect.getMetadata(OPTIONAL_PROPERTY_DEPS_METADATA, eventClass) ?? []) as (string | symbol)[];
+  const resolved: [string | symbol, unknown][] = [];
+  for (const { key, type } of dependencies) {
+    const token = unwrapForwardRef(type);
+    try {
+      if (!resolve) throw new Error('no dependency resolver (outside Nest, pass resolveDependency to EventService)');
+      resolved.push([key, resolve(token)]);
+    } catch (error) {
+      if (optional.includes(key)) continue;
+      throw new EventDependencyError(eventName, String(key), describeToken(token), error);
+    }
+  }
+  return resolved;
 }
 
 function unwrapForwardRef(type: unknown): unknown {

@@ -1,11 +1,11 @@
-import { UnknownEventError, WorkerNotConfiguredError } from '../errors/worker.error.js';
+import { EventDependencyError, UnknownEventError, WorkerNotConfiguredError } from '../errors/worker.error.js';
 import type { IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
 import { DEFAULT_RETRIES } from '../worker.constants.js';
 import type { BaseEvent, EventClass } from './base-event.js';
-import { type DependencyResolver, injectEventDependencies } from './event-dependencies.js';
+import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
 
 export interface EventServiceOptions {
@@ -46,6 +46,20 @@ export class EventService implements IEventService {
 
   getRegisteredEvents(): { name: string; eventClass: EventClass; queueName?: string }[] {
     return this.registry.all().map(({ name, eventClass, queueName }) => ({ name, eventClass, queueName }));
+  }
+
+  /** Resolves every registered event's `@Inject()` properties now, returning what cannot be resolved. */
+  checkEventDependencies(): EventDependencyError[] {
+    const problems: EventDependencyError[] = [];
+    for (const { name, eventClass } of this.registry.all()) {
+      try {
+        resolveEventDependencies(eventClass, name, this.resolveDependency);
+      } catch (error) {
+        if (error instanceof EventDependencyError) problems.push(error);
+        else throw error;
+      }
+    }
+    return problems;
   }
 
   async dispatch(event: BaseEvent): Promise<string | undefined> {

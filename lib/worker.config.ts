@@ -4,6 +4,7 @@ import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { WorkerModuleOptions, WorkerQueueOptions } from './interfaces/worker-module-options.interface.js';
 import {
   assertBoolean,
+  assertHeartbeat,
   assertInteger,
   assertKnownKeys,
   assertNonEmptyString,
@@ -38,12 +39,13 @@ export interface ResolvedWorkerConfig {
   events: EventClass[];
   autoStart: boolean;
   leaseSeconds: number;
+  heartbeatSeconds: number;
   shutdownGraceSeconds: number;
   logger?: ILoggerService;
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
-const MODULE_KEYS = ['database', 'queues', 'defaults', 'events', 'autoStart', 'leaseSeconds', 'shutdownGraceSeconds', 'logger'] as const;
+const MODULE_KEYS = ['database', 'queues', 'defaults', 'events', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
 const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency'] as const;
 const DATABASE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
 
@@ -83,6 +85,8 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   assertBoolean('autoStart', autoStart);
   const leaseSeconds = input.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
   assertNumber('leaseSeconds', leaseSeconds, 1);
+  const heartbeatSeconds = input.heartbeatSeconds ?? leaseSeconds / 3;
+  assertHeartbeat(heartbeatSeconds, leaseSeconds);
   const shutdownGraceSeconds = input.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
   assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0);
   if (input.logger !== undefined) {
@@ -99,6 +103,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     events: [...events],
     autoStart,
     leaseSeconds,
+    heartbeatSeconds,
     shutdownGraceSeconds,
     logger: input.logger,
     queueOptions: (queueName) => queues.get(queueName) ?? defaults,

@@ -72,6 +72,7 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
         workerService.setWorkerCreator(creator);
         workerService.configure({
           leaseSeconds: config.leaseSeconds,
+          heartbeatSeconds: config.heartbeatSeconds,
           concurrencyFor: (queueName) => config.queueOptions(queueName).concurrency,
           knownQueues: () => knownQueueNames(config, eventService),
         });

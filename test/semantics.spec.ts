@@ -10,6 +10,7 @@ import {
   TypeOrmWorkerCreator,
   TypeOrmWorkerRepository,
   type TEventWorkerOptions,
+  WorkerService,
 } from '../lib/index.js';
 import { createTestApp, failedRows, pendingRows, RecordingLogger, sleep, type TestApp } from './support/test-app.js';
 
@@ -241,7 +242,9 @@ describe('delivery semantics (SQLite)', () => {
     const claimed = await repository.claimWorkers({ queueName: 'default', limit: 5, workerId: 'w', leaseMs: 60_000, dueBy: new Date() });
     await repository.releaseWorkers(claimed);
     const [row] = await pendingRows(t.dataSource);
+    // Due again from when it was first queued, so it keeps its place ahead of younger rows.
     expect(row).toMatchObject({ attempts: 0, lease_token: null, locked_by: null });
+    expect(row!.available_at).toBe(row!.created_at);
     expect(await t.workers.runWorker(options())).toMatchObject({ processed: 1 });
   });
 
@@ -265,5 +268,140 @@ describe('delivery semantics (SQLite)', () => {
     } finally {
       await short.close();
     }
+  });
+
+  it('keeps failed moves atomic and dispatches durable while they all share the SQLite connection at once', async () => {
+    for (let n = 0; n < 20; n++) await t.events.dispatch(new FailEvent({ label: `crowd ${n}` }));
+    const repository = new TypeOrmWorkerRepository(t.dataSource);
+    const creator = new TypeOrmWorkerCreator(t.dataSource);
+    const claimed = await repository.claimWorkers({ queueName: 'default', limit: 20, workerId: 'A', leaseMs: 60_000, dueBy: new Date() });
+    // Another worker has taken over half of the rows, so half of the moves must change nothing.
+    await t.dataSource.query("UPDATE nestjs_workers SET lease_token = 'taken-over' WHERE id % 2 = 0");
+    const moves = claimed.map((model) =>
+      repository.failWorker(model, creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'final', failedAt: new Date() })),
+    );
+    const dispatches = Array.from({ length: 20 }, (_, n) => t.events.dispatch(new OtherQueueEvent({ label: `late ${n}` })));
+
+    const moved = await Promise.allSettled(moves);
+    expect(moved.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(10);
+    const rejections = moved.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason] : []));
+    expect(rejections).toHaveLength(10);
+    for (const reason of rejections) expect(reason).toBeInstanceOf(LeaseLostError);
+    await Promise.all(dispatches);
+
+    const failedIds = (await failedRows(t.dataSource)).map((row) => JSON.parse(String(row.payload)).label);
+    const pending = await pendingRows(t.dataSource);
+    const pendingIds = pending.filter((row) => row.queue_name === 'default').map((row) => JSON.parse(String(row.payload)).label);
+    expect(failedIds).toHaveLength(10);
+    expect(pendingIds).toHaveLength(10);
+    expect(new Set([...failedIds, ...pendingIds]).size).toBe(20);
+    // Every dispatch that resolved left its row, none was swept into another move's rollback.
+    expect(pending.filter((row) => row.queue_name === 'other')).toHaveLength(20);
+  });
+
+  it('runs final failures with concurrency 4 and records each exactly once', async () => {
+    @QueueEvent('crowded', { retries: 1 })
+    class LastChanceEvent extends BaseEvent<{ n: number }> {
+      async execute(): Promise<void> {
+        await sleep(this.getPayload().n % 3);
+        throw new Error(`final failure ${this.getPayload().n}`);
+      }
+    }
+    t.events.registerEvents(LastChanceEvent);
+    for (let n = 0; n < 40; n++) await t.events.dispatch(new LastChanceEvent({ n }));
+    expect(await t.workers.runWorker(options({ queueName: 'crowded', retries: 1, concurrency: 4 }))).toEqual({
+      queueName: 'crowded',
+      processed: 0,
+      failed: 40,
+      retried: 0,
+    });
+    expect(logger.messages('error').filter((message) => !message.startsWith('Event processing failed'))).toEqual([]);
+    const failed = await failedRows(t.dataSource);
+    expect(failed.map((row) => JSON.parse(String(row.payload)).n).sort((a, b) => a - b)).toEqual([...Array(40).keys()]);
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+  });
+
+  it('renews the lease of a long event while it runs (heartbeat), so no other worker starts it meanwhile', async () => {
+    let runs = 0;
+    @QueueEvent('long-running')
+    class LongEvent extends BaseEvent<null> {
+      async execute(): Promise<void> {
+        runs++;
+        await sleep(1600);
+      }
+    }
+    const short = await createTestApp({ logger, leaseSeconds: 1, heartbeatSeconds: 0.2, events: [LongEvent] });
+    try {
+      await short.events.dispatch(new LongEvent(null));
+      const run = short.workers.runWorker(options({ queueName: 'long-running' }));
+      await sleep(1250);
+      // Past the 1 s lease: without renewals this worker would take the row over and run it again.
+      const rival = new TypeOrmWorkerRepository(short.dataSource);
+      const stolen = await rival.claimWorkers({ queueName: 'long-running', limit: 1, workerId: 'rival', leaseMs: 60_000, dueBy: new Date() });
+      expect(stolen).toEqual([]);
+      const [row] = await pendingRows(short.dataSource);
+      expect(Number(row!.available_at)).toBeGreaterThan(Date.now() + 500);
+      expect(await run).toEqual({ queueName: 'long-running', processed: 1, failed: 0, retried: 0 });
+      expect(runs).toBe(1);
+      expect(await pendingRows(short.dataSource)).toEqual([]);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('counts an error before execute() (event options lookup) as a failed attempt and goes on with the other rows', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'first' }));
+    await t.events.dispatch(new RecordEvent({ label: 'second' }));
+    const eventService = t.events;
+    const standalone = new WorkerService();
+    standalone.setLogger(logger);
+    standalone.setWorkerRepository(new TypeOrmWorkerRepository(t.dataSource));
+    standalone.setWorkerCreator(new TypeOrmWorkerCreator(t.dataSource));
+    let lookups = 0;
+    standalone.setEventService({
+      dispatch: (event) => eventService.dispatch(event),
+      createEvent: (name, payload) => eventService.createEvent(name, payload),
+      getEventOptions: (name) => {
+        if (lookups++ === 0) throw new Error('options store unavailable');
+        return eventService.getEventOptions(name);
+      },
+    });
+    expect(await standalone.runWorker(options({ concurrency: 1 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 1 });
+    expect(log).toEqual(['second']);
+    const [row] = await pendingRows(t.dataSource);
+    expect(row).toMatchObject({ attempts: 1, lease_token: null });
+    expect(String(row!.error)).toContain('options store unavailable');
+  });
+
+  it('leaves a row it cannot read leased (it runs again after the lease) and processes the rest of the batch', async () => {
+    await t.events.dispatch(new RecordEvent({ label: 'unreadable' }));
+    await t.events.dispatch(new RecordEvent({ label: 'readable' }));
+    class UnreadableFirstRepository extends TypeOrmWorkerRepository {
+      override async claimWorkers(request: Parameters<TypeOrmWorkerRepository['claimWorkers']>[0]) {
+        const [first, ...rest] = await super.claimWorkers(request);
+        if (!first) return rest;
+        const broken = Object.create(first) as typeof first;
+        broken.getWorkerData = () => {
+          throw new Error('driver returned a row it cannot decode');
+        };
+        return [broken, ...rest];
+      }
+    }
+    const standalone = new WorkerService();
+    standalone.setLogger(logger);
+    standalone.setEventService(t.events);
+    standalone.setWorkerRepository(new UnreadableFirstRepository(t.dataSource));
+    standalone.setWorkerCreator(new TypeOrmWorkerCreator(t.dataSource));
+    standalone.configure({ leaseSeconds: 1 });
+    expect(await standalone.runWorker(options({ concurrency: 2 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(log).toEqual(['readable']);
+    expect(logger.messages('error').join('\n')).toContain('driver returned a row it cannot decode');
+    const [row] = await pendingRows(t.dataSource);
+    expect(row).toMatchObject({ attempts: 1, payload: '{"label":"unreadable"}' });
+    expect(row!.lease_token).not.toBeNull();
+
+    await sleep(1100);
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(log).toEqual(['readable', 'unreadable']);
   });
 });

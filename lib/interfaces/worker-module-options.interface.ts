@@ -40,6 +40,8 @@ export interface WorkerModuleOptions {
   autoStart?: boolean;
   /** How long a claimed event stays leased to its worker (s). Default 30. */
   leaseSeconds?: number;
+  /** How often the leases of running events are extended (s), at most half of leaseSeconds. Default leaseSeconds / 3. */
+  heartbeatSeconds?: number;
   /** How long app.close() waits for running events (s). Default 10. */
   shutdownGraceSeconds?: number;
   /** Logger for the workers. Default: Nest's Logger. */

@@ -48,6 +48,8 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
   retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void>;
   /** Moves the row to the failed store: the insert and the delete happen together or not at all. */
   failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void>;
+  /** Extends the leases this worker still holds on these claimed rows to `leaseMs` from now (heartbeat). */
+  renewLeases(models: IWorkerModel[], leaseMs: number): Promise<void>;
   /** Gives back claimed rows that were never started (shutdown), undoing their attempt count. */
   releaseWorkers(models: IWorkerModel[]): Promise<void>;
   /** Health per queue; every queue with rows when `queueNames` is omitted. */

@@ -10,7 +10,7 @@ import type {
 
 export function isQueueRepository(repository: IWorkerRepository): repository is IWorkerQueueRepository {
   const candidate = repository as Partial<IWorkerQueueRepository>;
-  return ['claimWorkers', 'countDueWorkers', 'completeWorker', 'retryWorker', 'failWorker', 'releaseWorkers', 'getQueueHealth'].every(
+  return ['claimWorkers', 'countDueWorkers', 'completeWorker', 'retryWorker', 'failWorker', 'renewLeases', 'releaseWorkers', 'getQueueHealth'].every(
     (method) => typeof candidate[method as keyof IWorkerQueueRepository] === 'function',
   );
 }
@@ -50,6 +50,9 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
     await failed.saveWorkerData();
     await model.deleteWorkerData();
   }
+
+  /** The seed's rows have no leases to renew. */
+  async renewLeases(): Promise<void> {}
 
   async releaseWorkers(models: IWorkerModel[]): Promise<void> {
     for (const model of models) {

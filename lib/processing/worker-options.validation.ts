@@ -18,6 +18,14 @@ export function assertNumber(field: string, value: unknown, min: number): void {
   }
 }
 
+/** A heartbeat must come well inside the lease it renews, or the lease lapses between beats. */
+export function assertHeartbeat(heartbeatSeconds: unknown, leaseSeconds: number, field = 'heartbeatSeconds'): void {
+  assertNumber(field, heartbeatSeconds, 0.05);
+  if ((heartbeatSeconds as number) > leaseSeconds / 2) {
+    throw new InvalidWorkerOptionsError(field, `must be at most half of leaseSeconds (${leaseSeconds}), got ${String(heartbeatSeconds)}`);
+  }
+}
+
 export function assertBoolean(field: string, value: unknown): void {
   if (typeof value !== 'boolean') throw new InvalidWorkerOptionsError(field, `must be true or false (got ${describe(value)})`);
 }

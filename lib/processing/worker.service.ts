@@ -19,11 +19,13 @@ import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth } from '../
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS } from '../worker.constants.js';
 import { runPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
-import { assertInteger, assertNonEmptyString, assertNumber, assertPlainObject } from './worker-options.validation.js';
+import { assertHeartbeat, assertInteger, assertNonEmptyString, assertNumber, assertPlainObject } from './worker-options.validation.js';
 
 export interface WorkerServiceSettings {
   /** How long a claimed row stays leased to this worker. */
   leaseSeconds?: number;
+  /** How often running events' leases are extended; default a third of leaseSeconds. */
+  heartbeatSeconds?: number;
   /** Concurrency of a queue when runWorker() is not given one. */
   concurrencyFor?: (queueName: string) => number;
   /** Queues getHealth() reports even while they are empty (WorkerModule: the polled queues). */
@@ -54,6 +56,8 @@ export class WorkerService {
   private leaseMs = DEFAULT_LEASE_SECONDS * 1000;
   private concurrencyFor: (queueName: string) => number = () => DEFAULT_CONCURRENCY;
   private knownQueues: () => string[] = () => [];
+  private heartbeatMs = (DEFAULT_LEASE_SECONDS * 1000) / 3;
+  private readonly heartbeats = new Set<{ stop(): void }>();
   private stopping = false;
   private readonly activeRuns = new Set<Promise<void>>();
 
@@ -78,6 +82,11 @@ export class WorkerService {
     if (settings.leaseSeconds !== undefined) {
       assertNumber('leaseSeconds', settings.leaseSeconds, 1);
       this.leaseMs = settings.leaseSeconds * 1000;
+      this.heartbeatMs = this.leaseMs / 3;
+    }
+    if (settings.heartbeatSeconds !== undefined) {
+      assertHeartbeat(settings.heartbeatSeconds, this.leaseMs / 1000);
+      this.heartbeatMs = settings.heartbeatSeconds * 1000;
     }
     if (settings.concurrencyFor) this.concurrencyFor = settings.concurrencyFor;
     if (settings.knownQueues) this.knownQueues = settings.knownQueues;
@@ -142,6 +151,8 @@ export class WorkerService {
     ]);
     clearTimeout(timer);
     if (!finished) {
+      // Whatever still runs keeps only the lease it has: renewing it would outlive the DataSource.
+      for (const heartbeat of [...this.heartbeats]) heartbeat.stop();
       this.logger.warn(
         `Shutdown grace period (${graceMs} ms) ended with events still running; ` +
           `their leases expire and another worker runs them again`,
@@ -174,44 +185,84 @@ export class WorkerService {
           this.logger.log(`Queued items: ${batch.length + stillDue}`);
         }
         claimedInPass += batch.length;
-        const unstarted = await runPool(batch, concurrency, () => !this.stopping, (model) => this.process(model, context));
+        const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
+        let unstarted: IWorkerModel[];
+        try {
+          unstarted = await runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
+        } finally {
+          heartbeat.stop();
+        }
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
       }
     } while (!options.runOnce && claimedInPass > 0 && !this.stopping);
   }
 
+  /**
+   * Extends the batch's leases every heartbeat while its events run, so a long event keeps its row.
+   * Renewals are fenced by the lease token: rows already finished, or taken over, are not touched.
+   */
+  private startHeartbeat(repository: IWorkerQueueRepository, batch: IWorkerModel[], queueName: string): { stop(): void } {
+    let renewing = false;
+    const beat = async (): Promise<void> => {
+      if (renewing) return;
+      renewing = true;
+      try {
+        await repository.renewLeases(batch, this.leaseMs);
+      } catch (error) {
+        this.logger.warn(`Could not renew the leases of running events in queue ${queueName}: ${describeError(error)}`);
+      } finally {
+        renewing = false;
+      }
+    };
+    const timer = setInterval(() => void beat(), this.heartbeatMs);
+    timer.unref();
+    const heartbeat = { stop: () => (clearInterval(timer), this.heartbeats.delete(heartbeat)) };
+    this.heartbeats.add(heartbeat);
+    return heartbeat;
+  }
+
+  /** process(), with anything it did not expect logged instead of ending the pass for the other rows. */
+  private async processSafely(model: IWorkerModel, context: RunContext): Promise<void> {
+    try {
+      await this.process(model, context);
+    } catch (error) {
+      this.logger.error(
+        `Unexpected error while processing a row of queue ${context.options.queueName}; ` +
+          `it runs again when its lease expires: ${describeError(error)}`,
+      );
+    }
+  }
+
+  /**
+   * Runs one claimed row and records the outcome. Whatever goes wrong before the outcome is recorded
+   * counts as a failed attempt of that row; a row that cannot even be read stays leased and runs
+   * again when its lease expires, so no row is lost and none blocks the pass.
+   */
   private async process(model: IWorkerModel, context: RunContext): Promise<void> {
     const { options, eventService, repository, result } = context;
-    let data: IWorkerAttributes | null;
-    let failure: Error | undefined;
-    try {
-      data = model.getWorkerData();
-    } catch (error) {
-      if (!(error instanceof CorruptPayloadError)) throw error;
-      data = error.attributes;
-      failure = error;
-    }
-    if (!data) {
-      this.logger.warn(`Skipped a claimed worker row without data in queue ${options.queueName}`);
-      return;
-    }
-    const eventOptions = eventService.getEventOptions(data.eventName);
-    const maxAttempts = eventOptions?.retries ?? options.retries;
-    const retryDelayMs = (eventOptions?.runAfterSeconds ?? options.runAfterSeconds) * 1000;
+    const claimed = this.readClaimed(model, options.queueName);
+    if (!claimed) return;
+    const { data } = claimed;
+    let failure = claimed.failure;
     let permanent = failure !== undefined;
-    if (!failure && data.attempts > maxAttempts) {
-      failure = new AttemptsExhaustedError(data.id, data.eventName, maxAttempts);
-      permanent = true;
-    }
-    if (!failure) {
-      try {
+    let maxAttempts = options.retries;
+    let retryDelayMs = options.runAfterSeconds * 1000;
+    try {
+      const eventOptions = eventService.getEventOptions(data.eventName);
+      maxAttempts = eventOptions?.retries ?? maxAttempts;
+      retryDelayMs = (eventOptions?.runAfterSeconds ?? options.runAfterSeconds) * 1000;
+      if (!failure && data.attempts > maxAttempts) {
+        failure = new AttemptsExhaustedError(data.id, data.eventName, maxAttempts);
+        permanent = true;
+      }
+      if (!failure) {
         const event = eventService.createEvent(data.eventName, data.payload);
         this.logger.debug?.(`Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`);
         await event.execute();
-      } catch (thrown) {
-        failure = thrown instanceof Error ? thrown : new NonErrorThrownError(thrown);
-        permanent = failure instanceof UnknownEventError;
       }
+    } catch (thrown) {
+      failure ??= thrown instanceof Error ? thrown : new NonErrorThrownError(thrown);
+      permanent ||= failure instanceof UnknownEventError;
     }
     try {
       if (!failure) {
@@ -241,10 +292,26 @@ export class WorkerService {
       } else {
         this.logger.error(
           `Could not record the outcome of ${data.eventName} (row ${data.id}); it runs again when its lease expires: ` +
-            `${storageError instanceof Error ? storageError.message : String(storageError)}`,
+            `${describeError(storageError)}`,
         );
       }
     }
+  }
+
+  /**
+   * The claimed row's attributes. A payload that no longer parses becomes a permanent failure whose
+   * failed copy keeps the raw text (as a JSON string); a row that cannot be read at all is left leased.
+   */
+  private readClaimed(model: IWorkerModel, queueName: string): { data: IWorkerAttributes; failure?: Error } | undefined {
+    try {
+      const data = model.getWorkerData();
+      if (data) return { data };
+      this.logger.error(`A claimed row of queue ${queueName} has no data; it stays leased until its lease expires`);
+    } catch (error) {
+      if (error instanceof CorruptPayloadError) return { data: { ...error.attributes, payload: error.rawPayload }, failure: error };
+      this.logger.error(`Could not read a claimed row of queue ${queueName}; it runs again when its lease expires: ${describeError(error)}`);
+    }
+    return undefined;
   }
 
   private resolveCreator(creatorClass?: IWorkerCreatorConstructor): IWorkerCreator {
@@ -262,6 +329,10 @@ export class WorkerService {
     if (!this.eventService) throw new WorkerNotConfiguredError('Event service', 'setEventService');
     return this.eventService;
   }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 export function validateRunWorkerOptions(options: TEventWorkerOptions): void {

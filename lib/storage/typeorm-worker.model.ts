@@ -64,16 +64,21 @@ export class TypeOrmWorkerModel implements IWorkerModel {
 
   /** Inserts the row through `manager` (a transaction's, when the insert is part of one). */
   async insert(manager: EntityManager): Promise<void> {
-    const fields = this.requireFields();
-    const row =
-      this.table === WorkerEntity
-        ? { ...this.columnValues(fields), availableAt: fields.createdAt }
-        : { ...this.columnValues(fields), failedAt: fields.failedAt ?? Date.now() };
-    const result = await manager.createQueryBuilder().insert().into(this.table).values(row).execute();
+    const result = await manager.createQueryBuilder().insert().into(this.table).values(this.insertValues()).execute();
     const generated = result.identifiers[0]?.id as string | number | undefined;
     if (generated === undefined) throw new WorkerError(`Insert into ${this.table.name} returned no id`);
     this.fields = { ...this.requireFields(), id: String(generated) };
     this.cachedAttributes = null;
+  }
+
+  /** The row this model inserts, keyed by database column name (for statements outside the query builder). */
+  databaseRow(): Record<string, unknown> {
+    const values: Record<string, unknown> = this.insertValues();
+    const row: Record<string, unknown> = {};
+    for (const column of this.dataSource.getMetadata(this.table).columns) {
+      if (values[column.propertyName] !== undefined) row[column.databaseName] = values[column.propertyName];
+    }
+    return row;
   }
 
   /** Deletes the row through `manager`, fenced by the lease token when there is one. */
@@ -87,6 +92,14 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   private fenced<Q extends { where(condition: string, parameters?: object): Q; andWhere(condition: string, parameters?: object): Q }>(query: Q): Q {
     const scoped = query.where('id = :id', { id: this.requireFields().id });
     return this.leaseToken === null ? scoped : scoped.andWhere('lease_token = :leaseToken', { leaseToken: this.leaseToken });
+  }
+
+  /** A new pending row is due at once; a new failed row records when it failed. */
+  private insertValues(): Partial<WorkerEntity & FailedWorkerEntity> {
+    const fields = this.requireFields();
+    return this.table === WorkerEntity
+      ? { ...this.columnValues(fields), availableAt: fields.createdAt }
+      : { ...this.columnValues(fields), failedAt: fields.failedAt ?? Date.now() };
   }
 
   /** The columns both tables share, plus failedAt on the failed table. */

@@ -9,7 +9,7 @@ import type {
   RetryRequest,
 } from '../interfaces/worker-repository.interface.js';
 import { dialectFor, type WorkerDialect } from './dialects/worker-dialect.js';
-import { FailedWorkerEntity, PENDING_WORKERS_TABLE, WorkerEntity } from './entities/worker.entity.js';
+import { FAILED_WORKERS_TABLE, FailedWorkerEntity, PENDING_WORKERS_TABLE, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow } from './worker-row.js';
 
@@ -73,23 +73,37 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
       throw new WorkerError('TypeOrmWorkerRepository.failWorker needs a failed model made by TypeOrmWorkerCreator');
     }
-    // Insert and delete commit together; a lost lease (delete affects nothing) rolls the insert back.
-    await this.dataSource.transaction(async (manager) => {
-      await failed.insert(manager);
-      await claimed.deleteWith(manager);
+    const moved = await this.dialect.moveToFailed(this.dataSource, {
+      pendingTable: PENDING_WORKERS_TABLE,
+      failedTable: FAILED_WORKERS_TABLE,
+      id: claimed.id,
+      leaseToken: claimed.leaseToken,
+      failedRow: failed.databaseRow(),
     });
+    if (!moved) throw new LeaseLostError(claimed.id);
   }
 
+  async renewLeases(models: IWorkerModel[], leaseMs: number): Promise<void> {
+    const leaseTokens = leaseTokensOf(models);
+    if (leaseTokens.length === 0) return;
+    await this.dataSource.manager
+      .createQueryBuilder()
+      .update(WorkerEntity)
+      .set({ availableAt: Date.now() + leaseMs })
+      .where('lease_token IN (:...leaseTokens)', { leaseTokens })
+      .execute();
+  }
+
+  /** Back in line where it was first queued (its createdAt), so releasing never costs a row its turn. */
   async releaseWorkers(models: IWorkerModel[]): Promise<void> {
-    for (const model of models) {
-      const claimed = leased(model);
-      await this.dataSource.manager
-        .createQueryBuilder()
-        .update(WorkerEntity)
-        .set({ attempts: () => 'attempts - 1', availableAt: Date.now(), lockedBy: null, leaseToken: null })
-        .where('id = :id AND lease_token = :leaseToken', { id: claimed.id, leaseToken: claimed.leaseToken })
-        .execute();
-    }
+    const leaseTokens = leaseTokensOf(models);
+    if (leaseTokens.length === 0) return;
+    await this.dataSource.manager
+      .createQueryBuilder()
+      .update(WorkerEntity)
+      .set({ attempts: () => 'attempts - 1', availableAt: () => 'created_at', lockedBy: null, leaseToken: null })
+      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids: models.map((model) => leased(model).id), leaseTokens })
+      .execute();
   }
 
   async getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]> {
@@ -126,6 +140,10 @@ function leased(model: IWorkerModel): TypeOrmWorkerModel & { id: string; leaseTo
     throw new WorkerError('TypeOrmWorkerRepository can only complete, retry or fail rows it claimed itself');
   }
   return model as TypeOrmWorkerModel & { id: string; leaseToken: string };
+}
+
+function leaseTokensOf(models: IWorkerModel[]): string[] {
+  return [...new Set(models.map((model) => leased(model).leaseToken))];
 }
 
 function compareIds(a: string | undefined, b: string | undefined): number {

@@ -1,7 +1,13 @@
 import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import type { WorkerDialect } from './worker-dialect.js';
+import type { FailedMove, WorkerDialect } from './worker-dialect.js';
+
+/** The part of better-sqlite3's Database that the failed move uses. */
+interface SqliteConnection {
+  prepare(sql: string): { run(...parameters: unknown[]): { changes: number } };
+  transaction(work: () => boolean): { immediate(): boolean };
+}
 
 /**
  * SQLite has one writer at a time. A single UPDATE … RETURNING statement takes the write lock when it
@@ -29,5 +35,28 @@ export class SqliteWorkerDialect implements WorkerDialect {
       request.dueBy.getTime(),
       request.limit,
     ])) as RawWorkerRow[];
+  }
+
+  /**
+   * TypeORM runs every better-sqlite3 query on one shared connection, so a TypeORM transaction spans
+   * whatever else the process awaits meanwhile (other lanes, dispatches). better-sqlite3's own
+   * transaction runs synchronously: nothing can interleave with it, and BEGIN IMMEDIATE holds the
+   * file's write lock against other processes from the first statement.
+   */
+  async moveToFailed(dataSource: DataSource, move: FailedMove): Promise<boolean> {
+    const connection = (dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+    const columns = Object.keys(move.failedRow);
+    const remove = connection.prepare(`DELETE FROM ${move.pendingTable} WHERE id = ? AND lease_token = ?`);
+    const insert = connection.prepare(
+      `INSERT INTO ${move.failedTable} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+    );
+    const values = Object.values(move.failedRow);
+    return connection
+      .transaction(() => {
+        if (remove.run(move.id, move.leaseToken).changes === 0) return false;
+        insert.run(...values);
+        return true;
+      })
+      .immediate();
   }
 }

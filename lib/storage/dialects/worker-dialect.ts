@@ -11,6 +11,21 @@ export interface WorkerDialect {
    * set, available_at moved to the lease expiry. Returns the claimed rows, in any order.
    */
   claim(dataSource: DataSource, table: string, request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]>;
+  /**
+   * Deletes the leased pending row and inserts its failed copy in one transaction that nothing else
+   * can join. Resolves false, having changed nothing, when the lease is no longer held.
+   */
+  moveToFailed(dataSource: DataSource, move: FailedMove): Promise<boolean>;
+}
+
+/** A leased pending row and the failed row that replaces it. */
+export interface FailedMove {
+  pendingTable: string;
+  failedTable: string;
+  id: string;
+  leaseToken: string;
+  /** The failed row, keyed by database column name. */
+  failedRow: Record<string, unknown>;
 }
 
 export class UnsupportedDatabaseError extends WorkerError {

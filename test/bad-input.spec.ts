@@ -114,14 +114,18 @@ describe('bad input at dispatch and at run time', () => {
     expect(String(failed!.error)).toContain('UnknownEventError: Unknown event "RenamedLongAgoEvent"');
   });
 
-  it('moves a row whose payload no longer parses to the failed store, keeping the raw text in the error', async () => {
+  it('moves a row whose payload no longer parses to the failed store, keeping the whole raw text', async () => {
     await t.events.dispatch(new AnyPayloadEvent({ id: 2 }));
-    await t.dataSource.query(`UPDATE nestjs_workers SET payload = '{"id": 2, broken'`);
+    const raw = `{"id": 2, "note": "${'x'.repeat(5000)}", broken`;
+    await t.dataSource.query('UPDATE nestjs_workers SET payload = ?', [raw]);
     expect(await t.workers.runWorker(run())).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0 });
     expect(AnyPayloadEvent.runs).toBe(0);
     const [failed] = await failedRows(t.dataSource);
-    expect(failed).toMatchObject({ event_name: 'AnyPayloadEvent', payload: null });
-    expect(String(failed!.error)).toContain('is not valid JSON: {"id": 2, broken');
+    expect(failed).toMatchObject({ event_name: 'AnyPayloadEvent', attempts: 1 });
+    expect(String(failed!.error)).toContain('CorruptPayloadError: Stored payload of worker row');
+    expect(String(failed!.error)).toContain('is not valid JSON: {"id": 2, "note": "xxx');
+    // The failed row's payload holds the unparseable text as a JSON string, so nothing of it is lost.
+    expect(JSON.parse(String(failed!.payload))).toBe(raw);
   });
 
   it.each([
@@ -166,6 +170,8 @@ describe('invalid module options stop startup', () => {
     [{ events: [{}] }, 'events[0]', 'must be an event class'],
     [{ autoStart: 'yes' }, 'autoStart', 'must be true or false (got "yes")'],
     [{ leaseSeconds: 0 }, 'leaseSeconds', 'must be a finite number ≥ 1 (got 0)'],
+    [{ heartbeatSeconds: 20 }, 'heartbeatSeconds', 'must be at most half of leaseSeconds (30), got 20'],
+    [{ leaseSeconds: 2, heartbeatSeconds: 0 }, 'heartbeatSeconds', 'must be a finite number ≥ 0.05 (got 0)'],
     [{ shutdownGraceSeconds: -1 }, 'shutdownGraceSeconds', 'must be a finite number ≥ 0 (got -1)'],
     [{ logger: {} }, 'logger', 'must have a log() method'],
   ])('rejects %j naming %s', async (options, field, problem) => {
@@ -173,5 +179,30 @@ describe('invalid module options stop startup', () => {
       Test.createTestingModule({ imports: [WorkerModule.forRoot(options as unknown as WorkerModuleOptions)] }).compile();
     await expect(compile()).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
     await expect(compile()).rejects.toThrow(`Invalid nestjs-workers option "${field}": ${problem}`);
+  });
+});
+
+describe('invalid @QueueEvent() options stop startup', () => {
+  const decorate = (queueName: unknown, options: unknown) => () => {
+    // Decorating a class at run time is what defining it does when its module is imported.
+    class BadlyConfiguredEvent extends BaseEvent<null> {
+      async execute(): Promise<void> {}
+    }
+    QueueEvent(queueName as string, options as Parameters<typeof QueueEvent>[1])(BadlyConfiguredEvent);
+  };
+
+  it.each([
+    ['', {}, 'queue name', 'must be a non-empty string (got "")'],
+    ['mail', { retries: 0 }, 'options.retries', 'must be an integer ≥ 1 (got 0)'],
+    ['mail', { retries: '3' }, 'options.retries', 'must be an integer ≥ 1 (got "3")'],
+    ['mail', { runAfterSeconds: -5 }, 'options.runAfterSeconds', 'must be a finite number ≥ 0 (got -5)'],
+    ['mail', { name: '' }, 'options.name', 'must be a non-empty string (got "")'],
+    ['mail', { retry: 3 }, 'options.retry', 'is not an option (known: name, retries, runAfterSeconds)'],
+    ['mail', 'urgent', 'options', 'must be an object (got "urgent")'],
+  ])('rejects @QueueEvent(%j, %j) naming the class and %s', (queueName, options, field, problem) => {
+    expect(decorate(queueName, options)).toThrow(InvalidWorkerOptionsError);
+    expect(decorate(queueName, options)).toThrow(
+      `Invalid nestjs-workers option "@QueueEvent() on BadlyConfiguredEvent: ${field}": ${problem}`,
+    );
   });
 });

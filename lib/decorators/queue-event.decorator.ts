@@ -1,21 +1,38 @@
 import { SetMetadata } from '@nestjs/common';
 import type { QueueEventMetadata } from '../interfaces/queue-event-metadata.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertNonEmptyString,
+  assertNumber,
+  assertPlainObject,
+} from '../processing/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
+
+const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds'] as const;
 
 /**
  * Marks a BaseEvent subclass as queued on `queueName`: dispatching it stores a row that a worker
  * of that queue runs later. The class is registered under `options.name` (default: the class name).
+ * Invalid options throw InvalidWorkerOptionsError when the class is defined, so the app never starts
+ * with them.
  */
 export function QueueEvent(queueName: string, options: QueueEventOptions = {}): ClassDecorator {
-  if (typeof queueName !== 'string' || queueName.trim() === '') {
-    throw new TypeError('@QueueEvent() needs a non-empty queue name');
-  }
-  const metadata: QueueEventMetadata = { ...options, queueName };
-  const setMetadata = SetMetadata(QUEUE_EVENT_METADATA, metadata);
+  const setMetadata = SetMetadata(QUEUE_EVENT_METADATA, { ...options, queueName } satisfies QueueEventMetadata);
   return (target) => {
+    validateQueueEventOptions(`@QueueEvent() on ${target.name}`, queueName, options);
     setMetadata(target);
     rememberDecoratedEventClass(target);
   };
+}
+
+function validateQueueEventOptions(where: string, queueName: unknown, options: unknown): void {
+  assertNonEmptyString(`${where}: queue name`, queueName);
+  assertPlainObject(`${where}: options`, options);
+  assertKnownKeys(`${where}: options`, options, QUEUE_EVENT_KEYS);
+  if (options.name !== undefined) assertNonEmptyString(`${where}: options.name`, options.name);
+  if (options.retries !== undefined) assertInteger(`${where}: options.retries`, options.retries, 1);
+  if (options.runAfterSeconds !== undefined) assertNumber(`${where}: options.runAfterSeconds`, options.runAfterSeconds, 0);
 }

@@ -42,9 +42,14 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     if (!this.config.autoStart) return;
     const queueNames = this.queueNames();
     for (const queueName of queueNames) {
-      const name = POLL_INTERVAL_PREFIX + queueName;
+      const name = this.freeIntervalName(POLL_INTERVAL_PREFIX + queueName);
       const handle = setInterval(() => void this.poll(queueName), this.config.queueOptions(queueName).pollIntervalMs);
-      this.schedulerRegistry.addInterval(name, handle);
+      try {
+        this.schedulerRegistry.addInterval(name, handle);
+      } catch (error) {
+        clearInterval(handle);
+        throw error;
+      }
       this.intervalNames.push(name);
       void this.poll(queueName);
     }
@@ -57,6 +62,13 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       if (this.schedulerRegistry.doesExist('interval', name)) this.schedulerRegistry.deleteInterval(name);
     }
     await this.workerService.shutdown(this.config.shutdownGraceSeconds * 1000);
+  }
+
+  /** The queue's interval name, suffixed when another WorkerModule of this app already polls that queue. */
+  private freeIntervalName(base: string): string {
+    let name = base;
+    for (let instance = 2; this.schedulerRegistry.doesExist('interval', name); instance++) name = `${base}#${instance}`;
+    return name;
   }
 
   queueNames(): string[] {

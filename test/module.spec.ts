@@ -156,6 +156,28 @@ describe('WorkerModule.forRoot', () => {
     expect(slowRuns.maxActive).toBe(1);
   });
 
+  it('lets two WorkerModules of one app poll the same queue name under distinct interval names, all cleared on close', async () => {
+    const [first, second] = [tempDatabase(), tempDatabase()];
+    try {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          ScheduleModule.forRoot(),
+          WorkerModule.forRoot({ isGlobal: false, database: { database: first.file }, queues: { shared: {} } }),
+          WorkerModule.forRoot({ isGlobal: false, database: { database: second.file }, queues: { shared: {} } }),
+        ],
+      }).compile();
+      const app = await track(moduleRef.init());
+      const registry = app.get(SchedulerRegistry);
+      const ours = registry.getIntervals().filter((name) => name.startsWith('nestjs-workers:shared'));
+      expect(ours.sort()).toEqual(['nestjs-workers:shared', 'nestjs-workers:shared#2']);
+      await app.close();
+      expect(registry.getIntervals()).toEqual([]);
+    } finally {
+      first.cleanup();
+      second.cleanup();
+    }
+  });
+
   it('runs a queue with its configured concurrency', async () => {
     slowRuns.active = 0;
     slowRuns.maxActive = 0;

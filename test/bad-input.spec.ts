@@ -13,7 +13,7 @@ import {
   WorkerModule,
   type WorkerModuleOptions,
 } from '../lib/index.js';
-import { createTestApp, failedRows, pendingRows, RecordingLogger, type TestApp } from './support/test-app.js';
+import { createTestApp, failedRows, pendingRows, RecordingLogger, runOncePass, type TestApp } from './support/test-app.js';
 
 @QueueEvent('bad')
 class AnyPayloadEvent extends BaseEvent<unknown> {
@@ -43,13 +43,7 @@ class Money {
   constructor(readonly cents: number) {}
 }
 
-const run = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => ({
-  queueName: 'bad',
-  retries: 3,
-  runAfterSeconds: 0,
-  runOnce: true,
-  ...overrides,
-});
+const run = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => runOncePass('bad', overrides);
 
 describe('bad input at dispatch and at run time', () => {
   let t: TestApp;

@@ -12,7 +12,7 @@ import {
   type TEventWorkerOptions,
   WorkerService,
 } from '../lib/index.js';
-import { createTestApp, failedRows, pendingRows, RecordingLogger, sleep, type TestApp } from './support/test-app.js';
+import { createTestApp, failedRows, pendingRows, RecordingLogger, runOncePass, sleep, type TestApp } from './support/test-app.js';
 
 const log: string[] = [];
 
@@ -46,13 +46,7 @@ class OneShotEvent extends BaseEvent<null> {
   }
 }
 
-const options = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => ({
-  queueName: 'default',
-  retries: 3,
-  runAfterSeconds: 0,
-  runOnce: true,
-  ...overrides,
-});
+const options = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => runOncePass('default', overrides);
 
 describe('delivery semantics (SQLite)', () => {
   let t: TestApp;

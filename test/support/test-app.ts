@@ -7,11 +7,17 @@ import type { DataSource } from 'typeorm';
 import {
   EventService,
   type ILoggerService,
+  type TEventWorkerOptions,
   WORKER_DATA_SOURCE,
   WorkerModule,
   type WorkerModuleOptions,
   WorkerService,
 } from '../../lib/index.js';
+
+/** One runOnce pass of `queueName` with 3 attempts and no retry delay, unless overridden. */
+export function runOncePass(queueName: string, overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions {
+  return { queueName, retries: 3, runAfterSeconds: 0, runOnce: true, ...overrides };
+}
 
 /** A fresh SQLite file in its own temp folder, removed by cleanup(). */
 export function tempDatabase(): { file: string; cleanup: () => void } {

@@ -1,5 +1,6 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
+import { describeError } from './errors/describe-error.js';
 import { EventService } from './events/event.service.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { RunWorkerResult } from './interfaces/worker-options.interface.js';
@@ -94,7 +95,7 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       this.failures.set(queueName, { count, resumeAt: Date.now() + pauseMs });
       this.logger.error(
         `Polling queue ${queueName} failed (${count} in a row); next try in ${pauseMs} ms: ` +
-          `${error instanceof Error ? error.message : String(error)}`,
+          describeError(error),
       );
       return undefined;
     } finally {

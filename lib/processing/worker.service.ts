@@ -17,6 +17,7 @@ import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
 import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth } from '../interfaces/worker-repository.interface.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS } from '../worker.constants.js';
+import { describeError } from '../errors/describe-error.js';
 import { runPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import { assertHeartbeat, assertInteger, assertNonEmptyString, assertNumber, assertPlainObject } from './worker-options.validation.js';
@@ -329,10 +330,6 @@ export class WorkerService {
     if (!this.eventService) throw new WorkerNotConfiguredError('Event service', 'setEventService');
     return this.eventService;
   }
-}
-
-function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export function validateRunWorkerOptions(options: TEventWorkerOptions): void {

@@ -166,7 +166,9 @@ describe('WorkerModule.forRoot', () => {
           WorkerModule.forRoot({ isGlobal: false, database: { database: second.file }, queues: { shared: {} } }),
         ],
       }).compile();
-      const app = await track(moduleRef.init());
+      // Tracked before init(), so a bootstrap that throws half-way still gets its intervals closed.
+      const app = await track(Promise.resolve(moduleRef));
+      await app.init();
       const registry = app.get(SchedulerRegistry);
       const ours = registry.getIntervals().filter((name) => name.startsWith('nestjs-workers:shared'));
       expect(ours.sort()).toEqual(['nestjs-workers:shared', 'nestjs-workers:shared#2']);

@@ -10,6 +10,7 @@ import {
   assertNonEmptyString,
   assertNumber,
   assertPlainObject,
+  assertRetrySettings,
 } from './processing/worker-options.validation.js';
 import {
   DEFAULT_BUSY_TIMEOUT_MS,
@@ -20,6 +21,7 @@ import {
   DEFAULT_RUN_AFTER_SECONDS,
   DEFAULT_SHUTDOWN_GRACE_SECONDS,
   DEFAULT_SQLITE_FILE,
+  HEARTBEATS_PER_LEASE,
 } from './worker.constants.js';
 
 export type ResolvedQueueOptions = Required<WorkerQueueOptions>;
@@ -85,7 +87,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   assertBoolean('autoStart', autoStart);
   const leaseSeconds = input.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
   assertNumber('leaseSeconds', leaseSeconds, 1);
-  const heartbeatSeconds = input.heartbeatSeconds ?? leaseSeconds / 3;
+  const heartbeatSeconds = input.heartbeatSeconds ?? leaseSeconds / HEARTBEATS_PER_LEASE;
   assertHeartbeat(heartbeatSeconds, leaseSeconds);
   const shutdownGraceSeconds = input.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
   assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0);
@@ -120,8 +122,7 @@ function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOpti
   assertPlainObject(field, value);
   assertKnownKeys(field, value, QUEUE_KEYS);
   const resolved = { ...fallback, ...stripUndefined(value) } as ResolvedQueueOptions;
-  assertInteger(`${field}.retries`, resolved.retries, 1);
-  assertNumber(`${field}.runAfterSeconds`, resolved.runAfterSeconds, 0);
+  assertRetrySettings((setting) => `${field}.${setting}`, resolved, true);
   assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10);
   assertInteger(`${field}.concurrency`, resolved.concurrency, 1);
   return resolved;

@@ -21,5 +21,7 @@ export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_CONCURRENCY = 1;
 export const DEFAULT_LEASE_SECONDS = 30;
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
+/** By default a lease is renewed three times over its length, so two missed beats still keep it. */
+export const HEARTBEATS_PER_LEASE = 3;
 /** Longest pause between polls after repeated errors (database down). */
 export const MAX_POLL_BACKOFF_MS = 30_000;

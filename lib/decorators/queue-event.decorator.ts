@@ -2,11 +2,10 @@ import { SetMetadata } from '@nestjs/common';
 import type { QueueEventMetadata } from '../interfaces/queue-event-metadata.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import {
-  assertInteger,
   assertKnownKeys,
   assertNonEmptyString,
-  assertNumber,
   assertPlainObject,
+  assertRetrySettings,
 } from '../processing/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
@@ -33,6 +32,5 @@ function validateQueueEventOptions(where: string, queueName: unknown, options: u
   assertPlainObject(`${where}: options`, options);
   assertKnownKeys(`${where}: options`, options, QUEUE_EVENT_KEYS);
   if (options.name !== undefined) assertNonEmptyString(`${where}: options.name`, options.name);
-  if (options.retries !== undefined) assertInteger(`${where}: options.retries`, options.retries, 1);
-  if (options.runAfterSeconds !== undefined) assertNumber(`${where}: options.runAfterSeconds`, options.runAfterSeconds, 0);
+  assertRetrySettings((setting) => `${where}: options.${setting}`, options, false);
 }

@@ -18,6 +18,20 @@ export function assertNumber(field: string, value: unknown, min: number): void {
   }
 }
 
+/**
+ * The one rule for retry settings, wherever they are given (module config, runWorker, @QueueEvent):
+ * retries counts total attempts (≥ 1), runAfterSeconds is a delay (≥ 0). Optional settings are
+ * checked only when present.
+ */
+export function assertRetrySettings(
+  fieldName: (setting: 'retries' | 'runAfterSeconds') => string,
+  settings: { retries?: unknown; runAfterSeconds?: unknown },
+  required: boolean,
+): void {
+  if (required || settings.retries !== undefined) assertInteger(fieldName('retries'), settings.retries, 1);
+  if (required || settings.runAfterSeconds !== undefined) assertNumber(fieldName('runAfterSeconds'), settings.runAfterSeconds, 0);
+}
+
 /** A heartbeat must come well inside the lease it renews, or the lease lapses between beats. */
 export function assertHeartbeat(heartbeatSeconds: unknown, leaseSeconds: number, field = 'heartbeatSeconds'): void {
   assertNumber(field, heartbeatSeconds, 0.05);

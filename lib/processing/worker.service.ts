@@ -16,11 +16,18 @@ import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/wo
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
 import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth } from '../interfaces/worker-repository.interface.js';
-import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS } from '../worker.constants.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.constants.js';
 import { describeError } from '../errors/describe-error.js';
 import { runPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
-import { assertHeartbeat, assertInteger, assertNonEmptyString, assertNumber, assertPlainObject } from './worker-options.validation.js';
+import {
+  assertHeartbeat,
+  assertInteger,
+  assertNonEmptyString,
+  assertNumber,
+  assertPlainObject,
+  assertRetrySettings,
+} from './worker-options.validation.js';
 
 export interface WorkerServiceSettings {
   /** How long a claimed row stays leased to this worker. */
@@ -57,7 +64,7 @@ export class WorkerService {
   private leaseMs = DEFAULT_LEASE_SECONDS * 1000;
   private concurrencyFor: (queueName: string) => number = () => DEFAULT_CONCURRENCY;
   private knownQueues: () => string[] = () => [];
-  private heartbeatMs = (DEFAULT_LEASE_SECONDS * 1000) / 3;
+  private heartbeatMs = (DEFAULT_LEASE_SECONDS * 1000) / HEARTBEATS_PER_LEASE;
   private readonly heartbeats = new Set<{ stop(): void }>();
   private stopping = false;
   private readonly activeRuns = new Set<Promise<void>>();
@@ -83,7 +90,7 @@ export class WorkerService {
     if (settings.leaseSeconds !== undefined) {
       assertNumber('leaseSeconds', settings.leaseSeconds, 1);
       this.leaseMs = settings.leaseSeconds * 1000;
-      this.heartbeatMs = this.leaseMs / 3;
+      this.heartbeatMs = this.leaseMs / HEARTBEATS_PER_LEASE;
     }
     if (settings.heartbeatSeconds !== undefined) {
       assertHeartbeat(settings.heartbeatSeconds, this.leaseMs / 1000);
@@ -335,7 +342,6 @@ export class WorkerService {
 export function validateRunWorkerOptions(options: TEventWorkerOptions): void {
   assertPlainObject('runWorker options', options);
   assertNonEmptyString('queueName', options.queueName);
-  assertInteger('retries', options.retries, 1);
-  assertNumber('runAfterSeconds', options.runAfterSeconds, 0);
+  assertRetrySettings((setting) => setting, options, true);
   if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1);
 }

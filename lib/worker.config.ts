@@ -1,7 +1,8 @@
 import type { EventClass } from './events/base-event.js';
 import { InvalidWorkerOptionsError } from './errors/worker.error.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
-import type { WorkerModuleOptions, WorkerQueueOptions } from './interfaces/worker-module-options.interface.js';
+import type { DataSource } from 'typeorm';
+import type { WorkerModuleOptions, WorkerQueueOptions, WorkerServerDatabaseOptions } from './interfaces/worker-module-options.interface.js';
 import {
   assertBoolean,
   assertHeartbeat,
@@ -26,16 +27,22 @@ import {
 
 export type ResolvedQueueOptions = Required<WorkerQueueOptions>;
 
-export interface ResolvedDatabaseOptions {
+export interface ResolvedSqliteOptions {
   type: 'better-sqlite3';
   database: string;
   busyTimeoutMs: number;
   synchronize: boolean;
 }
 
+export type ResolvedServerDatabaseOptions = WorkerServerDatabaseOptions & { synchronize: boolean; migrationsRun: boolean };
+
+export type ResolvedDatabaseOptions = ResolvedSqliteOptions | ResolvedServerDatabaseOptions;
+
 /** Module options validated and defaulted; what the module's providers read. */
 export interface ResolvedWorkerConfig {
   database: ResolvedDatabaseOptions;
+  /** The application's DataSource, when the module is to use it instead of opening one. */
+  dataSource?: DataSource;
   queues: ReadonlyMap<string, ResolvedQueueOptions>;
   defaults: ResolvedQueueOptions;
   events: EventClass[];
@@ -47,9 +54,11 @@ export interface ResolvedWorkerConfig {
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
-const MODULE_KEYS = ['database', 'queues', 'defaults', 'events', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
+const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
 const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency'] as const;
-const DATABASE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
+const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
+const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
+const SERVER_TYPES = ['postgres', 'mysql', 'mariadb'] as const;
 
 /** Validates module options at startup; every error names the offending field. */
 export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): ResolvedWorkerConfig {
@@ -98,8 +107,14 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     }
   }
 
+  if (input.dataSource !== undefined) {
+    if (input.database !== undefined) throw new InvalidWorkerOptionsError('dataSource', 'cannot be combined with database: give one of them');
+    assertDataSourceLike(input.dataSource);
+  }
+
   return {
     database: resolveDatabase(input.database),
+    dataSource: input.dataSource,
     queues,
     defaults,
     events: [...events],
@@ -131,7 +146,17 @@ function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOpti
 function resolveDatabase(value: unknown): ResolvedDatabaseOptions {
   const input = value ?? {};
   assertPlainObject('database', input);
-  assertKnownKeys('database', input, DATABASE_KEYS);
+  const type = input.type ?? 'better-sqlite3';
+  if (type === 'better-sqlite3') return resolveSqlite(input);
+  if (SERVER_TYPES.includes(type as (typeof SERVER_TYPES)[number])) return resolveServer(input);
+  throw new InvalidWorkerOptionsError(
+    'database.type',
+    `must be one of better-sqlite3, ${SERVER_TYPES.join(', ')} (got ${JSON.stringify(type)})`,
+  );
+}
+
+function resolveSqlite(input: Record<string, unknown>): ResolvedSqliteOptions {
+  assertKnownKeys('database', input, SQLITE_KEYS);
   const resolved = {
     type: 'better-sqlite3' as const,
     database: DEFAULT_SQLITE_FILE,
@@ -139,13 +164,41 @@ function resolveDatabase(value: unknown): ResolvedDatabaseOptions {
     synchronize: true,
     ...stripUndefined(input),
   };
-  if (resolved.type !== 'better-sqlite3') {
-    throw new InvalidWorkerOptionsError('database.type', `must be "better-sqlite3" (got ${JSON.stringify(resolved.type)})`);
-  }
   assertNonEmptyString('database.database', resolved.database);
   assertInteger('database.busyTimeoutMs', resolved.busyTimeoutMs, 0);
   assertBoolean('database.synchronize', resolved.synchronize);
-  return resolved as ResolvedDatabaseOptions;
+  return resolved as ResolvedSqliteOptions;
+}
+
+function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOptions {
+  assertKnownKeys('database', input, SERVER_KEYS);
+  const resolved = { synchronize: false, migrationsRun: false, ...stripUndefined(input) } as ResolvedServerDatabaseOptions;
+  if (resolved.url === undefined && resolved.host === undefined) {
+    throw new InvalidWorkerOptionsError('database.url', `is required for ${resolved.type} (or give database.host)`);
+  }
+  for (const field of ['url', 'host', 'username', 'database', 'schema'] as const) {
+    if (resolved[field] !== undefined) assertNonEmptyString(`database.${field}`, resolved[field]);
+  }
+  if (resolved.password !== undefined && typeof resolved.password !== 'string') {
+    throw new InvalidWorkerOptionsError('database.password', 'must be a string');
+  }
+  if (resolved.schema !== undefined && resolved.type !== 'postgres') {
+    throw new InvalidWorkerOptionsError('database.schema', `is a PostgreSQL option (type is ${resolved.type}): use database.database`);
+  }
+  if (resolved.port !== undefined) assertInteger('database.port', resolved.port, 1);
+  if (resolved.poolSize !== undefined) assertInteger('database.poolSize', resolved.poolSize, 1);
+  if (resolved.ssl !== undefined && typeof resolved.ssl !== 'boolean') assertPlainObject('database.ssl', resolved.ssl);
+  assertBoolean('database.synchronize', resolved.synchronize);
+  assertBoolean('database.migrationsRun', resolved.migrationsRun);
+  return resolved;
+}
+
+/** A TypeORM DataSource (checked by shape: the application may load its own copy of typeorm). */
+function assertDataSourceLike(value: unknown): asserts value is DataSource {
+  const candidate = value as { options?: { type?: unknown }; isInitialized?: unknown } | null;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.isInitialized !== 'boolean' || !candidate.options) {
+    throw new InvalidWorkerOptionsError('dataSource', 'must be a TypeORM DataSource');
+  }
 }
 
 function stripUndefined(value: Record<string, unknown>): Record<string, unknown> {

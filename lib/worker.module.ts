@@ -8,7 +8,7 @@ import type { IWorkerRepository } from './interfaces/worker-repository.interface
 import { WorkerService } from './processing/worker.service.js';
 import { TypeOrmWorkerCreator } from './storage/typeorm-worker.creator.js';
 import { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js';
-import { openWorkerDataSource } from './storage/worker-data-source.js';
+import { assertUsableDataSource, isOpenedByWorkers, openWorkerDataSource } from './storage/worker-data-source.js';
 import { knownQueueNames, type ResolvedWorkerConfig, resolveWorkerConfig } from './worker.config.js';
 import { WORKER_CONFIG, WORKER_CREATOR, WORKER_DATA_SOURCE, WORKER_REPOSITORY } from './worker.constants.js';
 import {
@@ -19,14 +19,31 @@ import {
 } from './worker.module-definition.js';
 import { WorkerScheduler } from './worker.scheduler.js';
 
-/** Closes the DataSource the module opened, after the workers have drained. */
+/** Closes the DataSource the module opened, after the workers have drained; an application's own stays open. */
 @Injectable()
 class WorkerDataSourceCloser implements OnApplicationShutdown {
   constructor(@Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.dataSource.isInitialized) await this.dataSource.destroy();
+    if (isOpenedByWorkers(this.dataSource) && this.dataSource.isInitialized) await this.dataSource.destroy();
   }
+}
+
+/** The application's DataSource (by token, or given in the options), else one the module opens. */
+function dataSourceProvider(extras: WorkerModuleExtras): Provider {
+  if (extras.dataSourceToken !== undefined) {
+    return {
+      provide: WORKER_DATA_SOURCE,
+      useFactory: (dataSource: DataSource) => assertUsableDataSource(dataSource),
+      inject: [extras.dataSourceToken],
+    };
+  }
+  return {
+    provide: WORKER_DATA_SOURCE,
+    useFactory: (config: ResolvedWorkerConfig) =>
+      config.dataSource ? assertUsableDataSource(config.dataSource) : openWorkerDataSource(config.database),
+    inject: [WORKER_CONFIG],
+  };
 }
 
 function overridable<T>(token: string, override: WorkerProviderOverride<T> | undefined, fallback: Provider): Provider {
@@ -36,11 +53,7 @@ function overridable<T>(token: string, override: WorkerProviderOverride<T> | und
 function workerProviders(extras: WorkerModuleExtras): Provider[] {
   return [
     { provide: WORKER_CONFIG, useFactory: resolveWorkerConfig, inject: [WORKER_MODULE_OPTIONS] },
-    {
-      provide: WORKER_DATA_SOURCE,
-      useFactory: (config: ResolvedWorkerConfig) => openWorkerDataSource(config.database),
-      inject: [WORKER_CONFIG],
-    },
+    dataSourceProvider(extras),
     overridable<IWorkerCreator>(WORKER_CREATOR, extras.workerCreator, {
       provide: WORKER_CREATOR,
       useFactory: (dataSource: DataSource) => new TypeOrmWorkerCreator(dataSource),

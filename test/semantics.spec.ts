@@ -12,6 +12,7 @@ import {
   type TEventWorkerOptions,
   WorkerService,
 } from '../lib/index.js';
+import { testDatabases } from './support/databases.js';
 import { createTestApp, failedRows, pendingRows, RecordingLogger, runOncePass, sleep, type TestApp } from './support/test-app.js';
 
 const log: string[] = [];
@@ -46,16 +47,40 @@ class OneShotEvent extends BaseEvent<null> {
   }
 }
 
+@QueueEvent('slow-lease')
+class SlowLeaseEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {
+    await sleep(60);
+  }
+}
+
+@QueueEvent('crowded', { retries: 1 })
+class LastChanceEvent extends BaseEvent<{ n: number }> {
+  async execute(): Promise<void> {
+    await sleep(this.getPayload().n % 3);
+    throw new Error(`final failure ${this.getPayload().n}`);
+  }
+}
+
+let longRuns = 0;
+@QueueEvent('long-running')
+class LongEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {
+    longRuns++;
+    await sleep(1600);
+  }
+}
+
 const options = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => runOncePass('default', overrides);
 
-describe('delivery semantics (SQLite)', () => {
+describe.each(testDatabases())('delivery semantics ($name)', (database) => {
   let t: TestApp;
   let logger: RecordingLogger;
 
   beforeEach(async () => {
     log.length = 0;
     logger = new RecordingLogger();
-    t = await createTestApp({ logger });
+    t = await createTestApp({ logger }, {}, database);
   });
 
   afterEach(async () => {
@@ -196,9 +221,13 @@ describe('delivery semantics (SQLite)', () => {
     await t.events.dispatch(new OtherQueueEvent({ label: 'b' }));
     await t.workers.runWorker(options({ queueName: 'default', runOnce: true }));
     await t.events.dispatch(new RecordEvent({ label: 'c' }));
+    // Every queue of a registered event is known, and reported while empty.
     expect(await t.workers.getHealth()).toEqual([
+      { queueName: 'crowded', active: 0, failed: 0, total: 0 },
       { queueName: 'default', active: 1, failed: 1, total: 2 },
+      { queueName: 'long-running', active: 0, failed: 0, total: 0 },
       { queueName: 'other', active: 1, failed: 0, total: 1 },
+      { queueName: 'slow-lease', active: 0, failed: 0, total: 0 },
     ]);
     expect(await t.workers.getHealth(['other', 'empty'])).toEqual([
       { queueName: 'other', active: 1, failed: 0, total: 1 },
@@ -243,13 +272,7 @@ describe('delivery semantics (SQLite)', () => {
   });
 
   it('warns and leaves the row alone when the lease was lost while the event ran', async () => {
-    @QueueEvent('slow-lease')
-    class SlowLeaseEvent extends BaseEvent<null> {
-      async execute(): Promise<void> {
-        await sleep(60);
-      }
-    }
-    const short = await createTestApp({ logger, leaseSeconds: 1, events: [SlowLeaseEvent] });
+    const short = await createTestApp({ logger, leaseSeconds: 1, events: [SlowLeaseEvent] }, {}, database);
     try {
       await short.events.dispatch(new SlowLeaseEvent(null));
       const run = short.workers.runWorker(options({ queueName: 'slow-lease' }));
@@ -294,14 +317,6 @@ describe('delivery semantics (SQLite)', () => {
   });
 
   it('runs final failures with concurrency 4 and records each exactly once', async () => {
-    @QueueEvent('crowded', { retries: 1 })
-    class LastChanceEvent extends BaseEvent<{ n: number }> {
-      async execute(): Promise<void> {
-        await sleep(this.getPayload().n % 3);
-        throw new Error(`final failure ${this.getPayload().n}`);
-      }
-    }
-    t.events.registerEvents(LastChanceEvent);
     for (let n = 0; n < 40; n++) await t.events.dispatch(new LastChanceEvent({ n }));
     expect(await t.workers.runWorker(options({ queueName: 'crowded', retries: 1, concurrency: 4 }))).toEqual({
       queueName: 'crowded',
@@ -316,15 +331,8 @@ describe('delivery semantics (SQLite)', () => {
   });
 
   it('renews the lease of a long event while it runs (heartbeat), so no other worker starts it meanwhile', async () => {
-    let runs = 0;
-    @QueueEvent('long-running')
-    class LongEvent extends BaseEvent<null> {
-      async execute(): Promise<void> {
-        runs++;
-        await sleep(1600);
-      }
-    }
-    const short = await createTestApp({ logger, leaseSeconds: 1, heartbeatSeconds: 0.2, events: [LongEvent] });
+    longRuns = 0;
+    const short = await createTestApp({ logger, leaseSeconds: 1, heartbeatSeconds: 0.2, events: [LongEvent] }, {}, database);
     try {
       await short.events.dispatch(new LongEvent(null));
       const run = short.workers.runWorker(options({ queueName: 'long-running' }));
@@ -336,7 +344,7 @@ describe('delivery semantics (SQLite)', () => {
       const [row] = await pendingRows(short.dataSource);
       expect(Number(row!.available_at)).toBeGreaterThan(Date.now() + 500);
       expect(await run).toEqual({ queueName: 'long-running', processed: 1, failed: 0, retried: 0 });
-      expect(runs).toBe(1);
+      expect(longRuns).toBe(1);
       expect(await pendingRows(short.dataSource)).toEqual([]);
     } finally {
       await short.close();

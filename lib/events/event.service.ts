@@ -1,5 +1,5 @@
-import { EventDependencyError, UnknownEventError, WorkerNotConfiguredError } from '../errors/worker.error.js';
-import type { IEventService } from '../interfaces/event-service.interface.js';
+import { EventDependencyError, UnknownEventError, WorkerError, WorkerNotConfiguredError } from '../errors/worker.error.js';
+import type { DispatchOptions, IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
@@ -7,6 +7,16 @@ import { DEFAULT_RETRIES } from '../worker.constants.js';
 import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
+import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
+import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import type { EntityManager } from 'typeorm';
+
+async function insertWithin(model: IWorkerModel, manager: EntityManager): Promise<void> {
+  if (!(model instanceof TypeOrmWorkerModel)) {
+    throw new WorkerError('dispatch(event, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction');
+  }
+  await model.insert(manager);
+}
 
 export interface EventServiceOptions {
   /** Builds the row model a queued event is stored with. */
@@ -62,7 +72,11 @@ export class EventService implements IEventService {
     return problems;
   }
 
-  async dispatch(event: BaseEvent): Promise<string | undefined> {
+  /**
+   * Stores a queued event and resolves to its row id once the row is written (committed, unless
+   * `options.manager` makes it part of the caller's transaction); runs an unqueued event at once.
+   */
+  async dispatch(event: BaseEvent, options: DispatchOptions = {}): Promise<string | undefined> {
     const queueName = event.getQueueName();
     if (!queueName) {
       injectEventDependencies(event, this.resolveDependency);
@@ -84,7 +98,8 @@ export class EventService implements IEventService {
       createdAt: now,
       updatedAt: now,
     });
-    await model.saveWorkerData();
+    if (options.manager) await insertWithin(model, options.manager);
+    else await model.saveWorkerData();
     return model.getWorkerData()?.id;
   }
 

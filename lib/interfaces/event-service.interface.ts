@@ -1,11 +1,22 @@
+import type { EntityManager } from 'typeorm';
 import type { BaseEvent } from '../events/base-event.js';
 import type { QueueEventOptions } from './queue-event-options.interface.js';
 import type { TSerializableValues } from './worker-attributes.interface.js';
 
+/** Options of one dispatch. */
+export interface DispatchOptions {
+  /**
+   * The EntityManager of an open transaction of the queue's DataSource (`dataSource.transaction(async
+   * (manager) => …)`): the row is written in that transaction, so a rollback leaves no row and the
+   * event becomes due when the transaction commits.
+   */
+  manager?: EntityManager;
+}
+
 /** What WorkerService needs of an event service: dispatch, and turning a stored row back into an event. */
 export interface IEventService {
   /** Stores a queued event (resolves to its row id) or runs an unqueued one at once (resolves to undefined). */
-  dispatch(event: BaseEvent): Promise<string | undefined>;
+  dispatch(event: BaseEvent, options?: DispatchOptions): Promise<string | undefined>;
   /** Rebuilds a registered event from its stored name and payload, dependencies injected. Throws UnknownEventError. */
   createEvent(eventName: string, payload: TSerializableValues | null): BaseEvent;
   /** Options declared with @QueueEvent() for that name (they win over the queue's options). */

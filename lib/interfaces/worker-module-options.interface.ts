@@ -1,4 +1,5 @@
 import type { InjectionToken, OptionalFactoryDependency, Provider, Type } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
 import type { EventClass } from '../events/base-event.js';
 import type { ILoggerService } from './logger.interface.js';
 import type { IWorkerCreator } from './worker-creator.interface.js';
@@ -27,9 +28,40 @@ export interface WorkerSqliteOptions {
   synchronize?: boolean;
 }
 
+/**
+ * A PostgreSQL or MySQL/MariaDB server of the module's own (for the application's existing
+ * DataSource use `dataSource` or the `dataSourceToken` extra instead). Needs the driver installed:
+ * `pg` for postgres, `mysql2` for mysql and mariadb.
+ */
+export interface WorkerServerDatabaseOptions {
+  type: 'postgres' | 'mysql' | 'mariadb';
+  /** Connection URL, e.g. `postgres://user:secret@db:5432/app`; or host, port, … below. */
+  url?: string;
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  database?: string;
+  /** PostgreSQL schema of the queue tables. Default: the connection's search path (public). */
+  schema?: string;
+  /** TLS settings passed to the driver. */
+  ssl?: boolean | Record<string, unknown>;
+  /** Connections in this process's pool. Default 10. */
+  poolSize?: number;
+  /** Create or update the queue tables at startup. Default false (production: run the migrations). */
+  synchronize?: boolean;
+  /** Run the package's migrations (`workerMigrations(type)`) at startup. Default false. */
+  migrationsRun?: boolean;
+}
+
 export interface WorkerModuleOptions {
-  /** Where the queue tables live. Default: a SQLite file (see WorkerSqliteOptions). */
-  database?: WorkerSqliteOptions;
+  /** Where the queue tables live when the module opens its own DataSource. Default: a SQLite file. */
+  database?: WorkerSqliteOptions | WorkerServerDatabaseOptions;
+  /**
+   * An initialized TypeORM DataSource of the application to keep the queue tables in (its entities
+   * must include `workerEntitySchemas(type)`); the module neither migrates nor closes it.
+   */
+  dataSource?: DataSource;
   /** Per-queue options, by queue name; every queue named here is polled. */
   queues?: Record<string, WorkerQueueOptions>;
   /** Options of queues that are not listed in `queues`. */
@@ -63,6 +95,11 @@ export interface WorkerModuleExtras {
   workerRepository?: WorkerProviderOverride<IWorkerRepository>;
   /** Replaces the TypeORM creator. */
   workerCreator?: WorkerProviderOverride<IWorkerCreator>;
+  /**
+   * The application's DataSource to use, by injection token: `DataSource` (TypeOrmModule's default
+   * connection) or `getDataSourceToken('name')` for a named one.
+   */
+  dataSourceToken?: InjectionToken;
   /** Providers available to the async options factory's `inject`. */
   extraProviders?: Provider[];
 }

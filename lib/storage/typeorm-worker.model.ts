@@ -64,6 +64,12 @@ export class TypeOrmWorkerModel implements IWorkerModel {
 
   /** Inserts the row through `manager` (a transaction's, when the insert is part of one). */
   async insert(manager: EntityManager): Promise<void> {
+    if (manager.connection !== this.dataSource) {
+      throw new WorkerError(
+        `The EntityManager belongs to another DataSource (${manager.connection.options.type}) than the queue tables ` +
+          `(${this.dataSource.options.type}): a transaction cannot span two databases`,
+      );
+    }
     const result = await manager.createQueryBuilder().insert().into(this.table).values(this.insertValues()).execute();
     const generated = result.identifiers[0]?.id as string | number | undefined;
     if (generated === undefined) throw new WorkerError(`Insert into ${this.table.name} returned no id`);

@@ -8,8 +8,9 @@ import type {
   QueueHealth,
   RetryRequest,
 } from '../interfaces/worker-repository.interface.js';
-import { dialectFor, type WorkerDialect } from './dialects/worker-dialect.js';
-import { FAILED_WORKERS_TABLE, FailedWorkerEntity, PENDING_WORKERS_TABLE, WorkerEntity } from './entities/worker.entity.js';
+import { dialectFor } from './dialects/dialect-for.js';
+import type { WorkerDialect } from './dialects/worker-dialect.js';
+import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow } from './worker-row.js';
 
@@ -32,7 +33,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
 
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
     const leaseToken = randomUUID();
-    const raws = await this.dialect.claim(this.dataSource, PENDING_WORKERS_TABLE, request, leaseToken, Date.now());
+    const raws = await this.dialect.claim(request, leaseToken, Date.now());
     return raws
       .map(fromRawRow)
       .sort((a, b) => a.availableAt - b.availableAt || compareIds(a.id, b.id))
@@ -73,16 +74,11 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
       throw new WorkerError('TypeOrmWorkerRepository.failWorker needs a failed model made by TypeOrmWorkerCreator');
     }
-    const moved = await this.dialect.moveToFailed(this.dataSource, {
-      pendingTable: PENDING_WORKERS_TABLE,
-      failedTable: FAILED_WORKERS_TABLE,
-      id: claimed.id,
-      leaseToken: claimed.leaseToken,
-      failedRow: failed.databaseRow(),
-    });
+    const moved = await this.dialect.moveToFailed({ id: claimed.id, leaseToken: claimed.leaseToken, failed });
     if (!moved) throw new LeaseLostError(claimed.id);
   }
 
+  /** By primary key and lease token: an index lookup, so InnoDB locks only the rows renewed. */
   async renewLeases(models: IWorkerModel[], leaseMs: number): Promise<void> {
     const leaseTokens = leaseTokensOf(models);
     if (leaseTokens.length === 0) return;
@@ -90,7 +86,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       .createQueryBuilder()
       .update(WorkerEntity)
       .set({ availableAt: Date.now() + leaseMs })
-      .where('lease_token IN (:...leaseTokens)', { leaseTokens })
+      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids: models.map((model) => leased(model).id), leaseTokens })
       .execute();
   }
 

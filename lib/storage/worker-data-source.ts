@@ -1,17 +1,71 @@
-import { DataSource } from 'typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import { WorkerError } from '../errors/worker.error.js';
 import type { ResolvedDatabaseOptions } from '../worker.config.js';
-import { workerEntitySchemas } from './entities/worker.entity.js';
+import { isSupportedDatabaseType, UnsupportedDatabaseError } from './dialects/worker-dialect.js';
+import { FailedWorkerEntity, WorkerEntity, workerEntitySchemas } from './entities/worker.entity.js';
+import { workerMigrations } from './migrations/index.js';
 
-/** Opens the embedded SQLite database: WAL (readers never block the writer) and a busy timeout. */
+/** DataSources this package opened, and so closes; an application's own DataSource is left alone. */
+const openedByWorkers = new WeakSet<DataSource>();
+
+/**
+ * Opens the module's own DataSource: the embedded SQLite file (WAL, so readers never block the
+ * writer, and a busy timeout) or a PostgreSQL / MySQL / MariaDB server.
+ */
 export async function openWorkerDataSource(options: ResolvedDatabaseOptions): Promise<DataSource> {
-  const inMemory = options.database === ':memory:';
-  const dataSource = new DataSource({
-    type: 'better-sqlite3',
-    database: options.database,
-    entities: workerEntitySchemas('better-sqlite3'),
-    synchronize: options.synchronize,
-    timeout: options.busyTimeoutMs,
-    enableWAL: !inMemory,
-  });
-  return dataSource.initialize();
+  const dataSource = new DataSource(dataSourceOptions(options));
+  await dataSource.initialize();
+  openedByWorkers.add(dataSource);
+  return dataSource;
+}
+
+export function isOpenedByWorkers(dataSource: DataSource): boolean {
+  return openedByWorkers.has(dataSource);
+}
+
+function dataSourceOptions(options: ResolvedDatabaseOptions): DataSourceOptions {
+  if (options.type === 'better-sqlite3') {
+    return {
+      type: 'better-sqlite3',
+      database: options.database,
+      entities: workerEntitySchemas('better-sqlite3'),
+      synchronize: options.synchronize,
+      timeout: options.busyTimeoutMs,
+      enableWAL: options.database !== ':memory:',
+    };
+  }
+  const { type, url, host, port, username, password, database, ssl, poolSize, synchronize, migrationsRun } = options;
+  const shared = {
+    url,
+    host,
+    port,
+    username,
+    password,
+    database,
+    ssl,
+    poolSize,
+    entities: workerEntitySchemas(type),
+    migrations: workerMigrations(type),
+    // The package's own migrations table, so it never mixes with (or replays) the application's.
+    migrationsTableName: 'nestjs_workers_migrations',
+    synchronize,
+    migrationsRun,
+  };
+  return type === 'postgres' ? { type, schema: options.schema, ...shared } : { type, ...shared };
+}
+
+/** Checks an application's DataSource before the queue uses it, naming what is missing. */
+export function assertUsableDataSource(dataSource: DataSource): DataSource {
+  const type = dataSource.options.type;
+  if (!isSupportedDatabaseType(type)) throw new UnsupportedDatabaseError(type);
+  if (!dataSource.isInitialized) {
+    throw new WorkerError('The DataSource given to WorkerModule is not initialized: call dataSource.initialize() first');
+  }
+  if (!dataSource.hasMetadata(WorkerEntity) || !dataSource.hasMetadata(FailedWorkerEntity)) {
+    throw new WorkerError(
+      `The DataSource given to WorkerModule has no queue entities: add ...workerEntitySchemas('${type}') to its entities ` +
+        `(or TypeOrmModule.forFeature(workerEntitySchemas('${type}')) with autoLoadEntities)`,
+    );
+  }
+  return dataSource;
 }

@@ -13,6 +13,7 @@ import {
   type WorkerModuleOptions,
   WorkerService,
 } from '../../lib/index.js';
+import { moduleDatabaseOptions, normalizeRow, resetWorkerTables, SQLITE, type TestDatabase } from './databases.js';
 
 /** One runOnce pass of `queueName` with 3 attempts and no retry delay, unless overridden. */
 export function runOncePass(queueName: string, overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions {
@@ -34,25 +35,29 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** Boots WorkerModule on a temp SQLite file (polling off unless asked) and returns its services. */
+/**
+ * Boots WorkerModule (polling off unless asked) on `on`: a temp SQLite file by default, or empty queue
+ * tables on a server database; returns its services.
+ */
 export async function createTestApp(
   options: WorkerModuleOptions = {},
   metadata: ModuleMetadata = {},
+  on: TestDatabase = SQLITE,
 ): Promise<TestApp> {
   const database = tempDatabase();
+  const databaseOptions = { ...(await moduleDatabaseOptions(on, database.file)), ...options.database } as WorkerModuleOptions['database'];
   const moduleRef = await Test.createTestingModule({
     ...metadata,
-    imports: [
-      WorkerModule.forRoot({ autoStart: false, ...options, database: { database: database.file, ...options.database } }),
-      ...(metadata.imports ?? []),
-    ],
+    imports: [WorkerModule.forRoot({ autoStart: false, ...options, database: databaseOptions }), ...(metadata.imports ?? [])],
   }).compile();
   const app = await moduleRef.init();
+  const dataSource = app.get<DataSource>(WORKER_DATA_SOURCE);
+  await resetWorkerTables(dataSource);
   return {
     app,
     workers: app.get(WorkerService),
     events: app.get(EventService),
-    dataSource: app.get<DataSource>(WORKER_DATA_SOURCE),
+    dataSource,
     file: database.file,
     close: async () => {
       await app.close();
@@ -82,11 +87,11 @@ export class RecordingLogger implements ILoggerService {
 }
 
 export async function pendingRows(dataSource: DataSource): Promise<Record<string, unknown>[]> {
-  return dataSource.query('SELECT * FROM nestjs_workers ORDER BY id');
+  return ((await dataSource.query('SELECT * FROM nestjs_workers ORDER BY id')) as Record<string, unknown>[]).map(normalizeRow);
 }
 
 export async function failedRows(dataSource: DataSource): Promise<Record<string, unknown>[]> {
-  return dataSource.query('SELECT * FROM nestjs_failed_workers ORDER BY id');
+  return ((await dataSource.query('SELECT * FROM nestjs_failed_workers ORDER BY id')) as Record<string, unknown>[]).map(normalizeRow);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
+import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { FailedMove, WorkerDialect } from './worker-dialect.js';
 
@@ -15,18 +16,21 @@ interface SqliteConnection {
  * on one database file can never lease the same row; busy_timeout makes the loser wait its turn.
  */
 export class SqliteWorkerDialect implements WorkerDialect {
-  async claim(
-    dataSource: DataSource,
-    table: string,
-    request: ClaimRequest,
-    leaseToken: string,
-    now: number,
-  ): Promise<RawWorkerRow[]> {
-    const sql =
-      `UPDATE ${table} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, available_at = ?, updated_at = ? ` +
-      `WHERE id IN (SELECT id FROM ${table} WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
+  private readonly claimSql: string;
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly tables: WorkerTables,
+  ) {
+    const { pending } = tables;
+    this.claimSql =
+      `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, available_at = ?, updated_at = ? ` +
+      `WHERE id IN (SELECT id FROM ${pending} WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
       `ORDER BY available_at, id LIMIT ?) RETURNING *`;
-    return (await dataSource.query(sql, [
+  }
+
+  async claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
+    return (await this.dataSource.query(this.claimSql, [
       request.workerId,
       leaseToken,
       now + request.leaseMs,
@@ -43,14 +47,16 @@ export class SqliteWorkerDialect implements WorkerDialect {
    * transaction runs synchronously: nothing can interleave with it, and BEGIN IMMEDIATE holds the
    * file's write lock against other processes from the first statement.
    */
-  async moveToFailed(dataSource: DataSource, move: FailedMove): Promise<boolean> {
-    const connection = (dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
-    const columns = Object.keys(move.failedRow);
-    const remove = connection.prepare(`DELETE FROM ${move.pendingTable} WHERE id = ? AND lease_token = ?`);
+  async moveToFailed(move: FailedMove): Promise<boolean> {
+    const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+    const failedRow = move.failed.databaseRow();
+    const columns = Object.keys(failedRow);
+    const remove = connection.prepare(`DELETE FROM ${this.tables.pending} WHERE id = ? AND lease_token = ?`);
     const insert = connection.prepare(
-      `INSERT INTO ${move.failedTable} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+      `INSERT INTO ${this.tables.failed} (${columns.map((column) => this.dataSource.driver.escape(column)).join(', ')}) ` +
+        `VALUES (${columns.map(() => '?').join(', ')})`,
     );
-    const values = Object.values(move.failedRow);
+    const values = Object.values(failedRow);
     return connection
       .transaction(() => {
         if (remove.run(move.id, move.leaseToken).changes === 0) return false;

@@ -1,45 +1,58 @@
 import type { DataSource } from 'typeorm';
 import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
+import type { TypeOrmWorkerModel } from '../typeorm-worker.model.js';
+import { WorkerEntity } from '../entities/worker.entity.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import { SqliteWorkerDialect } from './sqlite.dialect.js';
 
-/** What differs between databases: how a batch of due rows is leased in one round trip. */
+/** What differs between databases: how due rows are leased, and how a row moves to the failed store. */
 export interface WorkerDialect {
   /**
    * Leases up to `request.limit` due rows of one queue to `leaseToken`: attempts + 1, lease columns
    * set, available_at moved to the lease expiry. Returns the claimed rows, in any order.
    */
-  claim(dataSource: DataSource, table: string, request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]>;
+  claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]>;
   /**
-   * Deletes the leased pending row and inserts its failed copy in one transaction that nothing else
-   * can join. Resolves false, having changed nothing, when the lease is no longer held.
+   * Deletes the leased pending row and inserts its failed copy in one transaction. Resolves false,
+   * having changed nothing, when the lease is no longer held.
    */
-  moveToFailed(dataSource: DataSource, move: FailedMove): Promise<boolean>;
+  moveToFailed(move: FailedMove): Promise<boolean>;
 }
 
 /** A leased pending row and the failed row that replaces it. */
 export interface FailedMove {
-  pendingTable: string;
-  failedTable: string;
   id: string;
   leaseToken: string;
-  /** The failed row, keyed by database column name. */
-  failedRow: Record<string, unknown>;
+  failed: TypeOrmWorkerModel;
 }
+
+export type SupportedDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql' | 'mariadb';
+export const SUPPORTED_DATABASE_TYPES: readonly SupportedDatabaseType[] = ['better-sqlite3', 'postgres', 'mysql', 'mariadb'];
 
 export class UnsupportedDatabaseError extends WorkerError {
   constructor(type: string) {
-    super(`nestjs-workers has no claim path for TypeORM database type "${type}" (supported: better-sqlite3)`);
+    super(`nestjs-workers has no claim path for TypeORM database type "${type}" (supported: ${SUPPORTED_DATABASE_TYPES.join(', ')})`);
   }
 }
 
-export function dialectFor(dataSource: DataSource): WorkerDialect {
-  const type = dataSource.options.type;
-  switch (type) {
-    case 'better-sqlite3':
-      return new SqliteWorkerDialect();
-    default:
-      throw new UnsupportedDatabaseError(type);
-  }
+export function isSupportedDatabaseType(type: unknown): type is SupportedDatabaseType {
+  return SUPPORTED_DATABASE_TYPES.includes(type as SupportedDatabaseType);
+}
+
+/**
+ * The failed move of the server databases: a transaction on its own pooled connection. The delete is
+ * fenced by the lease token, so a worker that lost its lease rolls back without inserting anything.
+ */
+export async function moveToFailedInTransaction(dataSource: DataSource, move: FailedMove): Promise<boolean> {
+  return dataSource.transaction(async (manager) => {
+    const deleted = await manager
+      .createQueryBuilder()
+      .delete()
+      .from(WorkerEntity)
+      .where('id = :id AND lease_token = :leaseToken', { id: move.id, leaseToken: move.leaseToken })
+      .execute();
+    if (!deleted.affected) return false;
+    await move.failed.insert(manager);
+    return true;
+  });
 }

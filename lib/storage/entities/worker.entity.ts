@@ -61,13 +61,15 @@ export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEnt
     primary: true,
     generated: 'increment',
   };
+  // MySQL's TEXT stops at 64 KiB; payloads and stack traces may be longer.
+  const text = type === 'mysql' || type === 'mariadb' ? 'longtext' : 'text';
   const shared = {
     queueName: { name: 'queue_name', type: 'varchar', length: 255 },
     eventName: { name: 'event_name', type: 'varchar', length: 255 },
-    payload: { type: 'text', nullable: true },
+    payload: { type: text, nullable: true },
     attempts: { type: 'int', default: 0 },
     retries: { type: 'int' },
-    error: { type: 'text', nullable: true },
+    error: { type: text, nullable: true },
     createdAt: { name: 'created_at', type: 'bigint', transformer: epochMs },
     updatedAt: { name: 'updated_at', type: 'bigint', transformer: epochMs },
     deletedAt: { name: 'deleted_at', type: 'bigint', nullable: true, transformer: epochMs },

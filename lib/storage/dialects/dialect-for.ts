@@ -1,0 +1,22 @@
+import type { DataSource } from 'typeorm';
+import { workerTables } from '../worker-tables.js';
+import { MysqlWorkerDialect } from './mysql.dialect.js';
+import { PostgresWorkerDialect } from './postgres.dialect.js';
+import { SqliteWorkerDialect } from './sqlite.dialect.js';
+import { UnsupportedDatabaseError, type WorkerDialect } from './worker-dialect.js';
+
+export function dialectFor(dataSource: DataSource): WorkerDialect {
+  const type = dataSource.options.type;
+  const tables = workerTables(dataSource);
+  switch (type) {
+    case 'better-sqlite3':
+      return new SqliteWorkerDialect(dataSource, tables);
+    case 'postgres':
+      return new PostgresWorkerDialect(dataSource, tables);
+    case 'mysql':
+    case 'mariadb':
+      return new MysqlWorkerDialect(dataSource, tables);
+    default:
+      throw new UnsupportedDatabaseError(type);
+  }
+}

@@ -1,0 +1,60 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
+import type { WorkerTables } from '../worker-tables.js';
+import type { RawWorkerRow } from '../worker-row.js';
+import { type FailedMove, moveToFailedInTransaction, type WorkerDialect } from './worker-dialect.js';
+
+/** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
+const RETRYABLE_ERRNOS = new Set([1213, 1205]);
+const CLAIM_ATTEMPTS = 3;
+
+/**
+ * MySQL 8 / MariaDB ≥ 10.6 have no UPDATE … RETURNING: a locking SELECT … FOR UPDATE SKIP LOCKED
+ * over the due index, then one UPDATE by primary key, in one READ COMMITTED transaction (no gap
+ * locks, so dispatches into the queue never wait for a claim).
+ */
+export class MysqlWorkerDialect implements WorkerDialect {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly tables: WorkerTables,
+  ) {}
+
+  async claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dataSource.transaction('READ COMMITTED', (manager) => this.claimIn(manager, request, leaseToken, now));
+      } catch (error) {
+        const errno = (error as { errno?: number }).errno;
+        if (attempt >= CLAIM_ATTEMPTS || errno === undefined || !RETRYABLE_ERRNOS.has(errno)) throw error;
+      }
+    }
+  }
+
+  private async claimIn(manager: EntityManager, request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
+    const { pending } = this.tables;
+    const rows = (await manager.query(
+      `SELECT * FROM ${pending} FORCE INDEX (IDX_nestjs_workers_due) WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
+        `ORDER BY available_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
+      [request.queueName, request.dueBy.getTime(), request.limit],
+    )) as RawWorkerRow[];
+    if (rows.length === 0) return [];
+    const availableAt = now + request.leaseMs;
+    await manager.query(
+      `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, available_at = ?, updated_at = ? ` +
+        `WHERE id IN (${rows.map(() => '?').join(', ')})`,
+      [request.workerId, leaseToken, availableAt, now, ...rows.map((row) => row.id)],
+    );
+    return rows.map((row) => ({
+      ...row,
+      attempts: Number(row.attempts) + 1,
+      locked_by: request.workerId,
+      lease_token: leaseToken,
+      available_at: availableAt,
+      updated_at: now,
+    }));
+  }
+
+  moveToFailed(move: FailedMove): Promise<boolean> {
+    return moveToFailedInTransaction(this.dataSource, move);
+  }
+}

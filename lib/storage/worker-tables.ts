@@ -1,0 +1,18 @@
+import type { DataSource } from 'typeorm';
+import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
+
+/** Both queue tables as they are spelled in raw SQL on this DataSource (schema-qualified, quoted). */
+export interface WorkerTables {
+  pending: string;
+  failed: string;
+}
+
+export function workerTables(dataSource: DataSource): WorkerTables {
+  const quoted = (entity: typeof WorkerEntity | typeof FailedWorkerEntity): string =>
+    dataSource
+      .getMetadata(entity)
+      .tablePath.split('.')
+      .map((part) => dataSource.driver.escape(part))
+      .join('.');
+  return { pending: quoted(WorkerEntity), failed: quoted(FailedWorkerEntity) };
+}

@@ -1,0 +1,108 @@
+/**
+ * The databases the contract suite runs on: SQLite always; PostgreSQL and MariaDB/MySQL when their
+ * URLs are set (`.ci/run` always sets them). With CI=true a missing URL fails the run instead of
+ * shrinking it.
+ */
+import { DataSource } from 'typeorm';
+import type { WorkerModuleOptions } from '../../lib/index.js';
+
+export const POSTGRES_URL_VARIABLE = 'WORKERS_TEST_POSTGRES_URL';
+export const MYSQL_URL_VARIABLE = 'WORKERS_TEST_MYSQL_URL';
+
+export type TestDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql';
+
+export interface TestDatabase {
+  /** Shown in test names. */
+  name: 'SQLite' | 'PostgreSQL' | 'MariaDB';
+  type: TestDatabaseType;
+  /** The server URL (for server databases), pointing at the server's default database. */
+  serverUrl?: string;
+}
+
+export const SQLITE: TestDatabase = { name: 'SQLite', type: 'better-sqlite3' };
+
+/** The server databases whose URLs are set; with CI=true both must be. */
+export function serverDatabases(): TestDatabase[] {
+  const databases: TestDatabase[] = [];
+  const postgres = process.env[POSTGRES_URL_VARIABLE];
+  const mysql = process.env[MYSQL_URL_VARIABLE];
+  if (process.env.CI === 'true') {
+    for (const [variable, value] of [[POSTGRES_URL_VARIABLE, postgres], [MYSQL_URL_VARIABLE, mysql]]) {
+      if (!value) throw new Error(`${variable} is not set: in CI every database suite must run (see .ci/run)`);
+    }
+  }
+  if (postgres) databases.push({ name: 'PostgreSQL', type: 'postgres', serverUrl: postgres });
+  if (mysql) databases.push({ name: 'MariaDB', type: 'mysql', serverUrl: mysql });
+  return databases;
+}
+
+export function testDatabases(): TestDatabase[] {
+  return [SQLITE, ...serverDatabases()];
+}
+
+/** `url` with its database (path) replaced. */
+export function withDatabaseName(url: string, databaseName: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${databaseName}`;
+  return parsed.toString();
+}
+
+const created = new Set<string>();
+
+/** Creates the database `databaseName` on the server if it does not exist yet; returns its URL. */
+export async function ensureServerDatabase(database: TestDatabase, databaseName: string): Promise<string> {
+  const serverUrl = database.serverUrl!;
+  const url = withDatabaseName(serverUrl, databaseName);
+  if (created.has(url)) return url;
+  const admin = await new DataSource({ type: database.type as 'postgres' | 'mysql', url: serverUrl }).initialize();
+  try {
+    if (database.type === 'postgres') {
+      const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [databaseName])) as unknown[];
+      if (exists.length === 0) {
+        try {
+          await admin.query(`CREATE DATABASE "${databaseName}"`);
+        } catch (error) {
+          // Another test file created it between the check and the CREATE.
+          if ((error as { code?: string }).code !== '42P04' && (error as { code?: string }).code !== '23505') throw error;
+        }
+      }
+    } else {
+      await admin.query(`CREATE DATABASE IF NOT EXISTS \`${databaseName}\``);
+    }
+  } finally {
+    await admin.destroy();
+  }
+  created.add(url);
+  return url;
+}
+
+/**
+ * Module database options for one test app on `database`. Server databases get one database per
+ * Jest worker (test files in one worker run one after another), emptied by `resetWorkerTables`.
+ */
+export async function moduleDatabaseOptions(database: TestDatabase, sqliteFile: string): Promise<WorkerModuleOptions['database']> {
+  if (database.type === 'better-sqlite3') return { database: sqliteFile };
+  const url = await ensureServerDatabase(database, `nestjs_workers_test_${process.env.JEST_WORKER_ID ?? '0'}`);
+  return { type: database.type, url, synchronize: true, poolSize: 5 };
+}
+
+/** Empties both queue tables and restarts their ids, so every test starts from row 1. */
+export async function resetWorkerTables(dataSource: DataSource): Promise<void> {
+  const type = dataSource.options.type;
+  for (const table of ['nestjs_workers', 'nestjs_failed_workers']) {
+    if (type === 'postgres') await dataSource.query(`TRUNCATE TABLE "${table}" RESTART IDENTITY`);
+    else if (type === 'mysql' || type === 'mariadb') await dataSource.query(`TRUNCATE TABLE \`${table}\``);
+  }
+}
+
+const NUMERIC_COLUMNS = ['id', 'attempts', 'retries', 'available_at', 'created_at', 'updated_at', 'deleted_at', 'failed_at'];
+
+/** A raw row with its numeric columns as numbers, whatever the driver returned (PostgreSQL: bigint strings). */
+export function normalizeRow(row: Record<string, unknown>): Record<string, unknown> {
+  const normalized = { ...row };
+  for (const column of NUMERIC_COLUMNS) {
+    const value = normalized[column];
+    if (typeof value === 'string' || typeof value === 'bigint') normalized[column] = Number(value);
+  }
+  return normalized;
+}

@@ -13,6 +13,12 @@ export {
   workerEntitySchemas,
   WorkerEntity,
 } from './storage/entities/worker.entity.js';
+export {
+  CreateNestjsWorkerTablesMysql1764400000000,
+  CreateNestjsWorkerTablesPostgres1764400000000,
+  CreateNestjsWorkerTablesSqlite1764400000000,
+  workerMigrations,
+} from './storage/migrations/index.js';
 export { TypeOrmWorkerCreator } from './storage/typeorm-worker.creator.js';
 export { TypeOrmWorkerModel } from './storage/typeorm-worker.model.js';
 export { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js';

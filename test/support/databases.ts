@@ -9,7 +9,8 @@ import type { WorkerModuleOptions } from '../../lib/index.js';
 export const POSTGRES_URL_VARIABLE = 'WORKERS_TEST_POSTGRES_URL';
 export const MYSQL_URL_VARIABLE = 'WORKERS_TEST_MYSQL_URL';
 
-export type TestDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql';
+/** MariaDB is driven as TypeORM's `mariadb` type, which knows how MariaDB reports column defaults. */
+export type TestDatabaseType = 'better-sqlite3' | 'postgres' | 'mariadb';
 
 export interface TestDatabase {
   /** Shown in test names. */
@@ -32,7 +33,7 @@ export function serverDatabases(): TestDatabase[] {
     }
   }
   if (postgres) databases.push({ name: 'PostgreSQL', type: 'postgres', serverUrl: postgres });
-  if (mysql) databases.push({ name: 'MariaDB', type: 'mysql', serverUrl: mysql });
+  if (mysql) databases.push({ name: 'MariaDB', type: 'mariadb', serverUrl: mysql });
   return databases;
 }
 
@@ -54,7 +55,7 @@ export async function ensureServerDatabase(database: TestDatabase, databaseName:
   const serverUrl = database.serverUrl!;
   const url = withDatabaseName(serverUrl, databaseName);
   if (created.has(url)) return url;
-  const admin = await new DataSource({ type: database.type as 'postgres' | 'mysql', url: serverUrl }).initialize();
+  const admin = await new DataSource({ type: database.type as 'postgres' | 'mariadb', url: serverUrl }).initialize();
   try {
     if (database.type === 'postgres') {
       const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [databaseName])) as unknown[];

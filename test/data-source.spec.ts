@@ -1,0 +1,208 @@
+/**
+ * Issue 3, points 1, 3 and 4 on every database: transactional dispatch, reusing the application's
+ * TypeORM DataSource (TypeOrmModule default and named, or given in forRootAsync), and the shipped
+ * migrations, which leave nothing for `synchronize` to do.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type INestApplicationContext, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { getDataSourceToken, TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import {
+  BaseEvent,
+  EventService,
+  QueueEvent,
+  WORKER_DATA_SOURCE,
+  WorkerError,
+  workerEntitySchemas,
+  workerMigrations,
+  WorkerModule,
+  WorkerService,
+} from '../lib/index.js';
+import { ensureServerDatabase, resetWorkerTables, serverDatabases, type TestDatabase, testDatabases } from './support/databases.js';
+import { createTestApp, pendingRows, runOncePass, type TestApp } from './support/test-app.js';
+
+const executed: string[] = [];
+
+@QueueEvent('orders')
+class OrderPlacedEvent extends BaseEvent<{ orderId: string }> {
+  async execute(): Promise<void> {
+    executed.push(this.getPayload().orderId);
+  }
+}
+
+/** TypeORM connection options of a scratch database on `database` (a temp file on SQLite). */
+async function scratchConnection(database: TestDatabase, name: string): Promise<{ options: DataSourceOptions; cleanup(): void }> {
+  if (database.type === 'better-sqlite3') {
+    const dir = mkdtempSync(join(tmpdir(), 'nestjs-workers-ds-'));
+    return { options: { type: 'better-sqlite3', database: join(dir, 'app.sqlite') }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  }
+  const url = await ensureServerDatabase(database, `nestjs_workers_${name}_${process.env.JEST_WORKER_ID ?? '0'}`);
+  return { options: { type: database.type, url } as DataSourceOptions, cleanup: () => undefined };
+}
+
+describe.each(testDatabases())('transactional dispatch ($name)', (database) => {
+  let t: TestApp;
+
+  beforeEach(async () => {
+    executed.length = 0;
+    t = await createTestApp({ events: [OrderPlacedEvent] }, {}, database);
+  });
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  it('writes no row when the transaction rolls back', async () => {
+    const rollback = t.dataSource.transaction(async (manager) => {
+      const id = await t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-1' }), { manager });
+      expect(id).toBe('1');
+      throw new Error('payment declined');
+    });
+    await expect(rollback).rejects.toThrow('payment declined');
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+    expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 0 });
+  });
+
+  it('makes the event due when the transaction commits', async () => {
+    const id = await t.dataSource.transaction((manager) => t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-2' }), { manager }));
+    expect(await pendingRows(t.dataSource)).toEqual([expect.objectContaining({ id: Number(id), event_name: 'OrderPlacedEvent' })]);
+    expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 1 });
+    expect(executed).toEqual(['o-2']);
+  });
+
+  it('rejects an EntityManager of another DataSource, storing nothing', async () => {
+    const other = await scratchConnection(database, 'other');
+    const foreign = await new DataSource(other.options).initialize();
+    try {
+      await expect(t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-3' }), { manager: foreign.manager })).rejects.toThrow(
+        /EntityManager belongs to another DataSource .* a transaction cannot span two databases/,
+      );
+      expect(await pendingRows(t.dataSource)).toEqual([]);
+    } finally {
+      await foreign.destroy();
+      other.cleanup();
+    }
+  });
+});
+
+describe.each(serverDatabases())('transactional dispatch isolation ($name)', (database) => {
+  it('keeps the row invisible to workers until the transaction commits', async () => {
+    const t = await createTestApp({ events: [OrderPlacedEvent] }, {}, database);
+    try {
+      executed.length = 0;
+      await t.dataSource.transaction(async (manager) => {
+        await t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-4' }), { manager });
+        // Claims run on other pooled connections: they must not see the uncommitted row.
+        expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 0 });
+      });
+      expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 1 });
+      expect(executed).toEqual(['o-4']);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe.each(testDatabases())("the application's DataSource ($name)", (database) => {
+  let connection: { options: DataSourceOptions; cleanup(): void };
+  const type = () => connection.options.type as 'better-sqlite3' | 'postgres' | 'mariadb';
+
+  beforeEach(async () => {
+    executed.length = 0;
+    connection = await scratchConnection(database, 'app');
+  });
+
+  afterEach(() => connection.cleanup());
+
+  async function boot(imports: Parameters<typeof Module>[0]['imports']): Promise<INestApplicationContext> {
+    @Module({ imports })
+    class AppModule {}
+    const app = await (await Test.createTestingModule({ imports: [AppModule] }).compile()).init();
+    await resetWorkerTables(app.get<DataSource>(WORKER_DATA_SOURCE));
+    return app;
+  }
+
+  async function dispatchAndRun(app: INestApplicationContext): Promise<void> {
+    await app.get(EventService).dispatch(new OrderPlacedEvent({ orderId: 'shared' }));
+    expect(await app.get(WorkerService).runWorker(runOncePass('orders'))).toMatchObject({ processed: 1 });
+    expect(executed).toEqual(['shared']);
+  }
+
+  it("uses TypeOrmModule's default DataSource through dataSourceToken, and leaves closing it to TypeORM", async () => {
+    const app = await boot([
+      TypeOrmModule.forRoot({ ...connection.options, entities: workerEntitySchemas(type()), synchronize: true }),
+      WorkerModule.forRoot({ dataSourceToken: DataSource, events: [OrderPlacedEvent], autoStart: false }),
+    ]);
+    const appDataSource = app.get(DataSource);
+    expect(app.get(WORKER_DATA_SOURCE)).toBe(appDataSource);
+    await dispatchAndRun(app);
+    await app.close();
+    expect(appDataSource.isInitialized).toBe(false);
+  });
+
+  it('uses a named TypeOrmModule DataSource (getDataSourceToken(name)) with forRootAsync', async () => {
+    const app = await boot([
+      TypeOrmModule.forRoot({ ...connection.options, name: 'jobs', entities: workerEntitySchemas(type()), synchronize: true }),
+      WorkerModule.forRootAsync({
+        dataSourceToken: getDataSourceToken('jobs'),
+        useFactory: () => ({ events: [OrderPlacedEvent], autoStart: false }),
+      }),
+    ]);
+    expect(app.get(WORKER_DATA_SOURCE)).toBe(app.get(getDataSourceToken('jobs')));
+    await dispatchAndRun(app);
+    await app.close();
+  });
+
+  it('uses a DataSource given by the options factory and does not close it', async () => {
+    const dataSource = await new DataSource({ ...connection.options, entities: workerEntitySchemas(type()), synchronize: true }).initialize();
+    try {
+      const app = await boot([
+        WorkerModule.forRootAsync({ useFactory: () => ({ dataSource, events: [OrderPlacedEvent], autoStart: false }) }),
+      ]);
+      expect(app.get(WORKER_DATA_SOURCE)).toBe(dataSource);
+      await dispatchAndRun(app);
+      await app.close();
+      expect(dataSource.isInitialized).toBe(true);
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+
+  it('refuses a DataSource without the queue entities at startup, saying what to add', async () => {
+    const dataSource = await new DataSource(connection.options).initialize();
+    try {
+      const compile = Test.createTestingModule({ imports: [WorkerModule.forRoot({ dataSource, autoStart: false })] }).compile();
+      await expect(compile).rejects.toThrow(WorkerError);
+      await expect(
+        Test.createTestingModule({ imports: [WorkerModule.forRoot({ dataSource, autoStart: false })] }).compile(),
+      ).rejects.toThrow(`add ...workerEntitySchemas('${type()}') to its entities`);
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+
+  it('creates the tables with the shipped migrations, leaving nothing for synchronize, and reverts them', async () => {
+    const dataSource = await new DataSource({
+      ...connection.options,
+      entities: workerEntitySchemas(type()),
+      migrations: workerMigrations(type()),
+      migrationsTableName: 'nestjs_workers_migrations_test',
+    }).initialize();
+    try {
+      // Start from an empty schema, whatever earlier tests left on this database.
+      for (const table of ['nestjs_failed_workers', 'nestjs_workers', 'nestjs_workers_migrations_test']) {
+        await dataSource.query(`DROP TABLE IF EXISTS ${dataSource.driver.escape(table)}`);
+      }
+      expect(await dataSource.runMigrations()).toHaveLength(1);
+      const pending = await dataSource.driver.createSchemaBuilder().log();
+      expect(pending.upQueries.map((query) => query.query)).toEqual([]);
+      await dataSource.undoLastMigration();
+      expect(await dataSource.createQueryRunner().hasTable('nestjs_workers')).toBe(false);
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+});

@@ -1,0 +1,158 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { BaseEvent, EventService, QueueEvent, TypeOrmWorkerCreator, workerEntitySchemas } from '../../lib/index.js';
+import { ensureServerDatabase, resetWorkerTables, type TestDatabase } from './databases.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const FIXTURE = join(ROOT, 'dist', 'test', 'fixtures', 'worker-process.js');
+
+/** Compiles the worker process (test/fixtures/worker-process.ts) with the library it imports. */
+export function buildWorkerProcess(): void {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.fixtures.json')], {
+    stdio: 'inherit',
+  });
+}
+
+/** The event the worker processes run, as the dispatching side knows it (same name and queue). */
+@QueueEvent('mp', { name: 'RecordedRunEvent', retries: 10 })
+export class RecordedRunEvent extends BaseEvent<{ n: number }> {
+  async execute(): Promise<void> {
+    throw new Error('runs in the worker processes only');
+  }
+}
+
+export interface RunRecord {
+  eventN: number;
+  worker: string;
+  startedAt: number;
+  endedAt: number | null;
+}
+
+/** A database of its own for the multi-process tests: queue tables plus the mp_runs record table. */
+export class SharedQueue {
+  private constructor(
+    readonly database: TestDatabase,
+    readonly url: string,
+    readonly dataSource: DataSource,
+  ) {}
+
+  static async open(database: TestDatabase, url?: string): Promise<SharedQueue> {
+    const queueUrl = url ?? (await ensureServerDatabase(database, `nestjs_workers_mp_${process.env.JEST_WORKER_ID ?? '0'}`));
+    const type = database.type as 'postgres' | 'mariadb';
+    const dataSource = await new DataSource({ type, url: queueUrl, entities: workerEntitySchemas(type), synchronize: true, poolSize: 20 }).initialize();
+    await dataSource.query(
+      'CREATE TABLE IF NOT EXISTS mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
+        'started_at bigint NOT NULL, ended_at bigint NULL)',
+    );
+    return new SharedQueue(database, queueUrl, dataSource);
+  }
+
+  async reset(): Promise<void> {
+    await resetWorkerTables(this.dataSource);
+    await this.dataSource.query('DELETE FROM mp_runs');
+  }
+
+  async dispatch(count: number): Promise<void> {
+    const events = new EventService({ workerCreator: new TypeOrmWorkerCreator(this.dataSource), events: [RecordedRunEvent] });
+    for (let start = 0; start < count; start += 100) {
+      const batch = Array.from({ length: Math.min(100, count - start) }, (_, index) => start + index);
+      await Promise.all(batch.map((n) => events.dispatch(new RecordedRunEvent({ n }))));
+    }
+  }
+
+  async runs(): Promise<RunRecord[]> {
+    const rows = (await this.dataSource.query('SELECT event_n, worker, started_at, ended_at FROM mp_runs')) as Record<string, unknown>[];
+    return rows.map((row) => ({
+      eventN: Number(row.event_n),
+      worker: String(row.worker),
+      startedAt: Number(row.started_at),
+      endedAt: row.ended_at === null ? null : Number(row.ended_at),
+    }));
+  }
+
+  async count(table: 'nestjs_workers' | 'nestjs_failed_workers'): Promise<number> {
+    const [row] = (await this.dataSource.query(`SELECT COUNT(*) AS count FROM ${table}`)) as { count: string | number }[];
+    return Number(row!.count);
+  }
+
+  async close(): Promise<void> {
+    await this.dataSource.destroy();
+  }
+}
+
+/** One worker process: its output is kept for failure messages. */
+export class WorkerProcess {
+  output = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  private constructor(
+    readonly label: string,
+    readonly child: ChildProcess,
+  ) {
+    child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  }
+
+  static async start(label: string, queue: SharedQueue, settings: Record<string, string> = {}): Promise<WorkerProcess> {
+    const child = spawn(process.execPath, [FIXTURE], {
+      env: {
+        ...process.env,
+        NODE_OPTIONS: '',
+        MP_WORKER: label,
+        MP_DB_TYPE: queue.database.type,
+        MP_DB_URL: queue.url,
+        ...settings,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const worker = new WorkerProcess(label, child);
+    await worker.waitForOutput('ready', 30_000);
+    return worker;
+  }
+
+  async waitForOutput(text: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.output.includes(text)) {
+      if (this.child.exitCode !== null) throw new Error(`Worker ${this.label} exited before printing "${text}":\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`Worker ${this.label} did not print "${text}" within ${timeoutMs} ms:\n${this.output}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  /** SIGTERM (drain and exit), then SIGKILL if it is still there after `timeoutMs`. */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Checks that the runs of each event never overlap in time (an unfinished run lasts until `openUntil`). */
+export function overlappingEvents(runs: RunRecord[], openUntil: (run: RunRecord) => number): number[] {
+  const byEvent = new Map<number, RunRecord[]>();
+  for (const run of runs) byEvent.set(run.eventN, [...(byEvent.get(run.eventN) ?? []), run]);
+  const overlapping: number[] = [];
+  for (const [eventN, eventRuns] of byEvent) {
+    const sorted = [...eventRuns].sort((a, b) => a.startedAt - b.startedAt);
+    for (let index = 1; index < sorted.length; index++) {
+      const previous = sorted[index - 1]!;
+      if (sorted[index]!.startedAt < (previous.endedAt ?? openUntil(previous))) overlapping.push(eventN);
+    }
+  }
+  return overlapping;
+}
+
+export function countBy<T>(items: T[], key: (item: T) => number): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
+  return counts;
+}

@@ -1,6 +1,6 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
-import { WorkerModule } from '../lib/index.js';
+import { WorkerModule, type WorkerModuleOptions } from '../lib/index.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
 import { DigestScheduler } from './digest.scheduler.js';
 import { EmailNotificationEvent } from './email-notification.event.js';
@@ -12,10 +12,23 @@ import { WorkersController } from './workers.controller.js';
 export interface SampleAppOptions {
   /** SQLite file of the queues. Default: $WORKERS_DB, else sample-workers.sqlite in the working directory. */
   database?: string;
+  /**
+   * A PostgreSQL or MySQL/MariaDB server instead of SQLite (postgres://… or mysql://…). Default:
+   * $WORKERS_DATABASE_URL. The queue tables are created by the package's migrations at startup.
+   */
+  databaseUrl?: string;
   /** Poll the queues in this process. Default true. */
   autoStart?: boolean;
   /** Run the digest cron in this process. Default true. */
   digestCron?: boolean;
+}
+
+function sampleDatabase(options: SampleAppOptions): WorkerModuleOptions['database'] {
+  const url = options.databaseUrl ?? process.env.WORKERS_DATABASE_URL;
+  if (!url) return { database: options.database ?? process.env.WORKERS_DB ?? 'sample-workers.sqlite' };
+  const scheme = new URL(url).protocol.replace(':', '');
+  const type = scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : scheme === 'mariadb' ? 'mariadb' : 'mysql';
+  return { type, url, migrationsRun: true };
 }
 
 @Module({})
@@ -29,7 +42,7 @@ export class AppModule {
         // For DigestScheduler's @Cron(); WorkerModule's polling intervals join this SchedulerRegistry.
         ScheduleModule.forRoot(),
         WorkerModule.forRoot({
-          database: { database: options.database ?? process.env.WORKERS_DB ?? 'sample-workers.sqlite' },
+          database: sampleDatabase(options),
           queues: {
             'email-queue': { retries: 5, runAfterSeconds: 30, concurrency: 4, pollIntervalMs: 500 },
             'maintenance-queue': { retries: 2 },

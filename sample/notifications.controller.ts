@@ -1,5 +1,6 @@
-import { BadRequestException, Body, Controller, Get, Post } from '@nestjs/common';
-import { EventService } from '../lib/index.js';
+import { BadRequestException, Body, Controller, Get, Inject, Post } from '@nestjs/common';
+import type { DataSource } from 'typeorm';
+import { EventService, WORKER_DATA_SOURCE } from '../lib/index.js';
 import { EmailNotificationEvent, type EmailNotificationPayload } from './email-notification.event.js';
 import { MailService, type SentMail } from './mail.service.js';
 
@@ -8,22 +9,43 @@ export class NotificationsController {
   constructor(
     private readonly events: EventService,
     private readonly mail: MailService,
+    @Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource,
   ) {}
 
   /** Queues the mail and answers at once; a worker sends it (see GET /mail/sent). */
   @Post('notifications')
   async notify(@Body() body: Partial<EmailNotificationPayload> | undefined): Promise<{ id: string | undefined }> {
-    const { userId, message } = body ?? {};
-    // Checked here because a bad payload would otherwise only fail later, on the worker, retries and all.
-    if (typeof userId !== 'string' || userId === '' || typeof message !== 'string' || message === '') {
-      throw new BadRequestException({ error: 'userId and message must be non-empty strings' });
-    }
-    const id = await this.events.dispatch(new EmailNotificationEvent({ userId, message }));
+    const id = await this.events.dispatch(notificationEvent(body));
     return { id };
+  }
+
+  /**
+   * Queues several mails in one database transaction: all of them, or none when one is invalid.
+   * An application would write its own rows (the order, the user) through the same `manager`.
+   */
+  @Post('notifications/batch')
+  async notifyAll(@Body() body: { notifications?: Partial<EmailNotificationPayload>[] } | undefined): Promise<{ ids: (string | undefined)[] }> {
+    const notifications = body?.notifications;
+    if (!Array.isArray(notifications)) throw new BadRequestException({ error: 'notifications must be an array' });
+    const ids = await this.dataSource.transaction(async (manager) => {
+      const stored: (string | undefined)[] = [];
+      for (const notification of notifications) stored.push(await this.events.dispatch(notificationEvent(notification), { manager }));
+      return stored;
+    });
+    return { ids };
   }
 
   @Get('mail/sent')
   sent(): SentMail[] {
     return this.mail.sent;
   }
+}
+
+function notificationEvent(body: Partial<EmailNotificationPayload> | undefined): EmailNotificationEvent {
+  const { userId, message } = body ?? {};
+  // Checked here because a bad payload would otherwise only fail later, on the worker, retries and all.
+  if (typeof userId !== 'string' || userId === '' || typeof message !== 'string' || message === '') {
+    throw new BadRequestException({ error: 'userId and message must be non-empty strings' });
+  }
+  return new EmailNotificationEvent({ userId, message });
 }

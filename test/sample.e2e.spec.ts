@@ -8,6 +8,9 @@ import { AppModule, type SampleAppOptions } from '../sample/app.module.js';
 import { DIGEST_RECIPIENT } from '../sample/daily-digest.event.js';
 import { DIGEST_CRON_JOB, DigestScheduler } from '../sample/digest.scheduler.js';
 import { MailService } from '../sample/mail.service.js';
+import type { DataSource } from 'typeorm';
+import { WORKER_DATA_SOURCE } from '../lib/index.js';
+import { ensureServerDatabase, resetWorkerTables, testDatabases } from './support/databases.js';
 import { tempDatabase, waitFor } from './support/test-app.js';
 
 /** GET /health/workers of the sample when only email-queue holds rows. */
@@ -23,19 +26,24 @@ function healthWithEmailRows(active: number, failed: number) {
 
 const EMPTY_HEALTH = healthWithEmailRows(0, 0);
 
-describe('sample app (e2e)', () => {
+describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   let app: INestApplication | undefined;
   let cleanup: (() => void) | undefined;
 
-  /** Boots the sample on its own SQLite file; the cron is off unless asked so counts stay exact. */
+  /**
+   * Boots the sample on its own SQLite file, or on a server database whose tables the package's
+   * migrations created; the cron is off unless asked so counts stay exact.
+   */
   async function startSample(options: SampleAppOptions = {}): Promise<INestApplication> {
     const database = tempDatabase();
     cleanup = database.cleanup;
+    const databaseUrl = db.serverUrl ? await ensureServerDatabase(db, `nestjs_workers_sample_${process.env.JEST_WORKER_ID ?? '0'}`) : undefined;
     const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register({ autoStart: false, digestCron: false, ...options, database: database.file })],
+      imports: [AppModule.register({ autoStart: false, digestCron: false, ...options, database: database.file, databaseUrl })],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
+    await resetWorkerTables(app.get<DataSource>(WORKER_DATA_SOURCE));
     return app;
   }
 
@@ -66,6 +74,25 @@ describe('sample app (e2e)', () => {
 
     await request(server).get('/mail/sent').expect(200, [{ to: 'user-123@example.com', message: 'Hi' }]);
     await request(server).get('/health/workers').expect(200, EMPTY_HEALTH);
+  });
+
+  it('queues a batch in one transaction: all notifications or, when one is invalid, none', async () => {
+    const server = (await startSample()).getHttpServer();
+
+    const rejected = await request(server)
+      .post('/notifications/batch')
+      .send({ notifications: [{ userId: '1', message: 'first' }, { userId: '2' }] })
+      .expect(400);
+    expect(rejected.body).toEqual({ error: 'userId and message must be non-empty strings' });
+    // The first notification was written inside the transaction, and rolled back with it.
+    await request(server).get('/health/workers').expect(200, EMPTY_HEALTH);
+
+    const accepted = await request(server)
+      .post('/notifications/batch')
+      .send({ notifications: [{ userId: '1', message: 'first' }, { userId: '2', message: 'second' }] })
+      .expect(201);
+    expect(accepted.body).toEqual({ ids: [expect.any(String), expect.any(String)] });
+    await request(server).get('/health/workers').expect(200, healthWithEmailRows(2, 0));
   });
 
   it('defaults POST /workers/run to the seed options and leaves other queues alone', async () => {

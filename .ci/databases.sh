@@ -109,6 +109,24 @@ _ci_db_ensure_tmp() {
   _ci_db_register_trap
 }
 
+# Start SCRIPT in $_ci_db_tmp/SUBDIR on the first free port from FIRST_PORT and print its URL
+# (the last stdout line of the script). A few attempts on later ports, because a parallel run
+# may grab the same free port between the check and the server's bind.
+_ci_db_start_throwaway() {
+  local script=$1 subdir=$2 port=$3 name=$4 attempt out
+  for attempt in 1 2 3; do
+    port=$(_ci_db_free_port "$port")
+    _ci_db_log "$name: starting a throwaway server on 127.0.0.1:$port"
+    if out=$("$_ci_db_scripts/$script" "$_ci_db_tmp/$subdir" "$port") && [ -n "$out" ]; then
+      echo "${out##*$'\n'}"
+      return 0
+    fi
+    _ci_db_log "$name: attempt $attempt on port $port failed"
+    port=$((port + 1))
+  done
+  return 1
+}
+
 # Fatal in CI, a warning elsewhere (then the variable stays unset).
 _ci_db_unreachable() {
   local name=$1 var=$2
@@ -123,7 +141,7 @@ _ci_db_unreachable() {
 _ci_db_forced() { [ "${NESTJS_WORKERS_THROWAWAY_DATABASES:-}" = 1 ]; }
 
 _ci_db_setup_postgres() {
-  local url port
+  local url
   if [ -n "${WORKERS_TEST_POSTGRES_URL:-}" ]; then
     _ci_db_log "PostgreSQL: keeping WORKERS_TEST_POSTGRES_URL from the caller"
     export WORKERS_TEST_POSTGRES_URL
@@ -142,11 +160,7 @@ _ci_db_setup_postgres() {
     _ci_db_log "PostgreSQL: 127.0.0.1:5432 answers, but 'SELECT 1' as postgres (trust) fails"
   fi
   _ci_db_ensure_tmp || { _ci_db_unreachable PostgreSQL WORKERS_TEST_POSTGRES_URL; return 0; }
-  port=$(_ci_db_free_port 55432)
-  _ci_db_log "PostgreSQL: starting a throwaway server on 127.0.0.1:$port"
-  # Last stdout line of the start script is the URL.
-  if url=$("$_ci_db_scripts/start-postgres.sh" "$_ci_db_tmp/postgres" "$port") && url=${url##*$'\n'} &&
-    [ -n "$url" ]; then
+  if url=$(_ci_db_start_throwaway start-postgres.sh postgres 55432 PostgreSQL); then
     _ci_db_log "PostgreSQL: using the throwaway server $url (directory $_ci_db_tmp/postgres)"
     export WORKERS_TEST_POSTGRES_URL=$url
   else
@@ -155,7 +169,7 @@ _ci_db_setup_postgres() {
 }
 
 _ci_db_setup_mysql() {
-  local url port
+  local url
   if [ -n "${WORKERS_TEST_MYSQL_URL:-}" ]; then
     _ci_db_log "MariaDB: keeping WORKERS_TEST_MYSQL_URL from the caller"
     export WORKERS_TEST_MYSQL_URL
@@ -173,10 +187,7 @@ _ci_db_setup_mysql() {
     _ci_db_log "MariaDB: 127.0.0.1:3306 answers, but root without password cannot use database test"
   fi
   _ci_db_ensure_tmp || { _ci_db_unreachable MariaDB WORKERS_TEST_MYSQL_URL; return 0; }
-  port=$(_ci_db_free_port 53306)
-  _ci_db_log "MariaDB: starting a throwaway server on 127.0.0.1:$port"
-  if url=$("$_ci_db_scripts/start-mariadb.sh" "$_ci_db_tmp/mariadb" "$port") && url=${url##*$'\n'} &&
-    [ -n "$url" ]; then
+  if url=$(_ci_db_start_throwaway start-mariadb.sh mariadb 53306 MariaDB); then
     _ci_db_log "MariaDB: using the throwaway server $url (directory $_ci_db_tmp/mariadb)"
     export WORKERS_TEST_MYSQL_URL=$url
   else

@@ -6,13 +6,15 @@ import { BaseEvent, EventService, QueueEvent, TypeOrmWorkerCreator, workerEntity
 import { ensureServerDatabase, resetWorkerTables, type TestDatabase } from './databases.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const FIXTURE = join(ROOT, 'dist', 'test', 'fixtures', 'worker-process.js');
+// One output folder per Jest worker: two suites compiling into one folder at once could hand a
+// child process a half-written file.
+const OUT_DIR = join(ROOT, 'dist', `fixtures-${process.env.JEST_WORKER_ID ?? '0'}`);
+const FIXTURE = join(OUT_DIR, 'test', 'fixtures', 'worker-process.js');
 
 /** Compiles the worker process (test/fixtures/worker-process.ts) with the library it imports. */
 export function buildWorkerProcess(): void {
-  execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.fixtures.json')], {
-    stdio: 'inherit',
-  });
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.fixtures.json'), '--outDir', OUT_DIR], { stdio: 'inherit' });
 }
 
 /** The event the worker processes run, as the dispatching side knows it (same name and queue). */

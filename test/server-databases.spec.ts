@@ -1,14 +1,25 @@
 /**
- * Issue 3, point 4: on the server databases "due rows of queue Q, oldest first" is an index scan of
- * IDX_nestjs_workers_due with no sort step, so a claim touches (and locks) only the rows it takes.
+ * What only a server database can show. Issue 3, point 4: "due rows of queue Q, oldest first" is an
+ * index scan of IDX_nestjs_workers_due with no sort step, so a claim touches (and locks) only the
+ * rows it takes. Point 3: a row dispatched in an open transaction stays invisible to workers, which
+ * claim on other pooled connections, until the transaction commits.
  */
 import { BaseEvent, QueueEvent } from '../lib/index.js';
 import { serverDatabases } from './support/databases.js';
-import { createTestApp } from './support/test-app.js';
+import { createTestApp, runOncePass } from './support/test-app.js';
 
 @QueueEvent('plan-a')
 class PlanEvent extends BaseEvent<{ n: number }> {
   async execute(): Promise<void> {}
+}
+
+const executed: string[] = [];
+
+@QueueEvent('isolated-orders')
+class IsolatedOrderEvent extends BaseEvent<{ orderId: string }> {
+  async execute(): Promise<void> {
+    executed.push(this.getPayload().orderId);
+  }
 }
 
 @QueueEvent('plan-b')
@@ -44,6 +55,22 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
         expect(step).toMatchObject({ key: 'IDX_nestjs_workers_due', type: 'range' });
         expect(step!.Extra ?? '').not.toContain('filesort');
       }
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe.each(serverDatabases())('transactional dispatch isolation ($name)', (database) => {
+  it('keeps the row invisible to workers until the transaction commits', async () => {
+    const t = await createTestApp({ events: [IsolatedOrderEvent] }, {}, database);
+    try {
+      await t.dataSource.transaction(async (manager) => {
+        await t.events.dispatch(new IsolatedOrderEvent({ orderId: 'o-4' }), { manager });
+        expect(await t.workers.runWorker(runOncePass('isolated-orders'))).toMatchObject({ processed: 0 });
+      });
+      expect(await t.workers.runWorker(runOncePass('isolated-orders'))).toMatchObject({ processed: 1 });
+      expect(executed).toEqual(['o-4']);
     } finally {
       await t.close();
     }

@@ -63,6 +63,7 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
 
 describe.each(serverDatabases())('transactional dispatch isolation ($name)', (database) => {
   it('keeps the row invisible to workers until the transaction commits', async () => {
+    executed.length = 0;
     const t = await createTestApp({ events: [IsolatedOrderEvent] }, {}, database);
     try {
       await t.dataSource.transaction(async (manager) => {

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import type { FailedMove, WorkerDialect } from './worker-dialect.js';
+import { claimParameters, type FailedMove, updateReturningClaimSql, type WorkerDialect } from './worker-dialect.js';
 
 /** The part of better-sqlite3's Database that the failed move uses. */
 interface SqliteConnection {
@@ -22,23 +22,11 @@ export class SqliteWorkerDialect implements WorkerDialect {
     private readonly dataSource: DataSource,
     private readonly tables: WorkerTables,
   ) {
-    const { pending } = tables;
-    this.claimSql =
-      `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, available_at = ?, updated_at = ? ` +
-      `WHERE id IN (SELECT id FROM ${pending} WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
-      `ORDER BY available_at, id LIMIT ?) RETURNING *`;
+    this.claimSql = updateReturningClaimSql(tables.pending, () => '?');
   }
 
-  async claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
-    return (await this.dataSource.query(this.claimSql, [
-      request.workerId,
-      leaseToken,
-      now + request.leaseMs,
-      now,
-      request.queueName,
-      request.dueBy.getTime(),
-      request.limit,
-    ])) as RawWorkerRow[];
+  claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
+    return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
   }
 
   /**

@@ -40,6 +40,24 @@ export function isSupportedDatabaseType(type: unknown): type is SupportedDatabas
 }
 
 /**
+ * The claim as one UPDATE … RETURNING (PostgreSQL, SQLite): the inner SELECT picks the oldest due
+ * rows of the queue through the due index, `lockClause` says how it locks them. Its parameters are
+ * `claimParameters()`, in that order, spelled by `placeholder(position)`.
+ */
+export function updateReturningClaimSql(pending: string, placeholder: (position: number) => string, lockClause = ''): string {
+  const p = Array.from({ length: 7 }, (_, index) => placeholder(index + 1));
+  return (
+    `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ${p[0]}, lease_token = ${p[1]}, available_at = ${p[2]}, updated_at = ${p[3]} ` +
+    `WHERE id IN (SELECT id FROM ${pending} WHERE queue_name = ${p[4]} AND available_at <= ${p[5]} AND deleted_at IS NULL ` +
+    `ORDER BY available_at, id LIMIT ${p[6]}${lockClause}) RETURNING *`
+  );
+}
+
+export function claimParameters(request: ClaimRequest, leaseToken: string, now: number): unknown[] {
+  return [request.workerId, leaseToken, now + request.leaseMs, now, request.queueName, request.dueBy.getTime(), request.limit];
+}
+
+/**
  * The failed move of the server databases: a transaction on its own pooled connection. The delete is
  * fenced by the lease token, so a worker that lost its lease rolls back without inserting anything.
  */

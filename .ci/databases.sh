@@ -61,7 +61,7 @@ _ci_db_postgres_works() {
 
 # A real query as root without password over TCP; also creates database test if missing.
 _ci_db_mysql_works() {
-  local port=$1 client
+  local port=$2 client
   if ! client=$(_ci_db_mysql_client); then
     _ci_db_log "mariadb client not found; trusting the open port 127.0.0.1:$port (database test must exist)"
     return 0
@@ -140,60 +140,39 @@ _ci_db_unreachable() {
 
 _ci_db_forced() { [ "${NESTJS_WORKERS_THROWAWAY_DATABASES:-}" = 1 ]; }
 
-_ci_db_setup_postgres() {
-  local url
-  if [ -n "${WORKERS_TEST_POSTGRES_URL:-}" ]; then
-    _ci_db_log "PostgreSQL: keeping WORKERS_TEST_POSTGRES_URL from the caller"
-    export WORKERS_TEST_POSTGRES_URL
-    return 0
-  fi
-  url=postgres://postgres@127.0.0.1:5432/postgres
-  if _ci_db_forced; then
-    _ci_db_log "PostgreSQL: NESTJS_WORKERS_THROWAWAY_DATABASES=1, not looking at 127.0.0.1:5432"
-  elif ! _ci_db_port_open 5432; then
-    _ci_db_log "PostgreSQL: nothing on 127.0.0.1:5432"
-  elif _ci_db_postgres_works "$url"; then
-    _ci_db_log "PostgreSQL: using the server on 127.0.0.1:5432"
-    export WORKERS_TEST_POSTGRES_URL=$url
-    return 0
-  else
-    _ci_db_log "PostgreSQL: 127.0.0.1:5432 answers, but 'SELECT 1' as postgres (trust) fails"
-  fi
-  _ci_db_ensure_tmp || { _ci_db_unreachable PostgreSQL WORKERS_TEST_POSTGRES_URL; return 0; }
-  if url=$(_ci_db_start_throwaway start-postgres.sh postgres 55432 PostgreSQL); then
-    _ci_db_log "PostgreSQL: using the throwaway server $url (directory $_ci_db_tmp/postgres)"
-    export WORKERS_TEST_POSTGRES_URL=$url
-  else
-    _ci_db_unreachable PostgreSQL WORKERS_TEST_POSTGRES_URL
-  fi
-}
-
-_ci_db_setup_mysql() {
-  local url
-  if [ -n "${WORKERS_TEST_MYSQL_URL:-}" ]; then
-    _ci_db_log "MariaDB: keeping WORKERS_TEST_MYSQL_URL from the caller"
-    export WORKERS_TEST_MYSQL_URL
+# One server kind: the caller's URL, else the server on the standard port if a real query works
+# there, else a throwaway server started by SCRIPT on a free port from FIRST_FREE_PORT.
+# CHECK is called with the standard port's URL and port.
+_ci_db_setup() {
+  local name=$1 var=$2 port=$3 url=$4 check=$5 script=$6 first_free_port=$7 subdir
+  if [ -n "${!var:-}" ]; then
+    _ci_db_log "$name: keeping $var from the caller"
+    export "${var?}"
     return 0
   fi
   if _ci_db_forced; then
-    _ci_db_log "MariaDB: NESTJS_WORKERS_THROWAWAY_DATABASES=1, not looking at 127.0.0.1:3306"
-  elif ! _ci_db_port_open 3306; then
-    _ci_db_log "MariaDB: nothing on 127.0.0.1:3306"
-  elif _ci_db_mysql_works 3306; then
-    _ci_db_log "MariaDB: using the server on 127.0.0.1:3306"
-    export WORKERS_TEST_MYSQL_URL=mysql://root@127.0.0.1:3306/test
+    _ci_db_log "$name: NESTJS_WORKERS_THROWAWAY_DATABASES=1, not looking at 127.0.0.1:$port"
+  elif ! _ci_db_port_open "$port"; then
+    _ci_db_log "$name: nothing on 127.0.0.1:$port"
+  elif "$check" "$url" "$port"; then
+    _ci_db_log "$name: using the server on 127.0.0.1:$port"
+    export "$var=$url"
     return 0
   else
-    _ci_db_log "MariaDB: 127.0.0.1:3306 answers, but root without password cannot use database test"
+    _ci_db_log "$name: 127.0.0.1:$port answers, but 'SELECT 1' as the test user fails"
   fi
-  _ci_db_ensure_tmp || { _ci_db_unreachable MariaDB WORKERS_TEST_MYSQL_URL; return 0; }
-  if url=$(_ci_db_start_throwaway start-mariadb.sh mariadb 53306 MariaDB); then
-    _ci_db_log "MariaDB: using the throwaway server $url (directory $_ci_db_tmp/mariadb)"
-    export WORKERS_TEST_MYSQL_URL=$url
+  _ci_db_ensure_tmp || { _ci_db_unreachable "$name" "$var"; return 0; }
+  subdir=${script#start-}
+  subdir=${subdir%.sh}
+  if url=$(_ci_db_start_throwaway "$script" "$subdir" "$first_free_port" "$name"); then
+    _ci_db_log "$name: using the throwaway server $url (directory $_ci_db_tmp/$subdir)"
+    export "$var=$url"
   else
-    _ci_db_unreachable MariaDB WORKERS_TEST_MYSQL_URL
+    _ci_db_unreachable "$name" "$var"
   fi
 }
 
-_ci_db_setup_postgres
-_ci_db_setup_mysql
+_ci_db_setup PostgreSQL WORKERS_TEST_POSTGRES_URL 5432 postgres://postgres@127.0.0.1:5432/postgres \
+  _ci_db_postgres_works start-postgres.sh 55432
+_ci_db_setup MariaDB WORKERS_TEST_MYSQL_URL 3306 mysql://root@127.0.0.1:3306/test \
+  _ci_db_mysql_works start-mariadb.sh 53306

@@ -13,6 +13,8 @@ import type { WorkerDialect } from './dialects/worker-dialect.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow } from './worker-row.js';
+import { insertRow, moveToFailed } from './worker-statements.js';
+import { type WorkerTables, workerTables } from './worker-tables.js';
 
 /**
  * The seed's IWorkerRepository on TypeORM, with leasing: rows are claimed atomically per dialect
@@ -20,9 +22,11 @@ import { fromRawRow } from './worker-row.js';
  */
 export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   private readonly dialect: WorkerDialect;
+  private readonly tables: WorkerTables;
 
   constructor(private readonly dataSource: DataSource) {
     this.dialect = dialectFor(dataSource);
+    this.tables = workerTables(dataSource);
   }
 
   /** Every pending row (waiting, retrying or running) that is not soft-deleted, oldest first. */
@@ -74,7 +78,8 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
       throw new WorkerError('TypeOrmWorkerRepository.failWorker needs a failed model made by TypeOrmWorkerCreator');
     }
-    const moved = await this.dialect.moveToFailed({ id: claimed.id, leaseToken: claimed.leaseToken, failed });
+    const row = insertRow(this.tables.failed, failed.databaseRow(), (name) => this.dataSource.driver.escape(name));
+    const moved = await this.dialect.atomically(moveToFailed(this.tables, claimed.id, claimed.leaseToken, row));
     if (!moved) throw new LeaseLostError(claimed.id);
   }
 

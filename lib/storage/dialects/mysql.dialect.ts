@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import { type FailedMove, moveToFailedInTransaction, type WorkerDialect } from './worker-dialect.js';
+import { type AtomicWork, atomicallyOnServer, type WorkerDialect } from './worker-dialect.js';
 
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
@@ -14,6 +14,8 @@ const CLAIM_ATTEMPTS = 3;
  * locks, so dispatches into the queue never wait for a claim).
  */
 export class MysqlWorkerDialect implements WorkerDialect {
+  readonly lockRowsClause = ' FOR UPDATE';
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly tables: WorkerTables,
@@ -54,7 +56,7 @@ export class MysqlWorkerDialect implements WorkerDialect {
     }));
   }
 
-  moveToFailed(move: FailedMove): Promise<boolean> {
-    return moveToFailedInTransaction(this.dataSource, move);
+  atomically<T>(work: AtomicWork<T>): Promise<T> {
+    return atomicallyOnServer(this.dataSource, work);
   }
 }

@@ -2,13 +2,20 @@ import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import { claimParameters, type FailedMove, moveToFailedInTransaction, updateReturningClaimSql, type WorkerDialect } from './worker-dialect.js';
+import { type AtomicWork, atomicallyOnServer, claimParameters, updateReturningClaimSql, type WorkerDialect } from './worker-dialect.js';
+
+/** `?` → `$1`, `$2`, … (the statements of this package never contain a literal question mark). */
+function numberedPlaceholders(sql: string): string {
+  let position = 0;
+  return sql.replace(/\?/g, () => `$${++position}`);
+}
 
 /**
  * One statement per batch: the inner SELECT walks the due index oldest first and locks what it
  * takes; SKIP LOCKED makes concurrent workers pass over each other's rows instead of waiting.
  */
 export class PostgresWorkerDialect implements WorkerDialect {
+  readonly lockRowsClause = ' FOR UPDATE';
   // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
   private readonly claimSql: string;
 
@@ -23,7 +30,7 @@ export class PostgresWorkerDialect implements WorkerDialect {
     return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
   }
 
-  moveToFailed(move: FailedMove): Promise<boolean> {
-    return moveToFailedInTransaction(this.dataSource, move);
+  atomically<T>(work: AtomicWork<T>): Promise<T> {
+    return atomicallyOnServer(this.dataSource, work, numberedPlaceholders);
   }
 }

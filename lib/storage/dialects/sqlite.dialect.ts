@@ -2,12 +2,16 @@ import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import { claimParameters, type FailedMove, updateReturningClaimSql, type WorkerDialect } from './worker-dialect.js';
+import { type AtomicWork, claimParameters, type StatementResult, updateReturningClaimSql, type WorkerDialect } from './worker-dialect.js';
 
-/** The part of better-sqlite3's Database that the failed move uses. */
+/** The part of better-sqlite3's Database that `atomically` uses. */
 interface SqliteConnection {
-  prepare(sql: string): { run(...parameters: unknown[]): { changes: number } };
-  transaction(work: () => boolean): { immediate(): boolean };
+  prepare(sql: string): {
+    reader: boolean;
+    all(...parameters: unknown[]): RawWorkerRow[];
+    run(...parameters: unknown[]): { changes: number };
+  };
+  transaction<T>(work: () => T): { immediate(): T };
 }
 
 /**
@@ -16,11 +20,13 @@ interface SqliteConnection {
  * on one database file can never lease the same row; busy_timeout makes the loser wait its turn.
  */
 export class SqliteWorkerDialect implements WorkerDialect {
+  /** BEGIN IMMEDIATE already holds the file's write lock. */
+  readonly lockRowsClause = '';
   private readonly claimSql: string;
 
   constructor(
     private readonly dataSource: DataSource,
-    private readonly tables: WorkerTables,
+    tables: WorkerTables,
   ) {
     this.claimSql = updateReturningClaimSql(tables.pending, () => '?');
   }
@@ -35,21 +41,20 @@ export class SqliteWorkerDialect implements WorkerDialect {
    * transaction runs synchronously: nothing can interleave with it, and BEGIN IMMEDIATE holds the
    * file's write lock against other processes from the first statement.
    */
-  async moveToFailed(move: FailedMove): Promise<boolean> {
+  async atomically<T>(work: AtomicWork<T>): Promise<T> {
     const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
-    const failedRow = move.failed.databaseRow();
-    const columns = Object.keys(failedRow);
-    const remove = connection.prepare(`DELETE FROM ${this.tables.pending} WHERE id = ? AND lease_token = ?`);
-    const insert = connection.prepare(
-      `INSERT INTO ${this.tables.failed} (${columns.map((column) => this.dataSource.driver.escape(column)).join(', ')}) ` +
-        `VALUES (${columns.map(() => '?').join(', ')})`,
-    );
-    const values = Object.values(failedRow);
     return connection
       .transaction(() => {
-        if (remove.run(move.id, move.leaseToken).changes === 0) return false;
-        insert.run(...values);
-        return true;
+        const steps = work();
+        let step = steps.next();
+        while (!step.done) {
+          const statement = connection.prepare(step.value.sql);
+          const result: StatementResult = statement.reader
+            ? { rows: statement.all(...step.value.parameters), affected: 0 }
+            : { rows: [], affected: statement.run(...step.value.parameters).changes };
+          step = steps.next(result);
+        }
+        return step.value;
       })
       .immediate();
   }

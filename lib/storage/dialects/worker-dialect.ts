@@ -1,29 +1,38 @@
 import type { DataSource } from 'typeorm';
 import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
-import type { TypeOrmWorkerModel } from '../typeorm-worker.model.js';
-import { WorkerEntity } from '../entities/worker.entity.js';
 import type { RawWorkerRow } from '../worker-row.js';
 
-/** What differs between databases: how due rows are leased, and how a row moves to the failed store. */
+/** One SQL statement with `?` placeholders (each dialect spells them its own way). */
+export interface SqlStatement {
+  sql: string;
+  parameters: unknown[];
+}
+
+/** What a statement gave back: the rows it returned, and how many rows it changed. */
+export interface StatementResult {
+  rows: RawWorkerRow[];
+  affected: number;
+}
+
+/**
+ * Work that must happen in one transaction, written once for every database as a generator: it
+ * yields statements and receives their results. SQLite runs it synchronously inside one
+ * better-sqlite3 transaction, the servers on one pooled connection between BEGIN and COMMIT.
+ */
+export type AtomicWork<T> = () => Generator<SqlStatement, T, StatementResult>;
+
+/** What differs between databases: how due rows are leased, and how statements run atomically. */
 export interface WorkerDialect {
   /**
    * Leases up to `request.limit` due rows of one queue to `leaseToken`: attempts + 1, lease columns
    * set, available_at moved to the lease expiry. Returns the claimed rows, in any order.
    */
   claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]>;
-  /**
-   * Deletes the leased pending row and inserts its failed copy in one transaction. Resolves false,
-   * having changed nothing, when the lease is no longer held.
-   */
-  moveToFailed(move: FailedMove): Promise<boolean>;
-}
-
-/** A leased pending row and the failed row that replaces it. */
-export interface FailedMove {
-  id: string;
-  leaseToken: string;
-  failed: TypeOrmWorkerModel;
+  /** Runs `work` in one transaction that nothing else of this process can join; rolls back if it throws. */
+  atomically<T>(work: AtomicWork<T>): Promise<T>;
+  /** Appended to a SELECT inside `atomically` to lock the rows it reads ('' where the transaction already excludes writers). */
+  readonly lockRowsClause: string;
 }
 
 export type SupportedDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql' | 'mariadb';
@@ -58,19 +67,28 @@ export function claimParameters(request: ClaimRequest, leaseToken: string, now: 
 }
 
 /**
- * The failed move of the server databases: a transaction on its own pooled connection. The delete is
- * fenced by the lease token, so a worker that lost its lease rolls back without inserting anything.
+ * `atomically` on a server: one pooled connection, BEGIN … COMMIT, rolled back when the work or a
+ * statement throws. `spell` turns `?` placeholders into the dialect's own.
  */
-export async function moveToFailedInTransaction(dataSource: DataSource, move: FailedMove): Promise<boolean> {
-  return dataSource.transaction(async (manager) => {
-    const deleted = await manager
-      .createQueryBuilder()
-      .delete()
-      .from(WorkerEntity)
-      .where('id = :id AND lease_token = :leaseToken', { id: move.id, leaseToken: move.leaseToken })
-      .execute();
-    if (!deleted.affected) return false;
-    await move.failed.insert(manager);
-    return true;
-  });
+export async function atomicallyOnServer<T>(dataSource: DataSource, work: AtomicWork<T>, spell: (sql: string) => string = (sql) => sql): Promise<T> {
+  const runner = dataSource.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.startTransaction();
+    try {
+      const steps = work();
+      let step = steps.next();
+      while (!step.done) {
+        const result = await runner.query(spell(step.value.sql), step.value.parameters, true);
+        step = steps.next({ rows: (result.records ?? []) as RawWorkerRow[], affected: result.affected ?? 0 });
+      }
+      await runner.commitTransaction();
+      return step.value;
+    } catch (error) {
+      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      throw error;
+    }
+  } finally {
+    await runner.release();
+  }
 }

@@ -1,0 +1,70 @@
+import type { AtomicWork, SqlStatement } from './dialects/worker-dialect.js';
+import type { WorkerTables } from './worker-tables.js';
+
+/**
+ * The multi-statement changes of the queue tables, each one transaction (see AtomicWork): written
+ * once, run by every dialect.
+ */
+
+/** INSERT of one row given as { column: value }; `escape` quotes column names for the dialect. */
+export function insertRow(table: string, row: Record<string, unknown>, escape: (name: string) => string): SqlStatement {
+  const columns = Object.keys(row);
+  return {
+    sql: `INSERT INTO ${table} (${columns.map(escape).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+    parameters: Object.values(row),
+  };
+}
+
+/**
+ * Deletes a leased pending row and inserts its failed copy. Returns false, having changed nothing,
+ * when the lease token no longer matches (another worker holds the row now).
+ */
+export function moveToFailed(tables: WorkerTables, id: string, leaseToken: string, failedRow: SqlStatement): AtomicWork<boolean> {
+  return function* () {
+    const removed = yield { sql: `DELETE FROM ${tables.pending} WHERE id = ? AND lease_token = ?`, parameters: [id, leaseToken] };
+    if (removed.affected === 0) return false;
+    yield failedRow;
+    return true;
+  };
+}
+
+/** Which failed rows a retry takes: by id, or by queue and event name (all when neither is given). */
+export interface FailedRowFilter {
+  id?: string;
+  queueName?: string;
+  eventName?: string;
+}
+
+export function failedRowCondition(filter: FailedRowFilter): { where: string; parameters: unknown[] } {
+  const conditions = ['deleted_at IS NULL'];
+  const parameters: unknown[] = [];
+  for (const [column, value] of [['id', filter.id], ['queue_name', filter.queueName], ['event_name', filter.eventName]] as const) {
+    if (value === undefined) continue;
+    conditions.push(`${column} = ?`);
+    parameters.push(value);
+  }
+  return { where: conditions.join(' AND '), parameters };
+}
+
+/**
+ * Puts failed rows back in line as new pending rows (attempts 0, no error, due now) and removes them
+ * from the failed store in the same transaction. The rows are read with `lockRowsClause`, so two
+ * retries of one row cannot both re-queue it. Returns how many rows were re-queued.
+ */
+export function requeueFailed(tables: WorkerTables, filter: FailedRowFilter, now: number, lockRowsClause: string): AtomicWork<number> {
+  return function* () {
+    const { where, parameters } = failedRowCondition(filter);
+    const { rows } = yield { sql: `SELECT id FROM ${tables.failed} WHERE ${where} ORDER BY id${lockRowsClause}`, parameters };
+    if (rows.length === 0) return 0;
+    const ids = rows.map((row) => row.id);
+    const idList = ids.map(() => '?').join(', ');
+    yield {
+      sql:
+        `INSERT INTO ${tables.pending} (queue_name, event_name, payload, attempts, retries, error, created_at, updated_at, available_at) ` +
+        `SELECT queue_name, event_name, payload, 0, retries, NULL, ?, ?, ? FROM ${tables.failed} WHERE id IN (${idList}) ORDER BY id`,
+      parameters: [now, now, now, ...ids],
+    };
+    yield { sql: `DELETE FROM ${tables.failed} WHERE id IN (${idList})`, parameters: ids };
+    return ids.length;
+  };
+}

@@ -5,6 +5,8 @@ export { BaseEvent, type EventClass } from './events/base-event.js';
 export type { DependencyResolver } from './events/event-dependencies.js';
 export { EventService, type EventServiceOptions } from './events/event.service.js';
 export { WorkerService, type WorkerServiceSettings } from './processing/worker.service.js';
+export { WorkerLifecycle } from './processing/worker-lifecycle.js';
+export { FailedWorkerService, MAX_FAILED_PAGE_SIZE } from './failed/failed-worker.service.js';
 export { UnsupportedDatabaseError } from './storage/dialects/worker-dialect.js';
 export {
   FAILED_WORKERS_TABLE,
@@ -24,6 +26,7 @@ export { TypeOrmWorkerModel } from './storage/typeorm-worker.model.js';
 export { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js';
 export type { ResolvedQueueOptions, ResolvedWorkerConfig } from './worker.config.js';
 export {
+  ON_WORKER_EVENT_METADATA,
   POLL_INTERVAL_PREFIX,
   QUEUE_EVENT_METADATA,
   WORKER_CONFIG,

@@ -1,6 +1,9 @@
 /** Metadata key written by @QueueEvent(). */
 export const QUEUE_EVENT_METADATA = 'nestjs-workers:queue-event';
 
+/** Metadata key written by @OnWorkerEvent(). */
+export const ON_WORKER_EVENT_METADATA = 'nestjs-workers:on-worker-event';
+
 /** DI token of the validated, defaulted module configuration. */
 export const WORKER_CONFIG = 'NESTJS_WORKERS_CONFIG';
 /** DI token of the TypeORM DataSource the queue tables live in. */

@@ -1,5 +1,5 @@
 import { type DynamicModule, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type Provider } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import type { DataSource } from 'typeorm';
 import { EventService } from './events/event.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
@@ -18,6 +18,9 @@ import {
   WORKER_OPTIONS_TYPE,
 } from './worker.module-definition.js';
 import { WorkerScheduler } from './worker.scheduler.js';
+import { WorkerExplorer } from './worker.explorer.js';
+import { FailedWorkerService } from './failed/failed-worker.service.js';
+import { WorkerLifecycle } from './processing/worker-lifecycle.js';
 
 /** Closes the DataSource the module opened, after the workers have drained; an application's own stays open. */
 @Injectable()
@@ -65,19 +68,36 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
       inject: [WORKER_DATA_SOURCE],
     }),
     {
+      provide: WorkerLifecycle,
+      useFactory: (config: ResolvedWorkerConfig) => new WorkerLifecycle(config.logger),
+      inject: [WORKER_CONFIG],
+    },
+    {
       provide: EventService,
-      useFactory: (config: ResolvedWorkerConfig, creator: IWorkerCreator, moduleRef: ModuleRef) =>
+      useFactory: (config: ResolvedWorkerConfig, creator: IWorkerCreator, moduleRef: ModuleRef, lifecycle: WorkerLifecycle) =>
         new EventService({
           workerCreator: creator,
           events: config.events,
           resolveDependency: (token) => moduleRef.get(token as string, { strict: false }),
           retriesFor: (queueName) => config.queueOptions(queueName).retries,
+          lifecycle,
         }),
-      inject: [WORKER_CONFIG, WORKER_CREATOR, ModuleRef],
+      inject: [WORKER_CONFIG, WORKER_CREATOR, ModuleRef, WorkerLifecycle],
+    },
+    {
+      provide: FailedWorkerService,
+      useFactory: (dataSource: DataSource) => new FailedWorkerService(dataSource),
+      inject: [WORKER_DATA_SOURCE],
     },
     {
       provide: WorkerService,
-      useFactory: (config: ResolvedWorkerConfig, repository: IWorkerRepository, creator: IWorkerCreator, eventService: EventService) => {
+      useFactory: (
+        config: ResolvedWorkerConfig,
+        repository: IWorkerRepository,
+        creator: IWorkerCreator,
+        eventService: EventService,
+        lifecycle: WorkerLifecycle,
+      ) => {
         const workerService = new WorkerService();
         workerService.setLogger(config.logger ?? new Logger(WorkerService.name));
         workerService.setEventService(eventService);
@@ -88,21 +108,24 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
           heartbeatSeconds: config.heartbeatSeconds,
           concurrencyFor: (queueName) => config.queueOptions(queueName).concurrency,
           knownQueues: () => knownQueueNames(config, eventService),
+          lifecycle,
         });
         return workerService;
       },
-      inject: [WORKER_CONFIG, WORKER_REPOSITORY, WORKER_CREATOR, EventService],
+      inject: [WORKER_CONFIG, WORKER_REPOSITORY, WORKER_CREATOR, EventService, WorkerLifecycle],
     },
     WorkerScheduler,
+    WorkerExplorer,
     WorkerDataSourceCloser,
   ];
 }
 
-const EXPORTS = [WorkerService, EventService, WORKER_CONFIG, WORKER_DATA_SOURCE, WORKER_REPOSITORY, WORKER_CREATOR];
+const EXPORTS = [WorkerService, EventService, FailedWorkerService, WorkerLifecycle, WORKER_CONFIG, WORKER_DATA_SOURCE, WORKER_REPOSITORY, WORKER_CREATOR];
 
 function withWorkerProviders(definition: DynamicModule, extras: WorkerModuleExtras): DynamicModule {
   return {
     ...definition,
+    imports: [...(definition.imports ?? []), DiscoveryModule],
     providers: [...(definition.providers ?? []), ...workerProviders(extras)],
     exports: [...(definition.exports ?? []), ...EXPORTS],
   };

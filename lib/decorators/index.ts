@@ -1,1 +1,2 @@
 export * from './queue-event.decorator.js';
+export * from './on-worker-event.decorator.js';

@@ -124,3 +124,10 @@ export class AttemptsExhaustedError extends WorkerError {
     );
   }
 }
+
+/** A failed-store row that does not exist (or was already retried or deleted). */
+export class FailedWorkerNotFoundError extends WorkerError {
+  constructor(readonly id: string) {
+    super(`No failed event with id ${JSON.stringify(id)} in the failed store`);
+  }
+}

@@ -7,6 +7,7 @@ import { DEFAULT_RETRIES } from '../worker.constants.js';
 import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
+import type { WorkerLifecycle } from '../processing/worker-lifecycle.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { EntityManager } from 'typeorm';
@@ -27,6 +28,8 @@ export interface EventServiceOptions {
   resolveDependency?: DependencyResolver;
   /** Maximum attempts recorded on a new row of that queue when the event class declares none. */
   retriesFor?: (queueName: string) => number;
+  /** Where 'dispatched' is announced (@OnWorkerEvent() hooks, metrics). */
+  lifecycle?: WorkerLifecycle;
 }
 
 /**
@@ -38,12 +41,14 @@ export class EventService implements IEventService {
   private workerCreator?: IWorkerCreator;
   private readonly resolveDependency?: DependencyResolver;
   private readonly retriesFor: (queueName: string) => number;
+  private readonly lifecycle?: WorkerLifecycle;
 
   constructor(options: EventServiceOptions = {}) {
     this.registry = new EventRegistry(options.events);
     this.workerCreator = options.workerCreator;
     this.resolveDependency = options.resolveDependency;
     this.retriesFor = options.retriesFor ?? (() => DEFAULT_RETRIES);
+    this.lifecycle = options.lifecycle;
   }
 
   setWorkerCreator(workerCreator: IWorkerCreator): void {
@@ -100,7 +105,10 @@ export class EventService implements IEventService {
     });
     if (options.manager) await insertWithin(model, options.manager);
     else await model.saveWorkerData();
-    return model.getWorkerData()?.id;
+    const attributes = model.getWorkerData();
+    // Within a caller's transaction the row becomes visible when that transaction commits.
+    if (attributes) await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
+    return attributes?.id;
   }
 
   createEvent(eventName: string, payload: TSerializableValues | null): BaseEvent {

@@ -7,3 +7,5 @@ export * from './worker-model.interface.js';
 export * from './worker-module-options.interface.js';
 export * from './worker-options.interface.js';
 export * from './worker-repository.interface.js';
+export * from './failed-workers.interface.js';
+export * from './worker-lifecycle.interface.js';

@@ -1,3 +1,4 @@
+import type { QueueStatistics } from './failed-workers.interface.js';
 import type { IWorkerModel } from './worker-model.interface.js';
 
 /** The seed's repository: reads the queued (pending) worker rows. */
@@ -54,4 +55,6 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
   releaseWorkers(models: IWorkerModel[]): Promise<void>;
   /** Health per queue; every queue with rows when `queueNames` is omitted. */
   getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]>;
+  /** Statistics per queue in one query; every queue with rows when `queueNames` is omitted. Optional for custom repositories. */
+  getQueueStatistics?(queueNames?: string[]): Promise<QueueStatistics[]>;
 }

@@ -7,8 +7,13 @@ import {
   LeaseLostError,
   NonErrorThrownError,
   UnknownEventError,
+  WorkerError,
   WorkerNotConfiguredError,
 } from '../errors/worker.error.js';
+import type { BaseEvent } from '../events/base-event.js';
+import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
+import { emptyStatistics } from './queue-statistics.js';
+import type { WorkerLifecycle } from './worker-lifecycle.js';
 import type { IEventService } from '../interfaces/event-service.interface.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
@@ -38,6 +43,8 @@ export interface WorkerServiceSettings {
   concurrencyFor?: (queueName: string) => number;
   /** Queues getHealth() reports even while they are empty (WorkerModule: the polled queues). */
   knownQueues?: () => string[];
+  /** Where 'completed', 'retrying' and 'failed' are announced (@OnWorkerEvent() hooks, metrics). */
+  lifecycle?: WorkerLifecycle;
 }
 
 interface RunContext {
@@ -64,6 +71,7 @@ export class WorkerService {
   private leaseMs = DEFAULT_LEASE_SECONDS * 1000;
   private concurrencyFor: (queueName: string) => number = () => DEFAULT_CONCURRENCY;
   private knownQueues: () => string[] = () => [];
+  private lifecycle?: WorkerLifecycle;
   private heartbeatMs = (DEFAULT_LEASE_SECONDS * 1000) / HEARTBEATS_PER_LEASE;
   private readonly heartbeats = new Set<{ stop(): void }>();
   private stopping = false;
@@ -98,6 +106,7 @@ export class WorkerService {
     }
     if (settings.concurrencyFor) this.concurrencyFor = settings.concurrencyFor;
     if (settings.knownQueues) this.knownQueues = settings.knownQueues;
+    if (settings.lifecycle) this.lifecycle = settings.lifecycle;
   }
 
   /**
@@ -137,6 +146,19 @@ export class WorkerService {
     const known = this.knownQueues().filter((queueName) => !withRows.some((health) => health.queueName === queueName));
     const empty = known.map((queueName) => ({ queueName, active: 0, failed: 0, total: 0 }));
     return [...withRows, ...empty].sort((a, b) => a.queueName.localeCompare(b.queueName));
+  }
+
+  /**
+   * Pending, due, running, delayed and failed counts and the age of the oldest due event, per queue,
+   * in one query: the queues named, or else every known queue and every queue with rows, by name.
+   */
+  async getQueueStatistics(queueNames?: string[]): Promise<QueueStatistics[]> {
+    const repository = this.requireRepository();
+    if (!repository.getQueueStatistics) throw new WorkerError('The worker repository in use does not provide getQueueStatistics()');
+    if (queueNames) return repository.getQueueStatistics(queueNames);
+    const withRows = await repository.getQueueStatistics();
+    const known = this.knownQueues().filter((queueName) => !withRows.some((statistics) => statistics.queueName === queueName));
+    return [...withRows, ...known.map(emptyStatistics)].sort((a, b) => a.queueName.localeCompare(b.queueName));
   }
 
   /** True once shutdown() was called: runWorker() then claims nothing. */
@@ -255,6 +277,8 @@ export class WorkerService {
     let permanent = failure !== undefined;
     let maxAttempts = options.retries;
     let retryDelayMs = options.runAfterSeconds * 1000;
+    let event: BaseEvent | undefined;
+    const startedAt = performance.now();
     try {
       const eventOptions = eventService.getEventOptions(data.eventName);
       maxAttempts = eventOptions?.retries ?? maxAttempts;
@@ -264,7 +288,7 @@ export class WorkerService {
         permanent = true;
       }
       if (!failure) {
-        const event = eventService.createEvent(data.eventName, data.payload);
+        event = eventService.createEvent(data.eventName, data.payload);
         this.logger.debug?.(`Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`);
         await event.execute();
       }
@@ -273,9 +297,11 @@ export class WorkerService {
       permanent ||= failure instanceof UnknownEventError;
     }
     try {
+      const outcome = { queueName: data.queueName, eventName: data.eventName, attributes: data, event };
       if (!failure) {
         await repository.completeWorker(model);
         result.processed++;
+        await this.lifecycle?.emit({ name: 'completed', ...outcome, durationMs: performance.now() - startedAt });
         return;
       }
       this.logger.error(
@@ -288,11 +314,13 @@ export class WorkerService {
         const failed = context.creator.createFailedWorkerModel({ ...data, error, retries: maxAttempts, failedAt: now, updatedAt: now });
         await repository.failWorker(model, failed);
         result.failed++;
+        await this.lifecycle?.emit({ name: 'failed', ...outcome, durationMs: performance.now() - startedAt, error: failure });
       } else {
         // Strictly after the pass start, so a runOnce pass never picks its own retries up again.
         const availableAt = new Date(Math.max(Date.now() + retryDelayMs, context.dueBy.getTime() + 1));
         await repository.retryWorker(model, { error, retries: maxAttempts, availableAt });
         result.retried++;
+        await this.lifecycle?.emit({ name: 'retrying', ...outcome, durationMs: performance.now() - startedAt, error: failure });
       }
     } catch (storageError) {
       if (storageError instanceof LeaseLostError) {

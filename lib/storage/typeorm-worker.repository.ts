@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type DataSource, IsNull } from 'typeorm';
 import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
+import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type {
   ClaimRequest,
@@ -13,7 +14,8 @@ import type { WorkerDialect } from './dialects/worker-dialect.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow } from './worker-row.js';
-import { insertRow, moveToFailed } from './worker-statements.js';
+import { emptyStatistics } from '../processing/queue-statistics.js';
+import { insertRow, moveToFailed, queueStatisticsStatement, toQueueStatistics } from './worker-statements.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
 
 /**
@@ -118,6 +120,16 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       const failedCount = failed.get(queueName) ?? 0;
       return { queueName, active: activeCount, failed: failedCount, total: activeCount + failedCount };
     });
+  }
+
+  /** Statistics per queue in one statement: every queue with rows, or the ones named (empty ones included). */
+  async getQueueStatistics(queueNames?: string[]): Promise<QueueStatistics[]> {
+    if (queueNames?.length === 0) return [];
+    const now = Date.now();
+    const rows = await this.dialect.query(queueStatisticsStatement(this.tables, queueNames, now));
+    const found = rows.map((row) => toQueueStatistics(row, now));
+    if (!queueNames) return found;
+    return queueNames.map((queueName) => found.find((statistics) => statistics.queueName === queueName) ?? emptyStatistics(queueName));
   }
 
   private async countByQueue(table: typeof WorkerEntity | typeof FailedWorkerEntity, queueNames?: string[]): Promise<Map<string, number>> {

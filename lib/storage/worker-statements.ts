@@ -1,4 +1,6 @@
+import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
 import type { AtomicWork, SqlStatement } from './dialects/worker-dialect.js';
+import type { RawWorkerRow } from './worker-row.js';
 import type { WorkerTables } from './worker-tables.js';
 
 /**
@@ -66,5 +68,39 @@ export function requeueFailed(tables: WorkerTables, filter: FailedRowFilter, now
     };
     yield { sql: `DELETE FROM ${tables.failed} WHERE id IN (${idList})`, parameters: ids };
     return ids.length;
+  };
+}
+
+/**
+ * Statistics of every queue with rows (or of `queueNames`) in one statement over both tables. A row
+ * whose lease expired counts as due: any worker may claim it now.
+ */
+export function queueStatisticsStatement(tables: WorkerTables, queueNames: string[] | undefined, now: number): SqlStatement {
+  const only = queueNames ? ` AND queue_name IN (${queueNames.map(() => '?').join(', ')})` : '';
+  const names = queueNames ?? [];
+  return {
+    sql:
+      'SELECT queue_name, SUM(is_pending) AS pending, SUM(is_due) AS due, SUM(is_running) AS running, ' +
+      'SUM(is_delayed) AS delayed, SUM(is_failed) AS failed, MIN(due_since) AS oldest_due_since FROM (' +
+      'SELECT queue_name, 1 AS is_pending, CASE WHEN available_at <= ? THEN 1 ELSE 0 END AS is_due, ' +
+      'CASE WHEN lease_token IS NOT NULL AND available_at > ? THEN 1 ELSE 0 END AS is_running, ' +
+      'CASE WHEN lease_token IS NULL AND available_at > ? THEN 1 ELSE 0 END AS is_delayed, 0 AS is_failed, ' +
+      `CASE WHEN available_at <= ? THEN available_at ELSE NULL END AS due_since FROM ${tables.pending} WHERE deleted_at IS NULL${only} ` +
+      `UNION ALL SELECT queue_name, 0, 0, 0, 0, 1, NULL FROM ${tables.failed} WHERE deleted_at IS NULL${only}` +
+      ') counted GROUP BY queue_name ORDER BY queue_name',
+    parameters: [now, now, now, now, ...names, ...names],
+  };
+}
+
+export function toQueueStatistics(row: RawWorkerRow, now: number): QueueStatistics {
+  const oldestDueSince = row.oldest_due_since === null || row.oldest_due_since === undefined ? null : Number(row.oldest_due_since);
+  return {
+    queueName: String(row.queue_name),
+    pending: Number(row.pending),
+    due: Number(row.due),
+    running: Number(row.running),
+    delayed: Number(row.delayed),
+    failed: Number(row.failed),
+    oldestDueAgeMs: oldestDueSince === null ? null : Math.max(0, now - oldestDueSince),
   };
 }

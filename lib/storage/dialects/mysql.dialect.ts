@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import { type AtomicWork, atomicallyOnServer, type WorkerDialect } from './worker-dialect.js';
+import { type AtomicWork, atomicallyOnServer, type SqlStatement, type WorkerDialect } from './worker-dialect.js';
 
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
@@ -54,6 +54,10 @@ export class MysqlWorkerDialect implements WorkerDialect {
       available_at: availableAt,
       updated_at: now,
     }));
+  }
+
+  query(statement: SqlStatement): Promise<RawWorkerRow[]> {
+    return this.dataSource.query<RawWorkerRow[]>(statement.sql, statement.parameters);
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {

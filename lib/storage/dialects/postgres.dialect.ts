@@ -2,7 +2,14 @@ import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import { type AtomicWork, atomicallyOnServer, claimParameters, updateReturningClaimSql, type WorkerDialect } from './worker-dialect.js';
+import {
+  type AtomicWork,
+  atomicallyOnServer,
+  claimParameters,
+  type SqlStatement,
+  updateReturningClaimSql,
+  type WorkerDialect,
+} from './worker-dialect.js';
 
 /** `?` → `$1`, `$2`, … (the statements of this package never contain a literal question mark). */
 function numberedPlaceholders(sql: string): string {
@@ -28,6 +35,10 @@ export class PostgresWorkerDialect implements WorkerDialect {
 
   claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
     return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
+  }
+
+  query(statement: SqlStatement): Promise<RawWorkerRow[]> {
+    return this.dataSource.query<RawWorkerRow[]>(numberedPlaceholders(statement.sql), statement.parameters);
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {

@@ -2,7 +2,14 @@ import type { DataSource } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import { type AtomicWork, claimParameters, type StatementResult, updateReturningClaimSql, type WorkerDialect } from './worker-dialect.js';
+import {
+  type AtomicWork,
+  claimParameters,
+  type SqlStatement,
+  type StatementResult,
+  updateReturningClaimSql,
+  type WorkerDialect,
+} from './worker-dialect.js';
 
 /** The part of better-sqlite3's Database that `atomically` uses. */
 interface SqliteConnection {
@@ -41,6 +48,10 @@ export class SqliteWorkerDialect implements WorkerDialect {
    * transaction runs synchronously: nothing can interleave with it, and BEGIN IMMEDIATE holds the
    * file's write lock against other processes from the first statement.
    */
+  query(statement: SqlStatement): Promise<RawWorkerRow[]> {
+    return this.dataSource.query<RawWorkerRow[]>(statement.sql, statement.parameters);
+  }
+
   async atomically<T>(work: AtomicWork<T>): Promise<T> {
     const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
     return connection

@@ -29,6 +29,8 @@ export interface WorkerDialect {
    * set, available_at moved to the lease expiry. Returns the claimed rows, in any order.
    */
   claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]>;
+  /** Runs one statement (`?` placeholders) outside any transaction; resolves to the rows it returned. */
+  query(statement: SqlStatement): Promise<RawWorkerRow[]>;
   /** Runs `work` in one transaction that nothing else of this process can join; rolls back if it throws. */
   atomically<T>(work: AtomicWork<T>): Promise<T>;
   /** Appended to a SELECT inside `atomically` to lock the rows it reads ('' where the transaction already excludes writers). */

@@ -1,0 +1,119 @@
+import type { DataSource } from 'typeorm';
+import { CorruptPayloadError, FailedWorkerNotFoundError, InvalidWorkerOptionsError } from '../errors/worker.error.js';
+import type { FailedWorkerPage, FailedWorkerQuery, FailedWorkerRecord } from '../interfaces/failed-workers.interface.js';
+import { assertInteger, assertKnownKeys, assertNonEmptyString, assertPlainObject } from '../processing/worker-options.validation.js';
+import { dialectFor } from '../storage/dialects/dialect-for.js';
+import type { WorkerDialect } from '../storage/dialects/worker-dialect.js';
+import { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
+import { type StoredWorkerFields, toAttributes } from '../storage/worker-row.js';
+import { type FailedRowFilter, requeueFailed } from '../storage/worker-statements.js';
+import { type WorkerTables, workerTables } from '../storage/worker-tables.js';
+
+export const MAX_FAILED_PAGE_SIZE = 500;
+const DEFAULT_FAILED_PAGE_SIZE = 20;
+const QUERY_KEYS = ['queueName', 'eventName', 'page', 'pageSize'] as const;
+
+/**
+ * The failed store, for operators: list (newest first), show, retry (back in line as a new pending
+ * row, removed from the failed store in the same transaction), delete, purge. Bad input is refused
+ * with a typed error before anything changes.
+ */
+export class FailedWorkerService {
+  private readonly dialect: WorkerDialect;
+  private readonly tables: WorkerTables;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.dialect = dialectFor(dataSource);
+    this.tables = workerTables(dataSource);
+  }
+
+  async list(query: FailedWorkerQuery = {}): Promise<FailedWorkerPage> {
+    const raw: unknown = query;
+    assertPlainObject('failed list query', raw);
+    assertKnownKeys('', raw, QUERY_KEYS);
+    const page = query.page ?? 1;
+    const pageSize = query.pageSize ?? DEFAULT_FAILED_PAGE_SIZE;
+    assertInteger('page', page, 1);
+    assertInteger('pageSize', pageSize, 1);
+    if (pageSize > MAX_FAILED_PAGE_SIZE) throw new InvalidWorkerOptionsError('pageSize', `must be at most ${MAX_FAILED_PAGE_SIZE} (got ${pageSize})`);
+    const filter = this.filterOf(query);
+    const builder = this.dataSource.manager
+      .createQueryBuilder(FailedWorkerEntity, 'failed')
+      .where('failed.deletedAt IS NULL')
+      .orderBy('failed.failedAt', 'DESC')
+      .addOrderBy('failed.id', 'DESC')
+      .skip((page - 1) * pageSize)
+      .take(pageSize);
+    if (filter.queueName !== undefined) builder.andWhere('failed.queueName = :queueName', { queueName: filter.queueName });
+    if (filter.eventName !== undefined) builder.andWhere('failed.eventName = :eventName', { eventName: filter.eventName });
+    const [rows, total] = await builder.getManyAndCount();
+    return { items: rows.map(toRecord), total, page, pageSize };
+  }
+
+  async get(id: string): Promise<FailedWorkerRecord> {
+    const row = await this.dataSource.manager.findOneBy(FailedWorkerEntity, { id: this.idOf(id) });
+    if (!row || row.deletedAt !== null) throw new FailedWorkerNotFoundError(id);
+    return toRecord(row);
+  }
+
+  /** Puts one failed event back in line (attempts reset); throws FailedWorkerNotFoundError, changing nothing, if it is not there. */
+  async retry(id: string): Promise<void> {
+    const requeued = await this.dialect.atomically(requeueFailed(this.tables, { id: this.idOf(id) }, Date.now(), this.dialect.lockRowsClause));
+    if (requeued === 0) throw new FailedWorkerNotFoundError(id);
+  }
+
+  /** Puts every failed event matching the filters back in line, in one transaction; returns how many. */
+  async retryAll(filter: Pick<FailedWorkerQuery, 'queueName' | 'eventName'> = {}): Promise<number> {
+    const raw: unknown = filter;
+    assertPlainObject('retry filter', raw);
+    assertKnownKeys('', raw, ['queueName', 'eventName']);
+    return this.dialect.atomically(requeueFailed(this.tables, this.filterOf(filter), Date.now(), this.dialect.lockRowsClause));
+  }
+
+  async delete(id: string): Promise<void> {
+    const result = await this.dataSource.manager.createQueryBuilder().delete().from(FailedWorkerEntity).where('id = :id', { id: this.idOf(id) }).execute();
+    if (!result.affected) throw new FailedWorkerNotFoundError(id);
+  }
+
+  /** Deletes failed events that failed before `olderThan`; returns how many. */
+  async purge(olderThan: Date): Promise<number> {
+    if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
+      throw new InvalidWorkerOptionsError('olderThan', `must be a valid Date (got ${olderThan instanceof Date ? 'Invalid Date' : typeof olderThan})`);
+    }
+    const result = await this.dataSource.manager
+      .createQueryBuilder()
+      .delete()
+      .from(FailedWorkerEntity)
+      .where('failed_at < :olderThan', { olderThan: olderThan.getTime() })
+      .execute();
+    return result.affected ?? 0;
+  }
+
+  /** Ids are positive integers (as strings); anything else can name no row. */
+  private idOf(id: unknown): string {
+    const text = typeof id === 'number' ? String(id) : id;
+    if (typeof text !== 'string' || !/^[1-9]\d{0,18}$/.test(text)) {
+      throw new InvalidWorkerOptionsError('id', `must be a failed event id, a positive integer (got ${JSON.stringify(id)})`);
+    }
+    return text;
+  }
+
+  private filterOf(query: FailedWorkerQuery): FailedRowFilter {
+    if (query.queueName !== undefined) assertNonEmptyString('queueName', query.queueName);
+    if (query.eventName !== undefined) assertNonEmptyString('eventName', query.eventName);
+    return { queueName: query.queueName, eventName: query.eventName };
+  }
+}
+
+/** A failed row as a record; a payload that no longer parses is kept as its raw text. */
+function toRecord(row: FailedWorkerEntity): FailedWorkerRecord {
+  const fields: StoredWorkerFields = { ...row, id: String(row.id) };
+  let attributes;
+  try {
+    attributes = toAttributes(fields);
+  } catch (error) {
+    if (!(error instanceof CorruptPayloadError)) throw error;
+    attributes = { ...error.attributes, payload: error.rawPayload };
+  }
+  return { ...attributes, id: String(row.id), failedAt: new Date(row.failedAt), error: row.error ?? '' };
+}

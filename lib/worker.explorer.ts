@@ -1,9 +1,11 @@
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import type { WorkerLifecycleEvent, WorkerLifecycleEventName } from './interfaces/worker-lifecycle.interface.js';
 import { WorkerLifecycle } from './processing/worker-lifecycle.js';
-import { ON_WORKER_EVENT_METADATA } from './worker.constants.js';
+import type { ILoggerService } from './interfaces/logger.interface.js';
+import type { ResolvedWorkerConfig } from './worker.config.js';
+import { ON_WORKER_EVENT_METADATA, WORKER_CONFIG } from './worker.constants.js';
 
 /**
  * Finds @OnWorkerEvent() methods on the application's providers and controllers and subscribes them
@@ -12,14 +14,17 @@ import { ON_WORKER_EVENT_METADATA } from './worker.constants.js';
  */
 @Injectable()
 export class WorkerExplorer implements OnModuleInit {
-  private readonly logger = new Logger(WorkerExplorer.name);
+  private readonly logger: ILoggerService;
 
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
     private readonly lifecycle: WorkerLifecycle,
-  ) {}
+    @Inject(WORKER_CONFIG) config: ResolvedWorkerConfig,
+  ) {
+    this.logger = config.logger ?? new Logger(WorkerExplorer.name);
+  }
 
   onModuleInit(): void {
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) this.explore(wrapper);

@@ -80,8 +80,9 @@ export function queueStatisticsStatement(tables: WorkerTables, queueNames: strin
   const names = queueNames ?? [];
   return {
     sql:
-      'SELECT queue_name, SUM(is_pending) AS pending, SUM(is_due) AS due, SUM(is_running) AS running, ' +
-      'SUM(is_delayed) AS delayed, SUM(is_failed) AS failed, MIN(due_since) AS oldest_due_since FROM (' +
+      // *_count aliases: DELAYED is a reserved word on MySQL/MariaDB.
+      'SELECT queue_name, SUM(is_pending) AS pending_count, SUM(is_due) AS due_count, SUM(is_running) AS running_count, ' +
+      'SUM(is_delayed) AS delayed_count, SUM(is_failed) AS failed_count, MIN(due_since) AS oldest_due_since FROM (' +
       'SELECT queue_name, 1 AS is_pending, CASE WHEN available_at <= ? THEN 1 ELSE 0 END AS is_due, ' +
       'CASE WHEN lease_token IS NOT NULL AND available_at > ? THEN 1 ELSE 0 END AS is_running, ' +
       'CASE WHEN lease_token IS NULL AND available_at > ? THEN 1 ELSE 0 END AS is_delayed, 0 AS is_failed, ' +
@@ -96,11 +97,11 @@ export function toQueueStatistics(row: RawWorkerRow, now: number): QueueStatisti
   const oldestDueSince = row.oldest_due_since === null || row.oldest_due_since === undefined ? null : Number(row.oldest_due_since);
   return {
     queueName: String(row.queue_name),
-    pending: Number(row.pending),
-    due: Number(row.due),
-    running: Number(row.running),
-    delayed: Number(row.delayed),
-    failed: Number(row.failed),
+    pending: Number(row.pending_count),
+    due: Number(row.due_count),
+    running: Number(row.running_count),
+    delayed: Number(row.delayed_count),
+    failed: Number(row.failed_count),
     oldestDueAgeMs: oldestDueSince === null ? null : Math.max(0, now - oldestDueSince),
   };
 }

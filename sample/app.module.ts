@@ -1,9 +1,11 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { WorkerHealthModule } from '../lib/health/index.js';
 import { WorkerModule, type WorkerModuleOptions } from '../lib/index.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
 import { DigestScheduler } from './digest.scheduler.js';
 import { EmailNotificationEvent } from './email-notification.event.js';
+import { FailedEventsController } from './failed-events.controller.js';
 import { HealthController } from './health.controller.js';
 import { MailService } from './mail.service.js';
 import { NotificationsController } from './notifications.controller.js';
@@ -52,8 +54,10 @@ export class AppModule {
           events: [EmailNotificationEvent, DailyDigestEvent],
           autoStart: options.autoStart ?? true,
         }),
+        // GET /health/workers answers 503 past these.
+        WorkerHealthModule.register({ maxFailed: 100, maxOldestDueAgeSeconds: 300 }),
       ],
-      controllers: [HealthController, WorkersController, NotificationsController],
+      controllers: [HealthController, WorkersController, NotificationsController, FailedEventsController],
       providers,
     };
   }

@@ -3,7 +3,7 @@ import type { INestApplication } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { WorkerService } from '../lib/index.js';
+import { type QueueStatistics, WorkerService } from '../lib/index.js';
 import { AppModule, type SampleAppOptions } from '../sample/app.module.js';
 import { DIGEST_RECIPIENT } from '../sample/daily-digest.event.js';
 import { DIGEST_CRON_JOB, DigestScheduler } from '../sample/digest.scheduler.js';
@@ -13,18 +13,30 @@ import { WORKER_DATA_SOURCE } from '../lib/index.js';
 import { ensureServerDatabase, resetWorkerTables, testDatabases } from './support/databases.js';
 import { tempDatabase, waitFor } from './support/test-app.js';
 
-/** GET /health/workers of the sample when only email-queue holds rows. */
+/** GET /health/workers (terminus): the `workers` indicator's summary, queues cut to pending and failed. */
+async function workersHealth(server: App): Promise<Record<string, unknown>> {
+  const { body } = await request(server).get('/health/workers').expect(200);
+  expect(body).toMatchObject({ status: 'ok', error: {}, info: { workers: { status: 'up' } } });
+  const { status: _status, queues, ...summary } = body.info.workers as { status: string; queues: QueueStatistics[] };
+  return { ...summary, queues: queues.map(({ queueName, pending, failed }) => ({ queueName, pending, failed })) };
+}
+
+/** The health summary of the sample when only email-queue holds rows. */
 function healthWithEmailRows(active: number, failed: number) {
-  const email = { queueName: 'email-queue', active, failed, total: active + failed };
   return {
     active,
     failed,
     total: active + failed,
-    queues: [email, { queueName: 'maintenance-queue', active: 0, failed: 0, total: 0 }],
+    queues: [
+      { queueName: 'email-queue', pending: active, failed },
+      { queueName: 'maintenance-queue', pending: 0, failed: 0 },
+    ],
   };
 }
 
 const EMPTY_HEALTH = healthWithEmailRows(0, 0);
+
+type App = Parameters<typeof request>[0];
 
 describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   let app: INestApplication | undefined;
@@ -48,6 +60,8 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   }
 
   afterEach(async () => {
+    // Emptied before the next test's app starts polling (at init, before that test could empty them).
+    if (app) await resetWorkerTables(app.get<DataSource>(WORKER_DATA_SOURCE));
     await app?.close();
     cleanup?.();
     app = undefined;
@@ -57,13 +71,13 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   it('queues a notification, runs it through POST /workers/run and reports health before and after', async () => {
     const server = (await startSample()).getHttpServer();
 
-    await request(server).get('/health/workers').expect(200, EMPTY_HEALTH);
+    expect(await workersHealth(server)).toEqual(EMPTY_HEALTH);
 
     const dispatched = await request(server).post('/notifications').send({ userId: '123', message: 'Hi' }).expect(201);
     expect(dispatched.body).toEqual({ id: expect.any(String) });
     // Queued, not sent: nothing polls in this app.
     await request(server).get('/mail/sent').expect(200, []);
-    await request(server).get('/health/workers').expect(200, healthWithEmailRows(1, 0));
+    expect(await workersHealth(server)).toEqual(healthWithEmailRows(1, 0));
 
     const run = await request(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
     expect(run.body).toEqual({
@@ -73,7 +87,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     });
 
     await request(server).get('/mail/sent').expect(200, [{ to: 'user-123@example.com', message: 'Hi' }]);
-    await request(server).get('/health/workers').expect(200, EMPTY_HEALTH);
+    expect(await workersHealth(server)).toEqual(EMPTY_HEALTH);
   });
 
   it('queues a batch in one transaction: all notifications or, when one is invalid, none', async () => {
@@ -85,14 +99,14 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
       .expect(400);
     expect(rejected.body).toEqual({ error: 'userId and message must be non-empty strings' });
     // The first notification was written inside the transaction, and rolled back with it.
-    await request(server).get('/health/workers').expect(200, EMPTY_HEALTH);
+    expect(await workersHealth(server)).toEqual(EMPTY_HEALTH);
 
     const accepted = await request(server)
       .post('/notifications/batch')
       .send({ notifications: [{ userId: '1', message: 'first' }, { userId: '2', message: 'second' }] })
       .expect(201);
     expect(accepted.body).toEqual({ ids: [expect.any(String), expect.any(String)] });
-    await request(server).get('/health/workers').expect(200, healthWithEmailRows(2, 0));
+    expect(await workersHealth(server)).toEqual(healthWithEmailRows(2, 0));
   });
 
   it('defaults POST /workers/run to the seed options and leaves other queues alone', async () => {
@@ -103,7 +117,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
 
     expect(run.body.result).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
     await request(server).get('/mail/sent').expect(200, []);
-    expect((await request(server).get('/health/workers').expect(200)).body.active).toBe(1);
+    expect((await workersHealth(server)).active).toBe(1);
   });
 
   it('counts an event that used up its attempts as failed', async () => {
@@ -115,7 +129,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const run = await request(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
 
     expect(run.body.result).toEqual({ queueName: 'email-queue', processed: 0, failed: 1, retried: 0 });
-    await request(server).get('/health/workers').expect(200, healthWithEmailRows(0, 1));
+    expect(await workersHealth(server)).toEqual(healthWithEmailRows(0, 1));
   });
 
   it('answers 400 with the library message for invalid run options and bad notifications', async () => {
@@ -131,14 +145,76 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
 
     const missing = await request(server).post('/notifications').send({ userId: '1' }).expect(400);
     expect(missing.body).toEqual({ error: 'userId and message must be non-empty strings' });
-    await request(server).get('/health/workers').expect(200, EMPTY_HEALTH);
+    expect(await workersHealth(server)).toEqual(EMPTY_HEALTH);
   });
 
-  it('answers 500 with the error message when health cannot be read', async () => {
+  it('answers 503 with the reason when the queue statistics cannot be read', async () => {
     const started = await startSample();
-    jest.spyOn(started.get(WorkerService), 'getHealth').mockRejectedValue(new Error('database is locked'));
+    jest.spyOn(started.get(WorkerService), 'getQueueStatistics').mockRejectedValue(new Error('database is locked'));
 
-    await request(started.getHttpServer()).get('/health/workers').expect(500, { error: 'database is locked' });
+    const { body } = await request(started.getHttpServer()).get('/health/workers').expect(503);
+    expect(body).toMatchObject({ status: 'error', error: { workers: { status: 'down', message: 'Queue statistics unavailable: database is locked' } } });
+  });
+
+  it('reports each queue\'s statistics, and 503 once a queue has more failed events than allowed', async () => {
+    const started = await startSample();
+    const server = started.getHttpServer();
+    await request(server).post('/notifications').send({ userId: '5', message: 'Due' }).expect(201);
+    const { body } = await request(server).get('/health/workers').expect(200);
+    expect(body.info.workers.queues[0]).toEqual({
+      queueName: 'email-queue',
+      pending: 1,
+      due: 1,
+      running: 0,
+      delayed: 0,
+      failed: 0,
+      oldestDueAgeMs: expect.any(Number),
+    });
+
+    // The sample allows 100 failed events per queue (WorkerHealthModule.register({ maxFailed: 100 })).
+    jest.spyOn(started.get(WorkerService), 'getQueueStatistics').mockResolvedValue([
+      { queueName: 'email-queue', pending: 0, due: 0, running: 0, delayed: 0, failed: 101, oldestDueAgeMs: null },
+    ]);
+    const down = await request(server).get('/health/workers').expect(503);
+    expect(down.body.error.workers).toMatchObject({ status: 'down', problems: ['email-queue: 101 failed events (max 100)'] });
+  });
+
+  it('lists, shows, retries, deletes and purges failed events over REST, answering 404 and 400 for bad requests', async () => {
+    const started = await startSample();
+    const server = started.getHttpServer();
+    jest.spyOn(started.get(MailService), 'send').mockRejectedValue(new Error('SMTP down'));
+    for (const userId of ['1', '2', '3']) await request(server).post('/notifications').send({ userId, message: 'Lost' }).expect(201);
+    await request(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
+
+    const page = await request(server).get('/failed-events?queueName=email-queue&pageSize=2').expect(200);
+    expect(page.body).toMatchObject({ total: 3, page: 1, pageSize: 2 });
+    // Newest first; the three failed concurrently (concurrency 4), so their order is the order they failed in.
+    const all = (await request(server).get('/failed-events').expect(200)).body.items as { id: string; failedAt: string }[];
+    const failedAts = all.map((item) => Date.parse(item.failedAt));
+    expect(failedAts).toEqual([...failedAts].sort((a, b) => b - a));
+    expect(page.body.items.map((item: { id: string }) => item.id)).toEqual(all.slice(0, 2).map((item) => item.id));
+    const [newest] = page.body.items as { id: string; error: string }[];
+    const shown = await request(server).get(`/failed-events/${newest!.id}`).expect(200);
+    expect(shown.body).toMatchObject({ id: newest!.id, eventName: 'EmailNotificationEvent', attempts: 1 });
+    expect(shown.body.error).toContain('SMTP down');
+
+    await request(server).post(`/failed-events/${newest!.id}/retry`).expect(200, { retried: 1 });
+    await request(server).post(`/failed-events/${newest!.id}/retry`).expect(404, { error: `No failed event with id "${newest!.id}" in the failed store` });
+    expect(await workersHealth(server)).toEqual(healthWithEmailRows(1, 2));
+    await request(server).delete(`/failed-events/${page.body.items[1].id}`).expect(204);
+    await request(server).delete(`/failed-events/${page.body.items[1].id}`).expect(404);
+    await request(server).post('/failed-events/retry').send({ queueName: 'email-queue' }).expect(200, { retried: 1 });
+    expect(await workersHealth(server)).toEqual(healthWithEmailRows(2, 0));
+
+    const badPage = await request(server).get('/failed-events?pageSize=1000').expect(400);
+    expect(badPage.body.error).toContain('"pageSize": must be at most 500 (got 1000)');
+    expect((await request(server).get('/failed-events?page=first').expect(400)).body.error).toContain('"page"');
+    expect((await request(server).get('/failed-events/abc').expect(400)).body.error).toContain('must be a failed event id');
+    expect((await request(server).delete('/failed-events?olderThan=yesterday').expect(400)).body.error).toContain(
+      '"olderThan": must be a valid Date',
+    );
+    await request(server).delete(`/failed-events?olderThan=${new Date(Date.now() + 1000).toISOString()}`).expect(200, { deleted: 0 });
+    expect(await workersHealth(server)).toEqual(healthWithEmailRows(2, 0));
   });
 
   it('processes a notification by polling alone when autoStart is on', async () => {
@@ -148,7 +224,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
 
     await waitFor(async () => (await request(server).get('/mail/sent')).body.length === 1);
     await request(server).get('/mail/sent').expect(200, [{ to: 'user-42@example.com', message: 'Polled' }]);
-    await waitFor(async () => (await request(server).get('/health/workers')).body.total === 0);
+    await waitFor(async () => (await workersHealth(server)).total === 0);
   });
 
   it('registers the digest cron once, and the digest it queues runs on maintenance-queue', async () => {
@@ -164,12 +240,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const id = await started.get(DigestScheduler).dispatchDigest();
 
     expect(id).toEqual(expect.any(String));
-    expect((await request(server).get('/health/workers').expect(200)).body.queues).toContainEqual({
-      queueName: 'maintenance-queue',
-      active: 1,
-      failed: 0,
-      total: 1,
-    });
+    expect((await workersHealth(server)).queues).toContainEqual({ queueName: 'maintenance-queue', pending: 1, failed: 0 });
     const run = await request(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
     expect(run.body.result.processed).toBe(1);
     const sent = (await request(server).get('/mail/sent').expect(200)).body as { to: string; message: string }[];

@@ -1,12 +1,15 @@
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
+import { Registry } from 'prom-client';
 import { WorkerHealthModule } from '../lib/health/index.js';
+import { WorkerMetricsModule } from '../lib/metrics/index.js';
 import { WorkerModule, type WorkerModuleOptions } from '../lib/index.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
 import { DigestScheduler } from './digest.scheduler.js';
 import { EmailNotificationEvent } from './email-notification.event.js';
 import { FailedEventsController } from './failed-events.controller.js';
 import { HealthController } from './health.controller.js';
+import { MetricsController } from './metrics.controller.js';
 import { MailService } from './mail.service.js';
 import { NotificationsController } from './notifications.controller.js';
 import { WorkersController } from './workers.controller.js';
@@ -56,8 +59,10 @@ export class AppModule {
         }),
         // GET /health/workers answers 503 past these.
         WorkerHealthModule.register({ maxFailed: 100, maxOldestDueAgeSeconds: 300 }),
+        // GET /metrics; a registry per application instance (prom-client's global one works too).
+        WorkerMetricsModule.register({ registry: new Registry() }),
       ],
-      controllers: [HealthController, WorkersController, NotificationsController, FailedEventsController],
+      controllers: [HealthController, WorkersController, NotificationsController, FailedEventsController, MetricsController],
       providers,
     };
   }

@@ -17,6 +17,8 @@ logger.log(
     `  curl -X POST ${url}/notifications -H 'content-type: application/json' -d '{"userId":"123","message":"Hi"}'`,
     `  curl ${url}/mail/sent`,
     `  curl ${url}/health/workers`,
+    `  curl ${url}/failed-events`,
+    `  curl ${url}/metrics`,
     `  curl -X POST ${url}/workers/run -H 'content-type: application/json' -d '{"queueName":"email-queue"}'`,
   ].join('\n'),
 );

@@ -179,6 +179,17 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     expect(down.body.error.workers).toMatchObject({ status: 'down', problems: ['email-queue: 101 failed events (max 100)'] });
   });
 
+  it('serves Prometheus metrics at GET /metrics', async () => {
+    const server = (await startSample()).getHttpServer();
+    await request(server).post('/notifications').send({ userId: '8', message: 'Counted' }).expect(201);
+    await request(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
+
+    const scraped = await request(server).get('/metrics').expect(200).expect('content-type', /^text\/plain/);
+    expect(scraped.text).toContain('nestjs_workers_events_dispatched_total{queue="email-queue",event="EmailNotificationEvent"} 1');
+    expect(scraped.text).toContain('nestjs_workers_events_processed_total{queue="email-queue",event="EmailNotificationEvent"} 1');
+    expect(scraped.text).toContain('nestjs_workers_queue_pending{queue="email-queue"} 0');
+  });
+
   it('lists, shows, retries, deletes and purges failed events over REST, answering 404 and 400 for bad requests', async () => {
     const started = await startSample();
     const server = started.getHttpServer();

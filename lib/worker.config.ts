@@ -25,7 +25,7 @@ import {
   HEARTBEATS_PER_LEASE,
 } from './worker.constants.js';
 
-export type ResolvedQueueOptions = Required<WorkerQueueOptions>;
+export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds'>> & Pick<WorkerQueueOptions, 'timeoutSeconds'>;
 
 export interface ResolvedSqliteOptions {
   type: 'better-sqlite3';
@@ -55,7 +55,7 @@ export interface ResolvedWorkerConfig {
 }
 
 const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
-const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency'] as const;
+const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'backoff', 'timeoutSeconds'] as const;
 const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
 const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
 const SERVER_TYPES = ['postgres', 'mysql', 'mariadb'] as const;
@@ -72,6 +72,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     runAfterSeconds: DEFAULT_RUN_AFTER_SECONDS,
     pollIntervalMs: DEFAULT_POLL_INTERVAL_MS,
     concurrency: DEFAULT_CONCURRENCY,
+    backoff: 'fixed',
   };
   const defaults = input.defaults === undefined ? builtIn : resolveQueue('defaults', input.defaults, builtIn);
 

@@ -83,9 +83,9 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       return undefined;
     }
     this.running.add(queueName);
-    const { retries, runAfterSeconds, concurrency, pollIntervalMs } = this.config.queueOptions(queueName);
+    const { pollIntervalMs, ...queueOptions } = this.config.queueOptions(queueName);
     try {
-      const result = await this.workerService.runWorker({ queueName, retries, runAfterSeconds, concurrency });
+      const result = await this.workerService.runWorker({ queueName, ...queueOptions });
       if (backoff) this.logger.log(`Queue ${queueName} is polling again after ${backoff.count} failed polls`);
       this.failures.delete(queueName);
       return result;

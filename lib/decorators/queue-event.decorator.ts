@@ -10,7 +10,7 @@ import {
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
 
-const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds'] as const;
+const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'timeoutSeconds'] as const;
 
 /**
  * Marks a BaseEvent subclass as queued on `queueName`: dispatching it stores a row that a worker

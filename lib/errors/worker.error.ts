@@ -131,3 +131,13 @@ export class FailedWorkerNotFoundError extends WorkerError {
     super(`No failed event with id ${JSON.stringify(id)} in the failed store`);
   }
 }
+
+/** An attempt that ran longer than its timeoutSeconds; it follows the retry path like any failure. */
+export class EventTimeoutError extends WorkerError {
+  constructor(
+    readonly eventName: string,
+    readonly timeoutSeconds: number,
+  ) {
+    super(`${eventName} did not finish within its timeout of ${timeoutSeconds} s`);
+  }
+}

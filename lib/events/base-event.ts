@@ -8,7 +8,11 @@ import { getQueueEventMetadata } from '../worker-metadata.accessor.js';
 export abstract class BaseEvent<TPayload = unknown> {
   constructor(protected readonly payload: TPayload) {}
 
-  abstract execute(): Promise<void> | void;
+  /**
+   * Does the work. `signal` is aborted when the attempt passes its timeoutSeconds (and when the event
+   * is cancelled): long work should stop on it (pass it to fetch, check `signal.aborted` in loops).
+   */
+  abstract execute(signal?: AbortSignal): Promise<void> | void;
 
   /** The queue this event is stored on, or undefined to run it synchronously at dispatch. */
   getQueueName(): string | undefined {

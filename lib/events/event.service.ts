@@ -1,4 +1,11 @@
-import { EventDependencyError, UnknownEventError, WorkerError, WorkerNotConfiguredError } from '../errors/worker.error.js';
+import {
+  EventDependencyError,
+  InvalidWorkerOptionsError,
+  UnknownEventError,
+  WorkerError,
+  WorkerNotConfiguredError,
+} from '../errors/worker.error.js';
+import { assertKnownKeys, assertNumber, assertPlainObject } from '../processing/worker-options.validation.js';
 import type { DispatchOptions, IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
@@ -11,6 +18,29 @@ import type { WorkerLifecycle } from '../processing/worker-lifecycle.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { EntityManager } from 'typeorm';
+
+const DISPATCH_OPTION_KEYS = ['manager', 'delaySeconds', 'runAt'] as const;
+
+/** When a dispatched row becomes due: now, or later by delaySeconds or runAt (checked here, before anything is stored). */
+function dueTime(options: DispatchOptions, now: Date): Date | undefined {
+  const raw: unknown = options;
+  assertPlainObject('dispatch options', raw);
+  assertKnownKeys('', raw, DISPATCH_OPTION_KEYS);
+  if (options.delaySeconds !== undefined && options.runAt !== undefined) {
+    throw new InvalidWorkerOptionsError('delaySeconds', 'cannot be combined with runAt: give one of them');
+  }
+  if (options.delaySeconds !== undefined) {
+    assertNumber('delaySeconds', options.delaySeconds, 0);
+    return new Date(now.getTime() + options.delaySeconds * 1000);
+  }
+  if (options.runAt !== undefined) {
+    if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) {
+      throw new InvalidWorkerOptionsError('runAt', `must be a valid Date (got ${options.runAt instanceof Date ? 'Invalid Date' : JSON.stringify(options.runAt)})`);
+    }
+    return options.runAt;
+  }
+  return undefined;
+}
 
 async function insertWithin(model: IWorkerModel, manager: EntityManager): Promise<void> {
   if (!(model instanceof TypeOrmWorkerModel)) {
@@ -93,6 +123,7 @@ export class EventService implements IEventService {
     if (registered?.eventClass !== event.constructor) throw new UnknownEventError(eventName);
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
     const now = new Date();
+    const availableAt = dueTime(options, now);
     const model = this.workerCreator.createWorkerModel({
       // Checked and serialized when the model is saved (serializePayload): a bad payload stores nothing.
       payload: (event.getPayload() ?? null) as TSerializableValues | null,
@@ -102,6 +133,7 @@ export class EventService implements IEventService {
       eventName,
       createdAt: now,
       updatedAt: now,
+      availableAt,
     });
     if (options.manager) await insertWithin(model, options.manager);
     else await model.saveWorkerData();

@@ -11,6 +11,10 @@ export interface DispatchOptions {
    * event becomes due when the transaction commits.
    */
   manager?: EntityManager;
+  /** Not claimable before this many seconds from now (≥ 0). */
+  delaySeconds?: number;
+  /** Not claimable before this instant (one of delaySeconds and runAt). */
+  runAt?: Date;
 }
 
 /** What WorkerService needs of an event service: dispatch, and turning a stored row back into an event. */

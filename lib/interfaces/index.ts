@@ -9,3 +9,4 @@ export * from './worker-options.interface.js';
 export * from './worker-repository.interface.js';
 export * from './failed-workers.interface.js';
 export * from './worker-lifecycle.interface.js';
+export * from './backoff.interface.js';

@@ -1,7 +1,13 @@
+import type { BackoffOption } from './backoff.interface.js';
+
 /** Options given to `@QueueEvent(queue, options)`; they win over the queue's options. */
 export interface QueueEventOptions {
   /** Stable registered name (stored in each row); defaults to the class name. */
   name?: string;
   retries?: number;
   runAfterSeconds?: number;
+  /** How the retry delay grows (see BackoffOption). */
+  backoff?: BackoffOption;
+  /** An attempt running longer fails with EventTimeoutError (its AbortSignal is aborted). */
+  timeoutSeconds?: number;
 }

@@ -23,4 +23,9 @@ export interface IWorkerAttributes {
   createdAt: Date;
   updatedAt: Date;
   deletedAt?: Date;
+  /**
+   * When a new pending row becomes due (delayed dispatch); default its createdAt. Not in the seed;
+   * only read when a row is created.
+   */
+  availableAt?: Date;
 }

@@ -1,6 +1,7 @@
 import type { InjectionToken, OptionalFactoryDependency, Provider, Type } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import type { EventClass } from '../events/base-event.js';
+import type { BackoffOption } from './backoff.interface.js';
 import type { ILoggerService } from './logger.interface.js';
 import type { IWorkerCreator } from './worker-creator.interface.js';
 import type { IWorkerRepository } from './worker-repository.interface.js';
@@ -15,6 +16,10 @@ export interface WorkerQueueOptions {
   pollIntervalMs?: number;
   /** Events of this queue run at once by one process. Default 1. */
   concurrency?: number;
+  /** How the retry delay grows: 'fixed' (default), 'exponential', { type: 'exponential', maxSeconds, jitter } or a function. */
+  backoff?: BackoffOption;
+  /** Seconds an attempt may run before it fails with EventTimeoutError. Default: no limit. */
+  timeoutSeconds?: number;
 }
 
 /** The embedded database (SQLite through better-sqlite3). */

@@ -1,3 +1,4 @@
+import type { BackoffOption } from './backoff.interface.js';
 import type { IWorkerCreatorConstructor } from './worker-creator.interface.js';
 
 /** Options of one `runWorker` call, the seed's `TEventWorkerOptions`. */
@@ -20,6 +21,10 @@ export type TEventWorkerOptions = {
   workerCreator?: IWorkerCreatorConstructor;
   /** Events run at once (defaults to the queue's configured concurrency, else 1). */
   concurrency?: number;
+  /** How the retry delay grows; default 'fixed' (always runAfterSeconds). */
+  backoff?: BackoffOption;
+  /** Seconds an attempt may run before it fails with EventTimeoutError; default none. */
+  timeoutSeconds?: number;
 };
 
 /** What one `runWorker` call did. */

@@ -1,4 +1,5 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
+import type { BackoffOption } from '../interfaces/backoff.interface.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -20,16 +21,40 @@ export function assertNumber(field: string, value: unknown, min: number): void {
 
 /**
  * The one rule for retry settings, wherever they are given (module config, runWorker, @QueueEvent):
- * retries counts total attempts (≥ 1), runAfterSeconds is a delay (≥ 0). Optional settings are
- * checked only when present.
+ * retries counts total attempts (≥ 1), runAfterSeconds is a delay (≥ 0), backoff a known policy,
+ * timeoutSeconds a positive limit. Optional settings are checked only when present.
  */
 export function assertRetrySettings(
-  fieldName: (setting: 'retries' | 'runAfterSeconds') => string,
-  settings: { retries?: unknown; runAfterSeconds?: unknown },
+  fieldName: (setting: 'retries' | 'runAfterSeconds' | 'backoff' | 'timeoutSeconds') => string,
+  settings: { retries?: unknown; runAfterSeconds?: unknown; backoff?: unknown; timeoutSeconds?: unknown },
   required: boolean,
 ): void {
   if (required || settings.retries !== undefined) assertInteger(fieldName('retries'), settings.retries, 1);
   if (required || settings.runAfterSeconds !== undefined) assertNumber(fieldName('runAfterSeconds'), settings.runAfterSeconds, 0);
+  if (settings.backoff !== undefined) assertBackoff(fieldName('backoff'), settings.backoff);
+  if (settings.timeoutSeconds !== undefined) {
+    assertNumber(fieldName('timeoutSeconds'), settings.timeoutSeconds, 0.001);
+  }
+}
+
+/** Checks a backoff option wherever it is given; `field` names it in the error. */
+export function assertBackoff(field: string, value: unknown): asserts value is BackoffOption {
+  if (value === 'fixed' || value === 'exponential' || typeof value === 'function') return;
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const options = value as Record<string, unknown>;
+    if (options.type === 'fixed') return assertKnownKeys(field, options, ['type']);
+    if (options.type === 'exponential') {
+      assertKnownKeys(field, options, ['type', 'maxSeconds', 'jitter']);
+      if (options.maxSeconds !== undefined) assertNumber(`${field}.maxSeconds`, options.maxSeconds, 0);
+      if (options.jitter !== undefined) assertBoolean(`${field}.jitter`, options.jitter);
+      return;
+    }
+    throw new InvalidWorkerOptionsError(`${field}.type`, `must be "fixed" or "exponential" (got ${JSON.stringify(options.type)})`);
+  }
+  throw new InvalidWorkerOptionsError(
+    field,
+    `must be "fixed", "exponential", { type: "exponential", maxSeconds?, jitter? } or a function (attempt, error) => seconds (got ${JSON.stringify(value)})`,
+  );
 }
 
 /** A heartbeat must come well inside the lease it renews, or the lease lapses between beats. */

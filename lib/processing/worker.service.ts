@@ -4,6 +4,7 @@ import { Logger } from '@nestjs/common';
 import {
   AttemptsExhaustedError,
   CorruptPayloadError,
+  EventTimeoutError,
   LeaseLostError,
   NonErrorThrownError,
   UnknownEventError,
@@ -23,6 +24,7 @@ import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-
 import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth } from '../interfaces/worker-repository.interface.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.constants.js';
 import { describeError } from '../errors/describe-error.js';
+import { retryDelaySeconds } from './retry-policy.js';
 import { runPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import {
@@ -276,13 +278,18 @@ export class WorkerService {
     let failure = claimed.failure;
     let permanent = failure !== undefined;
     let maxAttempts = options.retries;
-    let retryDelayMs = options.runAfterSeconds * 1000;
+    let policy: Pick<TEventWorkerOptions, 'runAfterSeconds' | 'backoff' | 'timeoutSeconds'> = options;
     let event: BaseEvent | undefined;
     const startedAt = performance.now();
     try {
       const eventOptions = eventService.getEventOptions(data.eventName);
       maxAttempts = eventOptions?.retries ?? maxAttempts;
-      retryDelayMs = (eventOptions?.runAfterSeconds ?? options.runAfterSeconds) * 1000;
+      // @QueueEvent() options win over the run's (queue's) options, setting by setting.
+      policy = {
+        runAfterSeconds: eventOptions?.runAfterSeconds ?? options.runAfterSeconds,
+        backoff: eventOptions?.backoff ?? options.backoff,
+        timeoutSeconds: eventOptions?.timeoutSeconds ?? options.timeoutSeconds,
+      };
       if (!failure && data.attempts > maxAttempts) {
         failure = new AttemptsExhaustedError(data.id, data.eventName, maxAttempts);
         permanent = true;
@@ -290,7 +297,7 @@ export class WorkerService {
       if (!failure) {
         event = eventService.createEvent(data.eventName, data.payload);
         this.logger.debug?.(`Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`);
-        await event.execute();
+        await executeWithin(event, data.eventName, policy.timeoutSeconds);
       }
     } catch (thrown) {
       failure ??= thrown instanceof Error ? thrown : new NonErrorThrownError(thrown);
@@ -316,8 +323,11 @@ export class WorkerService {
         result.failed++;
         await this.lifecycle?.emit({ name: 'failed', ...outcome, durationMs: performance.now() - startedAt, error: failure });
       } else {
+        const delaySeconds = retryDelaySeconds(policy.backoff, policy.runAfterSeconds, data.attempts, failure, (problem) =>
+          this.logger.error(`The backoff function of ${data.eventName} ${problem}; retrying after runAfterSeconds instead`),
+        );
         // Strictly after the pass start, so a runOnce pass never picks its own retries up again.
-        const availableAt = new Date(Math.max(Date.now() + retryDelayMs, context.dueBy.getTime() + 1));
+        const availableAt = new Date(Math.max(Date.now() + delaySeconds * 1000, context.dueBy.getTime() + 1));
         await repository.retryWorker(model, { error, retries: maxAttempts, availableAt });
         result.retried++;
         await this.lifecycle?.emit({ name: 'retrying', ...outcome, durationMs: performance.now() - startedAt, error: failure });
@@ -364,6 +374,28 @@ export class WorkerService {
   private requireEventService(): IEventService {
     if (!this.eventService) throw new WorkerNotConfiguredError('Event service', 'setEventService');
     return this.eventService;
+  }
+}
+
+/**
+ * Runs `execute(signal)`; past `timeoutSeconds` the signal is aborted and the attempt fails with
+ * EventTimeoutError. The event's own code may still be running then: it should stop on the signal.
+ */
+async function executeWithin(event: BaseEvent, eventName: string, timeoutSeconds: number | undefined): Promise<void> {
+  const controller = new AbortController();
+  if (timeoutSeconds === undefined) return event.execute(controller.signal);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new EventTimeoutError(eventName, timeoutSeconds);
+      controller.abort(error);
+      reject(error);
+    }, timeoutSeconds * 1000);
+  });
+  try {
+    await Promise.race([Promise.resolve(event.execute(controller.signal)), timedOut]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

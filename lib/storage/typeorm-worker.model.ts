@@ -104,13 +104,13 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   private insertValues(): Partial<WorkerEntity & FailedWorkerEntity> {
     const fields = this.requireFields();
     return this.table === WorkerEntity
-      ? { ...this.columnValues(fields), availableAt: fields.createdAt }
+      ? { ...this.columnValues(fields), availableAt: fields.availableAt ?? fields.createdAt }
       : { ...this.columnValues(fields), failedAt: fields.failedAt ?? Date.now() };
   }
 
   /** The columns both tables share, plus failedAt on the failed table. */
   private columnValues(fields: StoredWorkerFields): Omit<StoredWorkerFields, 'id' | 'failedAt'> & { failedAt?: number } {
-    const { id: _id, failedAt, ...shared } = fields;
+    const { id: _id, failedAt, availableAt: _availableAt, ...shared } = fields;
     return this.table === FailedWorkerEntity && failedAt !== undefined ? { ...shared, failedAt } : shared;
   }
 
@@ -135,6 +135,7 @@ export class TypeOrmWorkerModel implements IWorkerModel {
       updatedAt: data.updatedAt.getTime(),
       failedAt: data.failedAt?.getTime(),
       deletedAt: data.deletedAt?.getTime() ?? null,
+      availableAt: data.availableAt?.getTime(),
     };
     this.cachedAttributes = null;
   }

@@ -18,6 +18,8 @@ export interface StoredWorkerFields {
   updatedAt: number;
   failedAt?: number;
   deletedAt?: number | null;
+  /** Due time of a row being created (delayed dispatch). */
+  availableAt?: number;
 }
 
 /** Lease columns of a claimed pending row. */

@@ -109,17 +109,14 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       .execute();
   }
 
+  /** The seed's health counts, read from the same one-statement statistics. */
   async getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]> {
-    const [active, failed] = await Promise.all([
-      this.countByQueue(WorkerEntity, queueNames),
-      this.countByQueue(FailedWorkerEntity, queueNames),
-    ]);
-    const names = queueNames ?? [...new Set([...active.keys(), ...failed.keys()])].sort();
-    return names.map((queueName) => {
-      const activeCount = active.get(queueName) ?? 0;
-      const failedCount = failed.get(queueName) ?? 0;
-      return { queueName, active: activeCount, failed: failedCount, total: activeCount + failedCount };
-    });
+    return (await this.getQueueStatistics(queueNames)).map(({ queueName, pending, failed }) => ({
+      queueName,
+      active: pending,
+      failed,
+      total: pending + failed,
+    }));
   }
 
   /** Statistics per queue in one statement: every queue with rows, or the ones named (empty ones included). */
@@ -130,21 +127,6 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const found = rows.map((row) => toQueueStatistics(row, now));
     if (!queueNames) return found;
     return queueNames.map((queueName) => found.find((statistics) => statistics.queueName === queueName) ?? emptyStatistics(queueName));
-  }
-
-  private async countByQueue(table: typeof WorkerEntity | typeof FailedWorkerEntity, queueNames?: string[]): Promise<Map<string, number>> {
-    const query = this.dataSource.manager
-      .createQueryBuilder(table, 'row')
-      .select('row.queueName', 'queueName')
-      .addSelect('COUNT(*)', 'count')
-      .where('row.deletedAt IS NULL')
-      .groupBy('row.queueName');
-    if (queueNames) {
-      if (queueNames.length === 0) return new Map();
-      query.andWhere('row.queueName IN (:...queueNames)', { queueNames });
-    }
-    const rows = await query.getRawMany<{ queueName: string; count: string | number }>();
-    return new Map(rows.map((row) => [row.queueName, Number(row.count)]));
   }
 }
 

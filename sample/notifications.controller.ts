@@ -20,16 +20,23 @@ export class NotificationsController {
   }
 
   /**
-   * Queues several mails in one database transaction: all of them, or none when one is invalid.
-   * An application would write its own rows (the order, the user) through the same `manager`.
+   * Queues several mails: all of them, or none when one is invalid. On PostgreSQL and MySQL/MariaDB
+   * they are written in one transaction (an application would write its own rows through the same
+   * `manager`); SQLite has no transactional dispatch, so there every mail is checked before any is queued.
    */
   @Post('notifications/batch')
   async notifyAll(@Body() body: { notifications?: Partial<EmailNotificationPayload>[] } | undefined): Promise<{ ids: (string | undefined)[] }> {
     const notifications = body?.notifications;
     if (!Array.isArray(notifications)) throw new BadRequestException({ error: 'notifications must be an array' });
+    const events = notifications.map(notificationEvent);
+    if (this.dataSource.options.type === 'better-sqlite3') {
+      const ids: (string | undefined)[] = [];
+      for (const event of events) ids.push(await this.events.dispatch(event));
+      return { ids };
+    }
     const ids = await this.dataSource.transaction(async (manager) => {
       const stored: (string | undefined)[] = [];
-      for (const notification of notifications) stored.push(await this.events.dispatch(notificationEvent(notification), { manager }));
+      for (const event of events) stored.push(await this.events.dispatch(event, { manager }));
       return stored;
     });
     return { ids };

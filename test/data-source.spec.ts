@@ -21,7 +21,7 @@ import {
   WorkerModule,
   WorkerService,
 } from '../lib/index.js';
-import { ensureServerDatabase, resetWorkerTables, type TestDatabase, testDatabases } from './support/databases.js';
+import { ensureServerDatabase, resetWorkerTables, serverDatabases, SQLITE, type TestDatabase, testDatabases } from './support/databases.js';
 import { createTestApp, pendingRows, runOncePass, type TestApp } from './support/test-app.js';
 
 const executed: string[] = [];
@@ -43,7 +43,7 @@ async function scratchConnection(database: TestDatabase, name: string): Promise<
   return { options: { type: database.type, url } as DataSourceOptions, cleanup: () => undefined };
 }
 
-describe.each(testDatabases())('transactional dispatch ($name)', (database) => {
+for (const database of serverDatabases()) describe(`transactional dispatch (${database.name})`, () => {
   let t: TestApp;
 
   beforeEach(async () => {
@@ -88,7 +88,42 @@ describe.each(testDatabases())('transactional dispatch ($name)', (database) => {
   });
 });
 
-describe.each(testDatabases())("the application's DataSource ($name)", (database) => {
+describe('transactional dispatch and sharing on SQLite', () => {
+  it('refuses dispatch(event, { manager }): one shared connection would absorb every other write of the process', async () => {
+    const t = await createTestApp({ events: [OrderPlacedEvent] });
+    try {
+      const attempt = t.dataSource.transaction((manager) => t.events.dispatch(new OrderPlacedEvent({ orderId: 's-1' }), { manager }));
+      await expect(attempt).rejects.toThrow(WorkerError);
+      await expect(
+        t.dataSource.transaction((manager) => t.events.dispatch(new OrderPlacedEvent({ orderId: 's-1' }), { manager })),
+      ).rejects.toThrow('dispatch(event, { manager }) needs PostgreSQL or MySQL/MariaDB');
+      expect(await pendingRows(t.dataSource)).toEqual([]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("refuses to share the application's better-sqlite3 DataSource, by token or in the options", async () => {
+    const connection = await scratchConnection(SQLITE, 'app');
+    const dataSource = await new DataSource({ ...connection.options, entities: workerEntitySchemas('better-sqlite3'), synchronize: true }).initialize();
+    try {
+      const byOption = Test.createTestingModule({ imports: [WorkerModule.forRoot({ dataSource, autoStart: false })] }).compile();
+      await expect(byOption).rejects.toThrow('WorkerModule cannot share a better-sqlite3 DataSource with the application');
+      const byToken = Test.createTestingModule({
+        imports: [
+          TypeOrmModule.forRoot({ ...connection.options, entities: workerEntitySchemas('better-sqlite3'), synchronize: true }),
+          WorkerModule.forRoot({ dataSourceToken: DataSource, autoStart: false }),
+        ],
+      }).compile();
+      await expect(byToken).rejects.toThrow('Let the module open its own SQLite file');
+    } finally {
+      await dataSource.destroy();
+      connection.cleanup();
+    }
+  });
+});
+
+for (const database of serverDatabases()) describe(`the application's DataSource (${database.name})`, () => {
   let connection: { options: DataSourceOptions; cleanup(): void };
   const type = () => connection.options.type as 'better-sqlite3' | 'postgres' | 'mariadb';
 
@@ -165,6 +200,17 @@ describe.each(testDatabases())("the application's DataSource ($name)", (database
       await dataSource.destroy();
     }
   });
+});
+
+describe.each(testDatabases())('shipped migrations ($name)', (database) => {
+  let connection: { options: DataSourceOptions; cleanup(): void };
+  const type = () => connection.options.type as 'better-sqlite3' | 'postgres' | 'mariadb';
+
+  beforeEach(async () => {
+    connection = await scratchConnection(database, 'migrate');
+  });
+
+  afterEach(() => connection.cleanup());
 
   it('creates the tables with the shipped migrations, leaving nothing for synchronize, and reverts them', async () => {
     const dataSource = await new DataSource({

@@ -90,7 +90,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     expect(await workersHealth(server)).toEqual(EMPTY_HEALTH);
   });
 
-  it('queues a batch in one transaction: all notifications or, when one is invalid, none', async () => {
+  it('queues a batch: all notifications or, when one is invalid, none', async () => {
     const server = (await startSample()).getHttpServer();
 
     const rejected = await request(server)
@@ -98,7 +98,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
       .send({ notifications: [{ userId: '1', message: 'first' }, { userId: '2' }] })
       .expect(400);
     expect(rejected.body).toEqual({ error: 'userId and message must be non-empty strings' });
-    // The first notification was written inside the transaction, and rolled back with it.
+    // Nothing was queued: the batch is checked first, and on servers written in one transaction.
     expect(await workersHealth(server)).toEqual(EMPTY_HEALTH);
 
     const accepted = await request(server)

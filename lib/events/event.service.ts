@@ -43,6 +43,14 @@ function dueTime(options: DispatchOptions, now: Date): Date | undefined {
 }
 
 async function insertWithin(model: IWorkerModel, manager: EntityManager): Promise<void> {
+  if (manager.connection.options.type === 'better-sqlite3') {
+    // TypeORM runs every better-sqlite3 query on one connection: an open transaction there would
+    // also take in the workers' claims and completions and every other dispatch of the process.
+    throw new WorkerError(
+      'dispatch(event, { manager }) needs PostgreSQL or MySQL/MariaDB: on SQLite all queries share one connection, ' +
+        'so a transaction would absorb the writes of every worker and dispatch of the process',
+    );
+  }
   if (!(model instanceof TypeOrmWorkerModel)) {
     throw new WorkerError('dispatch(event, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction');
   }

@@ -58,6 +58,14 @@ function dataSourceOptions(options: ResolvedDatabaseOptions): DataSourceOptions 
 export function assertUsableDataSource(dataSource: DataSource): DataSource {
   const type = dataSource.options.type;
   if (!isSupportedDatabaseType(type)) throw new UnsupportedDatabaseError(type);
+  if (type === 'better-sqlite3') {
+    // One shared connection: the application's transactions would absorb (and could roll back) the queue's writes.
+    throw new WorkerError(
+      'WorkerModule cannot share a better-sqlite3 DataSource with the application: TypeORM runs all its queries on one ' +
+        'connection, so the application\'s transactions would take in the queue\'s writes. Let the module open its own ' +
+        'SQLite file (the database option), or share a PostgreSQL or MySQL/MariaDB DataSource',
+    );
+  }
   if (!dataSource.isInitialized) {
     throw new WorkerError('The DataSource given to WorkerModule is not initialized: call dataSource.initialize() first');
   }

@@ -62,6 +62,13 @@ class LastChanceEvent extends BaseEvent<{ n: number }> {
   }
 }
 
+@QueueEvent('CaseQueue')
+class CaseQueueEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {
+    log.push('case');
+  }
+}
+
 let longRuns = 0;
 @QueueEvent('long-running')
 class LongEvent extends BaseEvent<null> {
@@ -113,7 +120,8 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     expect(Number(row!.available_at)).toBeGreaterThanOrEqual(before + 1000);
 
     expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
-    await sleep(1100);
+    // Past the 1 s lease with room for the last heartbeat, which may land as the batch ends.
+    await sleep(1400);
     expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toMatchObject({ retried: 1 });
     expect(log).toEqual(['fail later', 'fail later']);
   });
@@ -197,6 +205,15 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     expect(row).toMatchObject({ queue_name: 'other', attempts: 0, lease_token: null });
   });
 
+  it('tells queue names apart exactly: case matters on every database', async () => {
+    t.events.registerEvents(CaseQueueEvent);
+    await t.events.dispatch(new CaseQueueEvent(null));
+    expect(await t.workers.runWorker(options({ queueName: 'casequeue' }))).toMatchObject({ processed: 0 });
+    expect((await t.workers.getQueueStatistics(['casequeue', 'CaseQueue'])).map((queue) => queue.pending)).toEqual([0, 1]);
+    expect(await t.workers.runWorker(options({ queueName: 'CaseQueue' }))).toMatchObject({ processed: 1 });
+    expect(log).toEqual(['case']);
+  });
+
   it('runs due events oldest first', async () => {
     for (const label of ['1', '2', '3', '4', '5']) await t.events.dispatch(new RecordEvent({ label }));
     // Row 4 was due before every other row (a retry whose delay ended long ago).
@@ -223,6 +240,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     await t.events.dispatch(new RecordEvent({ label: 'c' }));
     // Every queue of a registered event is known, and reported while empty.
     expect(await t.workers.getHealth()).toEqual([
+      { queueName: 'CaseQueue', active: 0, failed: 0, total: 0 },
       { queueName: 'crowded', active: 0, failed: 0, total: 0 },
       { queueName: 'default', active: 1, failed: 1, total: 2 },
       { queueName: 'long-running', active: 0, failed: 0, total: 0 },
@@ -402,7 +420,8 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     expect(row).toMatchObject({ attempts: 1, payload: '{"label":"unreadable"}' });
     expect(row!.lease_token).not.toBeNull();
 
-    await sleep(1100);
+    // Past the 1 s lease with room for the last heartbeat, which may land as the batch ends.
+    await sleep(1400);
     expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
     expect(log).toEqual(['readable', 'unreadable']);
   });

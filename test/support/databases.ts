@@ -50,7 +50,11 @@ export function withDatabaseName(url: string, databaseName: string): string {
 
 const created = new Set<string>();
 
-/** Creates the database `databaseName` on the server if it does not exist yet; returns its URL. */
+/**
+ * (Re)creates the database `databaseName` on the server, once per test file, and returns its URL.
+ * Starting from an empty database means the tables are always those of the code under test, whatever
+ * an earlier run on the same server left (synchronize does not alter every difference, collations say).
+ */
 export async function ensureServerDatabase(database: TestDatabase, databaseName: string): Promise<string> {
   const serverUrl = database.serverUrl!;
   const url = withDatabaseName(serverUrl, databaseName);
@@ -58,17 +62,11 @@ export async function ensureServerDatabase(database: TestDatabase, databaseName:
   const admin = await new DataSource({ type: database.type as 'postgres' | 'mariadb', url: serverUrl }).initialize();
   try {
     if (database.type === 'postgres') {
-      const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [databaseName])) as unknown[];
-      if (exists.length === 0) {
-        try {
-          await admin.query(`CREATE DATABASE "${databaseName}"`);
-        } catch (error) {
-          // Another test file created it between the check and the CREATE.
-          if ((error as { code?: string }).code !== '42P04' && (error as { code?: string }).code !== '23505') throw error;
-        }
-      }
+      await admin.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE "${databaseName}"`);
     } else {
-      await admin.query(`CREATE DATABASE IF NOT EXISTS \`${databaseName}\``);
+      await admin.query(`DROP DATABASE IF EXISTS \`${databaseName}\``);
+      await admin.query(`CREATE DATABASE \`${databaseName}\``);
     }
   } finally {
     await admin.destroy();

@@ -63,9 +63,11 @@ export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEnt
   };
   // MySQL's TEXT stops at 64 KiB; payloads and stack traces may be longer.
   const text = type === 'mysql' || type === 'mariadb' ? 'longtext' : 'text';
+  // MySQL's default collations compare case- and trailing-space-insensitively: 'Mail' would be queue 'mail'.
+  const exact = type === 'mysql' || type === 'mariadb' ? { charset: 'utf8mb4', collation: 'utf8mb4_bin' } : {};
   const shared = {
-    queueName: { name: 'queue_name', type: 'varchar', length: 255 },
-    eventName: { name: 'event_name', type: 'varchar', length: 255 },
+    queueName: { name: 'queue_name', type: 'varchar', length: 255, ...exact },
+    eventName: { name: 'event_name', type: 'varchar', length: 255, ...exact },
     payload: { type: text, nullable: true },
     attempts: { type: 'int', default: 0 },
     retries: { type: 'int' },

@@ -39,15 +39,15 @@ export class CreateNestjsWorkerTablesPostgres1764400000000 implements MigrationI
 export class CreateNestjsWorkerTablesMysql1764400000000 implements MigrationInterface {
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(
-      'CREATE TABLE `nestjs_workers` (`id` bigint NOT NULL AUTO_INCREMENT, `queue_name` varchar(255) NOT NULL, ' +
-        '`event_name` varchar(255) NOT NULL, `payload` longtext NULL, `attempts` int NOT NULL DEFAULT 0, ' +
+      'CREATE TABLE `nestjs_workers` (`id` bigint NOT NULL AUTO_INCREMENT, `queue_name` varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, ' +
+        '`event_name` varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, `payload` longtext NULL, `attempts` int NOT NULL DEFAULT 0, ' +
         '`retries` int NOT NULL, `error` longtext NULL, `created_at` bigint NOT NULL, `updated_at` bigint NOT NULL, ' +
         '`deleted_at` bigint NULL, `available_at` bigint NOT NULL, `locked_by` varchar(255) NULL, `lease_token` varchar(64) NULL, ' +
         'INDEX `IDX_nestjs_workers_due` (`queue_name`, `available_at`, `id`), PRIMARY KEY (`id`)) ENGINE=InnoDB',
     );
     await queryRunner.query(
-      'CREATE TABLE `nestjs_failed_workers` (`id` bigint NOT NULL AUTO_INCREMENT, `queue_name` varchar(255) NOT NULL, ' +
-        '`event_name` varchar(255) NOT NULL, `payload` longtext NULL, `attempts` int NOT NULL DEFAULT 0, ' +
+      'CREATE TABLE `nestjs_failed_workers` (`id` bigint NOT NULL AUTO_INCREMENT, `queue_name` varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, ' +
+        '`event_name` varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, `payload` longtext NULL, `attempts` int NOT NULL DEFAULT 0, ' +
         '`retries` int NOT NULL, `error` longtext NULL, `created_at` bigint NOT NULL, `updated_at` bigint NOT NULL, ' +
         '`deleted_at` bigint NULL, `failed_at` bigint NOT NULL, ' +
         'INDEX `IDX_nestjs_failed_workers_queue` (`queue_name`, `failed_at`), PRIMARY KEY (`id`)) ENGINE=InnoDB',

@@ -12,10 +12,15 @@ export {
   FAILED_WORKERS_TABLE,
   FailedWorkerEntity,
   PENDING_WORKERS_TABLE,
+  WORKER_SCHEDULES_TABLE,
   workerEntitySchemas,
   WorkerEntity,
+  WorkerScheduleEntity,
 } from './storage/entities/worker.entity.js';
 export {
+  AddNestjsWorkerJobControlMysql1764500000000,
+  AddNestjsWorkerJobControlPostgres1764500000000,
+  AddNestjsWorkerJobControlSqlite1764500000000,
   CreateNestjsWorkerTablesMysql1764400000000,
   CreateNestjsWorkerTablesPostgres1764400000000,
   CreateNestjsWorkerTablesSqlite1764400000000,

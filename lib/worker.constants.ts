@@ -19,6 +19,8 @@ export const POLL_INTERVAL_PREFIX = 'nestjs-workers:';
 export const DEFAULT_SQLITE_FILE = 'nestjs-workers.sqlite';
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 export const DEFAULT_RETRIES = 3;
+/** The unique_key column is varchar(255). */
+export const MAX_UNIQUE_KEY_LENGTH = 255;
 export const DEFAULT_RUN_AFTER_SECONDS = 0;
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_CONCURRENCY = 1;

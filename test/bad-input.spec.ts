@@ -197,7 +197,7 @@ describe('invalid @QueueEvent() options stop startup', () => {
     ['mail', { retries: '3' }, 'options.retries', 'must be an integer ≥ 1 (got "3")'],
     ['mail', { runAfterSeconds: -5 }, 'options.runAfterSeconds', 'must be a finite number ≥ 0 (got -5)'],
     ['mail', { name: '' }, 'options.name', 'must be a non-empty string (got "")'],
-    ['mail', { retry: 3 }, 'options.retry', 'is not an option (known: name, retries, runAfterSeconds, backoff, timeoutSeconds)'],
+    ['mail', { retry: 3 }, 'options.retry', 'is not an option (known: name, retries, runAfterSeconds, backoff, timeoutSeconds, priority)'],
     ['mail', 'urgent', 'options', 'must be an object (got "urgent")'],
   ])('rejects @QueueEvent(%j, %j) naming the class and %s', (queueName, options, field, problem) => {
     expect(decorate(queueName, options)).toThrow(InvalidWorkerOptionsError);

@@ -19,30 +19,30 @@ describe('SQLite storage', () => {
       const columns = async (table: string) =>
         ((await t.dataSource.query(`PRAGMA table_info(${table})`)) as { name: string }[]).map((column) => column.name).sort();
       expect(await columns('nestjs_workers')).toEqual(
-        ['attempts', 'available_at', 'created_at', 'deleted_at', 'error', 'event_name', 'id', 'lease_token', 'locked_by', 'payload', 'queue_name', 'retries', 'updated_at'],
+        ['attempts', 'available_at', 'created_at', 'deleted_at', 'error', 'event_name', 'id', 'lease_token', 'locked_by', 'payload', 'priority', 'queue_name', 'retries', 'unique_key', 'updated_at'],
       );
       expect(await columns('nestjs_failed_workers')).toEqual(
-        ['attempts', 'created_at', 'deleted_at', 'error', 'event_name', 'failed_at', 'id', 'payload', 'queue_name', 'retries', 'updated_at'],
+        ['attempts', 'created_at', 'deleted_at', 'error', 'event_name', 'failed_at', 'id', 'payload', 'priority', 'queue_name', 'retries', 'unique_key', 'updated_at'],
       );
       const indexColumns = ((await t.dataSource.query(`PRAGMA index_info('IDX_nestjs_workers_due')`)) as { name: string }[]).map((c) => c.name);
-      expect(indexColumns).toEqual(['queue_name', 'available_at', 'id']);
+      expect(indexColumns).toEqual(['queue_name', 'priority', 'available_at', 'id']);
       expect(await t.dataSource.query('PRAGMA busy_timeout')).toEqual([{ timeout: 1234 }]);
     } finally {
       await t.close();
     }
   });
 
-  it('finds "due rows of queue Q, oldest first" with an index search, not a table scan', async () => {
+  it('finds "due rows of queue Q by priority, oldest first" with an index search, not a table scan', async () => {
     const t = await createTestApp();
     try {
       for (let n = 0; n < 50; n++) await t.events.dispatch(new StoredEvent({ n }));
       await t.dataSource.query('ANALYZE');
       const plan = (await t.dataSource.query(
-        'EXPLAIN QUERY PLAN SELECT id FROM nestjs_workers WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ORDER BY available_at, id LIMIT 10',
+        'EXPLAIN QUERY PLAN SELECT id FROM nestjs_workers WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ORDER BY priority, available_at, id LIMIT 10',
         ['storage', Date.now()],
       )) as { detail: string }[];
       const details = plan.map((step) => step.detail).join('\n');
-      expect(details).toContain('SEARCH nestjs_workers USING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)');
+      expect(details).toContain('SEARCH nestjs_workers USING INDEX IDX_nestjs_workers_due (queue_name=?)');
       expect(details).not.toContain('TEMP B-TREE');
     } finally {
       await t.close();

@@ -5,12 +5,13 @@ import {
   assertKnownKeys,
   assertNonEmptyString,
   assertPlainObject,
+  assertPriority,
   assertRetrySettings,
 } from '../processing/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
 
-const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'timeoutSeconds'] as const;
+const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'timeoutSeconds', 'priority'] as const;
 
 /**
  * Marks a BaseEvent subclass as queued on `queueName`: dispatching it stores a row that a worker
@@ -33,4 +34,5 @@ function validateQueueEventOptions(where: string, queueName: unknown, options: u
   assertKnownKeys(`${where}: options`, options, QUEUE_EVENT_KEYS);
   if (options.name !== undefined) assertNonEmptyString(`${where}: options.name`, options.name);
   assertRetrySettings((setting) => `${where}: options.${setting}`, options, false);
+  if (options.priority !== undefined) assertPriority(`${where}: options.priority`, options.priority);
 }

@@ -5,12 +5,18 @@ import {
   WorkerError,
   WorkerNotConfiguredError,
 } from '../errors/worker.error.js';
-import { assertKnownKeys, assertNumber, assertPlainObject } from '../processing/worker-options.validation.js';
+import {
+  assertKnownKeys,
+  assertNonEmptyString,
+  assertNumber,
+  assertPlainObject,
+  assertPriority,
+} from '../processing/worker-options.validation.js';
 import type { DispatchOptions, IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
-import { DEFAULT_RETRIES } from '../worker.constants.js';
+import { DEFAULT_RETRIES, MAX_UNIQUE_KEY_LENGTH } from '../worker.constants.js';
 import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
@@ -19,14 +25,24 @@ import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { EntityManager } from 'typeorm';
 
-const DISPATCH_OPTION_KEYS = ['manager', 'delaySeconds', 'runAt'] as const;
+const DISPATCH_OPTION_KEYS = ['manager', 'delaySeconds', 'runAt', 'priority', 'uniqueKey'] as const;
 
-/** When a dispatched row becomes due: now, or later by delaySeconds or runAt (checked here, before anything is stored). */
-function dueTime(options: DispatchOptions, now: Date): Date | undefined {
+/** Checks the dispatch options before anything is stored. */
+function assertDispatchOptions(options: DispatchOptions): void {
   const raw: unknown = options;
   assertPlainObject('dispatch options', raw);
   assertKnownKeys('', raw, DISPATCH_OPTION_KEYS);
-  if (options.delaySeconds !== undefined && options.runAt !== undefined) {
+  if (options.priority !== undefined) assertPriority('priority', options.priority);
+  if (options.uniqueKey !== undefined) {
+    assertNonEmptyString('uniqueKey', options.uniqueKey);
+    if (options.uniqueKey.length > MAX_UNIQUE_KEY_LENGTH) {
+      throw new InvalidWorkerOptionsError('uniqueKey', `must be at most ${MAX_UNIQUE_KEY_LENGTH} characters (got ${options.uniqueKey.length})`);
+    }
+  }
+}
+
+/** When a dispatched row becomes due: now, or later by delaySeconds or runAt. */
+function dueTime(options: DispatchOptions, now: Date): Date | undefined {  if (options.delaySeconds !== undefined && options.runAt !== undefined) {
     throw new InvalidWorkerOptionsError('delaySeconds', 'cannot be combined with runAt: give one of them');
   }
   if (options.delaySeconds !== undefined) {
@@ -40,6 +56,13 @@ function dueTime(options: DispatchOptions, now: Date): Date | undefined {
     return options.runAt;
   }
   return undefined;
+}
+
+/** A unique key is only enforced by the package's own tables. */
+function assertKeyable(model: IWorkerModel, options: DispatchOptions): void {
+  if (options.uniqueKey !== undefined && !(model instanceof TypeOrmWorkerModel)) {
+    throw new WorkerError('dispatch(event, { uniqueKey }) needs the TypeORM worker creator: a replaced creator cannot enforce the key');
+  }
 }
 
 async function insertWithin(model: IWorkerModel, manager: EntityManager): Promise<void> {
@@ -130,6 +153,7 @@ export class EventService implements IEventService {
     const registered = this.registry.find(eventName);
     if (registered?.eventClass !== event.constructor) throw new UnknownEventError(eventName);
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
+    assertDispatchOptions(options);
     const now = new Date();
     const availableAt = dueTime(options, now);
     const model = this.workerCreator.createWorkerModel({
@@ -142,12 +166,17 @@ export class EventService implements IEventService {
       createdAt: now,
       updatedAt: now,
       availableAt,
+      priority: options.priority ?? registered.options.priority,
+      uniqueKey: options.uniqueKey,
     });
+    assertKeyable(model, options);
     if (options.manager) await insertWithin(model, options.manager);
     else await model.saveWorkerData();
     const attributes = model.getWorkerData();
+    // A taken unique key adopts the existing row: nothing new was dispatched.
+    const added = !(model instanceof TypeOrmWorkerModel) || model.insertedNewRow;
     // Within a caller's transaction the row becomes visible when that transaction commits.
-    if (attributes) await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
+    if (attributes && added) await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
     return attributes?.id;
   }
 

@@ -15,6 +15,16 @@ export interface DispatchOptions {
   delaySeconds?: number;
   /** Not claimable before this instant (one of delaySeconds and runAt). */
   runAt?: Date;
+  /**
+   * Claim order among due events of the queue: lower runs first (as in BullMQ and graphile-worker),
+   * equal priorities oldest first. An integer; default the class's `@QueueEvent({ priority })`, else 0.
+   */
+  priority?: number;
+  /**
+   * While a pending or running event of the same queue holds this key, the dispatch adds no row and
+   * resolves to that event's id. Enforced by a unique index, so it holds across processes.
+   */
+  uniqueKey?: string;
 }
 
 /** What WorkerService needs of an event service: dispatch, and turning a stored row back into an event. */

@@ -10,4 +10,6 @@ export interface QueueEventOptions {
   backoff?: BackoffOption;
   /** An attempt running longer fails with EventTimeoutError (its AbortSignal is aborted). */
   timeoutSeconds?: number;
+  /** Default claim priority of this class's events (lower runs first; an integer, default 0). */
+  priority?: number;
 }

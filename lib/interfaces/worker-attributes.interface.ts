@@ -28,4 +28,8 @@ export interface IWorkerAttributes {
    * only read when a row is created.
    */
   availableAt?: Date;
+  /** Lower runs first among the due rows of a queue (default 0). Not in the seed. */
+  priority?: number;
+  /** While a pending or running row of the queue holds this key, dispatching it again adds no row. Not in the seed. */
+  uniqueKey?: string;
 }

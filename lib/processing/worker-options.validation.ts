@@ -13,6 +13,13 @@ export function assertInteger(field: string, value: unknown, min: number): void 
   }
 }
 
+/** Priorities are stored as a 32-bit integer column. */
+export function assertPriority(field: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
+    throw new InvalidWorkerOptionsError(field, `must be an integer between -2147483648 and 2147483647 (got ${describe(value)})`);
+  }
+}
+
 export function assertNumber(field: string, value: unknown, min: number): void {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new InvalidWorkerOptionsError(field, `must be a finite number ≥ ${min} (got ${describe(value)})`);

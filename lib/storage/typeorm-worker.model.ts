@@ -3,10 +3,15 @@ import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
 import { serializePayload } from '../events/payload-serializer.js';
 import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import { dialectFor } from './dialects/dialect-for.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
+import { workerTables } from './worker-tables.js';
 import { type StoredWorkerFields, toAttributes } from './worker-row.js';
 
 export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
+
+/** How often a keyed insert retries when the row holding its key finished between the insert and the lookup. */
+const UNIQUE_INSERT_ATTEMPTS = 5;
 
 /**
  * The seed's IWorkerModel on TypeORM, for either table. A model that came from a claim carries its
@@ -15,6 +20,8 @@ export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
 export class TypeOrmWorkerModel implements IWorkerModel {
   private fields: StoredWorkerFields | null;
   private cachedAttributes: IWorkerAttributes | null = null;
+  /** False when the last insert found its unique key taken and adopted the id of the row holding it. */
+  insertedNewRow = false;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -70,11 +77,37 @@ export class TypeOrmWorkerModel implements IWorkerModel {
           `(${this.dataSource.options.type}): a transaction cannot span two databases`,
       );
     }
+    const { id, created } = this.table === WorkerEntity ? await this.insertPending(manager) : await this.insertFailed(manager);
+    this.fields = { ...this.requireFields(), id };
+    this.insertedNewRow = created;
+    this.cachedAttributes = null;
+  }
+
+  /** Raw SQL through the dialect: a taken unique key is then a normal outcome, not an error that aborts the transaction. */
+  private async insertPending(manager: EntityManager): Promise<{ id: string; created: boolean }> {
+    const dialect = dialectFor(this.dataSource);
+    const row = this.databaseRow();
+    const { queueName, uniqueKey } = this.requireFields();
+    for (let attempt = 1; attempt <= UNIQUE_INSERT_ATTEMPTS; attempt++) {
+      const id = await dialect.insertPending(manager, row);
+      if (id !== undefined) return { id, created: true };
+      const [holder] = await dialect.query(
+        {
+          sql: `SELECT id FROM ${workerTables(this.dataSource).pending} WHERE queue_name = ? AND unique_key = ?${dialect.latestRowClause}`,
+          parameters: [queueName, uniqueKey],
+        },
+        manager,
+      );
+      if (holder) return { id: String(holder.id), created: false };
+    }
+    throw new WorkerError(`Could not queue ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`);
+  }
+
+  private async insertFailed(manager: EntityManager): Promise<{ id: string; created: boolean }> {
     const result = await manager.createQueryBuilder().insert().into(this.table).values(this.insertValues()).execute();
     const generated = result.identifiers[0]?.id as string | number | undefined;
     if (generated === undefined) throw new WorkerError(`Insert into ${this.table.name} returned no id`);
-    this.fields = { ...this.requireFields(), id: String(generated) };
-    this.cachedAttributes = null;
+    return { id: String(generated), created: true };
   }
 
   /** The row this model inserts, keyed by database column name (for statements outside the query builder). */
@@ -136,6 +169,8 @@ export class TypeOrmWorkerModel implements IWorkerModel {
       failedAt: data.failedAt?.getTime(),
       deletedAt: data.deletedAt?.getTime() ?? null,
       availableAt: data.availableAt?.getTime(),
+      priority: data.priority ?? 0,
+      uniqueKey: data.uniqueKey ?? null,
     };
     this.cachedAttributes = null;
   }

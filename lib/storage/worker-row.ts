@@ -20,6 +20,8 @@ export interface StoredWorkerFields {
   deletedAt?: number | null;
   /** Due time of a row being created (delayed dispatch). */
   availableAt?: number;
+  priority: number;
+  uniqueKey: string | null;
 }
 
 /** Lease columns of a claimed pending row. */
@@ -37,6 +39,8 @@ export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields 
     attempts: Number(raw.attempts),
     retries: Number(raw.retries),
     error: raw.error === null || raw.error === undefined ? null : String(raw.error),
+    priority: Number(raw.priority ?? 0),
+    uniqueKey: raw.unique_key === null || raw.unique_key === undefined ? null : String(raw.unique_key),
     createdAt: Number(raw.created_at),
     updatedAt: Number(raw.updated_at),
     deletedAt: raw.deleted_at === null || raw.deleted_at === undefined ? null : Number(raw.deleted_at),
@@ -58,6 +62,8 @@ export function toAttributes(fields: StoredWorkerFields): IWorkerAttributes {
     updatedAt: new Date(fields.updatedAt),
   };
   if (fields.error !== null) attributes.error = fields.error;
+  if (fields.priority !== 0) attributes.priority = fields.priority;
+  if (fields.uniqueKey !== null) attributes.uniqueKey = fields.uniqueKey;
   if (fields.failedAt !== undefined) attributes.failedAt = new Date(fields.failedAt);
   if (fields.deletedAt !== undefined && fields.deletedAt !== null) attributes.deletedAt = new Date(fields.deletedAt);
   try {

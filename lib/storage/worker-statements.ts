@@ -49,7 +49,7 @@ export function failedRowCondition(filter: FailedRowFilter): { where: string; pa
 }
 
 /**
- * Puts failed rows back in line as new pending rows (attempts 0, no error, due now) and removes them
+ * Puts failed rows back in line as new pending rows (attempts 0, no error, due now, same priority) and removes them
  * from the failed store in the same transaction. The rows are read with `lockRowsClause`, so two
  * retries of one row cannot both re-queue it. Returns how many rows were re-queued.
  */
@@ -62,8 +62,9 @@ export function requeueFailed(tables: WorkerTables, filter: FailedRowFilter, now
     const idList = ids.map(() => '?').join(', ');
     yield {
       sql:
-        `INSERT INTO ${tables.pending} (queue_name, event_name, payload, attempts, retries, error, created_at, updated_at, available_at) ` +
-        `SELECT queue_name, event_name, payload, 0, retries, NULL, ?, ?, ? FROM ${tables.failed} WHERE id IN (${idList}) ORDER BY id`,
+        // Without its unique key: a new event holding that key may be pending already, and the retry must not be lost to it.
+        `INSERT INTO ${tables.pending} (queue_name, event_name, payload, attempts, retries, priority, error, created_at, updated_at, available_at) ` +
+        `SELECT queue_name, event_name, payload, 0, retries, priority, NULL, ?, ?, ? FROM ${tables.failed} WHERE id IN (${idList}) ORDER BY id`,
       parameters: [now, now, now, ...ids],
     };
     yield { sql: `DELETE FROM ${tables.failed} WHERE id IN (${idList})`, parameters: ids };

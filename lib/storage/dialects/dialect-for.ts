@@ -5,7 +5,19 @@ import { PostgresWorkerDialect } from './postgres.dialect.js';
 import { SqliteWorkerDialect } from './sqlite.dialect.js';
 import { UnsupportedDatabaseError, type WorkerDialect } from './worker-dialect.js';
 
+const dialects = new WeakMap<DataSource, WorkerDialect>();
+
+/** The claim path and statements for this DataSource's database (built once per DataSource). */
 export function dialectFor(dataSource: DataSource): WorkerDialect {
+  let dialect = dialects.get(dataSource);
+  if (!dialect) {
+    dialect = createDialect(dataSource);
+    dialects.set(dataSource, dialect);
+  }
+  return dialect;
+}
+
+function createDialect(dataSource: DataSource): WorkerDialect {
   const type = dataSource.options.type;
   const tables = workerTables(dataSource);
   switch (type) {

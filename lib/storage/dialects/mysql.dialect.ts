@@ -2,11 +2,14 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
+import { insertRow } from '../worker-statements.js';
 import { type AtomicWork, atomicallyOnServer, type SqlStatement, type WorkerDialect } from './worker-dialect.js';
 
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
 const CLAIM_ATTEMPTS = 3;
+/** ER_DUP_ENTRY: the row's (queue_name, unique_key) is taken. InnoDB rolls back that statement only. */
+const DUPLICATE_KEY_ERRNO = 1062;
 
 /**
  * MySQL 8 / MariaDB ≥ 10.6 have no UPDATE … RETURNING: a locking SELECT … FOR UPDATE SKIP LOCKED
@@ -15,6 +18,8 @@ const CLAIM_ATTEMPTS = 3;
  */
 export class MysqlWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
+  /** A locking read sees the latest committed row even inside a REPEATABLE READ transaction's older snapshot. */
+  readonly latestRowClause = ' LOCK IN SHARE MODE';
 
   constructor(
     private readonly dataSource: DataSource,
@@ -36,7 +41,7 @@ export class MysqlWorkerDialect implements WorkerDialect {
     const { pending } = this.tables;
     const rows = (await manager.query(
       `SELECT * FROM ${pending} FORCE INDEX (IDX_nestjs_workers_due) WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
-        `ORDER BY available_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
+        `ORDER BY priority, available_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
       [request.queueName, request.dueBy.getTime(), request.limit],
     )) as RawWorkerRow[];
     if (rows.length === 0) return [];
@@ -56,8 +61,19 @@ export class MysqlWorkerDialect implements WorkerDialect {
     }));
   }
 
-  query(statement: SqlStatement): Promise<RawWorkerRow[]> {
-    return this.dataSource.query<RawWorkerRow[]>(statement.sql, statement.parameters);
+  async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
+    const { sql, parameters } = insertRow(this.tables.pending, row, (name) => this.dataSource.driver.escape(name));
+    try {
+      const result = (await manager.query(sql, parameters)) as { insertId: number | string };
+      return String(result.insertId);
+    } catch (error) {
+      if ((error as { errno?: number }).errno === DUPLICATE_KEY_ERRNO) return undefined;
+      throw error;
+    }
+  }
+
+  query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {
+    return manager.query<RawWorkerRow[]>(statement.sql, statement.parameters);
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {

@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -6,6 +6,7 @@ import {
   type AtomicWork,
   atomicallyOnServer,
   claimParameters,
+  insertUnlessTakenSql,
   type SqlStatement,
   updateReturningClaimSql,
   type WorkerDialect,
@@ -23,12 +24,14 @@ function numberedPlaceholders(sql: string): string {
  */
 export class PostgresWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
+  /** READ COMMITTED: each statement already sees the latest committed rows. */
+  readonly latestRowClause = '';
   // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
   private readonly claimSql: string;
 
   constructor(
     private readonly dataSource: DataSource,
-    tables: WorkerTables,
+    private readonly tables: WorkerTables,
   ) {
     this.claimSql = `WITH claimed AS (${updateReturningClaimSql(tables.pending, (position) => `$${position}`, ' FOR UPDATE SKIP LOCKED')}) SELECT * FROM claimed`;
   }
@@ -37,8 +40,15 @@ export class PostgresWorkerDialect implements WorkerDialect {
     return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
   }
 
-  query(statement: SqlStatement): Promise<RawWorkerRow[]> {
-    return this.dataSource.query<RawWorkerRow[]>(numberedPlaceholders(statement.sql), statement.parameters);
+  async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
+    const columns = Object.keys(row);
+    const sql = insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), (position) => `$${position}`);
+    const [inserted] = (await manager.query(sql, Object.values(row))) as RawWorkerRow[];
+    return inserted === undefined ? undefined : String(inserted.id);
+  }
+
+  query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {
+    return manager.query<RawWorkerRow[]>(numberedPlaceholders(statement.sql), statement.parameters);
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {

@@ -1,10 +1,11 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import {
   type AtomicWork,
   claimParameters,
+  insertUnlessTakenSql,
   type SqlStatement,
   type StatementResult,
   updateReturningClaimSql,
@@ -29,11 +30,13 @@ interface SqliteConnection {
 export class SqliteWorkerDialect implements WorkerDialect {
   /** BEGIN IMMEDIATE already holds the file's write lock. */
   readonly lockRowsClause = '';
+  /** One writer at a time: a statement always reads the latest rows. */
+  readonly latestRowClause = '';
   private readonly claimSql: string;
 
   constructor(
     private readonly dataSource: DataSource,
-    tables: WorkerTables,
+    private readonly tables: WorkerTables,
   ) {
     this.claimSql = updateReturningClaimSql(tables.pending, () => '?');
   }
@@ -42,14 +45,21 @@ export class SqliteWorkerDialect implements WorkerDialect {
     return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
   }
 
+  async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
+    const columns = Object.keys(row);
+    const sql = insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), () => '?');
+    const [inserted] = (await manager.query(sql, Object.values(row))) as RawWorkerRow[];
+    return inserted === undefined ? undefined : String(inserted.id);
+  }
+
   /**
    * TypeORM runs every better-sqlite3 query on one shared connection, so a TypeORM transaction spans
    * whatever else the process awaits meanwhile (other lanes, dispatches). better-sqlite3's own
    * transaction runs synchronously: nothing can interleave with it, and BEGIN IMMEDIATE holds the
    * file's write lock against other processes from the first statement.
    */
-  query(statement: SqlStatement): Promise<RawWorkerRow[]> {
-    return this.dataSource.query<RawWorkerRow[]>(statement.sql, statement.parameters);
+  query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {
+    return manager.query<RawWorkerRow[]>(statement.sql, statement.parameters);
   }
 
   async atomically<T>(work: AtomicWork<T>): Promise<T> {

@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -29,8 +29,16 @@ export interface WorkerDialect {
    * set, available_at moved to the lease expiry. Returns the claimed rows, in any order.
    */
   claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]>;
-  /** Runs one statement (`?` placeholders) outside any transaction; resolves to the rows it returned. */
-  query(statement: SqlStatement): Promise<RawWorkerRow[]>;
+  /**
+   * Inserts a pending row ({ column: value }) through `manager` and resolves to its id, or to
+   * undefined when the row's (queue_name, unique_key) is taken: the insert then changes nothing and
+   * does not abort the manager's transaction.
+   */
+  insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined>;
+  /** Appended to the SELECT that finds the row holding a unique key, so it reads the latest committed row. */
+  readonly latestRowClause: string;
+  /** Runs one statement (`?` placeholders) through `manager` (default: outside any transaction); resolves to the rows it returned. */
+  query(statement: SqlStatement, manager?: EntityManager): Promise<RawWorkerRow[]>;
   /** Runs `work` in one transaction that nothing else of this process can join; rolls back if it throws. */
   atomically<T>(work: AtomicWork<T>): Promise<T>;
   /** Appended to a SELECT inside `atomically` to lock the rows it reads ('' where the transaction already excludes writers). */
@@ -60,12 +68,20 @@ export function updateReturningClaimSql(pending: string, placeholder: (position:
   return (
     `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ${p[0]}, lease_token = ${p[1]}, available_at = ${p[2]}, updated_at = ${p[3]} ` +
     `WHERE id IN (SELECT id FROM ${pending} WHERE queue_name = ${p[4]} AND available_at <= ${p[5]} AND deleted_at IS NULL ` +
-    `ORDER BY available_at, id LIMIT ${p[6]}${lockClause}) RETURNING *`
+    `ORDER BY priority, available_at, id LIMIT ${p[6]}${lockClause}) RETURNING *`
   );
 }
 
 export function claimParameters(request: ClaimRequest, leaseToken: string, now: number): unknown[] {
   return [request.workerId, leaseToken, now + request.leaseMs, now, request.queueName, request.dueBy.getTime(), request.limit];
+}
+
+/** INSERT … ON CONFLICT DO NOTHING RETURNING id (PostgreSQL, SQLite): no row back when the unique key is taken. */
+export function insertUnlessTakenSql(pending: string, columns: string[], escape: (name: string) => string, placeholder: (position: number) => string): string {
+  return (
+    `INSERT INTO ${pending} (${columns.map(escape).join(', ')}) VALUES (${columns.map((_, index) => placeholder(index + 1)).join(', ')}) ` +
+    'ON CONFLICT DO NOTHING RETURNING id'
+  );
 }
 
 /**

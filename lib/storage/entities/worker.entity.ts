@@ -8,6 +8,7 @@ const epochMs: ValueTransformer = {
 
 export const PENDING_WORKERS_TABLE = 'nestjs_workers';
 export const FAILED_WORKERS_TABLE = 'nestjs_failed_workers';
+export const WORKER_SCHEDULES_TABLE = 'nestjs_workers_schedules';
 
 /**
  * A pending event. While leased, `leaseToken` is set and `availableAt` is the lease expiry, so
@@ -22,6 +23,10 @@ export class WorkerEntity {
   payload!: string | null;
   attempts!: number;
   retries!: number;
+  /** Lower runs first among due rows of a queue (as in BullMQ and graphile-worker); default 0. */
+  priority!: number;
+  /** At most one pending (or running) row per queue holds a key: enforced by a unique index. */
+  uniqueKey!: string | null;
   /** Last error (text with stack) while the event is being retried. */
   error!: string | null;
   availableAt!: number;
@@ -41,6 +46,8 @@ export class FailedWorkerEntity {
   payload!: string | null;
   attempts!: number;
   retries!: number;
+  priority!: number;
+  uniqueKey!: string | null;
   error!: string | null;
   failedAt!: number;
   /** The pending row's createdAt: when the event was first dispatched. */
@@ -49,13 +56,25 @@ export class FailedWorkerEntity {
   deletedAt!: number | null;
 }
 
+/**
+ * The last slot of a recurring event that some replica dispatched: a replica dispatches a slot only
+ * when it moves `lastSlotAt` forward, in the same transaction as the insert, so each slot runs once.
+ */
+export class WorkerScheduleEntity {
+  name!: string;
+  lastSlotAt!: number;
+  updatedAt!: number;
+}
+
 type DatabaseType = DataSourceOptions['type'];
 
 /**
  * The two tables for one database type. Built per type because a 64-bit auto-increment key is
  * spelled differently: SQLite's INTEGER PRIMARY KEY is already 64-bit, elsewhere it is bigint.
  */
-export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEntity>, EntitySchema<FailedWorkerEntity>] {
+export function workerEntitySchemas(
+  type: DatabaseType,
+): [EntitySchema<WorkerEntity>, EntitySchema<FailedWorkerEntity>, EntitySchema<WorkerScheduleEntity>] {
   const id: EntitySchemaColumnOptions = {
     type: type === 'better-sqlite3' ? 'integer' : 'bigint',
     primary: true,
@@ -71,6 +90,8 @@ export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEnt
     payload: { type: text, nullable: true },
     attempts: { type: 'int', default: 0 },
     retries: { type: 'int' },
+    priority: { type: 'int', default: 0 },
+    uniqueKey: { name: 'unique_key', type: 'varchar', length: 255, nullable: true, ...exact },
     error: { type: text, nullable: true },
     createdAt: { name: 'created_at', type: 'bigint', transformer: epochMs },
     updatedAt: { name: 'updated_at', type: 'bigint', transformer: epochMs },
@@ -87,7 +108,12 @@ export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEnt
       lockedBy: { name: 'locked_by', type: 'varchar', length: 255, nullable: true },
       leaseToken: { name: 'lease_token', type: 'varchar', length: 64, nullable: true },
     },
-    indices: [{ name: 'IDX_nestjs_workers_due', columns: ['queueName', 'availableAt', 'id'] }],
+    indices: [
+      // The claim walks this index in its ORDER BY (priority, available_at, id): no sort, however long the queue.
+      { name: 'IDX_nestjs_workers_due', columns: ['queueName', 'priority', 'availableAt', 'id'] },
+      // NULL keys never collide, so only keyed rows are deduplicated.
+      { name: 'IDX_nestjs_workers_unique', columns: ['queueName', 'uniqueKey'], unique: true },
+    ],
   });
   const failed = new EntitySchema<FailedWorkerEntity>({
     name: 'NestjsFailedWorker',
@@ -100,5 +126,15 @@ export function workerEntitySchemas(type: DatabaseType): [EntitySchema<WorkerEnt
     },
     indices: [{ name: 'IDX_nestjs_failed_workers_queue', columns: ['queueName', 'failedAt'] }],
   });
-  return [pending, failed];
+  const schedules = new EntitySchema<WorkerScheduleEntity>({
+    name: 'NestjsWorkerSchedule',
+    target: WorkerScheduleEntity,
+    tableName: WORKER_SCHEDULES_TABLE,
+    columns: {
+      name: { type: 'varchar', length: 255, primary: true, ...exact },
+      lastSlotAt: { name: 'last_slot_at', type: 'bigint', transformer: epochMs },
+      updatedAt: { name: 'updated_at', type: 'bigint', transformer: epochMs },
+    },
+  });
+  return [pending, failed, schedules];
 }

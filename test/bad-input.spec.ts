@@ -101,7 +101,7 @@ describe('bad input at dispatch and at run time', () => {
   it('moves a row whose event name is unknown to the failed store with that reason, without retrying it', async () => {
     await t.events.dispatch(new AnyPayloadEvent({ id: 1 }));
     await t.dataSource.query("UPDATE nestjs_workers SET event_name = 'RenamedLongAgoEvent'");
-    expect(await t.workers.runWorker(run({ retries: 5 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0 });
+    expect(await t.workers.runWorker(run({ retries: 5 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0, cancelled: 0 });
     expect(await pendingRows(t.dataSource)).toEqual([]);
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ event_name: 'RenamedLongAgoEvent', payload: '{"id":1}', attempts: 1 });
@@ -112,7 +112,7 @@ describe('bad input at dispatch and at run time', () => {
     await t.events.dispatch(new AnyPayloadEvent({ id: 2 }));
     const raw = `{"id": 2, "note": "${'x'.repeat(5000)}", broken`;
     await t.dataSource.query('UPDATE nestjs_workers SET payload = ?', [raw]);
-    expect(await t.workers.runWorker(run())).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0 });
+    expect(await t.workers.runWorker(run())).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0, cancelled: 0 });
     expect(AnyPayloadEvent.runs).toBe(0);
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ event_name: 'AnyPayloadEvent', attempts: 1 });
@@ -129,7 +129,7 @@ describe('bad input at dispatch and at run time', () => {
     ['number', 'Event threw a non-Error value: 7'],
   ] as const)('fails cleanly when an event throws a non-Error %s', async (kind, message) => {
     await t.events.dispatch(new ThrowsValueEvent({ kind }));
-    expect(await t.workers.runWorker(run({ retries: 1 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0 });
+    expect(await t.workers.runWorker(run({ retries: 1 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0, cancelled: 0 });
     const [failed] = await failedRows(t.dataSource);
     expect(String(failed!.error)).toContain(`NonErrorThrownError: ${message}`);
     expect(logger.messages('error')).toEqual([expect.stringContaining(message)]);

@@ -62,7 +62,7 @@ describe('event dependencies', () => {
       await t.events.dispatch(new NeedsMissingProviderEvent(null));
       await t.events.dispatch(new OptionalDependencyEvent(null));
       const result = await t.workers.runWorker({ queueName: 'deps', retries: 1, runAfterSeconds: 0, runOnce: true });
-      expect(result).toEqual({ queueName: 'deps', processed: 1, failed: 1, retried: 0 });
+      expect(result).toEqual({ queueName: 'deps', processed: 1, failed: 1, retried: 0, cancelled: 0 });
       expect(OptionalDependencyEvent.sawAudit).toEqual([true]);
       const [failed] = await failedRows(t.dataSource);
       expect(String(failed!.error)).toContain('EventDependencyError: Cannot inject NeedsMissingProviderEvent.service (NotProvidedService)');

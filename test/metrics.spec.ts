@@ -190,7 +190,7 @@ describe('WorkerMetrics options', () => {
     const t = await createTestApp({ events: [MetricsReportEvent] }, { imports: [WorkerMetricsModule.register({ prefix: 'myapp_jobs_' })] });
     try {
       const metrics = t.app.get(WorkerMetrics);
-      expect(metrics.metricNames).toHaveLength(11);
+      expect(metrics.metricNames).toHaveLength(12);
       for (const name of metrics.metricNames) expect(globalRegistry.getSingleMetric(name)).toBeDefined();
       await t.events.dispatch(new MetricsReportEvent(null));
       expect(metrics.contentType).toBe(globalRegistry.contentType);

@@ -83,7 +83,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     expect(run.body).toEqual({
       success: true,
       message: 'Worker started',
-      result: { queueName: 'email-queue', processed: 1, failed: 0, retried: 0 },
+      result: { queueName: 'email-queue', processed: 1, failed: 0, retried: 0, cancelled: 0 },
     });
 
     await request(server).get('/mail/sent').expect(200, [{ to: 'user-123@example.com', message: 'Hi' }]);
@@ -115,7 +115,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
 
     const run = await request(server).post('/workers/run').expect(200);
 
-    expect(run.body.result).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
+    expect(run.body.result).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
     await request(server).get('/mail/sent').expect(200, []);
     expect((await workersHealth(server)).active).toBe(1);
   });
@@ -128,7 +128,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
 
     const run = await request(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
 
-    expect(run.body.result).toEqual({ queueName: 'email-queue', processed: 0, failed: 1, retried: 0 });
+    expect(run.body.result).toEqual({ queueName: 'email-queue', processed: 0, failed: 1, retried: 0, cancelled: 0 });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(0, 1));
   });
 

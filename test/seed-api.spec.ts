@@ -121,7 +121,7 @@ describe('seed API outside Nest', () => {
     expect(await pendingRows(dataSource)).toHaveLength(1);
 
     const result = await workerService.runWorker({ queueName: 'seed-queue', retries: 3, runAfterSeconds: 0, runOnce: true });
-    expect(result).toEqual({ queueName: 'seed-queue', processed: 1, failed: 0, retried: 0 });
+    expect(result).toEqual({ queueName: 'seed-queue', processed: 1, failed: 0, retried: 0, cancelled: 0 });
     expect(SeedStyleEvent.seen).toEqual([42]);
   });
 
@@ -260,7 +260,7 @@ describe('seed API with a repository of your own (getWorkers() only)', () => {
       workerCreator: InMemoryWorkerCreator,
     });
 
-    expect(result).toEqual({ queueName: 'plain-queue', processed: 0, failed: 1, retried: 1 });
+    expect(result).toEqual({ queueName: 'plain-queue', processed: 0, failed: 1, retried: 1, cancelled: 0 });
     expect(store.pending).toHaveLength(0);
     expect(store.failed).toHaveLength(1);
     expect(store.failed[0]!.getWorkerData()).toMatchObject({

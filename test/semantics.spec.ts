@@ -96,7 +96,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
 
   it('deletes the row when the event succeeds', async () => {
     await t.events.dispatch(new RecordEvent({ label: 'a' }));
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
     expect(log).toEqual(['a']);
     expect(await pendingRows(t.dataSource)).toEqual([]);
     expect(await failedRows(t.dataSource)).toEqual([]);
@@ -105,7 +105,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
   it('treats retries as the maximum total attempts: retries 3 runs a failing event exactly 3 times', async () => {
     await t.events.dispatch(new FailEvent({ label: 'x' }));
     const result = await t.workers.runWorker(options({ retries: 3, runOnce: false }));
-    expect(result).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 2 });
+    expect(result).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 2, cancelled: 0 });
     expect(log).toEqual(['fail x', 'fail x', 'fail x']);
     expect(await pendingRows(t.dataSource)).toEqual([]);
   });
@@ -119,7 +119,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     expect(String(row!.error)).toContain('SMTP connection failed for later');
     expect(Number(row!.available_at)).toBeGreaterThanOrEqual(before + 1000);
 
-    expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
+    expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
     await sleep(1100);
     expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toMatchObject({ retried: 1 });
     expect(log).toEqual(['fail later', 'fail later']);
@@ -181,17 +181,17 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     await t.events.dispatch(new OneShotEvent(null));
     await t.events.dispatch(new RecordEvent({ label: 'ok2' }));
 
-    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 2, failed: 1, retried: 1 });
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 2, failed: 1, retried: 1, cancelled: 0 });
     // The retry fell due during the pass but waits for the next one.
     expect(log).toEqual(['ok1', 'fail retry', 'one-shot', 'ok2']);
-    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0 });
-    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
   });
 
   it('lets @QueueEvent options win over runWorker options, which win over the queue config', async () => {
     await t.events.dispatch(new OneShotEvent(null));
     const result = await t.workers.runWorker(options({ retries: 5, runOnce: false }));
-    expect(result).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0 });
+    expect(result).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0, cancelled: 0 });
     expect(log).toEqual(['one-shot']);
   });
 
@@ -258,9 +258,9 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     const [abandoned] = await crashed.claimWorkers({ queueName: 'default', limit: 1, workerId: 'dead-worker', leaseMs: 300, dueBy: new Date() });
     expect(abandoned?.getWorkerData()?.attempts).toBe(1);
 
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
     await sleep(350);
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
     expect(log).toEqual(['crashed']);
   });
 
@@ -269,7 +269,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     const crashed = new TypeOrmWorkerRepository(t.dataSource);
     await crashed.claimWorkers({ queueName: 'default', limit: 1, workerId: 'dead-worker', leaseMs: 1, dueBy: new Date() });
     await sleep(10);
-    expect(await t.workers.runWorker(options({ retries: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0 });
+    expect(await t.workers.runWorker(options({ retries: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0, cancelled: 0 });
     expect(log).toEqual([]);
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ attempts: 2, retries: 1 });
@@ -296,7 +296,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
       await sleep(20);
       // Another worker takes the row over as if the lease had expired.
       await short.dataSource.query("UPDATE nestjs_workers SET lease_token = 'other', locked_by = 'other'");
-      expect(await run).toEqual({ queueName: 'slow-lease', processed: 0, failed: 0, retried: 0 });
+      expect(await run).toEqual({ queueName: 'slow-lease', processed: 0, failed: 0, retried: 0, cancelled: 0 });
       expect(logger.messages('warn').join('\n')).toContain('was lost');
       expect(await pendingRows(short.dataSource)).toEqual([expect.objectContaining({ lease_token: 'other' })]);
     } finally {
@@ -340,6 +340,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
       processed: 0,
       failed: 40,
       retried: 0,
+      cancelled: 0,
     });
     expect(logger.messages('error').filter((message) => !message.startsWith('Event processing failed'))).toEqual([]);
     const failed = await failedRows(t.dataSource);
@@ -360,7 +361,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
       expect(stolen).toEqual([]);
       const [row] = await pendingRows(short.dataSource);
       expect(Number(row!.available_at)).toBeGreaterThan(Date.now() + 500);
-      expect(await run).toEqual({ queueName: 'long-running', processed: 1, failed: 0, retried: 0 });
+      expect(await run).toEqual({ queueName: 'long-running', processed: 1, failed: 0, retried: 0, cancelled: 0 });
       expect(longRuns).toBe(1);
       expect(await pendingRows(short.dataSource)).toEqual([]);
     } finally {
@@ -385,7 +386,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
         return eventService.getEventOptions(name);
       },
     });
-    expect(await standalone.runWorker(options({ concurrency: 1 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 1 });
+    expect(await standalone.runWorker(options({ concurrency: 1 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 1, cancelled: 0 });
     expect(log).toEqual(['second']);
     const [row] = await pendingRows(t.dataSource);
     expect(row).toMatchObject({ attempts: 1, lease_token: null });
@@ -412,7 +413,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     standalone.setWorkerRepository(new UnreadableFirstRepository(t.dataSource));
     standalone.setWorkerCreator(new TypeOrmWorkerCreator(t.dataSource));
     standalone.configure({ leaseSeconds: 1 });
-    expect(await standalone.runWorker(options({ concurrency: 2 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(await standalone.runWorker(options({ concurrency: 2 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
     expect(log).toEqual(['readable']);
     expect(logger.messages('error').join('\n')).toContain('driver returned a row it cannot decode');
     const [row] = await pendingRows(t.dataSource);
@@ -421,7 +422,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
 
     // Past the 1 s lease with room for the last heartbeat, which may land as the batch ends.
     await sleep(1400);
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
     expect(log).toEqual(['readable', 'unreadable']);
   });
 });

@@ -336,7 +336,7 @@ describe('RecordingEventService', () => {
       expect(recorder.dispatchesOf(TestingWelcomeEvent)[1]?.options.manager).toBeDefined();
 
       expect(await pendingRows(dataSource)).toEqual([]);
-      await expect(drain(app, 'testing-mail')).resolves.toEqual({ queueName: 'testing-mail', processed: 0, failed: 0, retried: 0 });
+      await expect(drain(app, 'testing-mail')).resolves.toEqual({ queueName: 'testing-mail', processed: 0, failed: 0, retried: 0, cancelled: 0 });
       // The recorder runs no event, so the events' @Inject() properties raise no startup warnings.
       expect(logger.messages('warn')).toEqual([]);
     });
@@ -364,12 +364,12 @@ describe('drain() and drainAll()', () => {
     await events.dispatch(new TestingDrainEvent({ id: 'b', failTimes: 2 }));
     await events.dispatch(new TestingDrainEvent({ id: 'c', next: 'd' }));
 
-    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 4, failed: 0, retried: 2 });
+    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 4, failed: 0, retried: 2, cancelled: 0 });
     expect([...drainRuns.done].sort()).toEqual(['a', 'b', 'c', 'd']);
     expect(drainRuns.attempts.get('b')).toBe(3);
     expect(await pendingRows(dataSource)).toEqual([]);
     expect(await failedRows(dataSource)).toEqual([]);
-    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 0, failed: 0, retried: 0 });
+    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 0, failed: 0, retried: 0, cancelled: 0 });
   });
 
   it("reports failures once the queue's configured attempts are used up", async () => {
@@ -377,7 +377,7 @@ describe('drain() and drainAll()', () => {
     await events.dispatch(new TestingDrainEvent({ id: 'doomed', failTimes: 99 }));
     await events.dispatch(new TestingDrainEvent({ id: 'fine' }));
 
-    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 1, failed: 1, retried: 1 });
+    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 1, failed: 1, retried: 1, cancelled: 0 });
     expect(drainRuns.attempts.get('doomed')).toBe(2);
     expect(await pendingRows(dataSource)).toEqual([]);
     const failed = await failedRows(dataSource);
@@ -390,18 +390,18 @@ describe('drain() and drainAll()', () => {
     const { app, events, dataSource } = await start({ 'testing-delayed': { retries: 3, runAfterSeconds: 60 } });
     await events.dispatch(new TestingDelayedRetryEvent({ id: 'later' }));
 
-    await expect(drain(app, 'testing-delayed')).resolves.toEqual({ queueName: 'testing-delayed', processed: 0, failed: 0, retried: 1 });
+    await expect(drain(app, 'testing-delayed')).resolves.toEqual({ queueName: 'testing-delayed', processed: 0, failed: 0, retried: 1, cancelled: 0 });
     const pending = await pendingRows(dataSource);
     expect(pending).toHaveLength(1);
     expect(pending[0]).toMatchObject({ attempts: 1 });
-    await expect(drain(app, 'testing-delayed')).resolves.toEqual({ queueName: 'testing-delayed', processed: 0, failed: 0, retried: 0 });
+    await expect(drain(app, 'testing-delayed')).resolves.toEqual({ queueName: 'testing-delayed', processed: 0, failed: 0, retried: 0, cancelled: 0 });
   });
 
   it("runs events with the queue's configured concurrency", async () => {
     const { app, events } = await start({ 'testing-parallel': { concurrency: 3 } });
     for (let index = 0; index < 6; index++) await events.dispatch(new TestingParallelEvent({ id: `p${index}` }));
 
-    await expect(drain(app, 'testing-parallel')).resolves.toEqual({ queueName: 'testing-parallel', processed: 6, failed: 0, retried: 0 });
+    await expect(drain(app, 'testing-parallel')).resolves.toEqual({ queueName: 'testing-parallel', processed: 6, failed: 0, retried: 0, cancelled: 0 });
     expect(parallelRuns.maxActive).toBe(3);
     expect(parallelRuns.done).toHaveLength(6);
   });
@@ -421,10 +421,10 @@ describe('drain() and drainAll()', () => {
     const results = await drainAll(app);
     const byQueue = new Map(results.map((result) => [result.queueName, result]));
     expect(results.slice(0, 3).map((result) => result.queueName)).toEqual(['testing-drain', 'testing-parallel', 'testing-empty']);
-    expect(byQueue.get('testing-drain')).toEqual({ queueName: 'testing-drain', processed: 2, failed: 0, retried: 1 });
-    expect(byQueue.get('testing-parallel')).toEqual({ queueName: 'testing-parallel', processed: 2, failed: 0, retried: 0 });
-    expect(byQueue.get('testing-mail')).toEqual({ queueName: 'testing-mail', processed: 1, failed: 0, retried: 0 });
-    expect(byQueue.get('testing-empty')).toEqual({ queueName: 'testing-empty', processed: 0, failed: 0, retried: 0 });
+    expect(byQueue.get('testing-drain')).toEqual({ queueName: 'testing-drain', processed: 2, failed: 0, retried: 1, cancelled: 0 });
+    expect(byQueue.get('testing-parallel')).toEqual({ queueName: 'testing-parallel', processed: 2, failed: 0, retried: 0, cancelled: 0 });
+    expect(byQueue.get('testing-mail')).toEqual({ queueName: 'testing-mail', processed: 1, failed: 0, retried: 0, cancelled: 0 });
+    expect(byQueue.get('testing-empty')).toEqual({ queueName: 'testing-empty', processed: 0, failed: 0, retried: 0, cancelled: 0 });
     expect(byQueue.has('testing-delayed')).toBe(true);
     expect(new Set(results.map((result) => result.queueName)).size).toBe(results.length);
     expect([...drainRuns.done].sort()).toEqual(['d1', 'd2']);

@@ -132,6 +132,19 @@ export class FailedWorkerNotFoundError extends WorkerError {
   }
 }
 
+/**
+ * The reason a cancelled event's AbortSignal carries, and what the repository reports when it finds
+ * a finished attempt's row cancelled: the row is removed, never retried.
+ */
+export class EventCancelledError extends WorkerError {
+  constructor(
+    readonly id: string,
+    readonly eventName?: string,
+  ) {
+    super(`${eventName ?? 'Event'} (row ${id}) was cancelled`);
+  }
+}
+
 /** An attempt that ran longer than its timeoutSeconds; it follows the retry path like any failure. */
 export class EventTimeoutError extends WorkerError {
   constructor(

@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { CorruptPayloadError, FailedWorkerNotFoundError, InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { FailedWorkerPage, FailedWorkerQuery, FailedWorkerRecord } from '../interfaces/failed-workers.interface.js';
-import { assertInteger, assertKnownKeys, assertNonEmptyString, assertPlainObject } from '../processing/worker-options.validation.js';
+import { assertInteger, assertKnownKeys, assertNonEmptyString, assertPlainObject, rowIdOf } from '../processing/worker-options.validation.js';
 import { dialectFor } from '../storage/dialects/dialect-for.js';
 import type { WorkerDialect } from '../storage/dialects/worker-dialect.js';
 import { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
@@ -89,13 +89,8 @@ export class FailedWorkerService {
     return result.affected ?? 0;
   }
 
-  /** Ids are positive integers (as strings); anything else can name no row. */
   private idOf(id: unknown): string {
-    const text = typeof id === 'number' ? String(id) : id;
-    if (typeof text !== 'string' || !/^[1-9]\d{0,18}$/.test(text)) {
-      throw new InvalidWorkerOptionsError('id', `must be a failed event id, a positive integer (got ${JSON.stringify(id)})`);
-    }
-    return text;
+    return rowIdOf(id, 'a failed event id');
   }
 
   private filterOf(query: FailedWorkerQuery): FailedRowFilter {

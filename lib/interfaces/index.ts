@@ -10,3 +10,4 @@ export * from './worker-repository.interface.js';
 export * from './failed-workers.interface.js';
 export * from './worker-lifecycle.interface.js';
 export * from './backoff.interface.js';
+export * from './cancel.interface.js';

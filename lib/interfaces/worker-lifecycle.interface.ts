@@ -2,8 +2,8 @@ import type { BaseEvent } from '../events/base-event.js';
 import type { IWorkerAttributes } from './worker-attributes.interface.js';
 
 /** Moments of an event's life that hooks can observe. */
-export type WorkerLifecycleEventName = 'dispatched' | 'completed' | 'failed' | 'retrying';
-export const WORKER_LIFECYCLE_EVENT_NAMES: readonly WorkerLifecycleEventName[] = ['dispatched', 'completed', 'failed', 'retrying'];
+export type WorkerLifecycleEventName = 'dispatched' | 'completed' | 'failed' | 'retrying' | 'cancelled';
+export const WORKER_LIFECYCLE_EVENT_NAMES: readonly WorkerLifecycleEventName[] = ['dispatched', 'completed', 'failed', 'retrying', 'cancelled'];
 
 /** What a hook receives. */
 export interface WorkerLifecycleEvent {
@@ -14,7 +14,7 @@ export interface WorkerLifecycleEvent {
   attributes: IWorkerAttributes;
   /** The event instance, when one was built (not for an unknown event name or a corrupt payload). */
   event?: BaseEvent;
-  /** How long the attempt ran (completed, failed, retrying). */
+  /** How long the attempt ran (completed, failed, retrying; cancelled when it had started). */
   durationMs?: number;
   /** Why the attempt failed (failed, retrying). */
   error?: Error;

@@ -36,4 +36,6 @@ export interface RunWorkerResult {
   failed: number;
   /** Events that failed an attempt and are due again later. */
   retried: number;
+  /** Events cancelled before or while they ran (see WorkerService.cancel): removed, not retried. */
+  cancelled: number;
 }

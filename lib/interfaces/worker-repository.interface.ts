@@ -1,3 +1,4 @@
+import type { CancelledEvent } from './cancel.interface.js';
 import type { QueueStatistics } from './failed-workers.interface.js';
 import type { IWorkerModel } from './worker-model.interface.js';
 
@@ -49,12 +50,20 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
   retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void>;
   /** Moves the row to the failed store: the insert and the delete happen together or not at all. */
   failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void>;
-  /** Extends the leases this worker still holds on these claimed rows to `leaseMs` from now (heartbeat). */
-  renewLeases(models: IWorkerModel[], leaseMs: number): Promise<void>;
+  /**
+   * Extends the leases this worker still holds on these claimed rows to `leaseMs` from now
+   * (heartbeat); may resolve to the ids among them that were cancelled meanwhile.
+   */
+  renewLeases(models: IWorkerModel[], leaseMs: number): Promise<string[] | void>;
   /** Gives back claimed rows that were never started (shutdown), undoing their attempt count. */
   releaseWorkers(models: IWorkerModel[]): Promise<void>;
   /** Health per queue; every queue with rows when `queueNames` is omitted. */
   getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]>;
+  /**
+   * Cancels a pending row (removed) or a running one (marked so its worker aborts it and removes it).
+   * Resolves to undefined when no such row is pending. Optional for custom repositories.
+   */
+  cancelWorker?(target: { id: string } | { queueName: string; uniqueKey: string }, now: number): Promise<CancelledEvent | undefined>;
   /** Statistics per queue in one query; every queue with rows when `queueNames` is omitted. Optional for custom repositories. */
   getQueueStatistics?(queueNames?: string[]): Promise<QueueStatistics[]>;
 }

@@ -72,6 +72,7 @@ const COUNTERS: Record<CountedEvent, [name: string, help: string]> = {
   completed: ['events_processed_total', 'Events that ran successfully'],
   retrying: ['events_retried_total', 'Failed attempts that will run again'],
   failed: ['events_failed_total', 'Events moved to the failed store'],
+  cancelled: ['events_cancelled_total', 'Events cancelled before or while they ran'],
 };
 
 const DURATION = ['event_duration_seconds', 'Execution time of an attempt, by outcome (completed, retrying, failed)'] as const;
@@ -148,6 +149,7 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
       completed: counter(COUNTERS.completed),
       retrying: counter(COUNTERS.retrying),
       failed: counter(COUNTERS.failed),
+      cancelled: counter(COUNTERS.cancelled),
     };
     this.registered.push(this.prefix + DURATION[0]);
     this.duration = new Histogram({

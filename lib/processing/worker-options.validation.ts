@@ -13,6 +13,15 @@ export function assertInteger(field: string, value: unknown, min: number): void 
   }
 }
 
+/** Row ids are positive integers (as strings; numbers accepted); anything else can name no row. */
+export function rowIdOf(id: unknown, what: string): string {
+  const text = typeof id === 'number' ? String(id) : id;
+  if (typeof text !== 'string' || !/^[1-9]\d{0,18}$/.test(text)) {
+    throw new InvalidWorkerOptionsError('id', `must be ${what}, a positive integer (got ${JSON.stringify(id)})`);
+  }
+  return text;
+}
+
 /** Priorities are stored as a 32-bit integer column. */
 export function assertPriority(field: string, value: unknown): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) {

@@ -4,6 +4,7 @@ import { Logger } from '@nestjs/common';
 import {
   AttemptsExhaustedError,
   CorruptPayloadError,
+  EventCancelledError,
   EventTimeoutError,
   LeaseLostError,
   NonErrorThrownError,
@@ -12,6 +13,7 @@ import {
   WorkerNotConfiguredError,
 } from '../errors/worker.error.js';
 import type { BaseEvent } from '../events/base-event.js';
+import type { CancelledEvent, CancelTarget } from '../interfaces/cancel.interface.js';
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
 import { emptyStatistics } from './queue-statistics.js';
 import type { WorkerLifecycle } from './worker-lifecycle.js';
@@ -32,8 +34,10 @@ import {
   assertInteger,
   assertNonEmptyString,
   assertNumber,
+  assertKnownKeys,
   assertPlainObject,
   assertRetrySettings,
+  rowIdOf,
 } from './worker-options.validation.js';
 
 export interface WorkerServiceSettings {
@@ -78,6 +82,8 @@ export class WorkerService {
   private readonly heartbeats = new Set<{ stop(): void }>();
   private stopping = false;
   private readonly activeRuns = new Set<Promise<void>>();
+  /** Every claimed row of this process until its outcome is recorded, by id: cancel() aborts through it. */
+  private readonly claimedSignals = new Map<string, AbortController>();
 
   setLogger(logger: ILoggerService): void {
     this.logger = logger;
@@ -117,7 +123,7 @@ export class WorkerService {
    */
   async runWorker(options: TEventWorkerOptions): Promise<RunWorkerResult> {
     validateRunWorkerOptions(options);
-    const result: RunWorkerResult = { queueName: options.queueName, processed: 0, failed: 0, retried: 0 };
+    const result: RunWorkerResult = { queueName: options.queueName, processed: 0, failed: 0, retried: 0, cancelled: 0 };
     if (this.stopping) return result;
     const context: RunContext = {
       options,
@@ -161,6 +167,31 @@ export class WorkerService {
     const withRows = await repository.getQueueStatistics();
     const known = this.knownQueues().filter((queueName) => !withRows.some((statistics) => statistics.queueName === queueName));
     return [...withRows, ...known.map(emptyStatistics)].sort((a, b) => a.queueName.localeCompare(b.queueName));
+  }
+
+  /**
+   * Cancels a pending event by row id or by the unique key it was dispatched with. A waiting event is
+   * removed. A running one gets its AbortSignal aborted with EventCancelledError (at once when it runs
+   * in this process, at the running worker's next heartbeat elsewhere) and its row is removed when the
+   * attempt ends, never retried. Resolves to undefined when no such event is pending.
+   */
+  async cancel(target: CancelTarget): Promise<CancelledEvent | undefined> {
+    const repository = this.requireRepository();
+    const request = cancelRequestOf(target);
+    if (!repository.cancelWorker) throw new WorkerError('The worker repository in use does not provide cancelWorker()');
+    const cancelled = await repository.cancelWorker(request, Date.now());
+    if (!cancelled) return undefined;
+    if (cancelled.wasRunning) {
+      this.abortCancelled(cancelled.id, cancelled.eventName);
+    } else if (cancelled.attributes) {
+      await this.lifecycle?.emit({ name: 'cancelled', queueName: cancelled.queueName, eventName: cancelled.eventName, attributes: cancelled.attributes });
+    }
+    return cancelled;
+  }
+
+  private abortCancelled(id: string, eventName?: string): void {
+    const controller = this.claimedSignals.get(id);
+    if (controller && !controller.signal.aborted) controller.abort(new EventCancelledError(id, eventName));
   }
 
   /** True once shutdown() was called: runWorker() then claims nothing. */
@@ -217,12 +248,14 @@ export class WorkerService {
           this.logger.log(`Queued items: ${batch.length + stillDue}`);
         }
         claimedInPass += batch.length;
+        const signals = batch.map((model) => this.signalFor(model));
         const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
         let unstarted: IWorkerModel[];
         try {
           unstarted = await runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
         } finally {
           heartbeat.stop();
+          for (const id of signals) if (id !== undefined) this.claimedSignals.delete(id);
         }
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
       }
@@ -239,7 +272,8 @@ export class WorkerService {
       if (renewing) return;
       renewing = true;
       try {
-        await repository.renewLeases(batch, this.leaseMs);
+        const cancelled = await repository.renewLeases(batch, this.leaseMs);
+        for (const id of cancelled ?? []) this.abortCancelled(id);
       } catch (error) {
         this.logger.warn(`Could not renew the leases of running events in queue ${queueName}: ${describeError(error)}`);
       } finally {
@@ -251,6 +285,13 @@ export class WorkerService {
     const heartbeat = { stop: () => (clearInterval(timer), this.heartbeats.delete(heartbeat)) };
     this.heartbeats.add(heartbeat);
     return heartbeat;
+  }
+
+  /** Registers a claimed row's AbortController, so cancel() and the heartbeat can reach it before and while it runs. */
+  private signalFor(model: IWorkerModel): string | undefined {
+    const id = (model as { id?: string }).id;
+    if (id !== undefined) this.claimedSignals.set(id, new AbortController());
+    return id;
   }
 
   /** process(), with anything it did not expect logged instead of ending the pass for the other rows. */
@@ -275,6 +316,7 @@ export class WorkerService {
     const claimed = this.readClaimed(model, options.queueName);
     if (!claimed) return;
     const { data } = claimed;
+    const controller = (data.id !== undefined ? this.claimedSignals.get(data.id) : undefined) ?? new AbortController();
     let failure = claimed.failure;
     let permanent = failure !== undefined;
     let maxAttempts = options.retries;
@@ -297,14 +339,20 @@ export class WorkerService {
       if (!failure) {
         event = eventService.createEvent(data.eventName, data.payload);
         this.logger.debug?.(`Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`);
-        await executeWithin(event, data.eventName, policy.timeoutSeconds);
+        await executeWithin(event, data.eventName, policy.timeoutSeconds, controller);
       }
     } catch (thrown) {
       failure ??= thrown instanceof Error ? thrown : new NonErrorThrownError(thrown);
       permanent ||= failure instanceof UnknownEventError;
     }
+    const outcome = { queueName: data.queueName, eventName: data.eventName, attributes: data, event };
     try {
-      const outcome = { queueName: data.queueName, eventName: data.eventName, attributes: data, event };
+      if (failure && controller.signal.reason instanceof EventCancelledError) {
+        // Cancelled before or while it ran: removed, whatever the attempt did after the abort.
+        await repository.completeWorker(model);
+        await this.recordCancelled(data, outcome, startedAt, result);
+        return;
+      }
       if (!failure) {
         await repository.completeWorker(model);
         result.processed++;
@@ -333,7 +381,10 @@ export class WorkerService {
         await this.lifecycle?.emit({ name: 'retrying', ...outcome, durationMs: performance.now() - startedAt, error: failure });
       }
     } catch (storageError) {
-      if (storageError instanceof LeaseLostError) {
+      if (storageError instanceof EventCancelledError) {
+        // Cancelled in another process before this worker's heartbeat told it; the repository removed the row.
+        await this.recordCancelled(data, outcome, startedAt, result);
+      } else if (storageError instanceof LeaseLostError) {
         this.logger.warn(`${storageError.message}; the worker that holds it now decides the outcome of ${data.eventName}`);
       } else {
         this.logger.error(
@@ -342,6 +393,17 @@ export class WorkerService {
         );
       }
     }
+  }
+
+  private async recordCancelled(
+    data: IWorkerAttributes,
+    outcome: { queueName: string; eventName: string; attributes: IWorkerAttributes; event?: BaseEvent },
+    startedAt: number,
+    result: RunWorkerResult,
+  ): Promise<void> {
+    result.cancelled++;
+    this.logger.log(`${data.eventName} (row ${data.id}) was cancelled; its row is removed and not retried`);
+    await this.lifecycle?.emit({ name: 'cancelled', ...outcome, durationMs: performance.now() - startedAt });
   }
 
   /**
@@ -378,25 +440,35 @@ export class WorkerService {
 }
 
 /**
- * Runs `execute(signal)`; past `timeoutSeconds` the signal is aborted and the attempt fails with
- * EventTimeoutError. The event's own code may still be running then: it should stop on the signal.
+ * Runs `execute(signal)` until it settles or the signal is aborted: past `timeoutSeconds` (with
+ * EventTimeoutError) or by a cancel (EventCancelledError); the attempt then fails with that reason.
+ * The event's own code may still be running then: it should stop on the signal.
  */
-async function executeWithin(event: BaseEvent, eventName: string, timeoutSeconds: number | undefined): Promise<void> {
-  const controller = new AbortController();
-  if (timeoutSeconds === undefined) return event.execute(controller.signal);
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new EventTimeoutError(eventName, timeoutSeconds);
-      controller.abort(error);
-      reject(error);
-    }, timeoutSeconds * 1000);
+async function executeWithin(event: BaseEvent, eventName: string, timeoutSeconds: number | undefined, controller: AbortController): Promise<void> {
+  const { signal } = controller;
+  if (signal.aborted) throw signal.reason;
+  let onAbort: () => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
+  const timer = timeoutSeconds === undefined ? undefined : setTimeout(() => controller.abort(new EventTimeoutError(eventName, timeoutSeconds)), timeoutSeconds * 1000);
   try {
-    await Promise.race([Promise.resolve(event.execute(controller.signal)), timedOut]);
+    await Promise.race([event.execute(signal), aborted]);
   } finally {
     clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** The repository's form of a cancel target, checked (a row id, or a queue and a unique key). */
+function cancelRequestOf(target: CancelTarget): { id: string } | { queueName: string; uniqueKey: string } {
+  if (typeof target === 'string' || typeof target === 'number') return { id: rowIdOf(target, 'an event id') };
+  assertPlainObject('cancel target', target);
+  assertKnownKeys('', target, ['queueName', 'uniqueKey']);
+  assertNonEmptyString('queueName', target.queueName);
+  assertNonEmptyString('uniqueKey', target.uniqueKey);
+  return { queueName: target.queueName, uniqueKey: target.uniqueKey };
 }
 
 export function validateRunWorkerOptions(options: TEventWorkerOptions): void {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type DataSource, IsNull } from 'typeorm';
-import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
+import { CorruptPayloadError, EventCancelledError, LeaseLostError, WorkerError } from '../errors/worker.error.js';
+import type { CancelledEvent } from '../interfaces/cancel.interface.js';
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type {
@@ -13,9 +14,17 @@ import { dialectFor } from './dialects/dialect-for.js';
 import type { WorkerDialect } from './dialects/worker-dialect.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
-import { fromRawRow } from './worker-row.js';
+import { fromRawRow, toAttributes } from './worker-row.js';
 import { emptyStatistics } from '../processing/queue-statistics.js';
-import { insertRow, moveToFailed, queueStatisticsStatement, toQueueStatistics } from './worker-statements.js';
+import {
+  cancelRow,
+  type CancelRowTarget,
+  insertRow,
+  moveToFailed,
+  queueStatisticsStatement,
+  removeCancelled,
+  toQueueStatistics,
+} from './worker-statements.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
 
 /**
@@ -70,9 +79,18 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
         leaseToken: null,
         updatedAt: Date.now(),
       })
-      .where('id = :id AND lease_token = :leaseToken', { id: claimed.id, leaseToken: claimed.leaseToken })
+      .where('id = :id AND lease_token = :leaseToken AND deleted_at IS NULL', { id: claimed.id, leaseToken: claimed.leaseToken })
       .execute();
-    if (result.affected === 0) throw new LeaseLostError(claimed.id);
+    if (result.affected === 0) await this.removeIfCancelled(claimed);
+  }
+
+  /** After a fenced write changed nothing: a row cancelled while it ran is removed (EventCancelledError), else the lease is lost. */
+  private async removeIfCancelled(claimed: { id: string; leaseToken: string }): Promise<never> {
+    const statement = removeCancelled(this.tables, claimed.id, claimed.leaseToken);
+    const removed = await this.dialect.atomically(function* () {
+      return (yield statement).affected;
+    });
+    throw removed > 0 ? new EventCancelledError(claimed.id) : new LeaseLostError(claimed.id);
   }
 
   async failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void> {
@@ -81,20 +99,42 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       throw new WorkerError('TypeOrmWorkerRepository.failWorker needs a failed model made by TypeOrmWorkerCreator');
     }
     const row = insertRow(this.tables.failed, failed.databaseRow(), (name) => this.dataSource.driver.escape(name));
-    const moved = await this.dialect.atomically(moveToFailed(this.tables, claimed.id, claimed.leaseToken, row));
-    if (!moved) throw new LeaseLostError(claimed.id);
+    const outcome = await this.dialect.atomically(moveToFailed(this.tables, claimed.id, claimed.leaseToken, row));
+    if (outcome === 'cancelled') throw new EventCancelledError(claimed.id);
+    if (outcome === 'lease-lost') throw new LeaseLostError(claimed.id);
   }
 
   /** By primary key and lease token: an index lookup, so InnoDB locks only the rows renewed. */
-  async renewLeases(models: IWorkerModel[], leaseMs: number): Promise<void> {
+  async renewLeases(models: IWorkerModel[], leaseMs: number): Promise<string[]> {
     const leaseTokens = leaseTokensOf(models);
-    if (leaseTokens.length === 0) return;
+    if (leaseTokens.length === 0) return [];
+    const ids = models.map((model) => leased(model).id);
     await this.dataSource.manager
       .createQueryBuilder()
       .update(WorkerEntity)
       .set({ availableAt: Date.now() + leaseMs })
-      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids: models.map((model) => leased(model).id), leaseTokens })
+      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids, leaseTokens })
       .execute();
+    // Cancelled while running: the heartbeat is how a worker in another process hears of it.
+    const cancelled = await this.dataSource.manager
+      .createQueryBuilder(WorkerEntity, 'row')
+      .select('row.id', 'id')
+      .where('row.id IN (:...ids) AND row.lease_token IN (:...leaseTokens) AND row.deleted_at IS NOT NULL', { ids, leaseTokens })
+      .getRawMany<{ id: string | number }>();
+    return cancelled.map((row) => String(row.id));
+  }
+
+  async cancelWorker(target: CancelRowTarget, now: number): Promise<CancelledEvent | undefined> {
+    const row = await this.dialect.atomically(cancelRow(this.tables, target, now, this.dialect.lockRowsClause));
+    if (!row) return undefined;
+    const fields = fromRawRow(row);
+    const cancelled: CancelledEvent = { id: String(fields.id), queueName: fields.queueName, eventName: fields.eventName, wasRunning: row.was_running === true };
+    try {
+      cancelled.attributes = toAttributes(fields);
+    } catch (error) {
+      if (!(error instanceof CorruptPayloadError)) throw error;
+    }
+    return cancelled;
   }
 
   /** Back in line where it was first queued (its createdAt), so releasing never costs a row its turn. */

@@ -17,16 +17,54 @@ export function insertRow(table: string, row: Record<string, unknown>, escape: (
   };
 }
 
+/** What became of a leased row whose last attempt failed. */
+export type FailedMoveOutcome = 'moved' | 'cancelled' | 'lease-lost';
+
 /**
- * Deletes a leased pending row and inserts its failed copy. Returns false, having changed nothing,
- * when the lease token no longer matches (another worker holds the row now).
+ * Deletes a leased pending row and inserts its failed copy. A row cancelled while it ran is only
+ * deleted ('cancelled'); when the lease token no longer matches (another worker holds the row now)
+ * nothing changes ('lease-lost').
  */
-export function moveToFailed(tables: WorkerTables, id: string, leaseToken: string, failedRow: SqlStatement): AtomicWork<boolean> {
+export function moveToFailed(tables: WorkerTables, id: string, leaseToken: string, failedRow: SqlStatement): AtomicWork<FailedMoveOutcome> {
   return function* () {
-    const removed = yield { sql: `DELETE FROM ${tables.pending} WHERE id = ? AND lease_token = ?`, parameters: [id, leaseToken] };
-    if (removed.affected === 0) return false;
+    const removed = yield { sql: `DELETE FROM ${tables.pending} WHERE id = ? AND lease_token = ? AND deleted_at IS NULL`, parameters: [id, leaseToken] };
+    if (removed.affected === 0) {
+      const cancelled = yield removeCancelled(tables, id, leaseToken);
+      return cancelled.affected === 0 ? 'lease-lost' : 'cancelled';
+    }
     yield failedRow;
-    return true;
+    return 'moved';
+  };
+}
+
+/** Deletes a leased row that was cancelled while it ran (fenced by the lease token like every write of a worker). */
+export function removeCancelled(tables: WorkerTables, id: string, leaseToken: string): SqlStatement {
+  return { sql: `DELETE FROM ${tables.pending} WHERE id = ? AND lease_token = ? AND deleted_at IS NOT NULL`, parameters: [id, leaseToken] };
+}
+
+/** Which pending row a cancel takes: by id, or by queue and unique key. */
+export type CancelRowTarget = { id: string } | { queueName: string; uniqueKey: string };
+
+/**
+ * Cancels one pending row: a waiting one (never leased, or its lease expired) is deleted; a running
+ * one is soft-deleted and loses its unique key, so no worker claims it again, its worker learns of
+ * it at its next heartbeat, and the key is free for a new dispatch. Resolves to the row as it was,
+ * with `was_running`, or undefined when no such row is pending.
+ */
+export function cancelRow(tables: WorkerTables, target: CancelRowTarget, now: number, lockRowsClause: string): AtomicWork<RawWorkerRow | undefined> {
+  return function* () {
+    const byId = 'id' in target;
+    const { rows } = yield {
+      sql: `SELECT * FROM ${tables.pending} WHERE ${byId ? 'id = ?' : 'queue_name = ? AND unique_key = ?'} AND deleted_at IS NULL${lockRowsClause}`,
+      parameters: byId ? [target.id] : [target.queueName, target.uniqueKey],
+    };
+    const [row] = rows;
+    if (!row) return undefined;
+    const running = row.lease_token !== null && row.lease_token !== undefined && Number(row.available_at) > now;
+    yield running
+      ? { sql: `UPDATE ${tables.pending} SET deleted_at = ?, unique_key = NULL, updated_at = ? WHERE id = ?`, parameters: [now, now, row.id] }
+      : { sql: `DELETE FROM ${tables.pending} WHERE id = ?`, parameters: [row.id] };
+    return { ...row, was_running: running };
   };
 }
 

@@ -19,18 +19,23 @@ function workersOf(app: INestApplicationContext, caller: string): AppWorkers {
 }
 
 function did(result: RunWorkerResult): boolean {
-  return result.processed + result.failed + result.retried > 0;
+  return result.processed + result.failed + result.retried + result.cancelled > 0;
 }
 
 function add(total: RunWorkerResult, result: RunWorkerResult): void {
   total.processed += result.processed;
   total.failed += result.failed;
   total.retried += result.retried;
+  total.cancelled += result.cancelled;
+}
+
+function nothingRun(queueName: string): RunWorkerResult {
+  return { queueName, processed: 0, failed: 0, retried: 0, cancelled: 0 };
 }
 
 async function drainQueue({ workers, config }: AppWorkers, queueName: string): Promise<RunWorkerResult> {
   const { retries, runAfterSeconds, concurrency } = config.queueOptions(queueName);
-  const total: RunWorkerResult = { queueName, processed: 0, failed: 0, retried: 0 };
+  const total = nothingRun(queueName);
   let result: RunWorkerResult;
   do {
     result = await workers.runWorker({ queueName, retries, runAfterSeconds, concurrency });
@@ -42,7 +47,7 @@ async function drainQueue({ workers, config }: AppWorkers, queueName: string): P
 /**
  * Runs the events of `queueName` that are due, in this process, until none is due (like Oban's
  * drain), with the queue's configured options (retries, runAfterSeconds, concurrency; @QueueEvent()
- * options still win), and resolves to what ran, summed: `{ queueName, processed, failed, retried }`.
+ * options still win), and resolves to what ran, summed: `{ queueName, processed, failed, retried, cancelled }`.
  *
  * Failed attempts retried with `runAfterSeconds: 0` are due at once and run in the same drain until
  * they succeed or their attempts are used up (then they are in the failed store). A retry delayed by
@@ -65,7 +70,7 @@ export async function drain(app: INestApplicationContext, queueName: string): Pr
 export async function drainAll(app: INestApplicationContext): Promise<RunWorkerResult[]> {
   const appWorkers = workersOf(app, 'drainAll()');
   const queueNames = knownQueueNames(appWorkers.config, app.get(EventService));
-  const totals = queueNames.map((queueName): RunWorkerResult => ({ queueName, processed: 0, failed: 0, retried: 0 }));
+  const totals = queueNames.map(nothingRun);
   let busy: boolean;
   do {
     busy = false;

@@ -85,16 +85,16 @@ export async function moduleDatabaseOptions(database: TestDatabase, sqliteFile: 
   return { type: database.type, url, synchronize: true, poolSize: 5 };
 }
 
-/** Empties both queue tables and restarts their ids, so every test starts from row 1. */
+/** Empties the queue tables (and the recurring slots) and restarts their ids, so every test starts from row 1. */
 export async function resetWorkerTables(dataSource: DataSource): Promise<void> {
   const type = dataSource.options.type;
-  for (const table of ['nestjs_workers', 'nestjs_failed_workers']) {
+  for (const table of ['nestjs_workers', 'nestjs_failed_workers', 'nestjs_workers_schedules']) {
     if (type === 'postgres') await dataSource.query(`TRUNCATE TABLE "${table}" RESTART IDENTITY`);
     else if (type === 'mysql' || type === 'mariadb') await dataSource.query(`TRUNCATE TABLE \`${table}\``);
   }
 }
 
-const NUMERIC_COLUMNS = ['id', 'attempts', 'retries', 'available_at', 'created_at', 'updated_at', 'deleted_at', 'failed_at'];
+const NUMERIC_COLUMNS = ['id', 'attempts', 'retries', 'priority', 'available_at', 'created_at', 'updated_at', 'deleted_at', 'failed_at'];
 
 /** A raw row with its numeric columns as numbers, whatever the driver returned (PostgreSQL: bigint strings). */
 export function normalizeRow(row: Record<string, unknown>): Record<string, unknown> {

@@ -66,6 +66,16 @@ export async function createTestApp(
   };
 }
 
+/**
+ * Another application instance on the database of `t` (the same SQLite file, or the same server
+ * database): what a second replica or worker process of the app would be. Create every instance
+ * before dispatching: on a server, creating one empties the queue tables.
+ */
+export function createPeerApp(t: TestApp, options: WorkerModuleOptions, on: TestDatabase): Promise<TestApp> {
+  const database = on.type === 'better-sqlite3' ? { ...options.database, database: t.file } : options.database;
+  return createTestApp({ ...options, database } as WorkerModuleOptions, {}, on);
+}
+
 /** A logger that keeps every line, for assertions on what the workers log. */
 export class RecordingLogger implements ILoggerService {
   readonly lines: { level: string; message: string }[] = [];
@@ -84,6 +94,13 @@ export class RecordingLogger implements ILoggerService {
   messages(level?: string): string[] {
     return this.lines.filter((line) => !level || line.level === level).map((line) => line.message);
   }
+}
+
+/** Runs `text` with `?` placeholders on any of the test databases (PostgreSQL spells them $1, $2, …). */
+export function execute(dataSource: DataSource, text: string, parameters: unknown[] = []): Promise<unknown> {
+  let position = 0;
+  const spelled = dataSource.options.type === 'postgres' ? text.replace(/\?/g, () => `$${++position}`) : text;
+  return dataSource.query(spelled, parameters);
 }
 
 export async function pendingRows(dataSource: DataSource): Promise<Record<string, unknown>[]> {

@@ -6,6 +6,7 @@ export type { DependencyResolver } from './events/event-dependencies.js';
 export { EventService, type EventServiceOptions } from './events/event.service.js';
 export { WorkerService, type WorkerServiceSettings } from './processing/worker.service.js';
 export { WorkerLifecycle } from './processing/worker-lifecycle.js';
+export { RecurringEventScheduler } from './recurring/recurring-event.scheduler.js';
 export { FailedWorkerService, MAX_FAILED_PAGE_SIZE } from './failed/failed-worker.service.js';
 export { UnsupportedDatabaseError } from './storage/dialects/worker-dialect.js';
 export {

@@ -1,6 +1,7 @@
 import { Reflector } from '@nestjs/core';
 import type { QueueEventMetadata } from './interfaces/queue-event-metadata.interface.js';
-import { QUEUE_EVENT_METADATA } from './worker.constants.js';
+import type { RecurringEventOptions } from './interfaces/recurring-event.interface.js';
+import { QUEUE_EVENT_METADATA, RECURRING_EVENT_METADATA } from './worker.constants.js';
 
 const reflector = new Reflector();
 
@@ -18,4 +19,14 @@ export function rememberDecoratedEventClass(eventClass: Function): void {
 
 export function getDecoratedEventClasses(): Function[] {
   return [...decoratedEventClasses];
+}
+
+/** One @RecurringEvent() of a class. */
+export interface RecurringEventMetadata extends RecurringEventOptions {
+  cron: string;
+}
+
+/** The @RecurringEvent() schedules declared on this very class (not inherited: a subclass is another event). */
+export function getRecurringEventMetadata(eventClass: Function): RecurringEventMetadata[] {
+  return (Reflect.getOwnMetadata(RECURRING_EVENT_METADATA, eventClass) as RecurringEventMetadata[] | undefined) ?? [];
 }

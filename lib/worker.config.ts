@@ -1,6 +1,8 @@
 import type { EventClass } from './events/base-event.js';
 import { InvalidWorkerOptionsError } from './errors/worker.error.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
+import type { RecurringEventDefinition } from './interfaces/recurring-event.interface.js';
+import { assertRecurringSchedule } from './recurring/cron-slots.js';
 import type { DataSource } from 'typeorm';
 import type { WorkerModuleOptions, WorkerQueueOptions, WorkerServerDatabaseOptions } from './interfaces/worker-module-options.interface.js';
 import {
@@ -46,6 +48,7 @@ export interface ResolvedWorkerConfig {
   queues: ReadonlyMap<string, ResolvedQueueOptions>;
   defaults: ResolvedQueueOptions;
   events: EventClass[];
+  recurring: RecurringEventDefinition[];
   autoStart: boolean;
   leaseSeconds: number;
   heartbeatSeconds: number;
@@ -54,7 +57,7 @@ export interface ResolvedWorkerConfig {
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
-const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
+const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
 const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'backoff', 'timeoutSeconds'] as const;
 const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
 const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
@@ -93,6 +96,15 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     }
   });
 
+  const recurring = input.recurring ?? [];
+  if (!Array.isArray(recurring)) throw new InvalidWorkerOptionsError('recurring', 'must be an array of { event, cron, payload?, timeZone?, name? }');
+  recurring.forEach((definition: unknown, index) => {
+    const field = `recurring[${index}]`;
+    const entry = definition as Partial<RecurringEventDefinition>;
+    assertRecurringSchedule((key) => (key === 'options' ? field : `${field}.${key}`), entry?.cron, definition, ['event']);
+    if (typeof entry.event !== 'function') throw new InvalidWorkerOptionsError(`${field}.event`, 'must be a queued event class (a BaseEvent subclass)');
+  });
+
   const autoStart = input.autoStart ?? true;
   assertBoolean('autoStart', autoStart);
   const leaseSeconds = input.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
@@ -119,6 +131,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     queues,
     defaults,
     events: [...events],
+    recurring: [...recurring],
     autoStart,
     leaseSeconds,
     heartbeatSeconds,

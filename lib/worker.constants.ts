@@ -30,3 +30,6 @@ export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
 export const HEARTBEATS_PER_LEASE = 3;
 /** Longest pause between polls after repeated errors (database down). */
 export const MAX_POLL_BACKOFF_MS = 30_000;
+export const RECURRING_EVENT_METADATA = 'nestjs-workers:recurring-event';
+/** Node's setTimeout holds at most 2^31 - 1 ms (24.8 days); longer waits are taken in steps. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;

@@ -21,6 +21,7 @@ import { WorkerScheduler } from './worker.scheduler.js';
 import { WorkerExplorer } from './worker.explorer.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
 import { WorkerLifecycle } from './processing/worker-lifecycle.js';
+import { RecurringEventScheduler } from './recurring/recurring-event.scheduler.js';
 
 /** Closes the DataSource the module opened, after the workers have drained; an application's own stays open. */
 @Injectable()
@@ -115,12 +116,13 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
       inject: [WORKER_CONFIG, WORKER_REPOSITORY, WORKER_CREATOR, EventService, WorkerLifecycle],
     },
     WorkerScheduler,
+    RecurringEventScheduler,
     WorkerExplorer,
     WorkerDataSourceCloser,
   ];
 }
 
-const EXPORTS = [WorkerService, EventService, FailedWorkerService, WorkerLifecycle, WORKER_CONFIG, WORKER_DATA_SOURCE, WORKER_REPOSITORY, WORKER_CREATOR];
+const EXPORTS = [WorkerService, EventService, FailedWorkerService, WorkerLifecycle, RecurringEventScheduler, WORKER_CONFIG, WORKER_DATA_SOURCE, WORKER_REPOSITORY, WORKER_CREATOR];
 
 function withWorkerProviders(definition: DynamicModule, extras: WorkerModuleExtras): DynamicModule {
   return {

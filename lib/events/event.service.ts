@@ -149,13 +149,28 @@ export class EventService implements IEventService {
       await event.execute();
       return undefined;
     }
+    const { model, eventName } = this.buildWorkerModel(event, queueName, options);
+    if (options.manager) await insertWithin(model, options.manager);
+    else await model.saveWorkerData();
+    const attributes = model.getWorkerData();
+    // A taken unique key adopts the existing row: nothing new was dispatched.
+    const added = !(model instanceof TypeOrmWorkerModel) || model.insertedNewRow;
+    // Within a caller's transaction the row becomes visible when that transaction commits.
+    if (attributes && added) await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
+    return attributes?.id;
+  }
+
+  /**
+   * The row a dispatch of a queued event stores, built and checked but not stored (the recurring
+   * scheduler stores it in its own transaction). Throws what dispatch() throws for bad input.
+   */
+  buildWorkerModel(event: BaseEvent, queueName: string, options: DispatchOptions = {}): { model: IWorkerModel; eventName: string } {
     const eventName = event.getName();
     const registered = this.registry.find(eventName);
     if (registered?.eventClass !== event.constructor) throw new UnknownEventError(eventName);
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
     assertDispatchOptions(options);
     const now = new Date();
-    const availableAt = dueTime(options, now);
     const model = this.workerCreator.createWorkerModel({
       // Checked and serialized when the model is saved (serializePayload): a bad payload stores nothing.
       payload: (event.getPayload() ?? null) as TSerializableValues | null,
@@ -165,19 +180,12 @@ export class EventService implements IEventService {
       eventName,
       createdAt: now,
       updatedAt: now,
-      availableAt,
+      availableAt: dueTime(options, now),
       priority: options.priority ?? registered.options.priority,
       uniqueKey: options.uniqueKey,
     });
     assertKeyable(model, options);
-    if (options.manager) await insertWithin(model, options.manager);
-    else await model.saveWorkerData();
-    const attributes = model.getWorkerData();
-    // A taken unique key adopts the existing row: nothing new was dispatched.
-    const added = !(model instanceof TypeOrmWorkerModel) || model.insertedNewRow;
-    // Within a caller's transaction the row becomes visible when that transaction commits.
-    if (attributes && added) await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
-    return attributes?.id;
+    return { model, eventName };
   }
 
   createEvent(eventName: string, payload: TSerializableValues | null): BaseEvent {

@@ -11,3 +11,4 @@ export * from './failed-workers.interface.js';
 export * from './worker-lifecycle.interface.js';
 export * from './backoff.interface.js';
 export * from './cancel.interface.js';
+export * from './recurring-event.interface.js';

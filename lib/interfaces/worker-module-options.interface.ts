@@ -1,4 +1,5 @@
 import type { InjectionToken, OptionalFactoryDependency, Provider, Type } from '@nestjs/common';
+import type { RecurringEventDefinition } from './recurring-event.interface.js';
 import type { DataSource } from 'typeorm';
 import type { EventClass } from '../events/base-event.js';
 import type { BackoffOption } from './backoff.interface.js';
@@ -73,7 +74,15 @@ export interface WorkerModuleOptions {
   defaults?: WorkerQueueOptions;
   /** Event classes to register besides the @QueueEvent() ones. */
   events?: EventClass[];
-  /** Poll every queue at application bootstrap. Default true; false: call runWorker() yourself. */
+  /**
+   * Queued events to dispatch on cron schedules, once per slot across replicas (like
+   * @RecurringEvent() on the class).
+   */
+  recurring?: RecurringEventDefinition[];
+  /**
+   * Poll every queue and start the recurring schedules at application bootstrap. Default true;
+   * false: call runWorker() yourself (schedules do not run).
+   */
   autoStart?: boolean;
   /** How long a claimed event stays leased to its worker (s). Default 30. */
   leaseSeconds?: number;

@@ -2,7 +2,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { WorkerError } from '../errors/worker.error.js';
 import type { ResolvedDatabaseOptions } from '../worker.config.js';
 import { isSupportedDatabaseType, UnsupportedDatabaseError } from './dialects/worker-dialect.js';
-import { FailedWorkerEntity, WorkerEntity, workerEntitySchemas } from './entities/worker.entity.js';
+import { FailedWorkerEntity, WorkerEntity, workerEntitySchemas, WorkerScheduleEntity } from './entities/worker.entity.js';
 import { workerMigrations } from './migrations/index.js';
 
 /** DataSources this package opened, and so closes; an application's own DataSource is left alone. */
@@ -69,7 +69,7 @@ export function assertUsableDataSource(dataSource: DataSource): DataSource {
   if (!dataSource.isInitialized) {
     throw new WorkerError('The DataSource given to WorkerModule is not initialized: call dataSource.initialize() first');
   }
-  if (!dataSource.hasMetadata(WorkerEntity) || !dataSource.hasMetadata(FailedWorkerEntity)) {
+  if ([WorkerEntity, FailedWorkerEntity, WorkerScheduleEntity].some((entity) => !dataSource.hasMetadata(entity))) {
     throw new WorkerError(
       `The DataSource given to WorkerModule has no queue entities: add ...workerEntitySchemas('${type}') to its entities ` +
         `(or TypeOrmModule.forFeature(workerEntitySchemas('${type}')) with autoLoadEntities)`,

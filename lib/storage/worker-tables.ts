@@ -1,18 +1,20 @@
 import type { DataSource } from 'typeorm';
-import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
+import { FailedWorkerEntity, WorkerEntity, WorkerScheduleEntity } from './entities/worker.entity.js';
 
-/** Both queue tables as they are spelled in raw SQL on this DataSource (schema-qualified, quoted). */
+/** The queue tables as they are spelled in raw SQL on this DataSource (schema-qualified, quoted). */
 export interface WorkerTables {
   pending: string;
   failed: string;
+  /** The recurring events' last dispatched slots. */
+  schedules: string;
 }
 
 export function workerTables(dataSource: DataSource): WorkerTables {
-  const quoted = (entity: typeof WorkerEntity | typeof FailedWorkerEntity): string =>
+  const quoted = (entity: typeof WorkerEntity | typeof FailedWorkerEntity | typeof WorkerScheduleEntity): string =>
     dataSource
       .getMetadata(entity)
       .tablePath.split('.')
       .map((part) => dataSource.driver.escape(part))
       .join('.');
-  return { pending: quoted(WorkerEntity), failed: quoted(FailedWorkerEntity) };
+  return { pending: quoted(WorkerEntity), failed: quoted(FailedWorkerEntity), schedules: quoted(WorkerScheduleEntity) };
 }

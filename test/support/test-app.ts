@@ -43,6 +43,7 @@ export async function createTestApp(
   options: WorkerModuleOptions = {},
   metadata: ModuleMetadata = {},
   on: TestDatabase = SQLITE,
+  { emptyTables = true }: { emptyTables?: boolean } = {},
 ): Promise<TestApp> {
   const database = tempDatabase();
   const databaseOptions = { ...(await moduleDatabaseOptions(on, database.file)), ...options.database } as WorkerModuleOptions['database'];
@@ -52,7 +53,7 @@ export async function createTestApp(
   }).compile();
   const app = await moduleRef.init();
   const dataSource = app.get<DataSource>(WORKER_DATA_SOURCE);
-  await resetWorkerTables(dataSource);
+  if (emptyTables) await resetWorkerTables(dataSource);
   return {
     app,
     workers: app.get(WorkerService),
@@ -68,12 +69,12 @@ export async function createTestApp(
 
 /**
  * Another application instance on the database of `t` (the same SQLite file, or the same server
- * database): what a second replica or worker process of the app would be. Create every instance
- * before dispatching: on a server, creating one empties the queue tables.
+ * database): what a second replica or worker process of the app would be. It leaves the tables as
+ * they are.
  */
 export function createPeerApp(t: TestApp, options: WorkerModuleOptions, on: TestDatabase): Promise<TestApp> {
   const database = on.type === 'better-sqlite3' ? { ...options.database, database: t.file } : options.database;
-  return createTestApp({ ...options, database } as WorkerModuleOptions, {}, on);
+  return createTestApp({ ...options, database } as WorkerModuleOptions, {}, on, { emptyTables: false });
 }
 
 /** A logger that keeps every line, for assertions on what the workers log. */

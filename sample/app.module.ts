@@ -7,6 +7,7 @@ import { WorkerModule, type WorkerModuleOptions } from '../lib/index.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
 import { DigestScheduler } from './digest.scheduler.js';
 import { EmailNotificationEvent } from './email-notification.event.js';
+import { QUEUE_REPORT, QueueReportEvent } from './queue-report.event.js';
 import { FailedEventsController } from './failed-events.controller.js';
 import { HealthController } from './health.controller.js';
 import { MetricsController } from './metrics.controller.js';
@@ -26,6 +27,8 @@ export interface SampleAppOptions {
   autoStart?: boolean;
   /** Run the digest cron in this process. Default true. */
   digestCron?: boolean;
+  /** Schedule the recurring queue report (dispatched by one replica per slot). Default true. */
+  queueReport?: boolean;
 }
 
 function sampleDatabase(options: SampleAppOptions): WorkerModuleOptions['database'] {
@@ -54,7 +57,8 @@ export class AppModule {
           },
           // Listed although @QueueEvent() registers them: a worker process then knows every event
           // it may find in the table, whatever this process happened to import.
-          events: [EmailNotificationEvent, DailyDigestEvent],
+          events: [EmailNotificationEvent, DailyDigestEvent, QueueReportEvent],
+          recurring: (options.queueReport ?? true) ? [QUEUE_REPORT] : [],
           autoStart: options.autoStart ?? true,
         }),
         // GET /health/workers answers 503 past these.

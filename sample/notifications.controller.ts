@@ -1,6 +1,6 @@
-import { BadRequestException, Body, Controller, Get, Inject, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Delete, Get, Inject, NotFoundException, Param, Post } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { EventService, WORKER_DATA_SOURCE } from '../lib/index.js';
+import { type CancelledEvent, type DispatchOptions, EventService, InvalidWorkerOptionsError, WORKER_DATA_SOURCE, WorkerService } from '../lib/index.js';
 import { EmailNotificationEvent, type EmailNotificationPayload } from './email-notification.event.js';
 import { MailService, type SentMail } from './mail.service.js';
 
@@ -9,14 +9,42 @@ export class NotificationsController {
   constructor(
     private readonly events: EventService,
     private readonly mail: MailService,
+    private readonly workers: WorkerService,
     @Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource,
   ) {}
 
-  /** Queues the mail and answers at once; a worker sends it (see GET /mail/sent). */
+  /**
+   * Queues the mail and answers at once; a worker sends it (see GET /mail/sent). `urgent: true` goes
+   * before the backlog (priority -10); the same `dedupeKey` while one is pending queues it only once.
+   */
   @Post('notifications')
-  async notify(@Body() body: Partial<EmailNotificationPayload> | undefined): Promise<{ id: string | undefined }> {
-    const id = await this.events.dispatch(notificationEvent(body));
-    return { id };
+  async notify(@Body() body: NotificationRequest | undefined): Promise<{ id: string | undefined }> {
+    const options: DispatchOptions = {};
+    if (body?.urgent !== undefined) {
+      if (typeof body.urgent !== 'boolean') throw new BadRequestException({ error: 'urgent must be a boolean' });
+      if (body.urgent) options.priority = -10;
+    }
+    if (body?.dedupeKey !== undefined) options.uniqueKey = body.dedupeKey as string;
+    try {
+      return { id: await this.events.dispatch(notificationEvent(body), options) };
+    } catch (error) {
+      if (error instanceof InvalidWorkerOptionsError) throw new BadRequestException({ error: error.message });
+      throw error;
+    }
+  }
+
+  /** Cancels a queued notification (a running one is aborted and not retried); 404 when none is pending. */
+  @Delete('notifications/:id')
+  async cancel(@Param('id') id: string): Promise<Pick<CancelledEvent, 'id' | 'wasRunning'>> {
+    let cancelled: CancelledEvent | undefined;
+    try {
+      cancelled = await this.workers.cancel(id);
+    } catch (error) {
+      if (error instanceof InvalidWorkerOptionsError) throw new BadRequestException({ error: error.message });
+      throw error;
+    }
+    if (!cancelled) throw new NotFoundException({ error: `No pending notification ${id}` });
+    return { id: cancelled.id, wasRunning: cancelled.wasRunning };
   }
 
   /**
@@ -46,6 +74,11 @@ export class NotificationsController {
   sent(): SentMail[] {
     return this.mail.sent;
   }
+}
+
+interface NotificationRequest extends Partial<EmailNotificationPayload> {
+  urgent?: unknown;
+  dedupeKey?: unknown;
 }
 
 function notificationEvent(body: Partial<EmailNotificationPayload> | undefined): EmailNotificationEvent {

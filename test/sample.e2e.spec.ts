@@ -3,11 +3,12 @@ import type { INestApplication } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { type QueueStatistics, WorkerService } from '../lib/index.js';
+import { type QueueStatistics, RecurringEventScheduler, WorkerService } from '../lib/index.js';
 import { AppModule, type SampleAppOptions } from '../sample/app.module.js';
 import { DIGEST_RECIPIENT } from '../sample/daily-digest.event.js';
 import { DIGEST_CRON_JOB, DigestScheduler } from '../sample/digest.scheduler.js';
 import { MailService } from '../sample/mail.service.js';
+import { QUEUE_REPORT_SCHEDULE } from '../sample/queue-report.event.js';
 import type { DataSource } from 'typeorm';
 import { WORKER_DATA_SOURCE } from '../lib/index.js';
 import { ensureServerDatabase, resetWorkerTables, testDatabases } from './support/databases.js';
@@ -51,7 +52,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     cleanup = database.cleanup;
     const databaseUrl = db.serverUrl ? await ensureServerDatabase(db, `nestjs_workers_sample_${process.env.JEST_WORKER_ID ?? '0'}`) : undefined;
     const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register({ autoStart: false, digestCron: false, ...options, database: database.file, databaseUrl })],
+      imports: [AppModule.register({ autoStart: false, digestCron: false, queueReport: false, ...options, database: database.file, databaseUrl })],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -256,5 +257,46 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     expect(run.body.result.processed).toBe(1);
     const sent = (await request(server).get('/mail/sent').expect(200)).body as { to: string; message: string }[];
     expect(sent).toEqual([{ to: DIGEST_RECIPIENT, message: expect.stringMatching(/^Daily digest for \d{4}-\d{2}-\d{2}$/) }]);
+  });
+
+  it('queues urgent notifications first, a deduplicated one once, and cancels a queued one', async () => {
+    const started = await startSample();
+    const server = started.getHttpServer();
+    const dataSource = started.get<DataSource>(WORKER_DATA_SOURCE);
+    await request(server).post('/notifications').send({ userId: '1', message: 'newsletter' }).expect(201);
+    await request(server).post('/notifications').send({ userId: '2', message: 'password reset', urgent: true }).expect(201);
+    const claimOrder = (await dataSource.query('SELECT payload FROM nestjs_workers ORDER BY priority, available_at, id')) as { payload: string }[];
+    expect(claimOrder.map((row) => JSON.parse(row.payload).message)).toEqual(['password reset', 'newsletter']);
+
+    const first = await request(server).post('/notifications').send({ userId: '3', message: 'digest', dedupeKey: 'digest:3' }).expect(201);
+    const again = await request(server).post('/notifications').send({ userId: '3', message: 'digest', dedupeKey: 'digest:3' }).expect(201);
+    expect(again.body).toEqual(first.body);
+    const badKey = await request(server).post('/notifications').send({ userId: '3', message: 'x', dedupeKey: '' }).expect(400);
+    expect(badKey.body.error).toContain('Invalid nestjs-workers option "uniqueKey"');
+    await request(server).post('/notifications').send({ userId: '3', message: 'x', urgent: 'yes' }).expect(400, { error: 'urgent must be a boolean' });
+
+    await request(server).delete(`/notifications/${first.body.id}`).expect(200, { id: first.body.id, wasRunning: false });
+    await request(server).delete(`/notifications/${first.body.id}`).expect(404);
+    const badId = await request(server).delete('/notifications/abc').expect(400);
+    expect(badId.body.error).toContain('Invalid nestjs-workers option "id"');
+
+    await request(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
+    const sent = (await request(server).get('/mail/sent').expect(200)).body as { message: string }[];
+    expect(sent.map((mail) => mail.message).sort()).toEqual(['newsletter', 'password reset']);
+  });
+
+  it('dispatches each slot of the recurring queue report once, and the report mails the statistics', async () => {
+    const started = await startSample({ queueReport: true });
+    const server = started.getHttpServer();
+    await request(server).post('/notifications').send({ userId: '5', message: 'pending' }).expect(201);
+    const scheduler = started.get(RecurringEventScheduler);
+    expect(scheduler.list()).toEqual([expect.objectContaining({ name: QUEUE_REPORT_SCHEDULE, cron: '0 */5 * * * *', queueName: 'maintenance-queue' })]);
+    const slot = new Date(Math.floor(Date.now() / 300_000) * 300_000);
+    expect(await scheduler.dispatchSlot(QUEUE_REPORT_SCHEDULE, slot)).toEqual(expect.any(String));
+    expect(await scheduler.dispatchSlot(QUEUE_REPORT_SCHEDULE, slot)).toBeUndefined();
+    const run = await request(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
+    expect(run.body.result.processed).toBe(1);
+    const sent = (await request(server).get('/mail/sent').expect(200)).body as { to: string; message: string }[];
+    expect(sent).toEqual([{ to: DIGEST_RECIPIENT, message: 'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed' }]);
   });
 });

@@ -12,6 +12,7 @@ import {
   assertKnownKeys,
   assertNonEmptyString,
   assertNumber,
+  assertBatchSize,
   assertPlainObject,
   assertRetrySettings,
 } from './processing/worker-options.validation.js';
@@ -27,7 +28,7 @@ import {
   HEARTBEATS_PER_LEASE,
 } from './worker.constants.js';
 
-export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds'>> & Pick<WorkerQueueOptions, 'timeoutSeconds'>;
+export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> & Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
 
 export interface ResolvedSqliteOptions {
   type: 'better-sqlite3';
@@ -58,7 +59,7 @@ export interface ResolvedWorkerConfig {
 }
 
 const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
-const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'backoff', 'timeoutSeconds'] as const;
+const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds'] as const;
 const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
 const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
 const SERVER_TYPES = ['postgres', 'mysql', 'mariadb'] as const;
@@ -154,6 +155,7 @@ function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOpti
   assertRetrySettings((setting) => `${field}.${setting}`, resolved, true);
   assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10);
   assertInteger(`${field}.concurrency`, resolved.concurrency, 1);
+  if (resolved.batchSize !== undefined) assertBatchSize(`${field}.batchSize`, resolved.batchSize);
   return resolved;
 }
 

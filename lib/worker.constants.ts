@@ -33,3 +33,5 @@ export const MAX_POLL_BACKOFF_MS = 30_000;
 export const RECURRING_EVENT_METADATA = 'nestjs-workers:recurring-event';
 /** Node's setTimeout holds at most 2^31 - 1 ms (24.8 days); longer waits are taken in steps. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Largest batchSize: one claim's rows and one completion statement's id list. */
+export const MAX_BATCH_SIZE = 10_000;

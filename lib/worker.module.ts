@@ -108,6 +108,7 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
           leaseSeconds: config.leaseSeconds,
           heartbeatSeconds: config.heartbeatSeconds,
           concurrencyFor: (queueName) => config.queueOptions(queueName).concurrency,
+          batchSizeFor: (queueName) => config.queueOptions(queueName).batchSize,
           knownQueues: () => knownQueueNames(config, eventService),
           lifecycle,
         });

@@ -66,6 +66,14 @@ function assertKeyable(model: IWorkerModel, options: DispatchOptions): void {
 }
 
 async function insertWithin(model: IWorkerModel, manager: EntityManager): Promise<void> {
+  assertTransactionalDispatch(manager);
+  if (!(model instanceof TypeOrmWorkerModel)) {
+    throw new WorkerError('dispatch(event, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction');
+  }
+  await model.insert(manager);
+}
+
+function assertTransactionalDispatch(manager: EntityManager): void {
   if (manager.connection.options.type === 'better-sqlite3') {
     // TypeORM runs every better-sqlite3 query on one connection: an open transaction there would
     // also take in the workers' claims and completions and every other dispatch of the process.
@@ -74,10 +82,6 @@ async function insertWithin(model: IWorkerModel, manager: EntityManager): Promis
         'so a transaction would absorb the writes of every worker and dispatch of the process',
     );
   }
-  if (!(model instanceof TypeOrmWorkerModel)) {
-    throw new WorkerError('dispatch(event, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction');
-  }
-  await model.insert(manager);
 }
 
 export interface EventServiceOptions {
@@ -186,6 +190,43 @@ export class EventService implements IEventService {
     });
     assertKeyable(model, options);
     return { model, eventName };
+  }
+
+  /**
+   * Stores many queued events in as few statements as the database allows (multi-row INSERTs of
+   * thousands of rows), all or none: in the caller's transaction with `options.manager`, else in one
+   * of its own. `options` apply to every event (delaySeconds, runAt, priority, manager; not
+   * uniqueKey). Resolves to the ids in the order of `events`. Events without a queue are refused.
+   */
+  async dispatchMany(events: BaseEvent[], options: DispatchOptions = {}): Promise<string[]> {
+    if (!Array.isArray(events)) throw new InvalidWorkerOptionsError('events', 'must be an array of queued events');
+    if (options.uniqueKey !== undefined) {
+      throw new InvalidWorkerOptionsError('uniqueKey', 'cannot be given to dispatchMany (one key cannot hold several events): dispatch keyed events one by one');
+    }
+    const built = events.map((event, index) => {
+      const queueName = event?.getQueueName?.();
+      if (!queueName) {
+        throw new WorkerError(`dispatchMany() takes queued events only: events[${index}] (${event?.constructor?.name ?? typeof event}) has no queue`);
+      }
+      return { ...this.buildWorkerModel(event, queueName, options), queueName, event };
+    });
+    const models = built.map(({ model }) => model);
+    if (options.manager) assertTransactionalDispatch(options.manager);
+    if (models.every((model): model is TypeOrmWorkerModel => model instanceof TypeOrmWorkerModel)) {
+      await TypeOrmWorkerModel.insertMany(models, options.manager);
+    } else if (options.manager) {
+      throw new WorkerError('dispatchMany(events, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction');
+    } else {
+      for (const model of models) await model.saveWorkerData();
+    }
+    const ids = models.map((model) => (model instanceof TypeOrmWorkerModel ? model.id : model.getWorkerData()?.id) ?? '');
+    if (this.lifecycle?.hasListeners) {
+      for (const { model, queueName, eventName, event } of built) {
+        const attributes = model.getWorkerData();
+        if (attributes) await this.lifecycle.emit({ name: 'dispatched', queueName, eventName, attributes, event });
+      }
+    }
+    return ids;
   }
 
   createEvent(eventName: string, payload: TSerializableValues | null): BaseEvent {

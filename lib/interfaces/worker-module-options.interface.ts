@@ -17,6 +17,8 @@ export interface WorkerQueueOptions {
   pollIntervalMs?: number;
   /** Events of this queue run at once by one process. Default 1. */
   concurrency?: number;
+  /** Rows one claim takes (1–10,000); completions of a claim are deleted in one statement. Default: concurrency. */
+  batchSize?: number;
   /** How the retry delay grows: 'fixed' (default), 'exponential', { type: 'exponential', maxSeconds, jitter } or a function. */
   backoff?: BackoffOption;
   /** Seconds an attempt may run before it fails with EventTimeoutError. Default: no limit. */

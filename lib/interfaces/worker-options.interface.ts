@@ -21,6 +21,12 @@ export type TEventWorkerOptions = {
   workerCreator?: IWorkerCreatorConstructor;
   /** Events run at once (defaults to the queue's configured concurrency, else 1). */
   concurrency?: number;
+  /**
+   * Rows claimed per round trip (default: the queue's batchSize, else concurrency). More than
+   * concurrency keeps lanes busy without a claim between events; completions of a batch are
+   * deleted together.
+   */
+  batchSize?: number;
   /** How the retry delay grows; default 'fixed' (always runAfterSeconds). */
   backoff?: BackoffOption;
   /** Seconds an attempt may run before it fails with EventTimeoutError; default none. */

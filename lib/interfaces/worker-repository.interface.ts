@@ -46,6 +46,12 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
   countDueWorkers(queueName: string, dueBy: Date): Promise<number>;
   /** Deletes a row that succeeded. Throws LeaseLostError if the lease is no longer held. */
   completeWorker(model: IWorkerModel): Promise<void>;
+  /**
+   * Deletes the rows of events that succeeded, fenced by their lease tokens, in as few statements as
+   * it can; resolves to the ids it could not delete because their leases were lost. Optional:
+   * without it each row goes through completeWorker().
+   */
+  completeWorkers?(models: IWorkerModel[]): Promise<string[]>;
   /** Records a failed attempt and makes the row due again. */
   retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void>;
   /** Moves the row to the failed store: the insert and the delete happen together or not at all. */

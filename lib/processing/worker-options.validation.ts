@@ -1,5 +1,6 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
+import { MAX_BATCH_SIZE } from '../worker.constants.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -10,6 +11,13 @@ export function assertNonEmptyString(field: string, value: unknown): void {
 export function assertInteger(field: string, value: unknown, min: number): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new InvalidWorkerOptionsError(field, `must be an integer ≥ ${min} (got ${describe(value)})`);
+  }
+}
+
+/** A claim's row count: at least 1, and a bounded IN list for the batch completion. */
+export function assertBatchSize(field: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_BATCH_SIZE) {
+    throw new InvalidWorkerOptionsError(field, `must be an integer between 1 and ${MAX_BATCH_SIZE} (got ${describe(value)})`);
   }
 }
 

@@ -30,6 +30,7 @@ import { retryDelaySeconds } from './retry-policy.js';
 import { runPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import {
+  assertBatchSize,
   assertHeartbeat,
   assertInteger,
   assertNonEmptyString,
@@ -47,6 +48,8 @@ export interface WorkerServiceSettings {
   heartbeatSeconds?: number;
   /** Concurrency of a queue when runWorker() is not given one. */
   concurrencyFor?: (queueName: string) => number;
+  /** Rows per claim of a queue when runWorker() is not given batchSize (undefined: its concurrency). */
+  batchSizeFor?: (queueName: string) => number | undefined;
   /** Queues getHealth() reports even while they are empty (WorkerModule: the polled queues). */
   knownQueues?: () => string[];
   /** Where 'completed', 'retrying' and 'failed' are announced (@OnWorkerEvent() hooks, metrics). */
@@ -61,7 +64,11 @@ interface RunContext {
   result: RunWorkerResult;
   /** Start of the current pass: rows due after it wait for the next pass. */
   dueBy: Date;
+  /** Events of the current batch that succeeded; their rows are deleted together when the batch ends. */
+  succeeded: { model: IWorkerModel; outcome: LifecycleOutcome; durationMs: number }[];
 }
+
+type LifecycleOutcome = { queueName: string; eventName: string; attributes: IWorkerAttributes; event?: BaseEvent };
 
 /**
  * The seed's WorkerService: `runWorker(options)` leases the due rows of one queue, runs their events
@@ -76,6 +83,7 @@ export class WorkerService {
   private workerCreator?: IWorkerCreator;
   private leaseMs = DEFAULT_LEASE_SECONDS * 1000;
   private concurrencyFor: (queueName: string) => number = () => DEFAULT_CONCURRENCY;
+  private batchSizeFor: (queueName: string) => number | undefined = () => undefined;
   private knownQueues: () => string[] = () => [];
   private lifecycle?: WorkerLifecycle;
   private heartbeatMs = (DEFAULT_LEASE_SECONDS * 1000) / HEARTBEATS_PER_LEASE;
@@ -113,6 +121,7 @@ export class WorkerService {
       this.heartbeatMs = settings.heartbeatSeconds * 1000;
     }
     if (settings.concurrencyFor) this.concurrencyFor = settings.concurrencyFor;
+    if (settings.batchSizeFor) this.batchSizeFor = settings.batchSizeFor;
     if (settings.knownQueues) this.knownQueues = settings.knownQueues;
     if (settings.lifecycle) this.lifecycle = settings.lifecycle;
   }
@@ -132,6 +141,7 @@ export class WorkerService {
       eventService: this.requireEventService(),
       result,
       dueBy: new Date(),
+      succeeded: [],
     };
     const run = this.drain(context);
     this.activeRuns.add(run);
@@ -226,6 +236,7 @@ export class WorkerService {
   private async drain(context: RunContext): Promise<void> {
     const { options, repository } = context;
     const concurrency = options.concurrency ?? this.concurrencyFor(options.queueName);
+    const batchSize = options.batchSize ?? this.batchSizeFor(options.queueName) ?? concurrency;
     let claimedInPass: number;
     let firstPass = true;
     do {
@@ -236,7 +247,7 @@ export class WorkerService {
       while (!this.stopping) {
         const batch = await repository.claimWorkers({
           queueName: options.queueName,
-          limit: concurrency,
+          limit: batchSize,
           workerId: this.workerId,
           leaseMs: this.leaseMs,
           dueBy: context.dueBy,
@@ -253,6 +264,7 @@ export class WorkerService {
         let unstarted: IWorkerModel[];
         try {
           unstarted = await runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
+          await this.completeSucceeded(context);
         } finally {
           heartbeat.stop();
           for (const id of signals) if (id !== undefined) this.claimedSignals.delete(id);
@@ -354,9 +366,7 @@ export class WorkerService {
         return;
       }
       if (!failure) {
-        await repository.completeWorker(model);
-        result.processed++;
-        await this.lifecycle?.emit({ name: 'completed', ...outcome, durationMs: performance.now() - startedAt });
+        context.succeeded.push({ model, outcome, durationMs: performance.now() - startedAt });
         return;
       }
       this.logger.error(
@@ -393,6 +403,34 @@ export class WorkerService {
         );
       }
     }
+  }
+
+  /**
+   * Deletes the rows of the batch's successful events in one statement per lease (fenced like every
+   * write of a worker). If that fails, the rows stay leased and run again when the lease expires.
+   */
+  private async completeSucceeded(context: RunContext): Promise<void> {
+    const succeeded = context.succeeded.splice(0);
+    if (succeeded.length === 0) return;
+    const { repository, result, options } = context;
+    const models = succeeded.map(({ model }) => model);
+    let lost: Set<string>;
+    try {
+      lost = new Set(repository.completeWorkers ? await repository.completeWorkers(models) : await completeOneByOne(repository, models));
+    } catch (error) {
+      this.logger.error(
+        `Could not record ${models.length} finished events of queue ${options.queueName}; they run again when their lease expires: ` +
+          describeError(error),
+      );
+      return;
+    }
+    for (const id of lost) {
+      this.logger.warn(`${new LeaseLostError(id).message}; the worker that holds it now decides the outcome of its event`);
+    }
+    const recorded = lost.size === 0 ? succeeded : succeeded.filter(({ outcome }) => !lost.has(outcome.attributes.id ?? ''));
+    result.processed += recorded.length;
+    if (!this.lifecycle?.hasListeners) return;
+    for (const { outcome, durationMs } of recorded) await this.lifecycle.emit({ name: 'completed', ...outcome, durationMs });
   }
 
   private async recordCancelled(
@@ -439,6 +477,20 @@ export class WorkerService {
   }
 }
 
+/** For repositories without completeWorkers(): one fenced delete per row; resolves to the ids whose lease was lost. */
+async function completeOneByOne(repository: IWorkerQueueRepository, models: IWorkerModel[]): Promise<string[]> {
+  const lost: string[] = [];
+  for (const model of models) {
+    try {
+      await repository.completeWorker(model);
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+      lost.push(error.workerId);
+    }
+  }
+  return lost;
+}
+
 /**
  * Runs `execute(signal)` until it settles or the signal is aborted: past `timeoutSeconds` (with
  * EventTimeoutError) or by a cancel (EventCancelledError); the attempt then fails with that reason.
@@ -476,4 +528,5 @@ export function validateRunWorkerOptions(options: TEventWorkerOptions): void {
   assertNonEmptyString('queueName', options.queueName);
   assertRetrySettings((setting) => setting, options, true);
   if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1);
+  if (options.batchSize !== undefined) assertBatchSize('batchSize', options.batchSize);
 }

@@ -6,6 +6,7 @@ import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import { dialectFor } from './dialects/dialect-for.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { workerTables } from './worker-tables.js';
+import { insertRows } from './worker-statements.js';
 import { type StoredWorkerFields, toAttributes } from './worker-row.js';
 
 export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
@@ -71,16 +72,33 @@ export class TypeOrmWorkerModel implements IWorkerModel {
 
   /** Inserts the row through `manager` (a transaction's, when the insert is part of one). */
   async insert(manager: EntityManager): Promise<void> {
-    if (manager.connection !== this.dataSource) {
-      throw new WorkerError(
-        `The EntityManager belongs to another DataSource (${manager.connection.options.type}) than the queue tables ` +
-          `(${this.dataSource.options.type}): a transaction cannot span two databases`,
-      );
-    }
+    assertManagerOf(this.dataSource, manager);
     const { id, created } = this.table === WorkerEntity ? await this.insertPending(manager) : await this.insertFailed(manager);
     this.fields = { ...this.requireFields(), id };
     this.insertedNewRow = created;
     this.cachedAttributes = null;
+  }
+
+  /**
+   * Inserts new pending rows in as few statements as the database allows, in one transaction: the
+   * caller's (`manager`) or its own. Sets each model's id. Rows must not carry unique keys.
+   */
+  static async insertMany(models: TypeOrmWorkerModel[], manager?: EntityManager): Promise<void> {
+    const [first] = models;
+    if (!first) return;
+    const { dataSource } = first;
+    if (models.some((model) => model.dataSource !== dataSource || model.table !== WorkerEntity)) {
+      throw new WorkerError('insertMany takes new pending rows of one DataSource');
+    }
+    if (manager) assertManagerOf(dataSource, manager);
+    const dialect = dialectFor(dataSource);
+    const work = insertRows(workerTables(dataSource).pending, models.map((model) => model.databaseRow()), (name) => dataSource.driver.escape(name), dialect);
+    const ids = manager ? await dialect.within(manager, work) : await dialect.atomically(work);
+    models.forEach((model, index) => {
+      model.fields = { ...model.requireFields(), id: ids[index] };
+      model.insertedNewRow = true;
+      model.cachedAttributes = null;
+    });
   }
 
   /** Raw SQL through the dialect: a taken unique key is then a normal outcome, not an error that aborts the transaction. */
@@ -179,4 +197,12 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     if (!this.fields) throw new WorkerError('Worker model has no data: call createWorkerData() or updateWorkerData() first');
     return this.fields;
   }
+}
+
+function assertManagerOf(dataSource: DataSource, manager: EntityManager): void {
+  if (manager.connection === dataSource) return;
+  throw new WorkerError(
+    `The EntityManager belongs to another DataSource (${manager.connection.options.type}) than the queue tables ` +
+      `(${dataSource.options.type}): a transaction cannot span two databases`,
+  );
 }

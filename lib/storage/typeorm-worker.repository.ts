@@ -66,6 +66,34 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     await leased(model).deleteWith(this.dataSource.manager);
   }
 
+  /** One DELETE per lease token (a claim's rows share one): WHERE lease_token = ? AND id IN (…). */
+  async completeWorkers(models: IWorkerModel[]): Promise<string[]> {
+    const byLease = new Map<string, string[]>();
+    for (const model of models) {
+      const { id, leaseToken } = leased(model);
+      byLease.set(leaseToken, [...(byLease.get(leaseToken) ?? []), id]);
+    }
+    const lost: string[] = [];
+    for (const [leaseToken, ids] of byLease) {
+      const result = await this.dataSource.manager
+        .createQueryBuilder()
+        .delete()
+        .from(WorkerEntity)
+        .where('lease_token = :leaseToken AND id IN (:...ids)', { leaseToken, ids })
+        .execute();
+      if ((result.affected ?? ids.length) < ids.length) {
+        // Rare: another worker holds some of them now; the rows still there are the ones it holds.
+        const held = await this.dataSource.manager
+          .createQueryBuilder(WorkerEntity, 'row')
+          .select('row.id', 'id')
+          .where('row.id IN (:...ids)', { ids })
+          .getRawMany<{ id: string | number }>();
+        lost.push(...held.map((row) => String(row.id)));
+      }
+    }
+    return lost;
+  }
+
   async retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
     const claimed = leased(model);
     const result = await this.dataSource.manager

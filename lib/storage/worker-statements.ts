@@ -21,6 +21,39 @@ export function insertRow(table: string, row: Record<string, unknown>, escape: (
 export type FailedMoveOutcome = 'moved' | 'cancelled' | 'lease-lost';
 
 /**
+ * Inserts many rows in multi-row INSERTs of at most `limits.maxParameters` bind parameters each and
+ * returns their ids in the order of `rows` (from RETURNING, or from MySQL's first insert id).
+ */
+export function insertRows(
+  table: string,
+  rows: Record<string, unknown>[],
+  escape: (name: string) => string,
+  limits: { maxParameters: number; returningIdClause: string },
+): AtomicWork<string[]> {
+  return function* () {
+    const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+    const perStatement = Math.max(1, Math.floor(limits.maxParameters / columns.length));
+    const tuple = `(${columns.map(() => '?').join(', ')})`;
+    const ids: string[] = [];
+    for (let start = 0; start < rows.length; start += perStatement) {
+      const chunk = rows.slice(start, start + perStatement);
+      const result = yield {
+        sql: `INSERT INTO ${table} (${columns.map(escape).join(', ')}) VALUES ${chunk.map(() => tuple).join(', ')}${limits.returningIdClause}`,
+        parameters: chunk.flatMap((row) => columns.map((column) => row[column] ?? null)),
+      };
+      if (limits.returningIdClause) {
+        // One statement's ids come from one sequence in row order.
+        ids.push(...result.rows.map((row) => BigInt(String(row.id))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String));
+      } else {
+        const first = BigInt(result.insertId ?? '0');
+        chunk.forEach((_, index) => ids.push(String(first + BigInt(index))));
+      }
+    }
+    return ids;
+  };
+}
+
+/**
  * Deletes a leased pending row and inserts its failed copy. A row cancelled while it ran is only
  * deleted ('cancelled'); when the lease token no longer matches (another worker holds the row now)
  * nothing changes ('lease-lost').

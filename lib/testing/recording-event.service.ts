@@ -132,6 +132,14 @@ export class RecordingEventService extends EventService {
     return id;
   }
 
+  /** Records each event of a dispatchMany(), after the same checks as the real one (all or none). */
+  override async dispatchMany(events: BaseEvent[], options: DispatchOptions = {}): Promise<string[]> {
+    const { manager: _manager, ...stored } = options;
+    const ids = await super.dispatchMany(events, stored);
+    events.forEach((event, index) => this.records.push({ event, options: { ...options }, id: ids[index], queueName: event.getQueueName(), eventName: event.getName() }));
+    return ids;
+  }
+
   /** Every dispatch recorded so far, in order. */
   get dispatches(): readonly RecordedDispatch[] {
     return [...this.records];

@@ -3,7 +3,7 @@ import type { ClaimRequest } from '../../interfaces/worker-repository.interface.
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import { insertRow } from '../worker-statements.js';
-import { type AtomicWork, atomicallyOnServer, type SqlStatement, type WorkerDialect } from './worker-dialect.js';
+import { type AtomicWork, atomicallyOnServer, runWithin, type SqlStatement, type WorkerDialect } from './worker-dialect.js';
 
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
@@ -20,6 +20,10 @@ export class MysqlWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
   /** A locking read sees the latest committed row even inside a REPEATABLE READ transaction's older snapshot. */
   readonly latestRowClause = ' LOCK IN SHARE MODE';
+  /** mysql2 inlines parameters client-side; this keeps a statement well below max_allowed_packet too. */
+  readonly maxParameters = 65_535;
+  /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
+  readonly returningIdClause = '';
 
   constructor(
     private readonly dataSource: DataSource,
@@ -78,5 +82,9 @@ export class MysqlWorkerDialect implements WorkerDialect {
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {
     return atomicallyOnServer(this.dataSource, work);
+  }
+
+  within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {
+    return runWithin(manager, work);
   }
 }

@@ -7,6 +7,7 @@ import {
   atomicallyOnServer,
   claimParameters,
   insertUnlessTakenSql,
+  runWithin,
   type SqlStatement,
   updateReturningClaimSql,
   type WorkerDialect,
@@ -26,6 +27,8 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
   /** READ COMMITTED: each statement already sees the latest committed rows. */
   readonly latestRowClause = '';
+  readonly maxParameters = 65_535;
+  readonly returningIdClause = ' RETURNING id';
   // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
   private readonly claimSql: string;
 
@@ -53,5 +56,9 @@ export class PostgresWorkerDialect implements WorkerDialect {
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {
     return atomicallyOnServer(this.dataSource, work, numberedPlaceholders);
+  }
+
+  within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {
+    return runWithin(manager, work, numberedPlaceholders);
   }
 }

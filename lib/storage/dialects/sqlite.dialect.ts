@@ -6,6 +6,7 @@ import {
   type AtomicWork,
   claimParameters,
   insertUnlessTakenSql,
+  runWithin,
   type SqlStatement,
   type StatementResult,
   updateReturningClaimSql,
@@ -32,6 +33,9 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = '';
   /** One writer at a time: a statement always reads the latest rows. */
   readonly latestRowClause = '';
+  /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
+  readonly maxParameters = 32_766;
+  readonly returningIdClause = ' RETURNING id';
   private readonly claimSql: string;
 
   constructor(
@@ -78,5 +82,10 @@ export class SqliteWorkerDialect implements WorkerDialect {
         return step.value;
       })
       .immediate();
+  }
+
+  /** Refused before it gets here (one shared connection, see insertWithin); kept for the interface. */
+  within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {
+    return runWithin(manager, work);
   }
 }

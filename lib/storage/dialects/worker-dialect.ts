@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -9,10 +9,11 @@ export interface SqlStatement {
   parameters: unknown[];
 }
 
-/** What a statement gave back: the rows it returned, and how many rows it changed. */
+/** What a statement gave back: the rows it returned, how many rows it changed, and (MySQL) the first id it inserted. */
 export interface StatementResult {
   rows: RawWorkerRow[];
   affected: number;
+  insertId?: string;
 }
 
 /**
@@ -43,6 +44,12 @@ export interface WorkerDialect {
   atomically<T>(work: AtomicWork<T>): Promise<T>;
   /** Appended to a SELECT inside `atomically` to lock the rows it reads ('' where the transaction already excludes writers). */
   readonly lockRowsClause: string;
+  /** Runs `work` through a transaction's EntityManager (the caller's transaction), on its query runner. */
+  within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T>;
+  /** Bind parameters one statement may carry: bounds the rows of a multi-row INSERT. */
+  readonly maxParameters: number;
+  /** Appended to a multi-row INSERT so that it returns the new ids ('' where insertId tells them). */
+  readonly returningIdClause: string;
 }
 
 export type SupportedDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql' | 'mariadb';
@@ -84,6 +91,28 @@ export function insertUnlessTakenSql(pending: string, columns: string[], escape:
   );
 }
 
+/** Feeds `work` the results of its statements, run one after another on `runner` (in whatever transaction it has). */
+export async function runSteps<T>(runner: QueryRunner, work: AtomicWork<T>, spell: (sql: string) => string = (sql) => sql): Promise<T> {
+  const steps = work();
+  let step = steps.next();
+  while (!step.done) {
+    const result = await runner.query(spell(step.value.sql), step.value.parameters, true);
+    const insertId = (result.raw as { insertId?: number | string } | undefined)?.insertId;
+    step = steps.next({
+      rows: Array.isArray(result.records) ? (result.records as RawWorkerRow[]) : [],
+      affected: result.affected ?? 0,
+      insertId: insertId === undefined ? undefined : String(insertId),
+    });
+  }
+  return step.value;
+}
+
+/** `within` for every dialect: the manager must belong to an open transaction (it has a query runner). */
+export function runWithin<T>(manager: EntityManager, work: AtomicWork<T>, spell?: (sql: string) => string): Promise<T> {
+  if (!manager.queryRunner) throw new WorkerError('This needs the EntityManager of an open transaction (dataSource.transaction((manager) => …))');
+  return runSteps(manager.queryRunner, work, spell);
+}
+
 /**
  * `atomically` on a server: one pooled connection, BEGIN … COMMIT, rolled back when the work or a
  * statement throws. `spell` turns `?` placeholders into the dialect's own.
@@ -94,14 +123,9 @@ export async function atomicallyOnServer<T>(dataSource: DataSource, work: Atomic
   try {
     await runner.startTransaction();
     try {
-      const steps = work();
-      let step = steps.next();
-      while (!step.done) {
-        const result = await runner.query(spell(step.value.sql), step.value.parameters, true);
-        step = steps.next({ rows: (result.records ?? []) as RawWorkerRow[], affected: result.affected ?? 0 });
-      }
+      const value = await runSteps(runner, work, spell);
       await runner.commitTransaction();
-      return step.value;
+      return value;
     } catch (error) {
       if (runner.isTransactionActive) await runner.rollbackTransaction();
       throw error;

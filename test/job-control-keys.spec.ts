@@ -278,6 +278,7 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
     it.each([
       ['abc', 'id'],
       ['0', 'id'],
+      ['9223372036854775808', 'id'],
       [{ queueName: 'control-unique' }, 'uniqueKey'],
       [{ queueName: '', uniqueKey: 'k' }, 'queueName'],
       [{ queueName: 'q', uniqueKey: 'k', id: '1' }, 'id'],

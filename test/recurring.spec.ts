@@ -3,14 +3,15 @@
  * `recurring` option) are dispatched once per cron slot across 3 app instances on one database, on
  * real timers and when the instances race for the same slot; bad schedules stop startup.
  */
+import { Injectable, type ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   BaseEvent,
   InvalidWorkerOptionsError,
+  OnWorkerEvent,
   QueueEvent,
   RecurringEvent,
   RecurringEventScheduler,
-  WorkerLifecycle,
   WorkerModule,
   type WorkerLifecycleEvent,
   type WorkerModuleOptions,
@@ -39,7 +40,24 @@ class UnqueuedEvent extends BaseEvent<null> {
   async execute(): Promise<void> {}
 }
 
-const NIGHTLY = { event: ReportEvent, cron: '0 3 * * *', payload: { kind: 'nightly' }, name: 'nightly-report' };
+const dispatched: WorkerLifecycleEvent[] = [];
+
+@Injectable()
+class DispatchRecorder {
+  @OnWorkerEvent('dispatched')
+  record(event: WorkerLifecycleEvent): void {
+    dispatched.push(event);
+  }
+}
+
+const NIGHTLY = { event: ReportEvent, cron: '0 3 * * *', payload: { kind: 'nightly' }, name: 'nightly-report', timeZone: 'UTC' };
+
+/** The next 03:00 UTC: the next slot of NIGHTLY. */
+function nextNightlySlot(): Date {
+  const now = new Date();
+  const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), 3);
+  return new Date(today > now.getTime() ? today : today + 86_400_000);
+}
 const PARIS_MORNING = { event: ReportEvent, cron: '0 9 * * *', payload: { kind: 'morning' }, name: 'paris-morning', timeZone: 'Europe/Paris' };
 
 describe.each(testDatabases())('recurring events ($name)', (database) => {
@@ -51,10 +69,10 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
   });
 
   /** 3 instances of one application on one database. */
-  async function replicas(options: WorkerModuleOptions): Promise<TestApp[]> {
-    const first = await createTestApp(options, {}, database);
+  async function replicas(options: WorkerModuleOptions, metadata: ModuleMetadata = {}): Promise<TestApp[]> {
+    const first = await createTestApp(options, metadata, database);
     apps.push(first);
-    for (let n = 1; n < 3; n++) apps.push(await createPeerApp(first, options, database));
+    for (let n = 1; n < 3; n++) apps.push(await createPeerApp(first, options, database, metadata));
     return apps;
   }
 
@@ -75,7 +93,7 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
 
   it('stores the slot as a delayed row of the queue with its payload and the unique key name@slot', async () => {
     const [t] = await replicas({ events: [TickEvent, ReportEvent], recurring: [NIGHTLY] });
-    const slot = new Date(Date.now() + 3_600_000);
+    const slot = nextNightlySlot();
     const id = await t!.app.get(RecurringEventScheduler).dispatchSlot('nightly-report', slot);
     expect(await pendingRows(t!.dataSource)).toEqual([
       expect.objectContaining({
@@ -94,11 +112,13 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
 
   it('runs on real timers in 3 instances: every second of a 6-field schedule is dispatched once and runs once', async () => {
     const options: WorkerModuleOptions = { events: [TickEvent, ReportEvent], autoStart: true, queues: { 'recurring-ticks': { pollIntervalMs: 50 } } };
-    const dispatched: WorkerLifecycleEvent[] = [];
-    const running = await replicas(options);
-    for (const app of running) app.app.get(WorkerLifecycle).subscribe((event) => void (event.name === 'dispatched' && dispatched.push(event)), 'test');
+    dispatched.length = 0;
     const started = Date.now();
+    // The recorder hook is in place before any timer starts (hooks are found at init, timers start at bootstrap).
+    const running = await replicas(options, { providers: [DispatchRecorder] });
     await sleep(3300);
+    // Timers stop here (as on shutdown); what they dispatched is then final.
+    for (const app of running) await app.app.get(RecurringEventScheduler).beforeApplicationShutdown();
     const slots = dispatched.map((event) => event.attributes.uniqueKey);
     expect(new Set(slots).size).toBe(slots.length);
     expect(slots.length).toBeGreaterThanOrEqual(3);
@@ -110,13 +130,23 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
       expect(time - slotTimes[index]!).toBeGreaterThanOrEqual(1000);
       expect((time - slotTimes[index]!) % 1000).toBe(0);
     });
-    await waitFor(() => executions.length >= slots.length, 3000);
-    const rows = await pendingRows(running[0]!.dataSource);
-    // Each dispatched slot ran once (or is about to: the last second's row may still be pending).
-    expect(executions.length + rows.length).toBeGreaterThanOrEqual(slots.length);
-    expect(executions.length).toBeLessThanOrEqual(slots.length);
+    // Every dispatched slot runs exactly once on the pollers of the 3 instances.
+    await waitFor(() => executions.length >= slots.length, 5000);
+    await sleep(300);
+    expect(executions).toHaveLength(slots.length);
     expect(executions.every((source) => source === 'decorator')).toBe(true);
+    expect(await pendingRows(running[0]!.dataSource)).toEqual([]);
   }, 15_000);
+
+  it('dispatches by hand only real slots no later than the next one', async () => {
+    const [t] = await replicas({ events: [TickEvent, ReportEvent], recurring: [NIGHTLY] });
+    const scheduler = t!.app.get(RecurringEventScheduler);
+    await expect(scheduler.dispatchSlot('nightly-report', new Date('nonsense'))).rejects.toThrow('Invalid nestjs-workers option "slotAt": must be a valid Date');
+    await expect(scheduler.dispatchSlot('nightly-report', new Date(Date.UTC(2026, 0, 1, 4)))).rejects.toThrow('is not a slot of nightly-report (0 3 * * *)');
+    await expect(scheduler.dispatchSlot('nightly-report', new Date(nextNightlySlot().getTime() + 86_400_000))).rejects.toThrow('is later than the next slot');
+    await expect(scheduler.dispatchSlot('weekly', nextNightlySlot())).rejects.toThrow('No recurring event schedule named "weekly"');
+    expect(await pendingRows(t!.dataSource)).toEqual([]);
+  });
 
   it('lists the schedules with the next slot read in their time zone', async () => {
     const [t] = await replicas({ events: [TickEvent, ReportEvent], recurring: [NIGHTLY, PARIS_MORNING] });
@@ -154,6 +184,8 @@ describe('recurring events: bad schedules', () => {
     ['an unknown time zone', 'recurring[0].timeZone', { event: ReportEvent, cron: '0 * * * *', timeZone: 'Mars/Olympus' }, 'is not a known time zone'],
     ['an unknown option', 'recurring[0].every', { event: ReportEvent, cron: '0 * * * *', every: 'hour' }, 'is not an option'],
     ['a missing event', 'recurring[0].event', { cron: '0 * * * *' }, 'must be a queued event class'],
+    ['a cron that never fires', 'recurring[0].cron', { event: ReportEvent, cron: '0 0 31 4 *' }, 'never fires'],
+    ['a name too long for its unique keys', 'recurring[0].name', { event: ReportEvent, cron: '0 * * * *', name: 'n'.repeat(201) }, 'must be at most 200 characters'],
   ])('stops startup on %s, naming %s', async (_label, field, definition, problem) => {
     const attempt = boot({ events: [ReportEvent], recurring: [definition as never] });
     await expect(attempt).rejects.toThrow(InvalidWorkerOptionsError);

@@ -28,37 +28,72 @@ class OtherPlanEvent extends BaseEvent<{ n: number }> {
 }
 
 describe.each(serverDatabases())('claim query plan ($name)', (database) => {
-  it('reads due rows of one queue by priority, then oldest first, through the due index, without sorting', async () => {
+  /**
+   * 3,000 rows of two queues (some urgent), plus 2,000 delayed rows of the claimed queue: the
+   * delayed rows are what a walk in priority order must not pass on an idle poll.
+   */
+  async function seeded(): Promise<Awaited<ReturnType<typeof createTestApp>>> {
     const t = await createTestApp({ events: [PlanEvent, OtherPlanEvent] }, {}, database);
+    const rows = Array.from({ length: 3000 }, (_, n) => n);
+    await t.events.dispatchMany(rows.map((n) => (n % 3 === 0 ? new PlanEvent({ n }) : new OtherPlanEvent({ n }))), { priority: 0 });
+    await t.events.dispatchMany(rows.filter((n) => n % 5 === 0).map((n) => new PlanEvent({ n })), { priority: -1 });
+    await t.events.dispatchMany(rows.slice(0, 2000).map((n) => new PlanEvent({ n })), { delaySeconds: 3600 });
+    await t.dataSource.query(database.type === 'postgres' ? 'ANALYZE nestjs_workers' : 'ANALYZE TABLE nestjs_workers');
+    return t;
+  }
+
+  it('claims due rows of one queue by priority, then oldest first, walking the claim index without sorting', async () => {
+    const t = await seeded();
     try {
-      const rows = Array.from({ length: 3000 }, (_, n) => n);
-      for (const n of rows) {
-        await t.events.dispatch(n % 3 === 0 ? new PlanEvent({ n }) : new OtherPlanEvent({ n }), { priority: n % 5 === 0 ? -1 : 0 });
-      }
       const due = Date.now();
       if (database.type === 'postgres') {
-        await t.dataSource.query('ANALYZE nestjs_workers');
         const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(
           'EXPLAIN (FORMAT JSON) SELECT id FROM nestjs_workers WHERE queue_name = $1 AND available_at <= $2 AND deleted_at IS NULL ' +
             'ORDER BY priority, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED',
           ['plan-a', due],
         )) as { 'QUERY PLAN': unknown }[];
         const text = JSON.stringify(plan);
-        expect(text).toContain('"Index Name":"IDX_nestjs_workers_due"');
+        expect(text).toContain('"Index Name":"IDX_nestjs_workers_claim"');
         expect(text).not.toContain('"Node Type":"Sort"');
         expect(text).not.toContain('"Node Type":"Seq Scan"');
       } else {
-        await t.dataSource.query('ANALYZE TABLE nestjs_workers');
         const [step] = (await t.dataSource.query(
-          'EXPLAIN SELECT * FROM nestjs_workers FORCE INDEX (IDX_nestjs_workers_due) WHERE queue_name = ? AND available_at <= ? ' +
+          'EXPLAIN SELECT * FROM nestjs_workers FORCE INDEX (IDX_nestjs_workers_claim) WHERE queue_name = ? AND available_at <= ? ' +
             'AND deleted_at IS NULL ORDER BY priority, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED',
           ['plan-a', due],
         )) as { key: string; type: string; Extra: string | null }[];
-        // 'ref' on queue_name (then priority order) or 'range': either way an index walk in claim order.
-        expect(step).toMatchObject({ key: 'IDX_nestjs_workers_due' });
+        expect(step).toMatchObject({ key: 'IDX_nestjs_workers_claim' });
         expect(['ref', 'range']).toContain(step!.type);
         expect(step!.Extra ?? '').not.toContain('filesort');
       }
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('bounds the claim by a count of due rows that reads one range of the due index, not the delayed rows', async () => {
+    const t = await seeded();
+    try {
+      // An idle queue: everything due was claimed, 2,000 delayed rows remain.
+      await t.workers.runWorker(runOncePass('plan-a', { batchSize: 5000 }));
+      await t.dataSource.query(database.type === 'postgres' ? 'ANALYZE nestjs_workers' : 'ANALYZE TABLE nestjs_workers');
+      const countSql = (placeholder: (n: number) => string) =>
+        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM nestjs_workers WHERE queue_name = ${placeholder(1)} AND available_at <= ${placeholder(2)} ` +
+        `AND deleted_at IS NULL ORDER BY available_at, id LIMIT ${placeholder(3)}) due`;
+      if (database.type === 'postgres') {
+        const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(`EXPLAIN (FORMAT JSON) ${countSql((n) => `$${n}`)}`, ['plan-a', Date.now(), 10])) as {
+          'QUERY PLAN': unknown;
+        }[];
+        const text = JSON.stringify(plan);
+        expect(text).toContain('"Index Name":"IDX_nestjs_workers_due"');
+        expect(text).toMatch(/"Index Cond":"\(\(\(queue_name\)::text = 'plan-a'::text\) AND \(available_at <= /);
+      } else {
+        const hinted = countSql(() => '?').replace('FROM nestjs_workers WHERE', 'FROM nestjs_workers FORCE INDEX (IDX_nestjs_workers_due) WHERE');
+        const steps = (await t.dataSource.query(`EXPLAIN ${hinted}`, ['plan-a', Date.now(), 10])) as { key: string | null; type: string }[];
+        expect(steps).toContainEqual(expect.objectContaining({ key: 'IDX_nestjs_workers_due', type: 'range' }));
+      }
+      // With nothing due, a claim is that count alone and claims nothing.
+      expect(await t.workers.runWorker(runOncePass('plan-a'))).toMatchObject({ processed: 0 });
     } finally {
       await t.close();
     }

@@ -24,8 +24,9 @@ describe('SQLite storage', () => {
       expect(await columns('nestjs_failed_workers')).toEqual(
         ['attempts', 'created_at', 'deleted_at', 'error', 'event_name', 'failed_at', 'id', 'payload', 'priority', 'queue_name', 'retries', 'unique_key', 'updated_at'],
       );
-      const indexColumns = ((await t.dataSource.query(`PRAGMA index_info('IDX_nestjs_workers_due')`)) as { name: string }[]).map((c) => c.name);
-      expect(indexColumns).toEqual(['queue_name', 'priority', 'available_at', 'id']);
+      const indexColumns = async (index: string) => ((await t.dataSource.query(`PRAGMA index_info('${index}')`)) as { name: string }[]).map((c) => c.name);
+      expect(await indexColumns('IDX_nestjs_workers_due')).toEqual(['queue_name', 'available_at', 'id']);
+      expect(await indexColumns('IDX_nestjs_workers_claim')).toEqual(['queue_name', 'priority', 'available_at', 'id']);
       expect(await t.dataSource.query('PRAGMA busy_timeout')).toEqual([{ timeout: 1234 }]);
     } finally {
       await t.close();
@@ -42,8 +43,16 @@ describe('SQLite storage', () => {
         ['storage', Date.now()],
       )) as { detail: string }[];
       const details = plan.map((step) => step.detail).join('\n');
-      expect(details).toContain('SEARCH nestjs_workers USING INDEX IDX_nestjs_workers_due (queue_name=?)');
+      expect(details).toContain('SEARCH nestjs_workers USING INDEX IDX_nestjs_workers_claim (queue_name=?)');
       expect(details).not.toContain('TEMP B-TREE');
+      // The count that bounds the claim is one range of the due index when delayed rows dominate.
+      await t.events.dispatchMany(Array.from({ length: 3000 }, (_, n) => new StoredEvent({ n })), { delaySeconds: 3600 });
+      await t.dataSource.query('ANALYZE');
+      const countPlan = (await t.dataSource.query(
+        'EXPLAIN QUERY PLAN SELECT COUNT(*) FROM (SELECT id FROM nestjs_workers WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ORDER BY available_at, id LIMIT 10) due',
+        ['storage', Date.now()],
+      )) as { detail: string }[];
+      expect(countPlan.map((step) => step.detail).join('\n')).toContain('USING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)');
     } finally {
       await t.close();
     }

@@ -21,10 +21,13 @@ export function assertBatchSize(field: string, value: unknown): void {
   }
 }
 
+/** Ids are signed 64-bit columns. */
+const MAX_ROW_ID = 9_223_372_036_854_775_807n;
+
 /** Row ids are positive integers (as strings; numbers accepted); anything else can name no row. */
 export function rowIdOf(id: unknown, what: string): string {
   const text = typeof id === 'number' ? String(id) : id;
-  if (typeof text !== 'string' || !/^[1-9]\d{0,18}$/.test(text)) {
+  if (typeof text !== 'string' || !/^[1-9]\d{0,18}$/.test(text) || BigInt(text) > MAX_ROW_ID) {
     throw new InvalidWorkerOptionsError('id', `must be ${what}, a positive integer (got ${JSON.stringify(id)})`);
   }
   return text;

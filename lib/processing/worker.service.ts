@@ -267,7 +267,10 @@ export class WorkerService {
           await this.completeSucceeded(context);
         } finally {
           heartbeat.stop();
-          for (const id of signals) if (id !== undefined) this.claimedSignals.delete(id);
+          for (const signal of signals) {
+            // Only this batch's: the same row may have been claimed again meanwhile (its lease expired).
+            if (signal && this.claimedSignals.get(signal.id) === signal.controller) this.claimedSignals.delete(signal.id);
+          }
         }
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
       }
@@ -300,10 +303,12 @@ export class WorkerService {
   }
 
   /** Registers a claimed row's AbortController, so cancel() and the heartbeat can reach it before and while it runs. */
-  private signalFor(model: IWorkerModel): string | undefined {
+  private signalFor(model: IWorkerModel): { id: string; controller: AbortController } | undefined {
     const id = (model as { id?: string }).id;
-    if (id !== undefined) this.claimedSignals.set(id, new AbortController());
-    return id;
+    if (id === undefined) return undefined;
+    const controller = new AbortController();
+    this.claimedSignals.set(id, controller);
+    return { id, controller };
   }
 
   /** process(), with anything it did not expect logged instead of ending the pass for the other rows. */

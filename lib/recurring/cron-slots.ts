@@ -23,15 +23,31 @@ export function assertRecurringSchedule(
   const { valid, error } = validateCronExpression(cron);
   if (!valid) throw new InvalidWorkerOptionsError(field('cron'), `is not a valid cron expression (${JSON.stringify(cron)}): ${error?.message ?? 'rejected'}`);
   const { timeZone, name } = options;
-  if (name !== undefined) assertNonEmptyString(field('name'), name);
-  if (timeZone === undefined) return;
-  if (typeof timeZone !== 'string') throw new InvalidWorkerOptionsError(field('timeZone'), `must be an IANA time zone name (got ${JSON.stringify(timeZone)})`);
+  if (name !== undefined) {
+    assertNonEmptyString(field('name'), name);
+    // name@<ISO slot> is each dispatch's unique key (at most 255 characters).
+    if ((name as string).length > MAX_SCHEDULE_NAME_LENGTH) {
+      throw new InvalidWorkerOptionsError(field('name'), `must be at most ${MAX_SCHEDULE_NAME_LENGTH} characters (got ${(name as string).length})`);
+    }
+  }
+  if (timeZone !== undefined) {
+    if (typeof timeZone !== 'string') throw new InvalidWorkerOptionsError(field('timeZone'), `must be an IANA time zone name (got ${JSON.stringify(timeZone)})`);
+    try {
+      new CronTime(cron, timeZone);
+    } catch {
+      throw new InvalidWorkerOptionsError(field('timeZone'), `is not a known time zone (got ${JSON.stringify(timeZone)})`);
+    }
+  }
   try {
-    new CronTime(cron, timeZone);
-  } catch {
-    throw new InvalidWorkerOptionsError(field('timeZone'), `is not a known time zone (got ${JSON.stringify(timeZone)})`);
+    new CronSlots(cron, timeZone as string | undefined).after(new Date());
+  } catch (error) {
+    // A valid expression can still name no instant at all (0 0 31 4 *: April has no 31st).
+    throw new InvalidWorkerOptionsError(field('cron'), `never fires (${JSON.stringify(cron)}): ${error instanceof Error ? error.message : String(error)}`);
   }
 }
+
+/** Schedule names end up in unique keys `name@2026-11-30T03:00:00.000Z` of at most 255 characters. */
+export const MAX_SCHEDULE_NAME_LENGTH = 200;
 
 /** The slots of one cron expression: the instants it names, in its time zone. */
 export class CronSlots {

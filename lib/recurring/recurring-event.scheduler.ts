@@ -15,7 +15,7 @@ import { workerTables } from '../storage/worker-tables.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
 import { MAX_TIMER_MS, WORKER_CONFIG, WORKER_DATA_SOURCE } from '../worker.constants.js';
 import { getRecurringEventMetadata } from '../worker-metadata.accessor.js';
-import { CronSlots } from './cron-slots.js';
+import { CronSlots, MAX_SCHEDULE_NAME_LENGTH } from './cron-slots.js';
 
 interface PreparedSchedule extends RecurringSchedule {
   eventClass: EventClass;
@@ -61,9 +61,14 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
   async onApplicationBootstrap(): Promise<void> {
     if (!this.config.autoStart || this.schedules.size === 0) return;
     for (const name of this.schedules.keys()) await this.ensureSlotRow(name);
-    this.running = true;
     const now = new Date();
-    for (const schedule of this.schedules.values()) this.arm(schedule, now);
+    // Every first slot is computed before any timer starts: a failure leaves nothing running.
+    const firstSlots = [...this.schedules.values()].map((schedule) => [schedule, schedule.slots.after(now)] as const);
+    this.running = true;
+    for (const [schedule, slotAt] of firstSlots) {
+      schedule.nextSlotAt = slotAt;
+      this.waitFor(schedule, slotAt);
+    }
     this.logger.log(`Recurring events: ${[...this.schedules.values()].map((schedule) => `${schedule.name} (${schedule.cron})`).join(', ')}`);
   }
 
@@ -96,6 +101,16 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
   async dispatchSlot(name: string, slotAt: Date): Promise<string | undefined> {
     const schedule = this.schedules.get(name);
     if (!schedule) throw new WorkerError(`No recurring event schedule named ${JSON.stringify(name)} (known: ${[...this.schedules.keys()].join(', ') || 'none'})`);
+    if (!(slotAt instanceof Date) || Number.isNaN(slotAt.getTime())) {
+      throw new InvalidWorkerOptionsError('slotAt', `must be a valid Date (got ${slotAt instanceof Date ? 'Invalid Date' : JSON.stringify(slotAt)})`);
+    }
+    // Only real slots, and none beyond the next one: a later one would suppress every slot before it.
+    if (schedule.slots.after(new Date(slotAt.getTime() - 1)).getTime() !== slotAt.getTime()) {
+      throw new InvalidWorkerOptionsError('slotAt', `${slotAt.toISOString()} is not a slot of ${name} (${schedule.cron})`);
+    }
+    if (slotAt.getTime() > schedule.slots.after(new Date()).getTime()) {
+      throw new InvalidWorkerOptionsError('slotAt', `${slotAt.toISOString()} is later than the next slot of ${name}`);
+    }
     await this.ensureSlotRow(name);
     const uniqueKey = `${name}@${slotAt.toISOString()}`;
     const event = new (schedule.eventClass as new (payload: TSerializableValues | null) => InstanceType<EventClass>)(schedule.payload);
@@ -131,6 +146,9 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
     // Builds (and so checks) the row once now: an unserializable payload stops startup, not a slot.
     this.eventService.buildWorkerModel(event, queueName, { uniqueKey: 'startup-check' });
     const name = options.name ?? registered.name;
+    if (name.length > MAX_SCHEDULE_NAME_LENGTH) {
+      throw new InvalidWorkerOptionsError(field('name'), `must be given: the event's name is longer than ${MAX_SCHEDULE_NAME_LENGTH} characters`);
+    }
     if (this.schedules.has(name)) {
       throw new InvalidWorkerOptionsError(
         options.name === undefined ? where : field('name'),
@@ -183,6 +201,10 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
     } finally {
       this.inFlight.delete(dispatch);
     }
-    this.arm(schedule, new Date(Math.max(Date.now(), slotAt.getTime())));
+    try {
+      this.arm(schedule, new Date(Math.max(Date.now(), slotAt.getTime())));
+    } catch (error) {
+      this.logger.error(`Recurring event ${schedule.name} stops: no slot follows ${slotAt.toISOString()}: ${describeError(error)}`);
+    }
   }
 }

@@ -109,14 +109,12 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     for (let attempt = 1; attempt <= UNIQUE_INSERT_ATTEMPTS; attempt++) {
       const id = await dialect.insertPending(manager, row);
       if (id !== undefined) return { id, created: true };
-      const [holder] = await dialect.query(
-        {
-          sql: `SELECT id FROM ${workerTables(this.dataSource).pending} WHERE queue_name = ? AND unique_key = ?${dialect.latestRowClause}`,
-          parameters: [queueName, uniqueKey],
-        },
-        manager,
-      );
-      if (holder) return { id: String(holder.id), created: false };
+      const holder = { sql: `SELECT id FROM ${workerTables(this.dataSource).pending} WHERE queue_name = ? AND unique_key = ?`, parameters: [queueName, uniqueKey] };
+      // Plain reads, no locks: first in the caller's transaction (the holder may be its own row), then
+      // outside it, where a holder committed after a REPEATABLE READ snapshot is visible.
+      const [found] = await dialect.query(holder, manager);
+      const [committed] = found || manager === this.dataSource.manager ? [found] : await dialect.query(holder);
+      if (committed) return { id: String(committed.id), created: false };
     }
     throw new WorkerError(`Could not queue ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`);
   }

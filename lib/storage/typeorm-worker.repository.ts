@@ -46,20 +46,36 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     return rows.map((row) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, { ...row, id: String(row.id) }));
   }
 
+  /**
+   * Counts the due rows first (at most `limit`, one range of the due index), then claims no more than
+   * that through the claim-order index: the walk in priority order stops once it has them, instead
+   * of passing every delayed row of the queue when fewer than `limit` are due.
+   */
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
+    const [counted] = await this.dialect.query({
+      sql:
+        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
+        // ORDER BY the due index's own order: planners then read that range rather than scan and stop early.
+        'WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ORDER BY available_at, id LIMIT ?) due',
+      parameters: [request.queueName, request.dueBy.getTime(), request.limit],
+    });
+    const due = Number(counted?.due_count ?? 0);
+    if (due === 0) return [];
     const leaseToken = randomUUID();
-    const raws = await this.dialect.claim(request, leaseToken, Date.now());
+    const raws = await this.dialect.claim({ ...request, limit: Math.min(request.limit, due) }, leaseToken, Date.now());
     return raws
       .map(fromRawRow)
-      .sort((a, b) => a.availableAt - b.availableAt || compareIds(a.id, b.id))
+      // A batch runs in claim order: priority, then age (ids grow with age; the lease hid the due times).
+      .sort((a, b) => a.priority - b.priority || compareIds(a.id, b.id))
       .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken));
   }
 
   async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
-    return this.dataSource.manager
-      .createQueryBuilder(WorkerEntity, 'row')
-      .where('row.queueName = :queueName AND row.availableAt <= :dueBy AND row.deletedAt IS NULL', { queueName, dueBy: dueBy.getTime() })
-      .getCount();
+    const [counted] = await this.dialect.query({
+      sql: `SELECT COUNT(*) AS due_count FROM ${this.tables.pending}${this.dialect.dueIndexHint} WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL`,
+      parameters: [queueName, dueBy.getTime()],
+    });
+    return Number(counted?.due_count ?? 0);
   }
 
   async completeWorker(model: IWorkerModel): Promise<void> {
@@ -165,15 +181,25 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     return cancelled;
   }
 
-  /** Back in line where it was first queued (its createdAt), so releasing never costs a row its turn. */
+  /**
+   * Back in line where it was first queued (its createdAt), so releasing never costs a row its turn;
+   * a row cancelled while it waited is removed instead.
+   */
   async releaseWorkers(models: IWorkerModel[]): Promise<void> {
     const leaseTokens = leaseTokensOf(models);
     if (leaseTokens.length === 0) return;
+    const ids = models.map((model) => leased(model).id);
+    await this.dataSource.manager
+      .createQueryBuilder()
+      .delete()
+      .from(WorkerEntity)
+      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens) AND deleted_at IS NOT NULL', { ids, leaseTokens })
+      .execute();
     await this.dataSource.manager
       .createQueryBuilder()
       .update(WorkerEntity)
       .set({ attempts: () => 'attempts - 1', availableAt: () => 'created_at', lockedBy: null, leaseToken: null })
-      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids: models.map((model) => leased(model).id), leaseTokens })
+      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids, leaseTokens })
       .execute();
   }
 

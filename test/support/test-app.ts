@@ -72,9 +72,9 @@ export async function createTestApp(
  * database): what a second replica or worker process of the app would be. It leaves the tables as
  * they are.
  */
-export function createPeerApp(t: TestApp, options: WorkerModuleOptions, on: TestDatabase): Promise<TestApp> {
+export function createPeerApp(t: TestApp, options: WorkerModuleOptions, on: TestDatabase, metadata: ModuleMetadata = {}): Promise<TestApp> {
   const database = on.type === 'better-sqlite3' ? { ...options.database, database: t.file } : options.database;
-  return createTestApp({ ...options, database } as WorkerModuleOptions, {}, on, { emptyTables: false });
+  return createTestApp({ ...options, database } as WorkerModuleOptions, metadata, on, { emptyTables: false });
 }
 
 /** A logger that keeps every line, for assertions on what the workers log. */

@@ -18,10 +18,10 @@ const DUPLICATE_KEY_ERRNO = 1062;
  */
 export class MysqlWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
-  /** A locking read sees the latest committed row even inside a REPEATABLE READ transaction's older snapshot. */
-  readonly latestRowClause = ' LOCK IN SHARE MODE';
   /** mysql2 inlines parameters client-side; this keeps a statement well below max_allowed_packet too. */
   readonly maxParameters = 65_535;
+  /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
+  readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
   /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
   readonly returningIdClause = '';
 
@@ -44,7 +44,7 @@ export class MysqlWorkerDialect implements WorkerDialect {
   private async claimIn(manager: EntityManager, request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
     const { pending } = this.tables;
     const rows = (await manager.query(
-      `SELECT * FROM ${pending} FORCE INDEX (IDX_nestjs_workers_due) WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
+      `SELECT * FROM ${pending} FORCE INDEX (IDX_nestjs_workers_claim) WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
         `ORDER BY priority, available_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
       [request.queueName, request.dueBy.getTime(), request.limit],
     )) as RawWorkerRow[];

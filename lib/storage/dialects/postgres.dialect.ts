@@ -25,9 +25,8 @@ function numberedPlaceholders(sql: string): string {
  */
 export class PostgresWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
-  /** READ COMMITTED: each statement already sees the latest committed rows. */
-  readonly latestRowClause = '';
   readonly maxParameters = 65_535;
+  readonly dueIndexHint = '';
   readonly returningIdClause = ' RETURNING id';
   // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
   private readonly claimSql: string;

@@ -31,10 +31,9 @@ interface SqliteConnection {
 export class SqliteWorkerDialect implements WorkerDialect {
   /** BEGIN IMMEDIATE already holds the file's write lock. */
   readonly lockRowsClause = '';
-  /** One writer at a time: a statement always reads the latest rows. */
-  readonly latestRowClause = '';
   /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
   readonly maxParameters = 32_766;
+  readonly dueIndexHint = '';
   readonly returningIdClause = ' RETURNING id';
   private readonly claimSql: string;
 

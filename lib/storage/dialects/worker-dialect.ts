@@ -36,8 +36,6 @@ export interface WorkerDialect {
    * does not abort the manager's transaction.
    */
   insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined>;
-  /** Appended to the SELECT that finds the row holding a unique key, so it reads the latest committed row. */
-  readonly latestRowClause: string;
   /** Runs one statement (`?` placeholders) through `manager` (default: outside any transaction); resolves to the rows it returned. */
   query(statement: SqlStatement, manager?: EntityManager): Promise<RawWorkerRow[]>;
   /** Runs `work` in one transaction that nothing else of this process can join; rolls back if it throws. */
@@ -46,6 +44,8 @@ export interface WorkerDialect {
   readonly lockRowsClause: string;
   /** Runs `work` through a transaction's EntityManager (the caller's transaction), on its query runner. */
   within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T>;
+  /** Placed after the table in "how many are due" reads so they take one range of the due index. */
+  readonly dueIndexHint: string;
   /** Bind parameters one statement may carry: bounds the rows of a multi-row INSERT. */
   readonly maxParameters: number;
   /** Appended to a multi-row INSERT so that it returns the new ids ('' where insertId tells them). */

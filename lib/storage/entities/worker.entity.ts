@@ -109,8 +109,10 @@ export function workerEntitySchemas(
       leaseToken: { name: 'lease_token', type: 'varchar', length: 64, nullable: true },
     },
     indices: [
+      // "How many are due": one range, however many delayed rows wait behind it.
+      { name: 'IDX_nestjs_workers_due', columns: ['queueName', 'availableAt', 'id'] },
       // The claim walks this index in its ORDER BY (priority, available_at, id): no sort, however long the queue.
-      { name: 'IDX_nestjs_workers_due', columns: ['queueName', 'priority', 'availableAt', 'id'] },
+      { name: 'IDX_nestjs_workers_claim', columns: ['queueName', 'priority', 'availableAt', 'id'] },
       // NULL keys never collide, so only keyed rows are deduplicated.
       { name: 'IDX_nestjs_workers_unique', columns: ['queueName', 'uniqueKey'], unique: true },
     ],

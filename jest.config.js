@@ -3,7 +3,7 @@
 const postgres = Boolean(process.env.WORKERS_TEST_POSTGRES_URL);
 const mysql = Boolean(process.env.WORKERS_TEST_MYSQL_URL);
 const serverOnlySuites = [
-  ...(postgres ? [] : ['<rootDir>/test/postgres-restart.spec.ts']),
+  ...(postgres ? [] : ['<rootDir>/test/postgres-restart.spec.ts', '<rootDir>/test/wakeups.spec.ts']),
   ...(postgres || mysql ? [] : ['<rootDir>/test/multi-process.spec.ts', '<rootDir>/test/server-databases.spec.ts']),
 ];
 

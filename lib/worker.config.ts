@@ -51,6 +51,7 @@ export interface ResolvedWorkerConfig {
   events: EventClass[];
   recurring: RecurringEventDefinition[];
   autoStart: boolean;
+  listen: boolean;
   leaseSeconds: number;
   heartbeatSeconds: number;
   shutdownGraceSeconds: number;
@@ -58,7 +59,7 @@ export interface ResolvedWorkerConfig {
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
-const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
+const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'listen', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
 const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds'] as const;
 const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
 const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
@@ -108,6 +109,8 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
 
   const autoStart = input.autoStart ?? true;
   assertBoolean('autoStart', autoStart);
+  const listen = input.listen ?? true;
+  assertBoolean('listen', listen);
   const leaseSeconds = input.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
   assertNumber('leaseSeconds', leaseSeconds, 1);
   const heartbeatSeconds = input.heartbeatSeconds ?? leaseSeconds / HEARTBEATS_PER_LEASE;
@@ -134,6 +137,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     events: [...events],
     recurring: [...recurring],
     autoStart,
+    listen,
     leaseSeconds,
     heartbeatSeconds,
     shutdownGraceSeconds,

@@ -6,7 +6,9 @@ import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { RunWorkerResult } from './interfaces/worker-options.interface.js';
 import { WorkerService } from './processing/worker.service.js';
 import { knownQueueNames, type ResolvedWorkerConfig } from './worker.config.js';
-import { MAX_POLL_BACKOFF_MS, POLL_INTERVAL_PREFIX, WORKER_CONFIG } from './worker.constants.js';
+import { MAX_POLL_BACKOFF_MS, POLL_INTERVAL_PREFIX, WORKER_CONFIG, WORKER_DATA_SOURCE } from './worker.constants.js';
+import type { DataSource } from 'typeorm';
+import { PostgresWakeups } from './storage/postgres-wakeups.js';
 
 /**
  * Polls each queue through @nestjs/schedule intervals: started once the application has
@@ -20,9 +22,13 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
   private readonly failures = new Map<string, { count: number; resumeAt: number }>();
   private readonly intervalNames: string[] = [];
   private readonly schedulerRegistry: SchedulerRegistry;
+  /** Queues woken while a run of theirs was under way: polled again as soon as it ends. */
+  private readonly wokenWhileRunning = new Set<string>();
+  private wakeups?: PostgresWakeups;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: ResolvedWorkerConfig,
+    @Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly workerService: WorkerService,
     private readonly eventService: EventService,
     // The application's registry when it imports ScheduleModule.forRoot(). Importing forRoot() here
@@ -33,7 +39,7 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     this.logger = config.logger ?? new Logger(WorkerScheduler.name);
   }
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
     const events = this.eventService.getRegisteredEvents();
     this.logger.debug?.(`Registered events: ${events.map((event) => `${event.name} (${event.queueName ?? 'sync'})`).join(', ') || 'none'}`);
     // Found now rather than at the first execution, which would fail and retry for nothing.
@@ -55,9 +61,28 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       void this.poll(queueName);
     }
     if (queueNames.length > 0) this.logger.log(`Polling queues: ${queueNames.join(', ')}`);
+    if (queueNames.length > 0 && this.config.listen && this.dataSource.options.type === 'postgres') {
+      this.wakeups = new PostgresWakeups(this.dataSource, this.logger);
+      await this.wakeups.start({ wake: (queueName) => this.wake(queueName), resumed: () => queueNames.forEach((queueName) => this.wake(queueName)) });
+    }
+  }
+
+  /**
+   * A queue had rows committed (PostgreSQL NOTIFY): poll it now. Notifications that arrive while its
+   * run is under way fold into one more poll right after it, so a burst costs one extra poll.
+   */
+  wake(queueName: string): void {
+    if (!this.intervalNames.length || !this.queueNames().includes(queueName)) return;
+    if (this.running.has(queueName)) {
+      this.wokenWhileRunning.add(queueName);
+      return;
+    }
+    void this.poll(queueName);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    // Before the DataSource closes: the listener holds one of its pool's connections.
+    await this.wakeups?.stop();
     // @nestjs/schedule may already have cleared every interval in its own shutdown hook.
     for (const name of this.intervalNames.splice(0)) {
       if (this.schedulerRegistry.doesExist('interval', name)) this.schedulerRegistry.deleteInterval(name);
@@ -100,6 +125,7 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       return undefined;
     } finally {
       this.running.delete(queueName);
+      if (this.wokenWhileRunning.delete(queueName) && !this.workerService.isStopping) void this.poll(queueName);
     }
   }
 }

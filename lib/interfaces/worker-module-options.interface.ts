@@ -86,6 +86,12 @@ export interface WorkerModuleOptions {
    * false: call runWorker() yourself (schedules do not run).
    */
   autoStart?: boolean;
+  /**
+   * PostgreSQL: hold one pooled connection that LISTENs for committed dispatches and polls their queue
+   * at once, instead of at the next pollIntervalMs (which stays the fallback). Default true; other
+   * databases poll only.
+   */
+  listen?: boolean;
   /** How long a claimed event stays leased to its worker (s). Default 30. */
   leaseSeconds?: number;
   /** How often the leases of running events are extended (s), at most half of leaseSeconds. Default leaseSeconds / 3. */

@@ -28,7 +28,7 @@ export function insertRows(
   table: string,
   rows: Record<string, unknown>[],
   escape: (name: string) => string,
-  limits: { maxParameters: number; returningIdClause: string },
+  limits: { maxParameters: number; returnsIds: boolean; returningIds(insertSql: string): string },
 ): AtomicWork<string[]> {
   return function* () {
     const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
@@ -38,10 +38,10 @@ export function insertRows(
     for (let start = 0; start < rows.length; start += perStatement) {
       const chunk = rows.slice(start, start + perStatement);
       const result = yield {
-        sql: `INSERT INTO ${table} (${columns.map(escape).join(', ')}) VALUES ${chunk.map(() => tuple).join(', ')}${limits.returningIdClause}`,
+        sql: limits.returningIds(`INSERT INTO ${table} (${columns.map(escape).join(', ')}) VALUES ${chunk.map(() => tuple).join(', ')}`),
         parameters: chunk.flatMap((row) => columns.map((column) => row[column] ?? null)),
       };
-      if (limits.returningIdClause) {
+      if (limits.returnsIds) {
         // One statement's ids come from one sequence in row order.
         ids.push(...result.rows.map((row) => BigInt(String(row.id))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String));
       } else {

@@ -23,7 +23,11 @@ export class MysqlWorkerDialect implements WorkerDialect {
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
   readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
   /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
-  readonly returningIdClause = '';
+  readonly returnsIds = false;
+
+  returningIds(insertSql: string): string {
+    return insertSql;
+  }
 
   constructor(
     private readonly dataSource: DataSource,

@@ -9,6 +9,7 @@ import {
   insertUnlessTakenSql,
   runWithin,
   type SqlStatement,
+  WAKEUP_CHANNEL,
   updateReturningClaimSql,
   type WorkerDialect,
 } from './worker-dialect.js';
@@ -27,7 +28,7 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';
-  readonly returningIdClause = ' RETURNING id';
+  readonly returnsIds = true;
   // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
   private readonly claimSql: string;
 
@@ -42,9 +43,18 @@ export class PostgresWorkerDialect implements WorkerDialect {
     return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
   }
 
+  /**
+   * The INSERT's rows announce their queues with pg_notify: delivered when the transaction commits
+   * (never for a rollback), one notification per queue and transaction however many rows (PostgreSQL
+   * folds identical ones), so a bulk insert wakes each queue's workers once.
+   */
+  returningIds(insertSql: string): string {
+    return `WITH inserted AS (${insertSql} RETURNING id, queue_name) SELECT id, pg_notify('${WAKEUP_CHANNEL}', queue_name) AS woke FROM inserted`;
+  }
+
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
     const columns = Object.keys(row);
-    const sql = insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), (position) => `$${position}`);
+    const sql = this.returningIds(insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), (position) => `$${position}`));
     const [inserted] = (await manager.query(sql, Object.values(row))) as RawWorkerRow[];
     return inserted === undefined ? undefined : String(inserted.id);
   }

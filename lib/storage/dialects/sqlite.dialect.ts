@@ -34,7 +34,11 @@ export class SqliteWorkerDialect implements WorkerDialect {
   /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
   readonly maxParameters = 32_766;
   readonly dueIndexHint = '';
-  readonly returningIdClause = ' RETURNING id';
+  readonly returnsIds = true;
+
+  returningIds(insertSql: string): string {
+    return `${insertSql} RETURNING id`;
+  }
   private readonly claimSql: string;
 
   constructor(
@@ -50,7 +54,7 @@ export class SqliteWorkerDialect implements WorkerDialect {
 
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
     const columns = Object.keys(row);
-    const sql = insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), () => '?');
+    const sql = this.returningIds(insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), () => '?'));
     const [inserted] = (await manager.query(sql, Object.values(row))) as RawWorkerRow[];
     return inserted === undefined ? undefined : String(inserted.id);
   }

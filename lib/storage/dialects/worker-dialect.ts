@@ -48,8 +48,13 @@ export interface WorkerDialect {
   readonly dueIndexHint: string;
   /** Bind parameters one statement may carry: bounds the rows of a multi-row INSERT. */
   readonly maxParameters: number;
-  /** Appended to a multi-row INSERT so that it returns the new ids ('' where insertId tells them). */
-  readonly returningIdClause: string;
+  /**
+   * A multi-row INSERT made to return the new ids as rows (PostgreSQL, SQLite), or left as it is
+   * where insertId tells them (MySQL). On PostgreSQL it also wakes listening workers.
+   */
+  returningIds(insertSql: string): string;
+  /** True when returningIds() makes the INSERT return its ids as rows. */
+  readonly returnsIds: boolean;
 }
 
 export type SupportedDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql' | 'mariadb';
@@ -83,13 +88,16 @@ export function claimParameters(request: ClaimRequest, leaseToken: string, now: 
   return [request.workerId, leaseToken, now + request.leaseMs, now, request.queueName, request.dueBy.getTime(), request.limit];
 }
 
-/** INSERT … ON CONFLICT DO NOTHING RETURNING id (PostgreSQL, SQLite): no row back when the unique key is taken. */
+/** INSERT … ON CONFLICT DO NOTHING (PostgreSQL, SQLite), to be made to return its id: none when the unique key is taken. */
 export function insertUnlessTakenSql(pending: string, columns: string[], escape: (name: string) => string, placeholder: (position: number) => string): string {
   return (
     `INSERT INTO ${pending} (${columns.map(escape).join(', ')}) VALUES (${columns.map((_, index) => placeholder(index + 1)).join(', ')}) ` +
-    'ON CONFLICT DO NOTHING RETURNING id'
+    'ON CONFLICT DO NOTHING'
   );
 }
+
+/** The channel PostgreSQL workers LISTEN on; the payload is the queue name. */
+export const WAKEUP_CHANNEL = 'nestjs_workers';
 
 /** Feeds `work` the results of its statements, run one after another on `runner` (in whatever transaction it has). */
 export async function runSteps<T>(runner: QueryRunner, work: AtomicWork<T>, spell: (sql: string) => string = (sql) => sql): Promise<T> {

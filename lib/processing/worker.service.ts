@@ -254,9 +254,13 @@ export class WorkerService {
         });
         if (batch.length === 0) break;
         if (claimedInPass === 0) {
-          // Counted once per pass that found work, so idle polls cost a single query.
-          const stillDue = await repository.countDueWorkers(options.queueName, context.dueBy);
-          this.logger.log(`Queued items: ${batch.length + stillDue}`);
+          // Counted once per pass that found work, so idle polls cost a single query; logged while
+          // the batch already runs, so the count never delays the first event.
+          const claimed = batch.length;
+          void repository.countDueWorkers(options.queueName, context.dueBy).then(
+            (stillDue) => this.logger.log(`Queued items: ${claimed + stillDue}`),
+            (error: unknown) => this.logger.warn(`Could not count the due events of queue ${options.queueName}: ${describeError(error)}`),
+          );
         }
         claimedInPass += batch.length;
         const signals = batch.map((model) => this.signalFor(model));

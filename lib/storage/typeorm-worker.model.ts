@@ -130,8 +130,8 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   databaseRow(): Record<string, unknown> {
     const values: Record<string, unknown> = this.insertValues();
     const row: Record<string, unknown> = {};
-    for (const column of this.dataSource.getMetadata(this.table).columns) {
-      if (values[column.propertyName] !== undefined) row[column.databaseName] = values[column.propertyName];
+    for (const [property, column] of columnNames(this.dataSource, this.table)) {
+      if (values[property] !== undefined) row[column] = values[property];
     }
     return row;
   }
@@ -203,4 +203,15 @@ function assertManagerOf(dataSource: DataSource, manager: EntityManager): void {
     `The EntityManager belongs to another DataSource (${manager.connection.options.type}) than the queue tables ` +
       `(${dataSource.options.type}): a transaction cannot span two databases`,
   );
+}
+
+const columnNamesByTable = new WeakMap<DataSource, Map<WorkerTable, [property: string, column: string][]>>();
+
+/** Property → column name pairs of a table, read from the metadata once per DataSource (bulk inserts build many rows). */
+function columnNames(dataSource: DataSource, table: WorkerTable): [string, string][] {
+  let tables = columnNamesByTable.get(dataSource);
+  if (!tables) columnNamesByTable.set(dataSource, (tables = new Map()));
+  let names = tables.get(table);
+  if (!names) tables.set(table, (names = dataSource.getMetadata(table).columns.map((column) => [column.propertyName, column.databaseName])));
+  return names;
 }

@@ -34,6 +34,8 @@ import { type WorkerTables, workerTables } from './worker-tables.js';
 export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   private readonly dialect: WorkerDialect;
   private readonly tables: WorkerTables;
+  /** Queues whose last claim in this process took a full batch (see claimWorkers). */
+  private readonly busyQueues = new Set<string>();
 
   constructor(private readonly dataSource: DataSource) {
     this.dialect = dialectFor(dataSource);
@@ -52,6 +54,8 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
    * of passing every delayed row of the queue when fewer than `limit` are due.
    */
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
+    // A queue whose last claim here came back full is busy: claim at once, the walk finds enough.
+    if (this.busyQueues.has(request.queueName)) return this.claimDue(request, request.limit);
     const [counted] = await this.dialect.query({
       sql:
         `SELECT COUNT(*) AS due_count FROM (SELECT id FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
@@ -61,8 +65,14 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     });
     const due = Number(counted?.due_count ?? 0);
     if (due === 0) return [];
+    return this.claimDue(request, Math.min(request.limit, due));
+  }
+
+  private async claimDue(request: ClaimRequest, limit: number): Promise<IWorkerModel[]> {
     const leaseToken = randomUUID();
-    const raws = await this.dialect.claim({ ...request, limit: Math.min(request.limit, due) }, leaseToken, Date.now());
+    const raws = await this.dialect.claim({ ...request, limit }, leaseToken, Date.now());
+    if (raws.length >= request.limit) this.busyQueues.add(request.queueName);
+    else this.busyQueues.delete(request.queueName);
     return raws
       .map(fromRawRow)
       // A batch runs in claim order: priority, then age (ids grow with age; the lease hid the due times).

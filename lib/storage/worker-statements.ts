@@ -1,5 +1,5 @@
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
-import type { AtomicWork, SqlStatement } from './dialects/worker-dialect.js';
+import type { AtomicWork, SqlStatement, WorkerDialect } from './dialects/worker-dialect.js';
 import type { RawWorkerRow } from './worker-row.js';
 import type { WorkerTables } from './worker-tables.js';
 
@@ -28,10 +28,16 @@ export function insertRows(
   table: string,
   rows: Record<string, unknown>[],
   escape: (name: string) => string,
-  limits: { maxParameters: number; returnsIds: boolean; returningIds(insertSql: string): string },
+  limits: Pick<WorkerDialect, 'maxParameters' | 'returnsIds' | 'returningIds' | 'arrayInsert'>,
 ): AtomicWork<string[]> {
   return function* () {
-    const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+    // Rows built by one creator share their columns; a row with others widens the list.
+    const first = Object.keys(rows[0] ?? {});
+    const columns = rows.every((row) => Object.keys(row).length === first.length) ? first : [...new Set(rows.flatMap((row) => Object.keys(row)))];
+    if (limits.arrayInsert) {
+      const result = yield limits.arrayInsert(columns, rows);
+      return inIdOrder(result.rows.map((row) => String(row.id)));
+    }
     const perStatement = Math.max(1, Math.floor(limits.maxParameters / columns.length));
     const tuple = `(${columns.map(() => '?').join(', ')})`;
     const ids: string[] = [];
@@ -42,8 +48,7 @@ export function insertRows(
         parameters: chunk.flatMap((row) => columns.map((column) => row[column] ?? null)),
       };
       if (limits.returnsIds) {
-        // One statement's ids come from one sequence in row order.
-        ids.push(...result.rows.map((row) => BigInt(String(row.id))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String));
+        ids.push(...inIdOrder(result.rows.map((row) => String(row.id))));
       } else {
         const first = BigInt(result.insertId ?? '0');
         chunk.forEach((_, index) => ids.push(String(first + BigInt(index))));
@@ -51,6 +56,11 @@ export function insertRows(
     }
     return ids;
   };
+}
+
+/** One statement's ids come from one sequence in row order: ascending ids are the rows' order (decimal strings: by length, then text). */
+function inIdOrder(ids: string[]): string[] {
+  return ids.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**

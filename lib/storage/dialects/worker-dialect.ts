@@ -55,6 +55,11 @@ export interface WorkerDialect {
   returningIds(insertSql: string): string;
   /** True when returningIds() makes the INSERT return its ids as rows. */
   readonly returnsIds: boolean;
+  /**
+   * Where the database takes whole columns as arrays (PostgreSQL: INSERT … SELECT FROM unnest), one
+   * statement for any number of new pending rows, returning their ids as rows; else undefined.
+   */
+  arrayInsert?(columns: string[], rows: Record<string, unknown>[]): SqlStatement;
 }
 
 export type SupportedDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql' | 'mariadb';

@@ -73,6 +73,7 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
    */
   wake(queueName: string): void {
     if (!this.intervalNames.length || !this.queueNames().includes(queueName)) return;
+    this.workerService.noteWoken(queueName);
     if (this.running.has(queueName)) {
       this.wokenWhileRunning.add(queueName);
       return;

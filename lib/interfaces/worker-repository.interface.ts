@@ -16,6 +16,8 @@ export interface ClaimRequest {
   leaseMs: number;
   /** Only rows due at or before this instant are claimed (the start of the pass). */
   dueBy: Date;
+  /** Rows are known to have just been committed to the queue (a wake-up): no need to check first. */
+  expectDue?: boolean;
 }
 
 export interface RetryRequest {

@@ -90,6 +90,8 @@ export class WorkerService {
   private readonly heartbeats = new Set<{ stop(): void }>();
   private stopping = false;
   private readonly activeRuns = new Set<Promise<void>>();
+  /** Queues woken by a commit notification: their next claim skips the check for due rows. */
+  private readonly wokenQueues = new Set<string>();
   /** Every claimed row of this process until its outcome is recorded, by id: cancel() aborts through it. */
   private readonly claimedSignals = new Map<string, AbortController>();
 
@@ -204,6 +206,11 @@ export class WorkerService {
     if (controller && !controller.signal.aborted) controller.abort(new EventCancelledError(id, eventName));
   }
 
+  /** Rows were committed to this queue (a PostgreSQL notification): its next claim goes straight to the rows. */
+  noteWoken(queueName: string): void {
+    this.wokenQueues.add(queueName);
+  }
+
   /** True once shutdown() was called: runWorker() then claims nothing. */
   get isStopping(): boolean {
     return this.stopping;
@@ -251,6 +258,7 @@ export class WorkerService {
           workerId: this.workerId,
           leaseMs: this.leaseMs,
           dueBy: context.dueBy,
+          expectDue: this.wokenQueues.delete(options.queueName),
         });
         if (batch.length === 0) break;
         if (claimedInPass === 0) {

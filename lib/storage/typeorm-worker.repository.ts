@@ -55,7 +55,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
    */
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
     // A queue whose last claim here came back full is busy: claim at once, the walk finds enough.
-    if (this.busyQueues.has(request.queueName)) return this.claimDue(request, request.limit);
+    if (request.expectDue || this.busyQueues.has(request.queueName)) return this.claimDue(request, request.limit);
     const [counted] = await this.dialect.query({
       sql:
         `SELECT COUNT(*) AS due_count FROM (SELECT id FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +

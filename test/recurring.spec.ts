@@ -156,8 +156,7 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
       { name: 'paris-morning', queueName: 'recurring-reports', eventName: 'ReportEvent', nextSlotAt: undefined },
       { name: 'TickEvent', queueName: 'recurring-ticks', eventName: 'TickEvent', nextSlotAt: undefined },
     ]);
-    await t!.close();
-    apps.length = 0;
+    for (const app of apps.splice(0)) await app.close();
     const [running] = await replicas({ events: [ReportEvent], recurring: [PARIS_MORNING], autoStart: true });
     const next = running!.app.get(RecurringEventScheduler).list().find((schedule) => schedule.name === 'paris-morning')!.nextSlotAt!;
     const inParis = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', hour12: false }).format(next);

@@ -9,7 +9,16 @@ export interface WorkerTables {
   schedules: string;
 }
 
+const tablesBySource = new WeakMap<DataSource, WorkerTables>();
+
+/** Read from the metadata once per DataSource: dispatches and claims use them on every call. */
 export function workerTables(dataSource: DataSource): WorkerTables {
+  let tables = tablesBySource.get(dataSource);
+  if (!tables) tablesBySource.set(dataSource, (tables = readTables(dataSource)));
+  return tables;
+}
+
+function readTables(dataSource: DataSource): WorkerTables {
   const quoted = (entity: typeof WorkerEntity | typeof FailedWorkerEntity | typeof WorkerScheduleEntity): string =>
     dataSource
       .getMetadata(entity)

@@ -7,7 +7,7 @@ import {
   type AtomicWork,
   atomicallyOnServer,
   claimParameters,
-  insertUnlessTakenSql,
+  insertUnlessTaken,
   runWithin,
   type SqlStatement,
   WAKEUP_CHANNEL,
@@ -75,11 +75,8 @@ export class PostgresWorkerDialect implements WorkerDialect {
     };
   }
 
-  async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
-    const columns = Object.keys(row);
-    const sql = this.returningIds(insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), (position) => `$${position}`));
-    const [inserted] = (await manager.query(sql, Object.values(row))) as RawWorkerRow[];
-    return inserted === undefined ? undefined : String(inserted.id);
+  insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
+    return insertUnlessTaken(this, this.tables.pending, row, (name) => this.dataSource.driver.escape(name), manager);
   }
 
   query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {

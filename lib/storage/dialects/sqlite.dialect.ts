@@ -5,7 +5,7 @@ import type { RawWorkerRow } from '../worker-row.js';
 import {
   type AtomicWork,
   claimParameters,
-  insertUnlessTakenSql,
+  insertUnlessTaken,
   runWithin,
   type SqlStatement,
   type StatementResult,
@@ -52,11 +52,8 @@ export class SqliteWorkerDialect implements WorkerDialect {
     return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
   }
 
-  async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
-    const columns = Object.keys(row);
-    const sql = this.returningIds(insertUnlessTakenSql(this.tables.pending, columns, (name) => this.dataSource.driver.escape(name), () => '?'));
-    const [inserted] = (await manager.query(sql, Object.values(row))) as RawWorkerRow[];
-    return inserted === undefined ? undefined : String(inserted.id);
+  insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
+    return insertUnlessTaken(this, this.tables.pending, row, (name) => this.dataSource.driver.escape(name), manager);
   }
 
   /**

@@ -2,6 +2,7 @@ import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { RawWorkerRow } from '../worker-row.js';
+import { insertRow } from '../worker-statements.js';
 
 /** One SQL statement with `?` placeholders (each dialect spells them its own way). */
 export interface SqlStatement {
@@ -93,12 +94,20 @@ export function claimParameters(request: ClaimRequest, leaseToken: string, now: 
   return [request.workerId, leaseToken, now + request.leaseMs, now, request.queueName, request.dueBy.getTime(), request.limit];
 }
 
-/** INSERT … ON CONFLICT DO NOTHING (PostgreSQL, SQLite), to be made to return its id: none when the unique key is taken. */
-export function insertUnlessTakenSql(pending: string, columns: string[], escape: (name: string) => string, placeholder: (position: number) => string): string {
-  return (
-    `INSERT INTO ${pending} (${columns.map(escape).join(', ')}) VALUES (${columns.map((_, index) => placeholder(index + 1)).join(', ')}) ` +
-    'ON CONFLICT DO NOTHING'
-  );
+/**
+ * insertPending() where INSERT … ON CONFLICT DO NOTHING exists (PostgreSQL, SQLite): the row's id,
+ * or undefined when its unique key is taken (nothing inserted, the transaction goes on).
+ */
+export async function insertUnlessTaken(
+  dialect: WorkerDialect,
+  pending: string,
+  row: Record<string, unknown>,
+  escape: (name: string) => string,
+  manager: EntityManager,
+): Promise<string | undefined> {
+  const { sql, parameters } = insertRow(pending, row, escape);
+  const [inserted] = await dialect.query({ sql: dialect.returningIds(`${sql} ON CONFLICT DO NOTHING`), parameters }, manager);
+  return inserted === undefined ? undefined : String(inserted.id);
 }
 
 /** The channel PostgreSQL workers LISTEN on; the payload is the queue name. */

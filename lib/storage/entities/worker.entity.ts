@@ -68,6 +68,9 @@ export class WorkerScheduleEntity {
 
 type DatabaseType = DataSourceOptions['type'];
 
+/** The condition of the partial unique index (PostgreSQL, SQLite): rows without a key are not in it. */
+export const KEYED_ROWS = '"unique_key" IS NOT NULL';
+
 /**
  * The two tables for one database type. Built per type because a 64-bit auto-increment key is
  * spelled differently: SQLite's INTEGER PRIMARY KEY is already 64-bit, elsewhere it is bigint.
@@ -81,9 +84,10 @@ export function workerEntitySchemas(
     generated: 'increment',
   };
   // MySQL's TEXT stops at 64 KiB; payloads and stack traces may be longer.
-  const text = type === 'mysql' || type === 'mariadb' ? 'longtext' : 'text';
+  const mysqlFamily = type === 'mysql' || type === 'mariadb';
+  const text = mysqlFamily ? 'longtext' : 'text';
   // MySQL's default collations compare case- and trailing-space-insensitively: 'Mail' would be queue 'mail'.
-  const exact = type === 'mysql' || type === 'mariadb' ? { charset: 'utf8mb4', collation: 'utf8mb4_bin' } : {};
+  const exact = mysqlFamily ? { charset: 'utf8mb4', collation: 'utf8mb4_bin' } : {};
   const shared = {
     queueName: { name: 'queue_name', type: 'varchar', length: 255, ...exact },
     eventName: { name: 'event_name', type: 'varchar', length: 255, ...exact },
@@ -113,8 +117,8 @@ export function workerEntitySchemas(
       { name: 'IDX_nestjs_workers_due', columns: ['queueName', 'availableAt', 'id'] },
       // The claim walks this index in its ORDER BY (priority, available_at, id): no sort, however long the queue.
       { name: 'IDX_nestjs_workers_claim', columns: ['queueName', 'priority', 'availableAt', 'id'] },
-      // NULL keys never collide, so only keyed rows are deduplicated.
-      { name: 'IDX_nestjs_workers_unique', columns: ['queueName', 'uniqueKey'], unique: true },
+      // NULL keys never collide, so only keyed rows are deduplicated; where the database can, only keyed rows are in it at all.
+      { name: 'IDX_nestjs_workers_unique', columns: ['queueName', 'uniqueKey'], unique: true, ...(mysqlFamily ? {} : { where: KEYED_ROWS }) },
     ],
   });
   const failed = new EntitySchema<FailedWorkerEntity>({

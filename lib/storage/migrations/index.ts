@@ -1,5 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import type { SupportedDatabaseType } from '../dialects/worker-dialect.js';
+import { KEYED_ROWS } from '../entities/worker.entity.js';
 
 /*
  * The queue tables as TypeORM migrations, one class per dialect, so production databases need no
@@ -167,6 +168,38 @@ export class AddNestjsWorkerJobControlSqlite1764500000000 implements MigrationIn
   }
 }
 
+/*
+ * Keyed rows only in the unique index (PostgreSQL, SQLite): most rows have no key, and an index
+ * entry for each of them was written on every insert and claim for nothing. MySQL/MariaDB have no
+ * partial indexes; their index stays as it is.
+ */
+
+export class PartialNestjsWorkerUniqueIndexPostgres1764600000000 implements MigrationInterface {
+  async up(queryRunner: QueryRunner): Promise<void> {
+    const [pending] = postgresTables(queryRunner);
+    await queryRunner.query(`DROP INDEX ${qualifiedName(queryRunner, 'IDX_nestjs_workers_unique')}`);
+    await queryRunner.query(`CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key") WHERE ${KEYED_ROWS}`);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    const [pending] = postgresTables(queryRunner);
+    await queryRunner.query(`DROP INDEX ${qualifiedName(queryRunner, 'IDX_nestjs_workers_unique')}`);
+    await queryRunner.query(`CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key")`);
+  }
+}
+
+export class PartialNestjsWorkerUniqueIndexSqlite1764600000000 implements MigrationInterface {
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('DROP INDEX "IDX_nestjs_workers_unique"');
+    await queryRunner.query(`CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key") WHERE ${KEYED_ROWS}`);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('DROP INDEX "IDX_nestjs_workers_unique"');
+    await queryRunner.query('CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key")');
+  }
+}
+
 /** Pending, failed and schedules table, in the DataSource's schema when it names one. */
 function postgresTables(queryRunner: QueryRunner): [string, string, string] {
   return [qualifiedName(queryRunner, 'nestjs_workers'), qualifiedName(queryRunner, 'nestjs_failed_workers'), qualifiedName(queryRunner, 'nestjs_workers_schedules')];
@@ -182,11 +215,11 @@ function qualifiedName(queryRunner: QueryRunner, name: string): string {
 export function workerMigrations(type: SupportedDatabaseType): (new () => MigrationInterface)[] {
   switch (type) {
     case 'postgres':
-      return [CreateNestjsWorkerTablesPostgres1764400000000, AddNestjsWorkerJobControlPostgres1764500000000];
+      return [CreateNestjsWorkerTablesPostgres1764400000000, AddNestjsWorkerJobControlPostgres1764500000000, PartialNestjsWorkerUniqueIndexPostgres1764600000000];
     case 'mysql':
     case 'mariadb':
       return [CreateNestjsWorkerTablesMysql1764400000000, AddNestjsWorkerJobControlMysql1764500000000];
     case 'better-sqlite3':
-      return [CreateNestjsWorkerTablesSqlite1764400000000, AddNestjsWorkerJobControlSqlite1764500000000];
+      return [CreateNestjsWorkerTablesSqlite1764400000000, AddNestjsWorkerJobControlSqlite1764500000000, PartialNestjsWorkerUniqueIndexSqlite1764600000000];
   }
 }

@@ -5,9 +5,17 @@ import { QUEUE_EVENT_METADATA, RECURRING_EVENT_METADATA } from './worker.constan
 
 const reflector = new Reflector();
 
+/** Metadata found so far, per class: every dispatch reads it twice (queue and name), bulk dispatch per event. */
+const queueEventMetadataCache = new WeakMap<Function, QueueEventMetadata>();
+
 /** Reads @QueueEvent() metadata; inherited by subclasses of a decorated event. */
 export function getQueueEventMetadata(eventClass: Function): QueueEventMetadata | undefined {
-  return reflector.get<QueueEventMetadata | undefined>(QUEUE_EVENT_METADATA, eventClass);
+  let metadata = queueEventMetadataCache.get(eventClass);
+  if (metadata) return metadata;
+  // Only what was found is kept: a class without metadata may still be decorated by hand later.
+  metadata = reflector.get<QueueEventMetadata | undefined>(QUEUE_EVENT_METADATA, eventClass);
+  if (metadata) queueEventMetadataCache.set(eventClass, metadata);
+  return metadata;
 }
 
 /** Every class decorated with @QueueEvent() so far in this process. */

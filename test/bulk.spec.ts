@@ -31,6 +31,16 @@ class OtherBulkEvent extends BaseEvent<{ n: number }> {
   async execute(): Promise<void> {}
 }
 
+@QueueEvent('bulk-plain', { retries: 3 })
+class PlainBulkEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {}
+}
+
+@QueueEvent('bulk-plain', { retries: 7, priority: -5 })
+class UrgentBulkEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {}
+}
+
 class InlineEvent extends BaseEvent<null> {
   async execute(): Promise<void> {}
 }
@@ -40,7 +50,7 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
 
   beforeEach(async () => {
     seen.length = 0;
-    t = await createTestApp({ events: [BulkEvent, OtherBulkEvent] }, {}, database);
+    t = await createTestApp({ events: [BulkEvent, OtherBulkEvent, PlainBulkEvent, UrgentBulkEvent] }, {}, database);
   });
 
   afterEach(async () => {
@@ -62,6 +72,21 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
     expect(await t.workers.runWorker(runOncePass('bulk', { concurrency: 8, batchSize: 500 }))).toMatchObject({ processed: 6000 });
     expect(seen).toHaveLength(6000);
   }, 60_000);
+
+  it('stores events whose columns are all alike, or differ only in retries and priority, as they were dispatched', async () => {
+    // On PostgreSQL a column that is the same in every row is bound once; here every column is (no payload).
+    const ids = await t.events.dispatchMany([new PlainBulkEvent(null), new PlainBulkEvent(null), new PlainBulkEvent(null)]);
+    expect(ids).toHaveLength(3);
+    // Two classes of one queue: retries and priority (from their options) differ per row, the rest does not.
+    await t.events.dispatchMany([new PlainBulkEvent(null), new UrgentBulkEvent(null), new PlainBulkEvent(null)]);
+    const rows = await pendingRows(t.dataSource);
+    expect(rows.map((row) => [row.event_name, row.payload, Number(row.retries), Number(row.priority)])).toEqual([
+      ...Array.from({ length: 3 }, () => ['PlainBulkEvent', null, 3, 0]),
+      ['PlainBulkEvent', null, 3, 0],
+      ['UrgentBulkEvent', null, 7, -5],
+      ['PlainBulkEvent', null, 3, 0],
+    ]);
+  });
 
   it('applies delaySeconds and priority to every event, and announces each one', async () => {
     const announced: unknown[] = [];

@@ -169,12 +169,17 @@ export class EventService implements IEventService {
    * scheduler stores it in its own transaction). Throws what dispatch() throws for bad input.
    */
   buildWorkerModel(event: BaseEvent, queueName: string, options: DispatchOptions = {}): { model: IWorkerModel; eventName: string } {
+    assertDispatchOptions(options);
+    const now = new Date();
+    return this.modelOf(event, queueName, options, { now, availableAt: dueTime(options, now) });
+  }
+
+  /** buildWorkerModel() with the options already checked and the times worked out (dispatchMany does that once for all events). */
+  private modelOf(event: BaseEvent, queueName: string, options: DispatchOptions, times: { now: Date; availableAt: Date | undefined }): { model: IWorkerModel; eventName: string } {
     const eventName = event.getName();
     const registered = this.registry.find(eventName);
     if (registered?.eventClass !== event.constructor) throw new UnknownEventError(eventName);
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
-    assertDispatchOptions(options);
-    const now = new Date();
     const model = this.workerCreator.createWorkerModel({
       // Checked and serialized when the model is saved (serializePayload): a bad payload stores nothing.
       payload: (event.getPayload() ?? null) as TSerializableValues | null,
@@ -182,9 +187,9 @@ export class EventService implements IEventService {
       retries: registered.options.retries ?? this.retriesFor(queueName),
       queueName,
       eventName,
-      createdAt: now,
-      updatedAt: now,
-      availableAt: dueTime(options, now),
+      createdAt: times.now,
+      updatedAt: times.now,
+      availableAt: times.availableAt,
       priority: options.priority ?? registered.options.priority,
       uniqueKey: options.uniqueKey,
     });
@@ -203,12 +208,16 @@ export class EventService implements IEventService {
     if (options.uniqueKey !== undefined) {
       throw new InvalidWorkerOptionsError('uniqueKey', 'cannot be given to dispatchMany (one key cannot hold several events): dispatch keyed events one by one');
     }
+    assertDispatchOptions(options);
+    // One statement, one instant: every row of it is created (and due) at the same time.
+    const now = new Date();
+    const times = { now, availableAt: dueTime(options, now) };
     const built = events.map((event, index) => {
       const queueName = event?.getQueueName?.();
       if (!queueName) {
         throw new WorkerError(`dispatchMany() takes queued events only: events[${index}] (${event?.constructor?.name ?? typeof event}) has no queue`);
       }
-      return { ...this.buildWorkerModel(event, queueName, options), queueName, event };
+      return { ...this.modelOf(event, queueName, options, times), queueName, event };
     });
     const models = built.map(({ model }) => model);
     if (options.manager) assertTransactionalDispatch(options.manager);

@@ -19,7 +19,7 @@ export class TypeOrmWorkerCreator implements IWorkerCreator {
 
   private modelFor(table: typeof WorkerEntity | typeof FailedWorkerEntity, data: IWorkerAttributes): TypeOrmWorkerModel {
     const model = new TypeOrmWorkerModel(this.dataSource, table);
-    model.setData({ ...data, id: undefined });
+    model.setData(data, { asNewRow: true });
     return model;
   }
 }

@@ -43,7 +43,13 @@ export class PostgresWorkerDialect implements WorkerDialect {
     this.columnTypes = new Map(
       dataSource.getMetadata(WorkerEntity).columns.map((column) => [column.databaseName, arrayElementType(String(column.type))]),
     );
-    this.claimSql = `WITH claimed AS (${updateReturningClaimSql(tables.pending, (position) => `$${position}`, ' FOR UPDATE SKIP LOCKED')}) SELECT * FROM claimed`;
+    const update = updateReturningClaimSql(tables.pending, (position) => `$${position}`, {
+      lockClause: ' FOR UPDATE SKIP LOCKED',
+      // An array of the locked ids, not IN (subquery): the planner then fetches them by primary key
+      // instead of hashing them and scanning the whole table (dead rows included) for matches.
+      idsIn: (select) => `id = ANY(ARRAY(${select}))`,
+    });
+    this.claimSql = `WITH claimed AS (${update}) SELECT * FROM claimed`;
   }
 
   claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
@@ -60,18 +66,29 @@ export class PostgresWorkerDialect implements WorkerDialect {
   }
 
   /**
-   * One statement for all rows: each column a typed array, unnest()ed into rows (binding 13 arrays
-   * instead of 13 parameters per row is several times faster). Notifies each queue once.
+   * One statement for all rows: each column whose value differs between rows is a typed array,
+   * unnest()ed into rows, and a column that is the same in every row (queue, event name, times, …
+   * in a typical bulk dispatch) one parameter. Binding a few arrays instead of a parameter per row
+   * and column is several times faster. Notifies each queue once.
    */
   arrayInsert(columns: string[], rows: Record<string, unknown>[]): SqlStatement {
     const escape = (name: string): string => this.dataSource.driver.escape(name);
+    const typeOf = (column: string): string => this.columnTypes.get(column) ?? 'text';
+    const first = rows[0] ?? {};
+    const varying = columns.filter((column) => rows.some((row) => (row[column] ?? null) !== (first[column] ?? null)));
+    const same = columns.filter((column) => !varying.includes(column));
+    // unnest() of no arrays is no rows: with every column the same, the row count comes from generate_series.
+    const source = varying.length > 0 ? `unnest(${varying.map((column) => `?::${typeOf(column)}[]`).join(', ')}) AS source(${varying.map(escape).join(', ')})` : 'generate_series(1, ?)';
     return {
       sql:
-        `WITH inserted AS (INSERT INTO ${this.tables.pending} (${columns.map(escape).join(', ')}) ` +
-        `SELECT * FROM unnest(${columns.map((column) => `?::${this.columnTypes.get(column) ?? 'text'}[]`).join(', ')}) RETURNING id, queue_name), ` +
+        `WITH inserted AS (INSERT INTO ${this.tables.pending} (${[...same, ...varying].map(escape).join(', ')}) ` +
+        `SELECT ${[...same.map((column) => `?::${typeOf(column)}`), ...varying.map((column) => `source.${escape(column)}`)].join(', ')} FROM ${source} RETURNING id, queue_name), ` +
         `woke AS (SELECT pg_notify('${WAKEUP_CHANNEL}', queue_name) FROM (SELECT DISTINCT queue_name FROM inserted) queues) ` +
         'SELECT id, (SELECT count(*) FROM woke) AS woke FROM inserted',
-      parameters: columns.map((column) => rows.map((row) => row[column] ?? null)),
+      parameters: [
+        ...same.map((column) => first[column] ?? null),
+        ...(varying.length > 0 ? varying.map((column) => rows.map((row) => row[column] ?? null)) : [rows.length]),
+      ],
     };
   }
 

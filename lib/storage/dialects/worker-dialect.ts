@@ -78,15 +78,22 @@ export function isSupportedDatabaseType(type: unknown): type is SupportedDatabas
 
 /**
  * The claim as one UPDATE … RETURNING (PostgreSQL, SQLite): the inner SELECT picks the oldest due
- * rows of the queue through the due index, `lockClause` says how it locks them. Its parameters are
- * `claimParameters()`, in that order, spelled by `placeholder(position)`.
+ * rows of the queue through the claim-order index, `lockClause` says how it locks them, and
+ * `idsIn(select)` how the UPDATE takes the ids it returns. Its parameters are `claimParameters()`, in
+ * that order, spelled by `placeholder(position)`.
  */
-export function updateReturningClaimSql(pending: string, placeholder: (position: number) => string, lockClause = ''): string {
+export function updateReturningClaimSql(
+  pending: string,
+  placeholder: (position: number) => string,
+  { lockClause = '', idsIn = (select: string) => `id IN (${select})` }: { lockClause?: string; idsIn?: (select: string) => string } = {},
+): string {
   const p = Array.from({ length: 7 }, (_, index) => placeholder(index + 1));
+  const select =
+    `SELECT id FROM ${pending} WHERE queue_name = ${p[4]} AND available_at <= ${p[5]} AND deleted_at IS NULL ` +
+    `ORDER BY priority, available_at, id LIMIT ${p[6]}${lockClause}`;
   return (
     `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ${p[0]}, lease_token = ${p[1]}, available_at = ${p[2]}, updated_at = ${p[3]} ` +
-    `WHERE id IN (SELECT id FROM ${pending} WHERE queue_name = ${p[4]} AND available_at <= ${p[5]} AND deleted_at IS NULL ` +
-    `ORDER BY priority, available_at, id LIMIT ${p[6]}${lockClause}) RETURNING *`
+    `WHERE ${idsIn(select)} RETURNING *`
   );
 }
 

@@ -5,7 +5,6 @@ import {
   AttemptsExhaustedError,
   CorruptPayloadError,
   EventCancelledError,
-  EventTimeoutError,
   LeaseLostError,
   NonErrorThrownError,
   UnknownEventError,
@@ -27,6 +26,7 @@ import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth } from '../
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.constants.js';
 import { describeError } from '../errors/describe-error.js';
 import { retryDelaySeconds } from './retry-policy.js';
+import { ClaimedRun } from './claimed-run.js';
 import { runPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import {
@@ -66,6 +66,8 @@ interface RunContext {
   dueBy: Date;
   /** Events of the current batch that succeeded; their rows are deleted together when the batch ends. */
   succeeded: { model: IWorkerModel; outcome: LifecycleOutcome; durationMs: number }[];
+  /** The last batch's outcomes being recorded (see runPass). */
+  recording?: Promise<void>;
 }
 
 type LifecycleOutcome = { queueName: string; eventName: string; attributes: IWorkerAttributes; event?: BaseEvent };
@@ -93,7 +95,7 @@ export class WorkerService {
   /** Queues woken by a commit notification: their next claim skips the check for due rows. */
   private readonly wokenQueues = new Set<string>();
   /** Every claimed row of this process until its outcome is recorded, by id: cancel() aborts through it. */
-  private readonly claimedSignals = new Map<string, AbortController>();
+  private readonly claimedRuns = new Map<string, ClaimedRun>();
 
   setLogger(logger: ILoggerService): void {
     this.logger = logger;
@@ -202,8 +204,7 @@ export class WorkerService {
   }
 
   private abortCancelled(id: string, eventName?: string): void {
-    const controller = this.claimedSignals.get(id);
-    if (controller && !controller.signal.aborted) controller.abort(new EventCancelledError(id, eventName));
+    this.claimedRuns.get(id)?.abort(new EventCancelledError(id, eventName));
   }
 
   /** Rows were committed to this queue (a PostgreSQL notification): its next claim goes straight to the rows. */
@@ -241,52 +242,82 @@ export class WorkerService {
   }
 
   private async drain(context: RunContext): Promise<void> {
-    const { options, repository } = context;
+    const { options } = context;
     const concurrency = options.concurrency ?? this.concurrencyFor(options.queueName);
     const batchSize = options.batchSize ?? this.batchSizeFor(options.queueName) ?? concurrency;
-    let claimedInPass: number;
-    let firstPass = true;
-    do {
-      // A later pass reaches at least 1 ms past the previous one, where its zero-delay retries fall due.
-      context.dueBy = new Date(firstPass ? Date.now() : Math.max(Date.now(), context.dueBy.getTime() + 1));
-      firstPass = false;
-      claimedInPass = 0;
-      while (!this.stopping) {
-        const batch = await repository.claimWorkers({
-          queueName: options.queueName,
-          limit: batchSize,
-          workerId: this.workerId,
-          leaseMs: this.leaseMs,
-          dueBy: context.dueBy,
-          expectDue: this.wokenQueues.delete(options.queueName),
-        });
-        if (batch.length === 0) break;
-        if (claimedInPass === 0) {
-          // Counted once per pass that found work, so idle polls cost a single query; logged while
-          // the batch already runs, so the count never delays the first event.
-          const claimed = batch.length;
-          void repository.countDueWorkers(options.queueName, context.dueBy).then(
-            (stillDue) => this.logger.log(`Queued items: ${claimed + stillDue}`),
-            (error: unknown) => this.logger.warn(`Could not count the due events of queue ${options.queueName}: ${describeError(error)}`),
-          );
-        }
-        claimedInPass += batch.length;
-        const signals = batch.map((model) => this.signalFor(model));
-        const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
-        let unstarted: IWorkerModel[];
-        try {
-          unstarted = await runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
-          await this.completeSucceeded(context);
-        } finally {
-          heartbeat.stop();
-          for (const signal of signals) {
-            // Only this batch's: the same row may have been claimed again meanwhile (its lease expired).
-            if (signal && this.claimedSignals.get(signal.id) === signal.controller) this.claimedSignals.delete(signal.id);
-          }
-        }
-        if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
+    try {
+      for (let firstPass = true; ; firstPass = false) {
+        // A later pass reaches at least 1 ms past the previous one, where its zero-delay retries fall due.
+        context.dueBy = new Date(firstPass ? Date.now() : Math.max(Date.now(), context.dueBy.getTime() + 1));
+        const claimed = await this.runPass(context, batchSize, concurrency);
+        if (options.runOnce || this.stopping) break;
+        if (claimed > 0) continue;
+        // Nothing was due. Outcomes still being recorded may make rows due at once (zero-delay retries):
+        // then one more pass.
+        const retriedBefore = context.result.retried;
+        await context.recording;
+        if (context.result.retried === retriedBefore) break;
       }
-    } while (!options.runOnce && claimedInPass > 0 && !this.stopping);
+    } finally {
+      await context.recording;
+    }
+  }
+
+  /**
+   * Claims and runs batches of the rows due at `context.dueBy` until a claim comes back empty, and
+   * resolves to how many rows it claimed. A batch's outcomes are recorded while the next batch is
+   * claimed (`context.recording`): its rows stay leased until then, so no claim can take them.
+   */
+  private async runPass(context: RunContext, batchSize: number, concurrency: number): Promise<number> {
+    const { options, repository } = context;
+    let claimedInPass = 0;
+    while (!this.stopping) {
+      const woken = this.wokenQueues.delete(options.queueName);
+      // Rows committed since the pass began are what woke the queue: take them in this pass.
+      if (woken && !options.runOnce) context.dueBy = new Date(Math.max(Date.now(), context.dueBy.getTime()));
+      const batch = await repository.claimWorkers({
+        queueName: options.queueName,
+        limit: batchSize,
+        workerId: this.workerId,
+        leaseMs: this.leaseMs,
+        dueBy: context.dueBy,
+        expectDue: woken,
+      });
+      if (batch.length === 0) break;
+      const firstOfPass = claimedInPass === 0;
+      claimedInPass += batch.length;
+      const runs = batch.map((model) => this.registerRun(model));
+      const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
+      let handedOver = false;
+      try {
+        const running = runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
+        // Counted once per pass that found work, so idle polls cost a single query; asked for once
+        // the batch's first events have started, so the count never delays them.
+        if (firstOfPass) this.logQueuedItems(repository, options.queueName, batch.length, context.dueBy);
+        const unstarted = await running;
+        if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
+        await context.recording;
+        // completeSucceeded() takes this batch's outcomes before its first await; the heartbeat
+        // keeps the leases until they are recorded.
+        context.recording = this.completeSucceeded(context).finally(() => heartbeat.stop());
+        handedOver = true;
+      } finally {
+        if (!handedOver) heartbeat.stop();
+        for (const claimed of runs) {
+          // Only this batch's: the same row may have been claimed again meanwhile (its lease expired).
+          if (claimed && this.claimedRuns.get(claimed.id) === claimed.run) this.claimedRuns.delete(claimed.id);
+        }
+      }
+    }
+    return claimedInPass;
+  }
+
+  /** Logs the seed's "Queued items: N" (this batch plus what is still due), without waiting for the count. */
+  private logQueuedItems(repository: IWorkerQueueRepository, queueName: string, claimed: number, dueBy: Date): void {
+    void repository.countDueWorkers(queueName, dueBy).then(
+      (stillDue) => this.logger.log(`Queued items: ${claimed + stillDue}`),
+      (error: unknown) => this.logger.warn(`Could not count the due events of queue ${queueName}: ${describeError(error)}`),
+    );
   }
 
   /**
@@ -314,13 +345,13 @@ export class WorkerService {
     return heartbeat;
   }
 
-  /** Registers a claimed row's AbortController, so cancel() and the heartbeat can reach it before and while it runs. */
-  private signalFor(model: IWorkerModel): { id: string; controller: AbortController } | undefined {
+  /** Registers a claimed row's run, so cancel() and the heartbeat can reach it before and while it runs. */
+  private registerRun(model: IWorkerModel): { id: string; run: ClaimedRun } | undefined {
     const id = (model as { id?: string }).id;
     if (id === undefined) return undefined;
-    const controller = new AbortController();
-    this.claimedSignals.set(id, controller);
-    return { id, controller };
+    const run = new ClaimedRun();
+    this.claimedRuns.set(id, run);
+    return { id, run };
   }
 
   /** process(), with anything it did not expect logged instead of ending the pass for the other rows. */
@@ -345,7 +376,7 @@ export class WorkerService {
     const claimed = this.readClaimed(model, options.queueName);
     if (!claimed) return;
     const { data } = claimed;
-    const controller = (data.id !== undefined ? this.claimedSignals.get(data.id) : undefined) ?? new AbortController();
+    const run = (data.id !== undefined ? this.claimedRuns.get(data.id) : undefined) ?? new ClaimedRun();
     let failure = claimed.failure;
     let permanent = failure !== undefined;
     let maxAttempts = options.retries;
@@ -368,7 +399,7 @@ export class WorkerService {
       if (!failure) {
         event = eventService.createEvent(data.eventName, data.payload);
         this.logger.debug?.(`Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`);
-        await executeWithin(event, data.eventName, policy.timeoutSeconds, controller);
+        await run.execute(event, data.eventName, policy.timeoutSeconds);
       }
     } catch (thrown) {
       failure ??= thrown instanceof Error ? thrown : new NonErrorThrownError(thrown);
@@ -376,7 +407,7 @@ export class WorkerService {
     }
     const outcome = { queueName: data.queueName, eventName: data.eventName, attributes: data, event };
     try {
-      if (failure && controller.signal.reason instanceof EventCancelledError) {
+      if (failure && run.abortReason instanceof EventCancelledError) {
         // Cancelled before or while it ran: removed, whatever the attempt did after the abort.
         await repository.completeWorker(model);
         await this.recordCancelled(data, outcome, startedAt, result);
@@ -506,28 +537,6 @@ async function completeOneByOne(repository: IWorkerQueueRepository, models: IWor
     }
   }
   return lost;
-}
-
-/**
- * Runs `execute(signal)` until it settles or the signal is aborted: past `timeoutSeconds` (with
- * EventTimeoutError) or by a cancel (EventCancelledError); the attempt then fails with that reason.
- * The event's own code may still be running then: it should stop on the signal.
- */
-async function executeWithin(event: BaseEvent, eventName: string, timeoutSeconds: number | undefined, controller: AbortController): Promise<void> {
-  const { signal } = controller;
-  if (signal.aborted) throw signal.reason;
-  let onAbort: () => void = () => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  const timer = timeoutSeconds === undefined ? undefined : setTimeout(() => controller.abort(new EventTimeoutError(eventName, timeoutSeconds)), timeoutSeconds * 1000);
-  try {
-    await Promise.race([event.execute(signal), aborted]);
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
-  }
 }
 
 /** The repository's form of a cancel target, checked (a row id, or a queue and a unique key). */

@@ -97,7 +97,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const byLease = new Map<string, string[]>();
     for (const model of models) {
       const { id, leaseToken } = leased(model);
-      byLease.set(leaseToken, [...(byLease.get(leaseToken) ?? []), id]);
+      const ids = byLease.get(leaseToken);
+      if (ids) ids.push(id);
+      else byLease.set(leaseToken, [id]);
     }
     const lost: string[] = [];
     for (const [leaseToken, ids] of byLease) {
@@ -245,6 +247,7 @@ function leaseTokensOf(models: IWorkerModel[]): string[] {
   return [...new Set(models.map((model) => leased(model).leaseToken))];
 }
 
-function compareIds(a: string | undefined, b: string | undefined): number {
-  return BigInt(a ?? 0) < BigInt(b ?? 0) ? -1 : BigInt(a ?? 0) > BigInt(b ?? 0) ? 1 : 0;
+/** Ids are decimal strings of one sequence: a shorter one is smaller, equal lengths compare as text. */
+function compareIds(a = '', b = ''): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }

@@ -1,0 +1,46 @@
+import { EventTimeoutError } from '../errors/worker.error.js';
+import type { BaseEvent } from '../events/base-event.js';
+
+/**
+ * One claimed row's attempt, from the claim until its outcome is recorded. cancel() and the heartbeat
+ * abort it before or while it runs; a timeout aborts it while it runs. The AbortController is made
+ * only when the event starts, and the wait for execute() is interrupted through a callback rather
+ * than an 'abort' listener: on Node 20 adding and removing AbortSignal listeners costs microseconds
+ * each, growing with the number of live signals, which a batch of thousands of rows would pay per row.
+ */
+export class ClaimedRun {
+  private controller?: AbortController;
+  private interrupt?: (reason: Error) => void;
+  private reason?: Error;
+
+  /** Why the attempt was aborted (EventCancelledError, EventTimeoutError), if it was. */
+  get abortReason(): Error | undefined {
+    return this.reason;
+  }
+
+  abort(reason: Error): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.interrupt?.(reason);
+  }
+
+  /**
+   * Runs `execute(signal)` until it settles or the attempt is aborted (past `timeoutSeconds`, or by a
+   * cancel); the attempt then fails with that reason. The event's own code may still be running then:
+   * it should stop on the signal.
+   */
+  async execute(event: BaseEvent, eventName: string, timeoutSeconds: number | undefined): Promise<void> {
+    if (this.reason) throw this.reason;
+    this.controller = new AbortController();
+    const interrupted = new Promise<never>((_, reject) => (this.interrupt = reject));
+    const timer = timeoutSeconds === undefined ? undefined : setTimeout(() => this.abort(new EventTimeoutError(eventName, timeoutSeconds)), timeoutSeconds * 1000);
+    try {
+      // race() handles `interrupted` even when it rejects after execute() settled.
+      await Promise.race([event.execute(this.controller.signal), interrupted]);
+    } finally {
+      clearTimeout(timer);
+      this.interrupt = undefined;
+    }
+  }
+}

@@ -36,7 +36,7 @@ function postgresCommand(...args: string[]): string {
 const postgres = serverDatabases().filter((database) => database.type === 'postgres');
 
 describe.each(postgres)('a PostgreSQL restart under load ($name)', (database) => {
-  let dir: string;
+  let dir = '';
   let port: number;
   let queue: SharedQueue | undefined;
   const workers: WorkerProcess[] = [];
@@ -50,6 +50,8 @@ describe.each(postgres)('a PostgreSQL restart under load ($name)', (database) =>
   afterAll(async () => {
     await Promise.all(workers.map((worker) => worker.stop()));
     await queue?.close();
+    // Unset when beforeAll failed before making it: then there is no server to stop.
+    if (!dir) return;
     postgresCommand('stop', dir);
     rmSync(dir, { recursive: true, force: true });
   });

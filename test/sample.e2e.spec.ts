@@ -11,7 +11,7 @@ import { MailService } from '../sample/mail.service.js';
 import { QUEUE_REPORT_SCHEDULE } from '../sample/queue-report.event.js';
 import type { DataSource } from 'typeorm';
 import { WORKER_DATA_SOURCE } from '../lib/index.js';
-import { ensureServerDatabase, resetWorkerTables, testDatabases } from './support/databases.js';
+import { ensureServerDatabase, resetWorkerTables, testDatabases, workerDatabaseName } from './support/databases.js';
 import { tempDatabase, waitFor } from './support/test-app.js';
 
 /** GET /health/workers (terminus): the `workers` indicator's summary, queues cut to pending and failed. */
@@ -50,7 +50,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   async function startSample(options: SampleAppOptions = {}): Promise<INestApplication> {
     const database = tempDatabase();
     cleanup = database.cleanup;
-    const databaseUrl = db.serverUrl ? await ensureServerDatabase(db, `nestjs_workers_sample_${process.env.JEST_WORKER_ID ?? '0'}`) : undefined;
+    const databaseUrl = db.serverUrl ? await ensureServerDatabase(db, workerDatabaseName('sample')) : undefined;
     const moduleRef = await Test.createTestingModule({
       imports: [AppModule.register({ autoStart: false, digestCron: false, queueReport: false, ...options, database: database.file, databaseUrl })],
     }).compile();

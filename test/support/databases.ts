@@ -76,12 +76,20 @@ export async function ensureServerDatabase(database: TestDatabase, databaseName:
 }
 
 /**
+ * The server database of one Jest worker for `purpose` ('test', 'mp'). WORKERS_TEST_DATABASE_PREFIX
+ * (default nestjs_workers) keeps two test runs on one server, from two checkouts, out of each other's databases.
+ */
+export function workerDatabaseName(purpose: string): string {
+  return `${process.env.WORKERS_TEST_DATABASE_PREFIX ?? 'nestjs_workers'}_${purpose}_${process.env.JEST_WORKER_ID ?? '0'}`;
+}
+
+/**
  * Module database options for one test app on `database`. Server databases get one database per
  * Jest worker (test files in one worker run one after another), emptied by `resetWorkerTables`.
  */
 export async function moduleDatabaseOptions(database: TestDatabase, sqliteFile: string): Promise<WorkerModuleOptions['database']> {
   if (database.type === 'better-sqlite3') return { database: sqliteFile };
-  const url = await ensureServerDatabase(database, `nestjs_workers_test_${process.env.JEST_WORKER_ID ?? '0'}`);
+  const url = await ensureServerDatabase(database, workerDatabaseName('test'));
   return { type: database.type, url, synchronize: true, poolSize: 5 };
 }
 

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { BaseEvent, EventService, QueueEvent, TypeOrmWorkerCreator, workerEntitySchemas } from '../../lib/index.js';
-import { ensureServerDatabase, resetWorkerTables, type TestDatabase } from './databases.js';
+import { ensureServerDatabase, resetWorkerTables, type TestDatabase, workerDatabaseName } from './databases.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // One output folder per Jest worker: two suites compiling into one folder at once could hand a
@@ -41,7 +41,7 @@ export class SharedQueue {
   ) {}
 
   static async open(database: TestDatabase, url?: string): Promise<SharedQueue> {
-    const queueUrl = url ?? (await ensureServerDatabase(database, `nestjs_workers_mp_${process.env.JEST_WORKER_ID ?? '0'}`));
+    const queueUrl = url ?? (await ensureServerDatabase(database, workerDatabaseName('mp')));
     const type = database.type as 'postgres' | 'mariadb';
     const dataSource = await new DataSource({ type, url: queueUrl, entities: workerEntitySchemas(type), synchronize: true, poolSize: 20 }).initialize();
     await dataSource.query(

@@ -116,3 +116,31 @@ describe.each(serverDatabases())('transactional dispatch isolation ($name)', (da
     }
   });
 });
+
+describe.each(serverDatabases().filter((database) => database.type === 'postgres'))('PostgreSQL claim statement ($name)', (database) => {
+  it('updates the locked ids through the primary key (no scan of the table) and leaves the session as it was', async () => {
+    const t = await createTestApp({ events: [PlanEvent] }, {}, database);
+    try {
+      await t.events.dispatchMany(Array.from({ length: 2000 }, (_, n) => new PlanEvent({ n })));
+      await t.dataSource.query('ANALYZE nestjs_workers');
+      const claims: { sql: string; parameters: unknown[] }[] = [];
+      const query = t.dataSource.query.bind(t.dataSource);
+      t.dataSource.query = ((sql: string, parameters?: unknown[]) => {
+        if (sql.startsWith('WITH claimed AS')) claims.push({ sql, parameters: parameters ?? [] });
+        return query(sql, parameters);
+      }) as typeof t.dataSource.query;
+      expect(await t.workers.runWorker(runOncePass('plan-a', { batchSize: 50 }))).toMatchObject({ processed: 2000 });
+      const [claim] = claims;
+      const [{ 'QUERY PLAN': plan }] = (await query(`EXPLAIN (FORMAT JSON) ${claim!.sql}`, claim!.parameters)) as { 'QUERY PLAN': unknown }[];
+      const text = JSON.stringify(plan);
+      expect(text).not.toContain('"Node Type":"Seq Scan"');
+      expect(text).toMatch(/"Index Name":"PK_[^"]*","Relation Name":"nestjs_workers"/);
+      // The claim's commit skips its WAL flush through a setting local to its own transaction.
+      expect(claim!.sql).toContain("set_config('synchronous_commit', 'off', true)");
+      const settings = (await Promise.all(Array.from({ length: 5 }, () => query('SHOW synchronous_commit')))) as { synchronous_commit: string }[][];
+      expect(settings.map(([row]) => row!.synchronous_commit)).toEqual(Array(5).fill('on'));
+    } finally {
+      await t.close();
+    }
+  });
+});

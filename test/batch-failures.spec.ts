@@ -255,10 +255,10 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     expect((await failedRows(t.dataSource)).map(payloadOf)).toEqual([1]);
   });
 
-  it('gives each of 500 rows its own error, due time and retries in one UPDATE', async () => {
-    await t.events.dispatchMany(Array.from({ length: 500 }, (_, n) => new RetriedEvent({ n })));
+  it('gives each of 700 rows its own error, due time and retries, 500 rows per UPDATE', async () => {
+    await t.events.dispatchMany(Array.from({ length: 700 }, (_, n) => new RetriedEvent({ n })));
     const repository = new TypeOrmWorkerRepository(t.dataSource);
-    const claimed = await repository.claimWorkers({ queueName: 'batch-failures', limit: 500, workerId: 'A', leaseMs: 60_000, dueBy: new Date() });
+    const claimed = await repository.claimWorkers({ queueName: 'batch-failures', limit: 700, workerId: 'A', leaseMs: 60_000, dueBy: new Date() });
     const base = Date.now();
     const transactions = countTransactions();
     const outcomes = await repository.retryWorkers(
@@ -268,9 +268,10 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
       }),
     );
     expect([...outcomes.values()].every((outcome) => outcome === 'retried')).toBe(true);
-    expect(transactions).toEqual([2]);
+    // The locking read, then two UPDATEs.
+    expect(transactions).toEqual([3]);
     const pending = await pendingRows(t.dataSource);
-    expect(pending).toHaveLength(500);
+    expect(pending).toHaveLength(700);
     for (const row of pending) {
       const n = Number(row.id);
       expect(row).toMatchObject({ error: `error ${n} ‘quoted’ ?`, retries: n % 7, available_at: base + n * 1000, lease_token: null });

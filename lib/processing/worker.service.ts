@@ -481,7 +481,8 @@ export class WorkerService {
         // Cancelled in another process before this worker's heartbeat told it; the repository removed the row.
         await this.recordCancelled(outcome, durationMs, result);
       } else if (what === 'lease-lost') {
-        this.logger.warn(`${new LeaseLostError(outcome.attributes.id ?? '(unsaved)').message}; the worker that holds it now decides the outcome of ${outcome.eventName}`);
+        const lost = new LeaseLostError(outcome.attributes.id ?? '(unsaved)');
+        this.logger.warn(`${lost.message}; the worker that holds it now decides the outcome of ${outcome.eventName}`);
       }
     }
   }
@@ -493,7 +494,9 @@ export class WorkerService {
       if (found === done) return 'recorded';
       if (found === 'cancelled') return 'cancelled';
       if (found === 'lease-lost') return 'lease-lost';
-      this.logger.error(`The worker repository reported no outcome for ${outcome.eventName} (row ${outcome.attributes.id}); it runs again when its lease expires`);
+      this.logger.error(
+        `The worker repository reported no outcome for ${outcome.eventName} (row ${outcome.attributes.id}); it runs again when its lease expires`,
+      );
       return 'not-recorded';
     });
   }

@@ -136,8 +136,7 @@ export function retryLeasedRows(tables: WorkerTables, rows: RetriedRow[], now: n
     const outcomes = new Map<string, RetryOutcome>();
     for (const [leaseToken, ids] of byLeaseToken(rows)) {
       const { held, cancelled } = yield* lockLeasedRows(tables, leaseToken, ids, limits);
-      // Each row takes one bind parameter (its error text); updated_at and the lease token two more.
-      for (const chunk of chunked([...held], limits.maxParameters - 2)) {
+      for (const chunk of chunked([...held], Math.min(RETRIES_PER_UPDATE, limits.maxParameters - 2))) {
         yield retryStatement(tables, leaseToken, chunk.map((id) => byId.get(id)!), now);
       }
       yield* deleteLeasedRows(tables, leaseToken, [...cancelled], limits.maxParameters);
@@ -146,6 +145,12 @@ export function retryLeasedRows(tables: WorkerTables, rows: RetriedRow[], now: n
     return outcomes;
   };
 }
+
+/**
+ * Rows one retry UPDATE takes at most: each row looks its values up in CASE lists as long as the
+ * statement's rows, so the work grows with the square of the rows (one bind parameter each besides).
+ */
+const RETRIES_PER_UPDATE = 500;
 
 /**
  * One UPDATE for many retried rows. The ids, due times and retries are our own integers, inlined as

@@ -28,6 +28,26 @@ export interface RetryRequest {
   retries: number;
 }
 
+/** A failed attempt to record with retryWorkers(): the claimed row and how it is retried. */
+export interface RetryEntry {
+  model: IWorkerModel;
+  retry: RetryRequest;
+}
+
+/** A failed attempt to record with failWorkers(): the claimed row and its copy for the failed store. */
+export interface FailEntry {
+  model: IWorkerModel;
+  failed: IWorkerModel;
+}
+
+/**
+ * What became of a failed attempt's row: recorded ('retried', or 'moved' to the failed store),
+ * removed because it was cancelled while it ran ('cancelled'), or left alone because another worker
+ * holds it now ('lease-lost').
+ */
+export type RetryOutcome = 'retried' | 'cancelled' | 'lease-lost';
+export type FailedMoveOutcome = 'moved' | 'cancelled' | 'lease-lost';
+
 /** Counts of one queue: `active` rows waiting or running, `failed` rows in the failed store. */
 export interface QueueHealth {
   queueName: string;
@@ -58,6 +78,18 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
   retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void>;
   /** Moves the row to the failed store: the insert and the delete happen together or not at all. */
   failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void>;
+  /**
+   * retryWorker() for the failed attempts of a batch, fenced by their lease tokens, in as few
+   * statements as it can; resolves to the outcome of every entry by row id. Optional: without it
+   * each row goes through retryWorker().
+   */
+  retryWorkers?(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>>;
+  /**
+   * failWorker() for the exhausted attempts of a batch: every held row is deleted and its failed copy
+   * inserted in one transaction, all or none; resolves to the outcome of every entry by row id.
+   * Optional: without it each row goes through failWorker().
+   */
+  failWorkers?(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>>;
   /**
    * Extends the leases this worker still holds on these claimed rows to `leaseMs` from now
    * (heartbeat); may resolve to the ids among them that were cancelled meanwhile.

@@ -22,7 +22,7 @@ import type { IWorkerAttributes } from '../interfaces/worker-attributes.interfac
 import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/worker-creator.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
-import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth } from '../interfaces/worker-repository.interface.js';
+import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth, RetryRequest } from '../interfaces/worker-repository.interface.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.constants.js';
 import { describeError } from '../errors/describe-error.js';
 import { retryDelaySeconds } from './retry-policy.js';
@@ -66,11 +66,25 @@ interface RunContext {
   dueBy: Date;
   /** Events of the current batch that succeeded; their rows are deleted together when the batch ends. */
   succeeded: { model: IWorkerModel; outcome: LifecycleOutcome; durationMs: number }[];
+  /** Failed attempts of the current batch with attempts left; recorded together when the batch ends. */
+  retrying: (FailedAttempt & { retry: RetryRequest })[];
+  /** Failed attempts of the current batch whose rows move to the failed store together when the batch ends. */
+  failing: (FailedAttempt & { failed: IWorkerModel })[];
   /** The last batch's outcomes being recorded (see runPass). */
   recording?: Promise<void>;
 }
 
 type LifecycleOutcome = { queueName: string; eventName: string; attributes: IWorkerAttributes; event?: BaseEvent };
+
+interface FailedAttempt {
+  model: IWorkerModel;
+  outcome: LifecycleOutcome;
+  durationMs: number;
+  error: Error;
+}
+
+/** What became of a failed attempt's row: recorded (retried or moved), removed as cancelled, left to the worker that holds it, or not recorded (logged). */
+type Recorded = 'recorded' | 'cancelled' | 'lease-lost' | 'not-recorded';
 
 /**
  * The seed's WorkerService: `runWorker(options)` leases the due rows of one queue, runs their events
@@ -146,6 +160,8 @@ export class WorkerService {
       result,
       dueBy: new Date(),
       succeeded: [],
+      retrying: [],
+      failing: [],
     };
     const run = this.drain(context);
     this.activeRuns.add(run);
@@ -297,10 +313,12 @@ export class WorkerService {
         const unstarted = await running;
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
         await context.recording;
-        // completeSucceeded() takes this batch's outcomes before its first await; the heartbeat
-        // keeps the leases until they are recorded.
-        context.recording = this.completeSucceeded(context).finally(() => heartbeat.stop());
+        // recordBatch() takes this batch's outcomes before its first await; the heartbeat keeps the
+        // leases until they are recorded.
+        context.recording = this.recordBatch(context).finally(() => heartbeat.stop());
         handedOver = true;
+        // Without leases (the seed's plain repositories) the next claim would take these rows again.
+        if (repository instanceof SeedRepositoryAdapter) await context.recording;
       } finally {
         if (!handedOver) heartbeat.stop();
         for (const claimed of runs) {
@@ -410,7 +428,7 @@ export class WorkerService {
       if (failure && run.abortReason instanceof EventCancelledError) {
         // Cancelled before or while it ran: removed, whatever the attempt did after the abort.
         await repository.completeWorker(model);
-        await this.recordCancelled(data, outcome, startedAt, result);
+        await this.recordCancelled(outcome, performance.now() - startedAt, result);
         return;
       }
       if (!failure) {
@@ -422,27 +440,21 @@ export class WorkerService {
         failure.stack,
       );
       const error = failure.stack ?? `${failure.name}: ${failure.message}`;
+      const attempt = { model, outcome, durationMs: performance.now() - startedAt, error: failure };
       if (permanent || data.attempts >= maxAttempts) {
         const now = new Date();
         const failed = context.creator.createFailedWorkerModel({ ...data, error, retries: maxAttempts, failedAt: now, updatedAt: now });
-        await repository.failWorker(model, failed);
-        result.failed++;
-        await this.lifecycle?.emit({ name: 'failed', ...outcome, durationMs: performance.now() - startedAt, error: failure });
+        context.failing.push({ ...attempt, failed });
       } else {
         const delaySeconds = retryDelaySeconds(policy.backoff, policy.runAfterSeconds, data.attempts, failure, (problem) =>
           this.logger.error(`The backoff function of ${data.eventName} ${problem}; retrying after runAfterSeconds instead`),
         );
         // Strictly after the pass start, so a runOnce pass never picks its own retries up again.
         const availableAt = new Date(Math.max(Date.now() + delaySeconds * 1000, context.dueBy.getTime() + 1));
-        await repository.retryWorker(model, { error, retries: maxAttempts, availableAt });
-        result.retried++;
-        await this.lifecycle?.emit({ name: 'retrying', ...outcome, durationMs: performance.now() - startedAt, error: failure });
+        context.retrying.push({ ...attempt, retry: { error, retries: maxAttempts, availableAt } });
       }
     } catch (storageError) {
-      if (storageError instanceof EventCancelledError) {
-        // Cancelled in another process before this worker's heartbeat told it; the repository removed the row.
-        await this.recordCancelled(data, outcome, startedAt, result);
-      } else if (storageError instanceof LeaseLostError) {
+      if (storageError instanceof LeaseLostError) {
         this.logger.warn(`${storageError.message}; the worker that holds it now decides the outcome of ${data.eventName}`);
       } else {
         this.logger.error(
@@ -453,12 +465,106 @@ export class WorkerService {
     }
   }
 
+  /** Records the outcomes of a batch's events once it has run: completions, then retries, then failed moves. */
+  private async recordBatch(context: RunContext): Promise<void> {
+    const { repository } = context;
+    // Taken before the first await: the next batch's outcomes collect while these are written.
+    const succeeded = context.succeeded.splice(0);
+    const retrying = context.retrying.splice(0);
+    const failing = context.failing.splice(0);
+    await this.completeSucceeded(context, succeeded);
+    await this.recordFailures(context, retrying, 'retrying', async (entries) =>
+      repository.retryWorkers
+        ? this.byEntry(entries, await repository.retryWorkers(entries), 'retried')
+        : this.oneByOne(entries, (entry) => repository.retryWorker(entry.model, entry.retry)),
+    );
+    await this.recordFailures(context, failing, 'failed', async (entries) =>
+      repository.failWorkers
+        ? this.byEntry(entries, await repository.failWorkers(entries), 'moved')
+        : this.oneByOne(entries, (entry) => repository.failWorker(entry.model, entry.failed)),
+    );
+  }
+
+  /**
+   * Records failed attempts through `record` (one transaction for all of them where the repository
+   * can), then counts and announces each as before. If recording fails, the rows stay leased and run
+   * again when the lease expires.
+   */
+  private async recordFailures<E extends FailedAttempt>(
+    context: RunContext,
+    attempts: E[],
+    name: 'retrying' | 'failed',
+    record: (attempts: E[]) => Promise<Recorded[]>,
+  ): Promise<void> {
+    if (attempts.length === 0) return;
+    const { result, options } = context;
+    let recorded: Recorded[];
+    try {
+      recorded = await record(attempts);
+    } catch (error) {
+      this.logger.error(
+        `Could not record ${attempts.length} failed attempts of queue ${options.queueName}; they run again when their lease expires: ` +
+          describeError(error),
+      );
+      return;
+    }
+    for (const [index, { outcome, durationMs, error }] of attempts.entries()) {
+      const what = recorded[index];
+      if (what === 'recorded') {
+        if (name === 'retrying') result.retried++;
+        else result.failed++;
+        await this.lifecycle?.emit({ name, ...outcome, durationMs, error });
+      } else if (what === 'cancelled') {
+        // Cancelled in another process before this worker's heartbeat told it; the repository removed the row.
+        await this.recordCancelled(outcome, durationMs, result);
+      } else if (what === 'lease-lost') {
+        const lost = new LeaseLostError(outcome.attributes.id ?? '(unsaved)');
+        this.logger.warn(`${lost.message}; the worker that holds it now decides the outcome of ${outcome.eventName}`);
+      }
+    }
+  }
+
+  /** A repository's outcomes by row id, in the order of `entries`. */
+  private byEntry<O extends string>(entries: FailedAttempt[], outcomes: Map<string, O | 'cancelled' | 'lease-lost'>, done: O): Recorded[] {
+    return entries.map(({ outcome }): Recorded => {
+      const found = outcomes.get(outcome.attributes.id ?? '');
+      if (found === done) return 'recorded';
+      if (found === 'cancelled') return 'cancelled';
+      if (found === 'lease-lost') return 'lease-lost';
+      this.logger.error(
+        `The worker repository reported no outcome for ${outcome.eventName} (row ${outcome.attributes.id}); it runs again when its lease expires`,
+      );
+      return 'not-recorded';
+    });
+  }
+
+  /** For repositories without the batch methods: one write per row, each failing on its own. */
+  private async oneByOne<E extends FailedAttempt>(entries: E[], record: (entry: E) => Promise<void>): Promise<Recorded[]> {
+    const recorded: Recorded[] = [];
+    for (const entry of entries) {
+      try {
+        await record(entry);
+        recorded.push('recorded');
+      } catch (error) {
+        if (error instanceof EventCancelledError) recorded.push('cancelled');
+        else if (error instanceof LeaseLostError) recorded.push('lease-lost');
+        else {
+          const { eventName, attributes } = entry.outcome;
+          this.logger.error(
+            `Could not record the outcome of ${eventName} (row ${attributes.id}); it runs again when its lease expires: ${describeError(error)}`,
+          );
+          recorded.push('not-recorded');
+        }
+      }
+    }
+    return recorded;
+  }
+
   /**
    * Deletes the rows of the batch's successful events in one statement per lease (fenced like every
    * write of a worker). If that fails, the rows stay leased and run again when the lease expires.
    */
-  private async completeSucceeded(context: RunContext): Promise<void> {
-    const succeeded = context.succeeded.splice(0);
+  private async completeSucceeded(context: RunContext, succeeded: RunContext['succeeded']): Promise<void> {
     if (succeeded.length === 0) return;
     const { repository, result, options } = context;
     const models = succeeded.map(({ model }) => model);
@@ -481,15 +587,10 @@ export class WorkerService {
     for (const { outcome, durationMs } of recorded) await this.lifecycle.emit({ name: 'completed', ...outcome, durationMs });
   }
 
-  private async recordCancelled(
-    data: IWorkerAttributes,
-    outcome: { queueName: string; eventName: string; attributes: IWorkerAttributes; event?: BaseEvent },
-    startedAt: number,
-    result: RunWorkerResult,
-  ): Promise<void> {
+  private async recordCancelled(outcome: LifecycleOutcome, durationMs: number, result: RunWorkerResult): Promise<void> {
     result.cancelled++;
-    this.logger.log(`${data.eventName} (row ${data.id}) was cancelled; its row is removed and not retried`);
-    await this.lifecycle?.emit({ name: 'cancelled', ...outcome, durationMs: performance.now() - startedAt });
+    this.logger.log(`${outcome.eventName} (row ${outcome.attributes.id}) was cancelled; its row is removed and not retried`);
+    await this.lifecycle?.emit({ name: 'cancelled', ...outcome, durationMs });
   }
 
   /**

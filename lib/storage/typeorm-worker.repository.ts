@@ -6,8 +6,12 @@ import type { QueueStatistics } from '../interfaces/failed-workers.interface.js'
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type {
   ClaimRequest,
+  FailEntry,
+  FailedMoveOutcome,
   IWorkerQueueRepository,
   QueueHealth,
+  RetryEntry,
+  RetryOutcome,
   RetryRequest,
 } from '../interfaces/worker-repository.interface.js';
 import { dialectFor } from './dialects/dialect-for.js';
@@ -19,10 +23,9 @@ import { emptyStatistics } from '../processing/queue-statistics.js';
 import {
   cancelRow,
   type CancelRowTarget,
-  insertRow,
-  moveToFailed,
+  moveLeasedRowsToFailed,
   queueStatisticsStatement,
-  removeCancelled,
+  retryLeasedRows,
   toQueueStatistics,
 } from './worker-statements.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
@@ -122,42 +125,40 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     return lost;
   }
 
+  /** retryWorkers() of one row; throws EventCancelledError or LeaseLostError when it was not retried. */
   async retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
-    const claimed = leased(model);
-    const result = await this.dataSource.manager
-      .createQueryBuilder()
-      .update(WorkerEntity)
-      .set({
-        error: retry.error,
-        retries: retry.retries,
-        availableAt: retry.availableAt.getTime(),
-        lockedBy: null,
-        leaseToken: null,
-        updatedAt: Date.now(),
-      })
-      .where('id = :id AND lease_token = :leaseToken AND deleted_at IS NULL', { id: claimed.id, leaseToken: claimed.leaseToken })
-      .execute();
-    if (result.affected === 0) await this.removeIfCancelled(claimed);
+    const { id } = leased(model);
+    throwUnlessRecorded(id, (await this.retryWorkers([{ model, retry }])).get(id));
   }
 
-  /** After a fenced write changed nothing: a row cancelled while it ran is removed (EventCancelledError), else the lease is lost. */
-  private async removeIfCancelled(claimed: { id: string; leaseToken: string }): Promise<never> {
-    const statement = removeCancelled(this.tables, claimed.id, claimed.leaseToken);
-    const removed = await this.dialect.atomically(function* () {
-      return (yield statement).affected;
-    });
-    throw removed > 0 ? new EventCancelledError(claimed.id) : new LeaseLostError(claimed.id);
+  /** One transaction: per lease token a locking read of the rows still held, then one UPDATE (see retryLeasedRows). */
+  async retryWorkers(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>> {
+    if (entries.length === 0) return new Map();
+    const rows = entries.map(({ model, retry }) => ({
+      ...leasedRow(model),
+      error: retry.error,
+      retries: retry.retries,
+      availableAt: retry.availableAt.getTime(),
+    }));
+    return this.dialect.atomically(retryLeasedRows(this.tables, rows, Date.now(), this.dialect));
   }
 
+  /** failWorkers() of one row; throws EventCancelledError or LeaseLostError when it was not moved. */
   async failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void> {
-    const claimed = leased(model);
-    if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
-      throw new WorkerError('TypeOrmWorkerRepository.failWorker needs a failed model made by TypeOrmWorkerCreator');
-    }
-    const row = insertRow(this.tables.failed, failed.databaseRow(), (name) => this.dataSource.driver.escape(name));
-    const outcome = await this.dialect.atomically(moveToFailed(this.tables, claimed.id, claimed.leaseToken, row));
-    if (outcome === 'cancelled') throw new EventCancelledError(claimed.id);
-    if (outcome === 'lease-lost') throw new LeaseLostError(claimed.id);
+    const { id } = leased(model);
+    throwUnlessRecorded(id, (await this.failWorkers([{ model, failed }])).get(id));
+  }
+
+  /** One transaction for the whole batch: locking read, one DELETE per lease token, multi-row INSERTs (see moveLeasedRowsToFailed). */
+  async failWorkers(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>> {
+    if (entries.length === 0) return new Map();
+    const rows = entries.map(({ model, failed }) => {
+      if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
+        throw new WorkerError('TypeOrmWorkerRepository.failWorkers needs failed models made by TypeOrmWorkerCreator');
+      }
+      return { ...leasedRow(model), failedRow: failed.databaseRow() };
+    });
+    return this.dialect.atomically(moveLeasedRowsToFailed(this.tables, rows, (name) => this.dataSource.driver.escape(name), this.dialect));
   }
 
   /** By primary key and lease token: an index lookup, so InnoDB locks only the rows renewed. */
@@ -241,6 +242,17 @@ function leased(model: IWorkerModel): TypeOrmWorkerModel & { id: string; leaseTo
     throw new WorkerError('TypeOrmWorkerRepository can only complete, retry or fail rows it claimed itself');
   }
   return model as TypeOrmWorkerModel & { id: string; leaseToken: string };
+}
+
+function leasedRow(model: IWorkerModel): { id: string; leaseToken: string } {
+  const { id, leaseToken } = leased(model);
+  return { id, leaseToken };
+}
+
+/** A single-row write's outcome as the errors WorkerService handles. */
+function throwUnlessRecorded(id: string, outcome: RetryOutcome | FailedMoveOutcome | undefined): void {
+  if (outcome === 'cancelled') throw new EventCancelledError(id);
+  if (outcome !== 'retried' && outcome !== 'moved') throw new LeaseLostError(id);
 }
 
 function leaseTokensOf(models: IWorkerModel[]): string[] {

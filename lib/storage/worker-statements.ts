@@ -1,5 +1,7 @@
+import { WorkerError } from '../errors/worker.error.js';
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
-import type { AtomicWork, SqlStatement, WorkerDialect } from './dialects/worker-dialect.js';
+import type { FailedMoveOutcome, RetryOutcome } from '../interfaces/worker-repository.interface.js';
+import type { AtomicWork, SqlStatement, StatementResult, WorkerDialect } from './dialects/worker-dialect.js';
 import type { RawWorkerRow } from './worker-row.js';
 import type { WorkerTables } from './worker-tables.js';
 
@@ -17,12 +19,9 @@ export function insertRow(table: string, row: Record<string, unknown>, escape: (
   };
 }
 
-/** What became of a leased row whose last attempt failed. */
-export type FailedMoveOutcome = 'moved' | 'cancelled' | 'lease-lost';
-
 /**
- * Inserts many rows in multi-row INSERTs of at most `limits.maxParameters` bind parameters each and
- * returns their ids in the order of `rows` (from RETURNING, or from MySQL's first insert id).
+ * Inserts many rows in multi-row INSERTs (see multiRowInserts), or one array insert where the dialect
+ * has it, and returns their ids in the order of `rows` (from RETURNING, or from MySQL's first insert id).
  */
 export function insertRows(
   table: string,
@@ -31,58 +30,229 @@ export function insertRows(
   limits: Pick<WorkerDialect, 'maxParameters' | 'returnsIds' | 'returningIds' | 'arrayInsert'>,
 ): AtomicWork<string[]> {
   return function* () {
-    // Rows built by one creator share their columns; a row with others widens the list.
-    const first = Object.keys(rows[0] ?? {});
-    const columns = rows.every((row) => Object.keys(row).length === first.length) ? first : [...new Set(rows.flatMap((row) => Object.keys(row)))];
     if (limits.arrayInsert) {
-      const result = yield limits.arrayInsert(columns, rows);
+      const result = yield limits.arrayInsert(columnsOf(rows), rows);
       return inIdOrder(result.rows.map((row) => String(row.id)));
     }
-    const perStatement = Math.max(1, Math.floor(limits.maxParameters / columns.length));
-    const tuple = `(${columns.map(() => '?').join(', ')})`;
     const ids: string[] = [];
-    for (let start = 0; start < rows.length; start += perStatement) {
-      const chunk = rows.slice(start, start + perStatement);
-      const result = yield {
-        sql: limits.returningIds(`INSERT INTO ${table} (${columns.map(escape).join(', ')}) VALUES ${chunk.map(() => tuple).join(', ')}`),
-        parameters: chunk.flatMap((row) => columns.map((column) => row[column] ?? null)),
-      };
+    for (const { statement, size } of multiRowInserts(table, rows, escape, limits.maxParameters)) {
+      const result = yield { ...statement, sql: limits.returningIds(statement.sql) };
       if (limits.returnsIds) {
         ids.push(...inIdOrder(result.rows.map((row) => String(row.id))));
       } else {
         const first = BigInt(result.insertId ?? '0');
-        chunk.forEach((_, index) => ids.push(String(first + BigInt(index))));
+        for (let index = 0; index < size; index++) ids.push(String(first + BigInt(index)));
       }
     }
     return ids;
   };
 }
 
-/** One statement's ids come from one sequence in row order: ascending ids are the rows' order (decimal strings: by length, then text). */
-function inIdOrder(ids: string[]): string[] {
-  return ids.sort((a, b) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0));
-}
+/**
+ * Text (in characters) of the string values one multi-row INSERT carries at most: mysql2 inlines the
+ * parameters, and the statement must stay below max_allowed_packet (16 MiB by default on MariaDB)
+ * even with long payloads or stack traces and 4-byte characters.
+ */
+const MAX_INSERT_TEXT = 2_000_000;
 
 /**
- * Deletes a leased pending row and inserts its failed copy. A row cancelled while it ran is only
- * deleted ('cancelled'); when the lease token no longer matches (another worker holds the row now)
- * nothing changes ('lease-lost').
+ * The multi-row INSERT … VALUES statements for `rows`, in order, each within `maxParameters` bind
+ * parameters and MAX_INSERT_TEXT characters of text (a longer single row still gets its own
+ * statement); `size` is how many rows each carries.
  */
-export function moveToFailed(tables: WorkerTables, id: string, leaseToken: string, failedRow: SqlStatement): AtomicWork<FailedMoveOutcome> {
+export function multiRowInserts(
+  table: string,
+  rows: Record<string, unknown>[],
+  escape: (name: string) => string,
+  maxParameters: number,
+): { statement: SqlStatement; size: number }[] {
+  const columns = columnsOf(rows);
+  const perStatement = Math.max(1, Math.floor(maxParameters / columns.length));
+  const tuple = `(${columns.map(() => '?').join(', ')})`;
+  const head = `INSERT INTO ${table} (${columns.map(escape).join(', ')}) VALUES `;
+  const statements: { statement: SqlStatement; size: number }[] = [];
+  let parameters: unknown[] = [];
+  let size = 0;
+  let text = 0;
+  const flush = (): void => {
+    if (size === 0) return;
+    statements.push({ statement: { sql: head + Array.from({ length: size }, () => tuple).join(', '), parameters }, size });
+    parameters = [];
+    size = 0;
+    text = 0;
+  };
+  for (const row of rows) {
+    const values = columns.map((column) => row[column] ?? null);
+    const rowText = values.reduce<number>((sum, value) => sum + (typeof value === 'string' ? value.length : 0), 0);
+    if (size === perStatement || (size > 0 && text + rowText > MAX_INSERT_TEXT)) flush();
+    parameters.push(...values);
+    size++;
+    text += rowText;
+  }
+  flush();
+  return statements;
+}
+
+/** Rows built by one creator share their columns; a row with others widens the list. */
+function columnsOf(rows: Record<string, unknown>[]): string[] {
+  const first = Object.keys(rows[0] ?? {});
+  return rows.every((row) => Object.keys(row).length === first.length) ? first : [...new Set(rows.flatMap((row) => Object.keys(row)))];
+}
+
+/** One statement's ids come from one sequence in row order: ascending ids are the rows' order (decimal strings: by length, then text). */
+function inIdOrder(ids: string[]): string[] {
+  return ids.sort(compareIds);
+}
+
+/** A claimed row, as its lease fences writes to it. */
+export interface LeasedRow {
+  id: string;
+  leaseToken: string;
+}
+
+/** A failed attempt to record as a retry: the row's last error, its attempts in force and when it is due again (epoch ms). */
+export interface RetriedRow extends LeasedRow {
+  error: string;
+  retries: number;
+  availableAt: number;
+}
+
+/** A failed attempt whose row moves to the failed store: `failedRow` is its copy there ({ column: value }). */
+export interface FailedRow extends LeasedRow {
+  failedRow: Record<string, unknown>;
+}
+
+type Limits = Pick<WorkerDialect, 'maxParameters' | 'lockRowsClause'>;
+
+/**
+ * Records failed attempts as retries in one transaction: per lease token, the rows still held are
+ * read and locked, then updated by one UPDATE (each row its own error, due time and retries through
+ * CASE; lease columns cleared); rows cancelled while they ran are deleted ('cancelled'), rows another
+ * worker holds now are not touched ('lease-lost').
+ */
+export function retryLeasedRows(tables: WorkerTables, rows: RetriedRow[], now: number, limits: Limits): AtomicWork<Map<string, RetryOutcome>> {
   return function* () {
-    const removed = yield { sql: `DELETE FROM ${tables.pending} WHERE id = ? AND lease_token = ? AND deleted_at IS NULL`, parameters: [id, leaseToken] };
-    if (removed.affected === 0) {
-      const cancelled = yield removeCancelled(tables, id, leaseToken);
-      return cancelled.affected === 0 ? 'lease-lost' : 'cancelled';
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const outcomes = new Map<string, RetryOutcome>();
+    for (const [leaseToken, ids] of byLeaseToken(rows)) {
+      const { held, cancelled } = yield* lockLeasedRows(tables, leaseToken, ids, limits);
+      for (const chunk of chunked([...held], Math.min(RETRIES_PER_UPDATE, limits.maxParameters - 2))) {
+        yield retryStatement(tables, leaseToken, chunk.map((id) => byId.get(id)!), now);
+      }
+      yield* deleteLeasedRows(tables, leaseToken, [...cancelled], limits.maxParameters);
+      for (const id of ids) outcomes.set(id, held.has(id) ? 'retried' : cancelled.has(id) ? 'cancelled' : 'lease-lost');
     }
-    yield failedRow;
-    return 'moved';
+    return outcomes;
   };
 }
 
-/** Deletes a leased row that was cancelled while it ran (fenced by the lease token like every write of a worker). */
-export function removeCancelled(tables: WorkerTables, id: string, leaseToken: string): SqlStatement {
-  return { sql: `DELETE FROM ${tables.pending} WHERE id = ? AND lease_token = ? AND deleted_at IS NOT NULL`, parameters: [id, leaseToken] };
+/**
+ * Rows one retry UPDATE takes at most: each row looks its values up in CASE lists as long as the
+ * statement's rows, so the work grows with the square of the rows (one bind parameter each besides).
+ */
+const RETRIES_PER_UPDATE = 500;
+
+/**
+ * One UPDATE for many retried rows. The ids, due times and retries are our own integers, inlined as
+ * checked literals: a bind parameter in a THEN branch has no column type to take on PostgreSQL
+ * (it would be text, which the bigint and int columns refuse). Error texts stay bind parameters.
+ */
+function retryStatement(tables: WorkerTables, leaseToken: string, rows: RetriedRow[], now: number): SqlStatement {
+  const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
+  const cases = (column: string, value: (row: RetriedRow, index: number) => string): string =>
+    `${column} = CASE id ${rows.map((row, index) => `WHEN ${ids[index]} THEN ${value(row, index)}`).join(' ')} ELSE ${column} END`;
+  return {
+    sql:
+      `UPDATE ${tables.pending} SET ${cases('error', () => '?')}, ` +
+      `${cases('available_at', (row) => integerLiteral(row.availableAt, 'availableAt'))}, ` +
+      `${cases('retries', (row) => integerLiteral(row.retries, 'retries'))}, ` +
+      `locked_by = NULL, lease_token = NULL, updated_at = ? WHERE lease_token = ? AND id IN (${ids.join(', ')}) AND deleted_at IS NULL`,
+    parameters: [...rows.map((row) => row.error), now, leaseToken],
+  };
+}
+
+/**
+ * Moves the rows of exhausted attempts to the failed store in one transaction: per lease token, the
+ * rows still held are read and locked and deleted together with those cancelled while they ran
+ * ('cancelled'); then the failed copies of the held rows ('moved') are inserted in multi-row INSERTs.
+ * A row another worker holds now is not touched ('lease-lost'). If any statement fails nothing
+ * changes: a row is never in both tables, nor in neither.
+ */
+export function moveLeasedRowsToFailed(
+  tables: WorkerTables,
+  rows: FailedRow[],
+  escape: (name: string) => string,
+  limits: Limits,
+): AtomicWork<Map<string, FailedMoveOutcome>> {
+  return function* () {
+    const outcomes = new Map<string, FailedMoveOutcome>();
+    for (const [leaseToken, ids] of byLeaseToken(rows)) {
+      const { held, cancelled } = yield* lockLeasedRows(tables, leaseToken, ids, limits);
+      yield* deleteLeasedRows(tables, leaseToken, [...held, ...cancelled], limits.maxParameters);
+      for (const id of ids) outcomes.set(id, held.has(id) ? 'moved' : cancelled.has(id) ? 'cancelled' : 'lease-lost');
+    }
+    const moved = rows.filter((row) => outcomes.get(row.id) === 'moved').map((row) => row.failedRow);
+    if (moved.length > 0) for (const { statement } of multiRowInserts(tables.failed, moved, escape, limits.maxParameters)) yield statement;
+    return outcomes;
+  };
+}
+
+/** Ids per lease token (a claim's rows share one), ascending, so concurrent transactions lock rows in one order. */
+function byLeaseToken(rows: LeasedRow[]): Map<string, string[]> {
+  const byLease = new Map<string, Set<string>>();
+  for (const { id, leaseToken } of rows) {
+    let ids = byLease.get(leaseToken);
+    if (!ids) byLease.set(leaseToken, (ids = new Set()));
+    ids.add(id);
+  }
+  return new Map([...byLease].map(([leaseToken, ids]) => [leaseToken, [...ids].sort(compareIds)]));
+}
+
+/**
+ * Which of `ids` this lease still holds, read with `lockRowsClause` so they stay so until the
+ * transaction ends: `held` rows are live, `cancelled` ones were cancelled while they ran; any other id
+ * is gone or leased to another worker.
+ */
+function* lockLeasedRows(
+  tables: WorkerTables,
+  leaseToken: string,
+  ids: string[],
+  limits: Limits,
+): Generator<SqlStatement, { held: Set<string>; cancelled: Set<string> }, StatementResult> {
+  const held = new Set<string>();
+  const cancelled = new Set<string>();
+  for (const chunk of chunked(ids, limits.maxParameters - 1)) {
+    const { rows } = yield {
+      sql: `SELECT id, deleted_at FROM ${tables.pending} WHERE lease_token = ? AND id IN (${chunk.map(() => '?').join(', ')})${limits.lockRowsClause}`,
+      parameters: [leaseToken, ...chunk],
+    };
+    for (const row of rows) (row.deleted_at === null || row.deleted_at === undefined ? held : cancelled).add(String(row.id));
+  }
+  return { held, cancelled };
+}
+
+/** Deletes leased rows, fenced by their lease token like every write of a worker. */
+function* deleteLeasedRows(tables: WorkerTables, leaseToken: string, ids: string[], maxParameters: number): Generator<SqlStatement, void, StatementResult> {
+  for (const chunk of chunked(ids, maxParameters - 1)) {
+    yield { sql: `DELETE FROM ${tables.pending} WHERE lease_token = ? AND id IN (${chunk.map(() => '?').join(', ')})`, parameters: [leaseToken, ...chunk] };
+  }
+}
+
+function chunked<T>(items: T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
+  return chunks;
+}
+
+/** Decimal ids in numeric order: by length, then text. */
+function compareIds(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** An integer to inline into SQL, refused unless it is one (a row id as decimal text, or a safe integer). */
+function integerLiteral(value: string | number, what: string): string {
+  if (typeof value === 'number' ? Number.isSafeInteger(value) : /^\d+$/.test(value)) return String(value);
+  throw new WorkerError(`Cannot write ${what} ${String(value)} into SQL: it is not an integer`);
 }
 
 /** Which pending row a cancel takes: by id, or by queue and unique key. */

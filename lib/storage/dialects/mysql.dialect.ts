@@ -8,6 +8,12 @@ import { type AtomicWork, atomicallyOnServer, runWithin, type SqlStatement, type
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
 const CLAIM_ATTEMPTS = 3;
+
+/** A deadlock victim or a lock wait that timed out: the transaction was rolled back and may run again. */
+function isRetryable(error: unknown): boolean {
+  const errno = (error as { errno?: number }).errno;
+  return errno !== undefined && RETRYABLE_ERRNOS.has(errno);
+}
 /** ER_DUP_ENTRY: the row's (queue_name, unique_key) is taken. InnoDB rolls back that statement only. */
 const DUPLICATE_KEY_ERRNO = 1062;
 
@@ -39,8 +45,7 @@ export class MysqlWorkerDialect implements WorkerDialect {
       try {
         return await this.dataSource.transaction('READ COMMITTED', (manager) => this.claimIn(manager, request, leaseToken, now));
       } catch (error) {
-        const errno = (error as { errno?: number }).errno;
-        if (attempt >= CLAIM_ATTEMPTS || errno === undefined || !RETRYABLE_ERRNOS.has(errno)) throw error;
+        if (attempt >= CLAIM_ATTEMPTS || !isRetryable(error)) throw error;
       }
     }
   }
@@ -85,7 +90,9 @@ export class MysqlWorkerDialect implements WorkerDialect {
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {
-    return atomicallyOnServer(this.dataSource, work);
+    // READ COMMITTED, as the claim: no gap locks, so a batch's failed move does not lock against
+    // the claim of the next batch running beside it; a deadlock victim simply runs again.
+    return atomicallyOnServer(this.dataSource, work, { isolation: 'READ COMMITTED', retryable: isRetryable, attempts: CLAIM_ATTEMPTS });
   }
 
   within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {

@@ -108,7 +108,7 @@ export class PostgresWorkerDialect implements WorkerDialect {
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {
-    return atomicallyOnServer(this.dataSource, work, numberedPlaceholders);
+    return atomicallyOnServer(this.dataSource, work, { spell: numberedPlaceholders });
   }
 
   within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {

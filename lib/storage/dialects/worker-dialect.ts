@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
+import type { IsolationLevel } from 'typeorm/driver/types/IsolationLevel.js';
 import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -142,15 +143,36 @@ export function runWithin<T>(manager: EntityManager, work: AtomicWork<T>, spell?
   return runSteps(manager.queryRunner, work, spell);
 }
 
+/** How `atomically` runs on a server: placeholder spelling, isolation level, and which errors it retries. */
+export interface ServerTransactionSettings {
+  /** Turns `?` placeholders into the dialect's own. */
+  spell?: (sql: string) => string;
+  isolation?: IsolationLevel;
+  /** An error after which the whole work runs again (a deadlock victim), up to `attempts` times in all. */
+  retryable?: (error: unknown) => boolean;
+  attempts?: number;
+}
+
 /**
  * `atomically` on a server: one pooled connection, BEGIN … COMMIT, rolled back when the work or a
- * statement throws. `spell` turns `?` placeholders into the dialect's own.
+ * statement throws. The work is a generator function, so a retry simply runs it again from the start.
  */
-export async function atomicallyOnServer<T>(dataSource: DataSource, work: AtomicWork<T>, spell: (sql: string) => string = (sql) => sql): Promise<T> {
+export async function atomicallyOnServer<T>(dataSource: DataSource, work: AtomicWork<T>, settings: ServerTransactionSettings = {}): Promise<T> {
+  const { spell, isolation, retryable = () => false, attempts = 1 } = settings;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runInTransaction(dataSource, work, spell, isolation);
+    } catch (error) {
+      if (attempt >= attempts || !retryable(error)) throw error;
+    }
+  }
+}
+
+async function runInTransaction<T>(dataSource: DataSource, work: AtomicWork<T>, spell: ((sql: string) => string) | undefined, isolation: IsolationLevel | undefined): Promise<T> {
   const runner = dataSource.createQueryRunner();
   await runner.connect();
   try {
-    await runner.startTransaction();
+    await runner.startTransaction(isolation);
     try {
       const value = await runSteps(runner, work, spell);
       await runner.commitTransaction();

@@ -3,10 +3,12 @@
  * order, the caller's transaction) and batch claims (batchSize rows per claim, their completions
  * deleted together).
  */
+import { jest } from '@jest/globals';
 import {
   BaseEvent,
   InvalidWorkerOptionsError,
   QueueEvent,
+  TypeOrmWorkerRepository,
   UnserializablePayloadError,
   WorkerError,
   WorkerLifecycle,
@@ -152,6 +154,24 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
     // Without batchSize a claim takes `concurrency` rows, as before.
     await t.workers.runWorker(runOncePass('bulk', { concurrency: 2 }));
     expect(new Set(seen.map((entry) => entry.leaseToken)).size).toBe(3);
+  });
+
+  it('ends a pass with a batch short of batchSize: no second claim for rows it already took, no count for the log', async () => {
+    await t.events.dispatchMany(Array.from({ length: 3 }, (_, n) => new BulkEvent({ n })));
+    const claims = jest.spyOn(TypeOrmWorkerRepository.prototype, 'claimWorkers');
+    const counts = jest.spyOn(TypeOrmWorkerRepository.prototype, 'countDueWorkers');
+    try {
+      expect(await t.workers.runWorker(runOncePass('bulk', { runOnce: false, batchSize: 10 }))).toMatchObject({ processed: 3 });
+      // The first claim took all 3; the next pass (due rows of a later instant) found nothing.
+      expect(await Promise.all(claims.mock.results.map((result) => result.value as Promise<unknown[]>))).toEqual([
+        expect.arrayContaining([expect.anything()]),
+        [],
+      ]);
+      expect(counts).not.toHaveBeenCalled();
+    } finally {
+      claims.mockRestore();
+      counts.mockRestore();
+    }
   });
 
   it('refuses a batchSize that is not an integer between 1 and 10,000', async () => {

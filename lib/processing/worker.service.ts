@@ -108,6 +108,8 @@ export class WorkerService {
   private readonly activeRuns = new Set<Promise<void>>();
   /** Queues woken by a commit notification: their next claim skips the check for due rows. */
   private readonly wokenQueues = new Set<string>();
+  /** A run of the queue waiting for its last outcomes to be recorded, which a wake-up ends early. */
+  private readonly wakeWaiters = new Map<string, () => void>();
   /** Every claimed row of this process until its outcome is recorded, by id: cancel() aborts through it. */
   private readonly claimedRuns = new Map<string, ClaimedRun>();
 
@@ -226,6 +228,21 @@ export class WorkerService {
   /** Rows were committed to this queue (a PostgreSQL notification): its next claim goes straight to the rows. */
   noteWoken(queueName: string): void {
     this.wokenQueues.add(queueName);
+    this.wakeWaiters.get(queueName)?.();
+  }
+
+  /** Waits for the last batch's outcomes to be recorded; resolves true instead if the queue is woken first. */
+  private async recordedOrWoken(context: RunContext): Promise<boolean> {
+    const { queueName } = context.options;
+    if (this.wokenQueues.has(queueName)) return true;
+    let wake: () => void = () => undefined;
+    const woken = new Promise<boolean>((resolve) => (wake = () => resolve(true)));
+    this.wakeWaiters.set(queueName, wake);
+    try {
+      return await Promise.race([(context.recording ?? Promise.resolve()).then(() => false), woken]);
+    } finally {
+      if (this.wakeWaiters.get(queueName) === wake) this.wakeWaiters.delete(queueName);
+    }
   }
 
   /** True once shutdown() was called: runWorker() then claims nothing. */
@@ -269,9 +286,9 @@ export class WorkerService {
         if (options.runOnce || this.stopping) break;
         if (claimed > 0) continue;
         // Nothing was due. Outcomes still being recorded may make rows due at once (zero-delay retries):
-        // then one more pass.
+        // then one more pass; so does a wake-up meanwhile, without waiting for the recording.
         const retriedBefore = context.result.retried;
-        await context.recording;
+        if (await this.recordedOrWoken(context)) continue;
         if (context.result.retried === retriedBefore) break;
       }
     } finally {
@@ -301,6 +318,9 @@ export class WorkerService {
       });
       if (batch.length === 0) break;
       const firstOfPass = claimedInPass === 0;
+      // A batch short of the limit took everything due at `dueBy`: the pass ends with it (what became
+      // due since is for the next pass, or wakes this one).
+      const tookAllDue = batch.length < batchSize;
       claimedInPass += batch.length;
       const runs = batch.map((model) => this.registerRun(model));
       const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
@@ -309,7 +329,7 @@ export class WorkerService {
         const running = runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
         // Counted once per pass that found work, so idle polls cost a single query; asked for once
         // the batch's first events have started, so the count never delays them.
-        if (firstOfPass) this.logQueuedItems(repository, options.queueName, batch.length, context.dueBy);
+        if (firstOfPass) this.logQueuedItems(repository, options.queueName, batch.length, tookAllDue ? undefined : context.dueBy);
         const unstarted = await running;
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
         await context.recording;
@@ -326,13 +346,21 @@ export class WorkerService {
           if (claimed && this.claimedRuns.get(claimed.id) === claimed.run) this.claimedRuns.delete(claimed.id);
         }
       }
+      if (tookAllDue && !this.wokenQueues.has(options.queueName)) break;
     }
     return claimedInPass;
   }
 
-  /** Logs the seed's "Queued items: N" (this batch plus what is still due), without waiting for the count. */
-  private logQueuedItems(repository: IWorkerQueueRepository, queueName: string, claimed: number, dueBy: Date): void {
-    void repository.countDueWorkers(queueName, dueBy).then(
+  /**
+   * Logs the seed's "Queued items: N": this batch plus what is still due at `countBy` (counted
+   * without waiting), or the batch alone when it took everything due (`countBy` undefined).
+   */
+  private logQueuedItems(repository: IWorkerQueueRepository, queueName: string, claimed: number, countBy: Date | undefined): void {
+    if (countBy === undefined) {
+      this.logger.log(`Queued items: ${claimed}`);
+      return;
+    }
+    void repository.countDueWorkers(queueName, countBy).then(
       (stillDue) => this.logger.log(`Queued items: ${claimed + stillDue}`),
       (error: unknown) => this.logger.warn(`Could not count the due events of queue ${queueName}: ${describeError(error)}`),
     );

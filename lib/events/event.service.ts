@@ -14,13 +14,14 @@ import {
 } from '../processing/worker-options.validation.js';
 import type { DispatchOptions, IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
-import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
+import type { IWorkerAttributes, TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
 import { DEFAULT_RETRIES, MAX_UNIQUE_KEY_LENGTH } from '../worker.constants.js';
 import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
 import type { WorkerLifecycle } from '../processing/worker-lifecycle.js';
+import { TypeOrmWorkerCreator } from '../storage/typeorm-worker.creator.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { EntityManager } from 'typeorm';
@@ -176,12 +177,25 @@ export class EventService implements IEventService {
 
   /** buildWorkerModel() with the options already checked and the times worked out (dispatchMany does that once for all events). */
   private modelOf(event: BaseEvent, queueName: string, options: DispatchOptions, times: { now: Date; availableAt: Date | undefined }): { model: IWorkerModel; eventName: string } {
+    const { attributes, eventName } = this.attributesOf(event, queueName, options, times);
+    if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
+    const model = this.workerCreator.createWorkerModel(attributes);
+    assertKeyable(model, options);
+    return { model, eventName };
+  }
+
+  /** The attributes of the row a queued event is stored as; throws for an event class that is not registered. */
+  private attributesOf(
+    event: BaseEvent,
+    queueName: string,
+    options: DispatchOptions,
+    times: { now: Date; availableAt: Date | undefined },
+  ): { attributes: IWorkerAttributes; eventName: string } {
     const eventName = event.getName();
     const registered = this.registry.find(eventName);
     if (registered?.eventClass !== event.constructor) throw new UnknownEventError(eventName);
-    if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
-    const model = this.workerCreator.createWorkerModel({
-      // Checked and serialized when the model is saved (serializePayload): a bad payload stores nothing.
+    const attributes: IWorkerAttributes = {
+      // Checked and serialized when the row is built (serializePayload): a bad payload stores nothing.
       payload: (event.getPayload() ?? null) as TSerializableValues | null,
       attempts: 0,
       retries: registered.options.retries ?? this.retriesFor(queueName),
@@ -192,9 +206,8 @@ export class EventService implements IEventService {
       availableAt: times.availableAt,
       priority: options.priority ?? registered.options.priority,
       uniqueKey: options.uniqueKey,
-    });
-    assertKeyable(model, options);
-    return { model, eventName };
+    };
+    return { attributes, eventName };
   }
 
   /**
@@ -212,15 +225,24 @@ export class EventService implements IEventService {
     // One statement, one instant: every row of it is created (and due) at the same time.
     const now = new Date();
     const times = { now, availableAt: dueTime(options, now) };
-    const built = events.map((event, index) => {
+    const queueOf = (event: BaseEvent, index: number): string => {
       const queueName = event?.getQueueName?.();
       if (!queueName) {
         throw new WorkerError(`dispatchMany() takes queued events only: events[${index}] (${event?.constructor?.name ?? typeof event}) has no queue`);
       }
+      return queueName;
+    };
+    if (options.manager) assertTransactionalDispatch(options.manager);
+    if (this.workerCreator instanceof TypeOrmWorkerCreator && !this.lifecycle?.hasListeners) {
+      // Nothing needs a model per row (no 'dispatched' listener): rows go straight from the events.
+      const rows = events.map((event, index) => this.attributesOf(event, queueOf(event, index), options, times).attributes);
+      return this.workerCreator.insertNewRows(rows, options.manager);
+    }
+    const built = events.map((event, index) => {
+      const queueName = queueOf(event, index);
       return { ...this.modelOf(event, queueName, options, times), queueName, event };
     });
     const models = built.map(({ model }) => model);
-    if (options.manager) assertTransactionalDispatch(options.manager);
     if (models.every((model): model is TypeOrmWorkerModel => model instanceof TypeOrmWorkerModel)) {
       await TypeOrmWorkerModel.insertMany(models, options.manager);
     } else if (options.manager) {

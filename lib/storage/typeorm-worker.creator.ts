@@ -1,9 +1,9 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
-import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
+import { databaseRowOf, insertPendingRows, storedFieldsOf, TypeOrmWorkerModel } from './typeorm-worker.model.js';
 
 /** The seed's IWorkerCreator on TypeORM: unsaved models for the pending and the failed table. */
 export class TypeOrmWorkerCreator implements IWorkerCreator {
@@ -15,6 +15,14 @@ export class TypeOrmWorkerCreator implements IWorkerCreator {
 
   createFailedWorkerModel(data: IWorkerAttributes): IWorkerModel {
     return this.modelFor(FailedWorkerEntity, { ...data, failedAt: data.failedAt ?? new Date() });
+  }
+
+  /**
+   * Stores new pending rows straight from their attributes, without a model each (bulk dispatch), in
+   * one transaction (the caller's with `manager`); resolves to their ids in order.
+   */
+  insertNewRows(rows: IWorkerAttributes[], manager?: EntityManager): Promise<string[]> {
+    return insertPendingRows(this.dataSource, rows.map((data) => databaseRowOf(this.dataSource, WorkerEntity, storedFieldsOf(data, true))), manager);
   }
 
   private modelFor(table: typeof WorkerEntity | typeof FailedWorkerEntity, data: IWorkerAttributes): TypeOrmWorkerModel {

@@ -90,10 +90,7 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     if (models.some((model) => model.dataSource !== dataSource || model.table !== WorkerEntity)) {
       throw new WorkerError('insertMany takes new pending rows of one DataSource');
     }
-    if (manager) assertManagerOf(dataSource, manager);
-    const dialect = dialectFor(dataSource);
-    const work = insertRows(workerTables(dataSource).pending, models.map((model) => model.databaseRow()), (name) => dataSource.driver.escape(name), dialect);
-    const ids = manager ? await dialect.within(manager, work) : await dialect.atomically(work);
+    const ids = await insertPendingRows(dataSource, models.map((model) => model.databaseRow()), manager);
     models.forEach((model, index) => {
       model.fields = { ...model.requireFields(), id: ids[index] };
       model.insertedNewRow = true;
@@ -128,17 +125,7 @@ export class TypeOrmWorkerModel implements IWorkerModel {
 
   /** The row this model inserts, keyed by database column name (for statements outside the query builder). */
   databaseRow(): Record<string, unknown> {
-    // Read straight from the fields (no intermediate objects): bulk dispatch builds tens of thousands of these.
-    const fields = this.requireFields() as StoredWorkerFields & Record<string, unknown>;
-    const pending = this.table === WorkerEntity;
-    const row: Record<string, unknown> = {};
-    for (const [property, column] of columnNames(this.dataSource, this.table)) {
-      let value = property === 'id' ? undefined : fields[property];
-      if (property === 'availableAt') value = pending ? (fields.availableAt ?? fields.createdAt) : undefined;
-      else if (property === 'failedAt') value = pending ? undefined : (fields.failedAt ?? Date.now());
-      if (value !== undefined) row[column] = value;
-    }
-    return row;
+    return databaseRowOf(this.dataSource, this.table, this.requireFields());
   }
 
   /** Deletes the row through `manager`, fenced by the lease token when there is one. */
@@ -177,22 +164,7 @@ export class TypeOrmWorkerModel implements IWorkerModel {
 
   /** Replaces the data in memory only; saveWorkerData() stores it. `asNewRow` leaves the id unset whatever `data` has. */
   setData(data: IWorkerAttributes, { asNewRow = false } = {}): void {
-    this.fields = {
-      id: asNewRow ? undefined : data.id,
-      queueName: data.queueName,
-      eventName: data.eventName,
-      payload: serializePayload(data.eventName, data.payload),
-      attempts: data.attempts,
-      retries: data.retries,
-      error: data.error ?? null,
-      createdAt: data.createdAt.getTime(),
-      updatedAt: data.updatedAt.getTime(),
-      failedAt: data.failedAt?.getTime(),
-      deletedAt: data.deletedAt?.getTime() ?? null,
-      availableAt: data.availableAt?.getTime(),
-      priority: data.priority ?? 0,
-      uniqueKey: data.uniqueKey ?? null,
-    };
+    this.fields = storedFieldsOf(data, asNewRow);
     this.cachedAttributes = null;
   }
 
@@ -200,6 +172,53 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     if (!this.fields) throw new WorkerError('Worker model has no data: call createWorkerData() or updateWorkerData() first');
     return this.fields;
   }
+}
+
+/**
+ * Inserts new pending rows ({ column: value }) in as few statements as the database allows, in one
+ * transaction (the caller's with `manager`, else its own), and resolves to their ids in order.
+ */
+export async function insertPendingRows(dataSource: DataSource, rows: Record<string, unknown>[], manager?: EntityManager): Promise<string[]> {
+  if (rows.length === 0) return [];
+  if (manager) assertManagerOf(dataSource, manager);
+  const dialect = dialectFor(dataSource);
+  const work = insertRows(workerTables(dataSource).pending, rows, (name) => dataSource.driver.escape(name), dialect);
+  return manager ? dialect.within(manager, work) : dialect.atomically(work);
+}
+
+/** The seed's attributes in stored form (payload serialized and checked, instants as epoch ms). */
+export function storedFieldsOf(data: IWorkerAttributes, asNewRow = false): StoredWorkerFields {
+  return {
+    id: asNewRow ? undefined : data.id,
+    queueName: data.queueName,
+    eventName: data.eventName,
+    payload: serializePayload(data.eventName, data.payload),
+    attempts: data.attempts,
+    retries: data.retries,
+    error: data.error ?? null,
+    createdAt: data.createdAt.getTime(),
+    updatedAt: data.updatedAt.getTime(),
+    failedAt: data.failedAt?.getTime(),
+    deletedAt: data.deletedAt?.getTime() ?? null,
+    availableAt: data.availableAt?.getTime(),
+    priority: data.priority ?? 0,
+    uniqueKey: data.uniqueKey ?? null,
+  };
+}
+
+/** The row `fields` are stored as in `table`, keyed by column name (for statements outside the query builder). */
+export function databaseRowOf(dataSource: DataSource, table: WorkerTable, stored: StoredWorkerFields): Record<string, unknown> {
+  // Read straight from the fields (no intermediate objects): bulk dispatch builds tens of thousands of these.
+  const fields = stored as StoredWorkerFields & Record<string, unknown>;
+  const pending = table === WorkerEntity;
+  const row: Record<string, unknown> = {};
+  for (const [property, column] of columnNames(dataSource, table)) {
+    let value = property === 'id' ? undefined : fields[property];
+    if (property === 'availableAt') value = pending ? (fields.availableAt ?? fields.createdAt) : undefined;
+    else if (property === 'failedAt') value = pending ? undefined : (fields.failedAt ?? Date.now());
+    if (value !== undefined) row[column] = value;
+  }
+  return row;
 }
 
 function assertManagerOf(dataSource: DataSource, manager: EntityManager): void {

@@ -282,12 +282,13 @@ export class WorkerService {
       for (let firstPass = true; ; firstPass = false) {
         // A later pass reaches at least 1 ms past the previous one, where its zero-delay retries fall due.
         context.dueBy = new Date(firstPass ? Date.now() : Math.max(Date.now(), context.dueBy.getTime() + 1));
-        const claimed = await this.runPass(context, batchSize, concurrency);
-        if (options.runOnce || this.stopping) break;
-        if (claimed > 0) continue;
-        // Nothing was due. Outcomes still being recorded may make rows due at once (zero-delay retries):
-        // then one more pass; so does a wake-up meanwhile, without waiting for the recording.
         const retriedBefore = context.result.retried;
+        await this.runPass(context, batchSize, concurrency);
+        if (options.runOnce || this.stopping) break;
+        // The pass took everything due when it began. Another pass only for what can be due by now:
+        // rows it retried (zero-delay retries), or rows whose commit woke the queue meanwhile; a
+        // wake-up starts it without waiting for the last outcomes to be recorded. Anything else that
+        // falls due is the next poll's.
         if (await this.recordedOrWoken(context)) continue;
         if (context.result.retried === retriedBefore) break;
       }
@@ -297,9 +298,10 @@ export class WorkerService {
   }
 
   /**
-   * Claims and runs batches of the rows due at `context.dueBy` until a claim comes back empty, and
-   * resolves to how many rows it claimed. A batch's outcomes are recorded while the next batch is
-   * claimed (`context.recording`): its rows stay leased until then, so no claim can take them.
+   * Claims and runs batches of the rows due at `context.dueBy` until a claim comes back empty or short
+   * of the batch size, and resolves to how many rows it claimed. A batch's outcomes are recorded while
+   * the next batch is claimed (`context.recording`): its rows stay leased until then, so no claim can
+   * take them.
    */
   private async runPass(context: RunContext, batchSize: number, concurrency: number): Promise<number> {
     const { options, repository } = context;

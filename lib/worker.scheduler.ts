@@ -126,7 +126,8 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       return undefined;
     } finally {
       this.running.delete(queueName);
-      if (this.wokenWhileRunning.delete(queueName) && !this.workerService.isStopping) void this.poll(queueName);
+      // Unless the run itself claimed what the notification announced.
+      if (this.wokenWhileRunning.delete(queueName) && this.workerService.isWoken(queueName) && !this.workerService.isStopping) void this.poll(queueName);
     }
   }
 }

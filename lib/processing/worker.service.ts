@@ -231,6 +231,11 @@ export class WorkerService {
     this.wakeWaiters.get(queueName)?.();
   }
 
+  /** True while a wake-up of the queue has not been followed by a claim. */
+  isWoken(queueName: string): boolean {
+    return this.wokenQueues.has(queueName);
+  }
+
   /** Waits for the last batch's outcomes to be recorded; resolves true instead if the queue is woken first. */
   private async recordedOrWoken(context: RunContext): Promise<boolean> {
     const { queueName } = context.options;

@@ -48,26 +48,18 @@ export class NotificationsController {
   }
 
   /**
-   * Queues several mails: all of them, or none when one is invalid. On PostgreSQL and MySQL/MariaDB
-   * they are written in one transaction (an application would write its own rows through the same
-   * `manager`); SQLite has no transactional dispatch, so there every mail is checked before any is queued.
+   * Queues several mails with one dispatchMany(): all of them, or none when one is invalid, in as few
+   * INSERTs as the database allows. On PostgreSQL and MySQL/MariaDB inside the application's own
+   * transaction (it would write its own rows through the same `manager`); SQLite has no transactional
+   * dispatch, so there dispatchMany() uses a transaction of its own.
    */
   @Post('notifications/batch')
-  async notifyAll(@Body() body: { notifications?: Partial<EmailNotificationPayload>[] } | undefined): Promise<{ ids: (string | undefined)[] }> {
+  async notifyAll(@Body() body: { notifications?: Partial<EmailNotificationPayload>[] } | undefined): Promise<{ ids: string[] }> {
     const notifications = body?.notifications;
     if (!Array.isArray(notifications)) throw new BadRequestException({ error: 'notifications must be an array' });
     const events = notifications.map(notificationEvent);
-    if (this.dataSource.options.type === 'better-sqlite3') {
-      const ids: (string | undefined)[] = [];
-      for (const event of events) ids.push(await this.events.dispatch(event));
-      return { ids };
-    }
-    const ids = await this.dataSource.transaction(async (manager) => {
-      const stored: (string | undefined)[] = [];
-      for (const event of events) stored.push(await this.events.dispatch(event, { manager }));
-      return stored;
-    });
-    return { ids };
+    if (this.dataSource.options.type === 'better-sqlite3') return { ids: await this.events.dispatchMany(events) };
+    return { ids: await this.dataSource.transaction((manager) => this.events.dispatchMany(events, { manager })) };
   }
 
   @Get('mail/sent')

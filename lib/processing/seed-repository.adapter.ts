@@ -16,11 +16,16 @@ export function isQueueRepository(repository: IWorkerRepository): repository is 
 }
 
 /**
- * Runs the seed's plain repositories (only `getWorkers()` and the model methods): no leases and no
- * atomic failed move, so one worker process per queue. A retried row's `updatedAt` is set to when
- * it is due again, the one attribute of the seed that can carry it.
+ * Runs the seed's plain repositories (only `getWorkers()` and the model methods): no leases in the
+ * database and no atomic failed move, so one worker process per queue. Within the process a claimed
+ * row is held until its outcome is written, so a claim never takes a row whose outcome is still
+ * being recorded. A retried row's `updatedAt` is set to when it is due again, the one attribute of
+ * the seed that can carry it.
  */
 export class SeedRepositoryAdapter implements IWorkerQueueRepository {
+  /** Rows claimed in this process whose outcome is not written yet, by id (or by model, for rows without one). */
+  private readonly held = new Set<string | IWorkerModel>();
+
   constructor(readonly repository: IWorkerRepository) {}
 
   getWorkers(): Promise<IWorkerModel[]> {
@@ -28,9 +33,22 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
   }
 
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
-    const due = (await this.dueWorkers(request.queueName, request.dueBy)).slice(0, request.limit);
-    for (const { model, data } of due) await model.updateWorkerData({ ...data, attempts: data.attempts + 1, updatedAt: new Date() });
+    const due = (await this.dueWorkers(request.queueName, request.dueBy)).filter(({ model, data }) => !this.held.has(data.id ?? model)).slice(0, request.limit);
+    for (const { model, data } of due) {
+      this.held.add(data.id ?? model);
+      await model.updateWorkerData({ ...data, attempts: data.attempts + 1, updatedAt: new Date() });
+    }
     return due.map(({ model }) => model);
+  }
+
+  /** Writes a claimed row's outcome, then lets claims see the row again (if it is still there). */
+  private async settle(model: IWorkerModel, write: () => Promise<void>): Promise<void> {
+    const key = model.getWorkerData()?.id ?? model;
+    try {
+      await write();
+    } finally {
+      this.held.delete(key);
+    }
   }
 
   async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
@@ -38,17 +56,21 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
   }
 
   completeWorker(model: IWorkerModel): Promise<void> {
-    return model.deleteWorkerData();
+    return this.settle(model, () => model.deleteWorkerData());
   }
 
-  async retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
-    const data = model.getWorkerData();
-    if (data) await model.updateWorkerData({ ...data, error: retry.error, retries: retry.retries, updatedAt: retry.availableAt });
+  retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
+    return this.settle(model, async () => {
+      const data = model.getWorkerData();
+      if (data) await model.updateWorkerData({ ...data, error: retry.error, retries: retry.retries, updatedAt: retry.availableAt });
+    });
   }
 
-  async failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void> {
-    await failed.saveWorkerData();
-    await model.deleteWorkerData();
+  failWorker(model: IWorkerModel, failed: IWorkerModel): Promise<void> {
+    return this.settle(model, async () => {
+      await failed.saveWorkerData();
+      await model.deleteWorkerData();
+    });
   }
 
   /** The seed's rows have no leases to renew. */
@@ -56,8 +78,10 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
 
   async releaseWorkers(models: IWorkerModel[]): Promise<void> {
     for (const model of models) {
-      const data = model.getWorkerData();
-      if (data) await model.updateWorkerData({ ...data, attempts: data.attempts - 1 });
+      await this.settle(model, async () => {
+        const data = model.getWorkerData();
+        if (data) await model.updateWorkerData({ ...data, attempts: data.attempts - 1 });
+      });
     }
   }
 

@@ -344,8 +344,6 @@ export class WorkerService {
         // leases until they are recorded.
         context.recording = this.recordBatch(context).finally(() => heartbeat.stop());
         handedOver = true;
-        // Without leases (the seed's plain repositories) the next claim would take these rows again.
-        if (repository instanceof SeedRepositoryAdapter) await context.recording;
       } finally {
         if (!handedOver) heartbeat.stop();
         for (const claimed of runs) {

@@ -23,6 +23,8 @@ import { emptyStatistics } from '../processing/queue-statistics.js';
 import {
   cancelRow,
   type CancelRowTarget,
+  byLeaseToken,
+  compareIds,
   moveLeasedRowsToFailed,
   queueStatisticsStatement,
   retryLeasedRows,
@@ -97,15 +99,8 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
 
   /** One DELETE per lease token (a claim's rows share one): WHERE lease_token = ? AND id IN (…). */
   async completeWorkers(models: IWorkerModel[]): Promise<string[]> {
-    const byLease = new Map<string, string[]>();
-    for (const model of models) {
-      const { id, leaseToken } = leased(model);
-      const ids = byLease.get(leaseToken);
-      if (ids) ids.push(id);
-      else byLease.set(leaseToken, [id]);
-    }
     const lost: string[] = [];
-    for (const [leaseToken, ids] of byLease) {
+    for (const [leaseToken, ids] of byLeaseToken(models.map(leasedRow))) {
       const result = await this.dataSource.manager
         .createQueryBuilder()
         .delete()
@@ -259,7 +254,4 @@ function leaseTokensOf(models: IWorkerModel[]): string[] {
   return [...new Set(models.map((model) => leased(model).leaseToken))];
 }
 
-/** Ids are decimal strings of one sequence: a shorter one is smaller, equal lengths compare as text. */
-function compareIds(a = '', b = ''): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
-}
+

@@ -198,7 +198,7 @@ export function moveLeasedRowsToFailed(
 }
 
 /** Ids per lease token (a claim's rows share one), ascending, so concurrent transactions lock rows in one order. */
-function byLeaseToken(rows: LeasedRow[]): Map<string, string[]> {
+export function byLeaseToken(rows: LeasedRow[]): Map<string, string[]> {
   const byLease = new Map<string, Set<string>>();
   for (const { id, leaseToken } of rows) {
     let ids = byLease.get(leaseToken);
@@ -244,8 +244,8 @@ function chunked<T>(items: T[], size: number): T[][] {
   return chunks;
 }
 
-/** Decimal ids in numeric order: by length, then text. */
-function compareIds(a: string, b: string): number {
+/** Decimal ids of one sequence in numeric order: a shorter one is smaller, equal lengths compare as text. */
+export function compareIds(a = '', b = ''): number {
   return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 

@@ -117,7 +117,10 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   }
 
   private async insertFailed(manager: EntityManager): Promise<{ id: string; created: boolean }> {
-    const result = await manager.createQueryBuilder().insert().into(this.table).values(this.insertValues()).execute();
+    // A failed row saved through the model API (pending rows and batch moves go through databaseRow()).
+    const fields = this.requireFields();
+    const values: Partial<FailedWorkerEntity> = { ...this.columnValues(fields), failedAt: fields.failedAt ?? Date.now() };
+    const result = await manager.createQueryBuilder().insert().into(FailedWorkerEntity).values(values).execute();
     const generated = result.identifiers[0]?.id as string | number | undefined;
     if (generated === undefined) throw new WorkerError(`Insert into ${this.table.name} returned no id`);
     return { id: String(generated), created: true };
@@ -139,14 +142,6 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   private fenced<Q extends { where(condition: string, parameters?: object): Q; andWhere(condition: string, parameters?: object): Q }>(query: Q): Q {
     const scoped = query.where('id = :id', { id: this.requireFields().id });
     return this.leaseToken === null ? scoped : scoped.andWhere('lease_token = :leaseToken', { leaseToken: this.leaseToken });
-  }
-
-  /** A new pending row is due at once; a new failed row records when it failed. */
-  private insertValues(): Partial<WorkerEntity & FailedWorkerEntity> {
-    const fields = this.requireFields();
-    return this.table === WorkerEntity
-      ? { ...this.columnValues(fields), availableAt: fields.availableAt ?? fields.createdAt }
-      : { ...this.columnValues(fields), failedAt: fields.failedAt ?? Date.now() };
   }
 
   /** The columns both tables share, plus failedAt on the failed table. */

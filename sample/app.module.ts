@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { type DynamicModule, Module, type Provider } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Registry } from 'prom-client';
 import { WorkerHealthModule } from '../lib/health/index.js';
 import { WorkerMetricsModule } from '../lib/metrics/index.js';
 import { WorkerModule, type WorkerModuleOptions } from '../lib/index.js';
+import { ADMIN_TOKEN, AdminTokenGuard } from './admin-token.guard.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
 import { DigestScheduler } from './digest.scheduler.js';
 import { EmailNotificationEvent } from './email-notification.event.js';
@@ -13,6 +15,9 @@ import { HealthController } from './health.controller.js';
 import { MetricsController } from './metrics.controller.js';
 import { MailService } from './mail.service.js';
 import { NotificationsController } from './notifications.controller.js';
+import { PartnerApiService } from './partner-api.service.js';
+import { WebhookDeliveryEvent } from './webhook-delivery.event.js';
+import { WebhooksController } from './webhooks.controller.js';
 import { WorkersController } from './workers.controller.js';
 
 export interface SampleAppOptions {
@@ -29,6 +34,11 @@ export interface SampleAppOptions {
   digestCron?: boolean;
   /** Schedule the recurring queue report (dispatched by one replica per slot). Default true. */
   queueReport?: boolean;
+  /**
+   * The bearer token of the operator endpoints (POST /workers/run, /failed-events, cancelling).
+   * Default: $SAMPLE_ADMIN_TOKEN, else a random one that `npm run sample` prints at startup.
+   */
+  adminToken?: string;
 }
 
 function sampleDatabase(options: SampleAppOptions): WorkerModuleOptions['database'] {
@@ -42,7 +52,8 @@ function sampleDatabase(options: SampleAppOptions): WorkerModuleOptions['databas
 @Module({})
 export class AppModule {
   static register(options: SampleAppOptions = {}): DynamicModule {
-    const providers: Provider[] = [MailService];
+    const adminToken = options.adminToken ?? process.env.SAMPLE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
+    const providers: Provider[] = [MailService, PartnerApiService, AdminTokenGuard, { provide: ADMIN_TOKEN, useValue: adminToken }];
     if (options.digestCron ?? true) providers.push(DigestScheduler);
     return {
       module: AppModule,
@@ -54,10 +65,12 @@ export class AppModule {
           queues: {
             'email-queue': { retries: 5, runAfterSeconds: 30, concurrency: 4, pollIntervalMs: 500 },
             'maintenance-queue': { retries: 2 },
+            // Partners' endpoints fail now and then: 3 attempts, 2 s apart, then the failed store.
+            'webhook-queue': { retries: 3, runAfterSeconds: 2 },
           },
           // Listed although @QueueEvent() registers them: a worker process then knows every event
           // it may find in the table, whatever this process happened to import.
-          events: [EmailNotificationEvent, DailyDigestEvent, QueueReportEvent],
+          events: [EmailNotificationEvent, DailyDigestEvent, QueueReportEvent, WebhookDeliveryEvent],
           recurring: (options.queueReport ?? true) ? [QUEUE_REPORT] : [],
           autoStart: options.autoStart ?? true,
         }),
@@ -66,7 +79,7 @@ export class AppModule {
         // GET /metrics; a registry per application instance (prom-client's global one works too).
         WorkerMetricsModule.register({ registry: new Registry() }),
       ],
-      controllers: [HealthController, WorkersController, NotificationsController, FailedEventsController, MetricsController],
+      controllers: [HealthController, WorkersController, NotificationsController, WebhooksController, FailedEventsController, MetricsController],
       providers,
     };
   }

@@ -12,6 +12,7 @@ import {
   Post,
   Query,
   UseFilters,
+  UseGuards,
 } from '@nestjs/common';
 import {
   FailedWorkerNotFoundError,
@@ -20,6 +21,7 @@ import {
   FailedWorkerService,
   InvalidWorkerOptionsError,
 } from '../lib/index.js';
+import { AdminTokenGuard } from './admin-token.guard.js';
 
 /** The part of Express's response the filter uses. */
 interface HttpResponse {
@@ -40,8 +42,12 @@ function numberParam(value: string | undefined): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-/** Operators' view of the failed store: list, show, retry one or all, delete, purge. */
+/**
+ * Operators' view of the failed store: list, show, retry one or all, delete, purge. Guarded as a
+ * whole: the reads show payloads and stack traces, the writes re-run or destroy work.
+ */
 @Controller('failed-events')
+@UseGuards(AdminTokenGuard)
 @UseFilters(FailedEventErrorsFilter)
 export class FailedEventsController {
   constructor(private readonly failedEvents: FailedWorkerService) {}

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { ADMIN_TOKEN } from './admin-token.guard.js';
 import { AppModule } from './app.module.js';
 
 const logger = new Logger('Sample');
@@ -10,6 +11,8 @@ const port = Number(process.env.PORT ?? 3000);
 await app.listen(port);
 
 const url = `http://localhost:${port}`;
+// Operator endpoints want this token (set SAMPLE_ADMIN_TOKEN to choose it; otherwise it is new at every start).
+const admin = `-H 'authorization: Bearer ${app.get<string>(ADMIN_TOKEN)}'`;
 logger.log(`Sample listening on ${url}`);
 logger.log(
   [
@@ -17,8 +20,11 @@ logger.log(
     `  curl -X POST ${url}/notifications -H 'content-type: application/json' -d '{"userId":"123","message":"Hi"}'`,
     `  curl ${url}/mail/sent`,
     `  curl ${url}/health/workers`,
-    `  curl ${url}/failed-events`,
     `  curl ${url}/metrics`,
-    `  curl -X POST ${url}/workers/run -H 'content-type: application/json' -d '{"queueName":"email-queue"}'`,
+    `  curl -X POST ${url}/webhooks -H 'content-type: application/json' -d '{"url":"https://unreachable.example/hook"}'`,
+    '  (fails 3 times, 2 s apart, then:)',
+    `  curl ${admin} ${url}/failed-events`,
+    `  curl -X POST ${admin} ${url}/failed-events/retry`,
+    `  curl -X POST ${admin} ${url}/workers/run -H 'content-type: application/json' -d '{"queueName":"email-queue"}'`,
   ].join('\n'),
 );

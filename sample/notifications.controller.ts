@@ -1,6 +1,7 @@
-import { BadRequestException, Body, Controller, Delete, Get, Inject, NotFoundException, Param, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Delete, Get, Inject, NotFoundException, Param, Post, UseGuards } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { type CancelledEvent, type DispatchOptions, EventService, InvalidWorkerOptionsError, WORKER_DATA_SOURCE, WorkerService } from '../lib/index.js';
+import { AdminTokenGuard } from './admin-token.guard.js';
 import { EmailNotificationEvent, type EmailNotificationPayload } from './email-notification.event.js';
 import { MailService, type SentMail } from './mail.service.js';
 
@@ -33,8 +34,9 @@ export class NotificationsController {
     }
   }
 
-  /** Cancels a queued notification (a running one is aborted and not retried); 404 when none is pending. */
+  /** Cancels a queued notification (a running one is aborted and not retried); 404 when none is pending. Operators only. */
   @Delete('notifications/:id')
+  @UseGuards(AdminTokenGuard)
   async cancel(@Param('id') id: string): Promise<Pick<CancelledEvent, 'id' | 'wasRunning'>> {
     let cancelled: CancelledEvent | undefined;
     try {

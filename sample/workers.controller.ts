@@ -1,5 +1,6 @@
-import { BadRequestException, Body, Controller, HttpCode, HttpStatus, InternalServerErrorException, Post } from '@nestjs/common';
+import { BadRequestException, Body, Controller, HttpCode, HttpStatus, InternalServerErrorException, Post, UseGuards } from '@nestjs/common';
 import { InvalidWorkerOptionsError, type RunWorkerResult, WorkerService } from '../lib/index.js';
+import { AdminTokenGuard } from './admin-token.guard.js';
 import { errorMessage } from './error-message.js';
 
 export interface RunWorkerBody {
@@ -14,8 +15,9 @@ export interface RunWorkerResponse {
   result: RunWorkerResult;
 }
 
-/** The seed's "Manual worker trigger endpoint". */
+/** The seed's "Manual worker trigger endpoint", for operators only. */
 @Controller('workers')
+@UseGuards(AdminTokenGuard)
 export class WorkersController {
   constructor(private readonly workerService: WorkerService) {}
 

@@ -31,6 +31,7 @@ function healthWithEmailRows(active: number, failed: number) {
     queues: [
       { queueName: 'email-queue', pending: active, failed },
       { queueName: 'maintenance-queue', pending: 0, failed: 0 },
+      { queueName: 'webhook-queue', pending: 0, failed: 0 },
     ],
   };
 }
@@ -38,6 +39,14 @@ function healthWithEmailRows(active: number, failed: number) {
 const EMPTY_HEALTH = healthWithEmailRows(0, 0);
 
 type App = Parameters<typeof request>[0];
+
+/** The sample's operator endpoints take this bearer token in the tests (see AdminTokenGuard). */
+const ADMIN_TOKEN = 'sample-test-token';
+
+/** A client of the operator endpoints: every request carries the admin token. */
+function admin(server: App) {
+  return request.agent(server).set('authorization', `Bearer ${ADMIN_TOKEN}`);
+}
 
 describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   let app: INestApplication | undefined;
@@ -52,7 +61,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     cleanup = database.cleanup;
     const databaseUrl = db.serverUrl ? await ensureServerDatabase(db, workerDatabaseName('sample')) : undefined;
     const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register({ autoStart: false, digestCron: false, queueReport: false, ...options, database: database.file, databaseUrl })],
+      imports: [AppModule.register({ autoStart: false, digestCron: false, queueReport: false, adminToken: ADMIN_TOKEN, ...options, database: database.file, databaseUrl })],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -80,7 +89,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     await request(server).get('/mail/sent').expect(200, []);
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(1, 0));
 
-    const run = await request(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
+    const run = await admin(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
     expect(run.body).toEqual({
       success: true,
       message: 'Worker started',
@@ -114,7 +123,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const server = (await startSample()).getHttpServer();
     await request(server).post('/notifications').send({ userId: '7', message: 'Still queued' }).expect(201);
 
-    const run = await request(server).post('/workers/run').expect(200);
+    const run = await admin(server).post('/workers/run').expect(200);
 
     expect(run.body.result).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
     await request(server).get('/mail/sent').expect(200, []);
@@ -127,7 +136,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     jest.spyOn(started.get(MailService), 'send').mockRejectedValue(new Error('SMTP down'));
     await request(server).post('/notifications').send({ userId: '9', message: 'Lost' }).expect(201);
 
-    const run = await request(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
+    const run = await admin(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
 
     expect(run.body.result).toEqual({ queueName: 'email-queue', processed: 0, failed: 1, retried: 0, cancelled: 0 });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(0, 1));
@@ -136,12 +145,12 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   it('answers 400 with the library message for invalid run options and bad notifications', async () => {
     const server = (await startSample()).getHttpServer();
 
-    const negative = await request(server).post('/workers/run').send({ queueName: 'email-queue', retries: -1 }).expect(400);
+    const negative = await admin(server).post('/workers/run').send({ queueName: 'email-queue', retries: -1 }).expect(400);
     expect(negative.body).toEqual({ error: expect.stringContaining('"retries": must be an integer ≥ 1 (got -1)') });
     // The seed's `||` would have turned 0 into 3; here it is reported.
-    const zero = await request(server).post('/workers/run').send({ retries: 0 }).expect(400);
+    const zero = await admin(server).post('/workers/run').send({ retries: 0 }).expect(400);
     expect(zero.body.error).toContain('"retries"');
-    const textDelay = await request(server).post('/workers/run').send({ runAfterSeconds: 'soon' }).expect(400);
+    const textDelay = await admin(server).post('/workers/run').send({ runAfterSeconds: 'soon' }).expect(400);
     expect(textDelay.body.error).toContain('"runAfterSeconds"');
 
     const missing = await request(server).post('/notifications').send({ userId: '1' }).expect(400);
@@ -183,7 +192,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   it('serves Prometheus metrics at GET /metrics', async () => {
     const server = (await startSample()).getHttpServer();
     await request(server).post('/notifications').send({ userId: '8', message: 'Counted' }).expect(201);
-    await request(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
+    await admin(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
 
     const scraped = await request(server).get('/metrics').expect(200).expect('content-type', /^text\/plain/);
     expect(scraped.text).toContain('nestjs_workers_events_dispatched_total{queue="email-queue",event="EmailNotificationEvent"} 1');
@@ -196,36 +205,36 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const server = started.getHttpServer();
     jest.spyOn(started.get(MailService), 'send').mockRejectedValue(new Error('SMTP down'));
     for (const userId of ['1', '2', '3']) await request(server).post('/notifications').send({ userId, message: 'Lost' }).expect(201);
-    await request(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
+    await admin(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
 
-    const page = await request(server).get('/failed-events?queueName=email-queue&pageSize=2').expect(200);
+    const page = await admin(server).get('/failed-events?queueName=email-queue&pageSize=2').expect(200);
     expect(page.body).toMatchObject({ total: 3, page: 1, pageSize: 2 });
     // Newest first; the three failed concurrently (concurrency 4), so their order is the order they failed in.
-    const all = (await request(server).get('/failed-events').expect(200)).body.items as { id: string; failedAt: string }[];
+    const all = (await admin(server).get('/failed-events').expect(200)).body.items as { id: string; failedAt: string }[];
     const failedAts = all.map((item) => Date.parse(item.failedAt));
     expect(failedAts).toEqual([...failedAts].sort((a, b) => b - a));
     expect(page.body.items.map((item: { id: string }) => item.id)).toEqual(all.slice(0, 2).map((item) => item.id));
     const [newest] = page.body.items as { id: string; error: string }[];
-    const shown = await request(server).get(`/failed-events/${newest!.id}`).expect(200);
+    const shown = await admin(server).get(`/failed-events/${newest!.id}`).expect(200);
     expect(shown.body).toMatchObject({ id: newest!.id, eventName: 'EmailNotificationEvent', attempts: 1 });
     expect(shown.body.error).toContain('SMTP down');
 
-    await request(server).post(`/failed-events/${newest!.id}/retry`).expect(200, { retried: 1 });
-    await request(server).post(`/failed-events/${newest!.id}/retry`).expect(404, { error: `No failed event with id "${newest!.id}" in the failed store` });
+    await admin(server).post(`/failed-events/${newest!.id}/retry`).expect(200, { retried: 1 });
+    await admin(server).post(`/failed-events/${newest!.id}/retry`).expect(404, { error: `No failed event with id "${newest!.id}" in the failed store` });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(1, 2));
-    await request(server).delete(`/failed-events/${page.body.items[1].id}`).expect(204);
-    await request(server).delete(`/failed-events/${page.body.items[1].id}`).expect(404);
-    await request(server).post('/failed-events/retry').send({ queueName: 'email-queue' }).expect(200, { retried: 1 });
+    await admin(server).delete(`/failed-events/${page.body.items[1].id}`).expect(204);
+    await admin(server).delete(`/failed-events/${page.body.items[1].id}`).expect(404);
+    await admin(server).post('/failed-events/retry').send({ queueName: 'email-queue' }).expect(200, { retried: 1 });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(2, 0));
 
-    const badPage = await request(server).get('/failed-events?pageSize=1000').expect(400);
+    const badPage = await admin(server).get('/failed-events?pageSize=1000').expect(400);
     expect(badPage.body.error).toContain('"pageSize": must be at most 500 (got 1000)');
-    expect((await request(server).get('/failed-events?page=first').expect(400)).body.error).toContain('"page"');
-    expect((await request(server).get('/failed-events/abc').expect(400)).body.error).toContain('must be a failed event id');
-    expect((await request(server).delete('/failed-events?olderThan=yesterday').expect(400)).body.error).toContain(
+    expect((await admin(server).get('/failed-events?page=first').expect(400)).body.error).toContain('"page"');
+    expect((await admin(server).get('/failed-events/abc').expect(400)).body.error).toContain('must be a failed event id');
+    expect((await admin(server).delete('/failed-events?olderThan=yesterday').expect(400)).body.error).toContain(
       '"olderThan": must be a valid Date',
     );
-    await request(server).delete(`/failed-events?olderThan=${new Date(Date.now() + 1000).toISOString()}`).expect(200, { deleted: 0 });
+    await admin(server).delete(`/failed-events?olderThan=${new Date(Date.now() + 1000).toISOString()}`).expect(200, { deleted: 0 });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(2, 0));
   });
 
@@ -239,21 +248,25 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     await waitFor(async () => (await workersHealth(server)).total === 0);
   });
 
-  it('registers the digest cron once, and the digest it queues runs on maintenance-queue', async () => {
+  it('registers the daily digest cron once, and the digest it queues runs on maintenance-queue', async () => {
     const started = await startSample({ digestCron: true });
     const server = started.getHttpServer();
     const registries = started.get(SchedulerRegistry, { strict: false, each: true });
     // One ScheduleModule in the app: a second one would register, and fire, every @Cron() twice.
     expect(registries.map((registry) => registry.doesExist('cron', DIGEST_CRON_JOB))).toEqual([true]);
     const job = started.get(SchedulerRegistry).getCronJob(DIGEST_CRON_JOB);
-    // Stopped so that a minute boundary during the test cannot add a digest to the exact counts.
+    // Stopped so that the 7 o'clock slot cannot add a digest to the exact counts during the test.
     await job.stop();
+    // Daily, as its name says: the next two runs are a day apart (23 to 25 hours across a clock change).
+    const [next, after] = job.nextDates(2).map((date) => date.toMillis());
+    expect(after! - next!).toBeGreaterThanOrEqual(23 * 3600_000);
+    expect(after! - next!).toBeLessThanOrEqual(25 * 3600_000);
 
     const id = await started.get(DigestScheduler).dispatchDigest();
 
     expect(id).toEqual(expect.any(String));
     expect((await workersHealth(server)).queues).toContainEqual({ queueName: 'maintenance-queue', pending: 1, failed: 0 });
-    const run = await request(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
+    const run = await admin(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
     expect(run.body.result.processed).toBe(1);
     const sent = (await request(server).get('/mail/sent').expect(200)).body as { to: string; message: string }[];
     expect(sent).toEqual([{ to: DIGEST_RECIPIENT, message: expect.stringMatching(/^Daily digest for \d{4}-\d{2}-\d{2}$/) }]);
@@ -275,14 +288,54 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     expect(badKey.body.error).toContain('Invalid nestjs-workers option "uniqueKey"');
     await request(server).post('/notifications').send({ userId: '3', message: 'x', urgent: 'yes' }).expect(400, { error: 'urgent must be a boolean' });
 
-    await request(server).delete(`/notifications/${first.body.id}`).expect(200, { id: first.body.id, wasRunning: false });
-    await request(server).delete(`/notifications/${first.body.id}`).expect(404);
-    const badId = await request(server).delete('/notifications/abc').expect(400);
+    await admin(server).delete(`/notifications/${first.body.id}`).expect(200, { id: first.body.id, wasRunning: false });
+    await admin(server).delete(`/notifications/${first.body.id}`).expect(404);
+    const badId = await admin(server).delete('/notifications/abc').expect(400);
     expect(badId.body.error).toContain('Invalid nestjs-workers option "id"');
 
-    await request(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
+    await admin(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
     const sent = (await request(server).get('/mail/sent').expect(200)).body as { message: string }[];
     expect(sent.map((mail) => mail.message).sort()).toEqual(['newsletter', 'password reset']);
+  });
+
+  it('guards the operator endpoints: 401 without the admin token, 403 with a wrong one, and nothing changes', async () => {
+    const started = await startSample();
+    const server = started.getHttpServer();
+    const queued = await request(server).post('/notifications').send({ userId: '1', message: 'kept' }).expect(201);
+    const wrong = (call: request.Test) => call.set('authorization', 'Bearer not-the-token');
+
+    for (const call of [
+      () => request(server).post('/workers/run').send({ queueName: 'email-queue' }),
+      () => request(server).get('/failed-events'),
+      () => request(server).post('/failed-events/retry'),
+      () => request(server).delete(`/failed-events?olderThan=${new Date().toISOString()}`),
+      () => request(server).delete(`/notifications/${queued.body.id}`),
+    ]) {
+      expect((await call().expect(401)).body).toEqual({ error: 'Send the admin token as "Authorization: Bearer <token>"' });
+      expect((await wrong(call()).expect(403)).body).toEqual({ error: 'Wrong admin token' });
+    }
+
+    // Nothing ran and nothing was cancelled; the public endpoints stay open.
+    await request(server).get('/mail/sent').expect(200, []);
+    expect(await workersHealth(server)).toEqual(healthWithEmailRows(1, 0));
+    await admin(server).delete(`/notifications/${queued.body.id}`).expect(200, { id: queued.body.id, wasRunning: false });
+  });
+
+  it('moves a webhook to an unreachable partner to the failed store after its 3 attempts, and delivers a good one', async () => {
+    const started = await startSample({ autoStart: true });
+    const server = started.getHttpServer();
+    await request(server).post('/webhooks').send({ url: 'not a url' }).expect(400, { error: 'url must be an http(s) URL' });
+
+    const failing = await request(server).post('/webhooks').send({ url: 'https://unreachable.example/hook', body: { order: 7 } }).expect(201);
+    const good = await request(server).post('/webhooks').send({ url: 'https://partner.example/hook', body: { order: 8 } }).expect(201);
+
+    // webhook-queue: 3 attempts, 2 s apart.
+    await waitFor(async () => (await admin(server).get('/failed-events?queueName=webhook-queue')).body.total === 1, 15_000);
+    const [failed] = (await admin(server).get('/failed-events?queueName=webhook-queue').expect(200)).body.items as Record<string, unknown>[];
+    expect(failed).toMatchObject({ eventName: 'WebhookDeliveryEvent', attempts: 3, payload: { url: 'https://unreachable.example/hook', body: { order: 7 } } });
+    expect(failed!.error).toContain('connect ECONNREFUSED unreachable.example:443');
+    expect(failing.body.id).not.toEqual(good.body.id);
+    await request(server).get('/webhooks/delivered').expect(200, [{ url: 'https://partner.example/hook', body: { order: 8 } }]);
   });
 
   it('dispatches each slot of the recurring queue report once, and the report mails the statistics', async () => {
@@ -294,9 +347,9 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const slot = new Date(Math.floor(Date.now() / 300_000) * 300_000);
     expect(await scheduler.dispatchSlot(QUEUE_REPORT_SCHEDULE, slot)).toEqual(expect.any(String));
     expect(await scheduler.dispatchSlot(QUEUE_REPORT_SCHEDULE, slot)).toBeUndefined();
-    const run = await request(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
+    const run = await admin(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
     expect(run.body.result.processed).toBe(1);
     const sent = (await request(server).get('/mail/sent').expect(200)).body as { to: string; message: string }[];
-    expect(sent).toEqual([{ to: DIGEST_RECIPIENT, message: 'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed' }]);
+    expect(sent).toEqual([{ to: DIGEST_RECIPIENT, message: 'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed; webhook-queue: 0 pending, 0 failed' }]);
   });
 });

@@ -240,7 +240,33 @@ class AlwaysFailingEvent extends BaseEvent<{ id: number }> {
   }
 }
 
+/** Writes to `CountedEvent.logger` when it runs, so the test sees runs and worker logs in one order. */
+@QueueEvent('counted-queue')
+class CountedEvent extends BaseEvent<{ id: number }> {
+  static logger = new RecordingLogger();
+  async execute(): Promise<void> {
+    CountedEvent.logger.log(`ran ${this.getPayload().id}`);
+  }
+}
+
 describe('seed API with a repository of your own (getWorkers() only)', () => {
+  it('logs "Queued items: N" before the first event of the pass runs, counting each due row once', async () => {
+    const store: InMemoryStore = { pending: [], failed: [] };
+    InMemoryWorkerCreator.store = store;
+    const eventService = new EventService({ workerCreator: new InMemoryWorkerCreator() });
+    const workerService = new WorkerService();
+    workerService.setLogger(CountedEvent.logger);
+    workerService.setEventService(eventService);
+    workerService.setWorkerRepository(new InMemoryWorkerRepository(store));
+    for (const id of [1, 2, 3]) await eventService.dispatch(new CountedEvent({ id }));
+
+    // One row per claim: the first claim leaves two due rows, which the count adds (the held one not again).
+    await workerService.runWorker({ queueName: 'counted-queue', retries: 1, runAfterSeconds: 0, workerCreator: InMemoryWorkerCreator, concurrency: 1, batchSize: 1 });
+
+    expect(CountedEvent.logger.messages('log')).toEqual(['Queued items: 3', 'ran 1', 'ran 2', 'ran 3']);
+    InMemoryWorkerCreator.store = { pending: [], failed: [] };
+  });
+
   it('retries up to `retries` attempts, then moves the row to the failed store through the creator class given to runWorker', async () => {
     const store = InMemoryWorkerCreator.store;
     const eventService = new EventService({ workerCreator: new InMemoryWorkerCreator() });

@@ -231,6 +231,21 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     ]);
   });
 
+  it('logs "Queued items: N" with the rows still due beyond a full batch, before the batch\'s first event runs', async () => {
+    for (const label of ['a', 'b', 'c']) await t.events.dispatch(new RecordEvent({ label }));
+    // How many events had run when each "Queued items" line was logged.
+    const runsWhenLogged: number[] = [];
+    const record = logger.log.bind(logger);
+    logger.log = (message: string) => {
+      if (message.startsWith('Queued items')) runsWhenLogged.push(log.length);
+      record(message);
+    };
+    await t.workers.runWorker(options({ runOnce: true, concurrency: 1, batchSize: 1 }));
+    expect(logger.messages('log')).toEqual(['Queued items: 3']);
+    expect(runsWhenLogged).toEqual([0]);
+    expect(log).toEqual(['a', 'b', 'c']);
+  });
+
   it('reports health per queue: active (pending or running), failed, total', async () => {
     await t.events.dispatch(new RecordEvent({ label: 'a' }));
     await t.events.dispatch(new OneShotEvent(null));

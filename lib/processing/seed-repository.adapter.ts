@@ -33,7 +33,7 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
   }
 
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
-    const due = (await this.dueWorkers(request.queueName, request.dueBy)).filter(({ model, data }) => !this.held.has(data.id ?? model)).slice(0, request.limit);
+    const due = (await this.dueWorkers(request.queueName, request.dueBy)).slice(0, request.limit);
     for (const { model, data } of due) {
       this.held.add(data.id ?? model);
       await model.updateWorkerData({ ...data, attempts: data.attempts + 1, updatedAt: new Date() });
@@ -51,6 +51,7 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
     }
   }
 
+  /** Due rows that no claim of this process holds: a held row is already counted in its batch. */
   async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
     return (await this.dueWorkers(queueName, dueBy)).length;
   }
@@ -85,13 +86,16 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
     }
   }
 
-  /** Rows of the queue never tried, or whose retry time (kept in updatedAt) has come; oldest first. */
+  /** Rows of the queue never tried, or whose retry time (kept in updatedAt) has come, that no claim holds; oldest first. */
   private async dueWorkers(queueName: string, dueBy: Date) {
     return (await this.repository.getWorkers())
       .map((model) => ({ model, data: model.getWorkerData() }))
       .filter(
         (entry): entry is { model: IWorkerModel; data: IWorkerAttributes } =>
-          entry.data !== null && entry.data.queueName === queueName && (entry.data.attempts === 0 || entry.data.updatedAt <= dueBy),
+          entry.data !== null &&
+          entry.data.queueName === queueName &&
+          (entry.data.attempts === 0 || entry.data.updatedAt <= dueBy) &&
+          !this.held.has(entry.data.id ?? entry.model),
       )
       .sort((a, b) => a.data.createdAt.getTime() - b.data.createdAt.getTime());
   }

@@ -333,10 +333,10 @@ export class WorkerService {
       const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
       let handedOver = false;
       try {
+        // Once per pass that found work (idle polls cost a single query), before its first event
+        // starts, as the seed logs it. Only a full batch asks what else is due: one count per pass.
+        if (firstOfPass) await this.logQueuedItems(repository, options.queueName, batch.length, tookAllDue ? undefined : context.dueBy);
         const running = runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
-        // Counted once per pass that found work, so idle polls cost a single query; asked for once
-        // the batch's first events have started, so the count never delays them.
-        if (firstOfPass) this.logQueuedItems(repository, options.queueName, batch.length, tookAllDue ? undefined : context.dueBy);
         const unstarted = await running;
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
         await context.recording;
@@ -357,18 +357,20 @@ export class WorkerService {
   }
 
   /**
-   * Logs the seed's "Queued items: N": this batch plus what is still due at `countBy` (counted
-   * without waiting), or the batch alone when it took everything due (`countBy` undefined).
+   * Logs the seed's "Queued items: N": this batch plus what is still due at `countBy`, or the batch
+   * alone when it took everything due (`countBy` undefined).
    */
-  private logQueuedItems(repository: IWorkerQueueRepository, queueName: string, claimed: number, countBy: Date | undefined): void {
+  private async logQueuedItems(repository: IWorkerQueueRepository, queueName: string, claimed: number, countBy: Date | undefined): Promise<void> {
     if (countBy === undefined) {
       this.logger.log(`Queued items: ${claimed}`);
       return;
     }
-    void repository.countDueWorkers(queueName, countBy).then(
-      (stillDue) => this.logger.log(`Queued items: ${claimed + stillDue}`),
-      (error: unknown) => this.logger.warn(`Could not count the due events of queue ${queueName}: ${describeError(error)}`),
-    );
+    try {
+      this.logger.log(`Queued items: ${claimed + (await repository.countDueWorkers(queueName, countBy))}`);
+    } catch (error) {
+      // Only the log line is lost: the claimed batch runs all the same.
+      this.logger.warn(`Could not count the due events of queue ${queueName}: ${describeError(error)}`);
+    }
   }
 
   /**

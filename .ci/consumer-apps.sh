@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Consumer-app check: installs the packed package the way a user does, into throwaway apps outside the
+# repository (each with its own package.json), which a green suite inside the repo cannot show:
+#   - an ES module app ("type": "module", module nodenext) and a CommonJS app ("type": "commonjs",
+#     module commonjs with the classic node10 resolution, and type-checked under nodenext too), both
+#     compiled from .ci/consumer/app.ts with their own tsc; each boots WorkerModule.forRoot() (the
+#     embedded SQLite default), dispatches an event and sees a worker run it;
+#   - every entry point (., ./terminus, ./prometheus, ./testing) loads with require() and import();
+#   - a copy of the app with better-sqlite3 uninstalled fails startup with the install command.
+# The packages are README's install line (so the documented set-up is what is tested), with the
+# tarball in place of the package name. One npm install (better-sqlite3 compiles there); the second
+# app gets a copy of its node_modules. Needs `npm run build` first; CONSUMER_TARBALL=file.tgz checks
+# that tarball instead of packing this checkout; KEEP_CONSUMER_APPS=1 leaves the apps for a look.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+FIXTURES="$ROOT/.ci/consumer"
+WORK=$(mktemp -d)
+if [ "${KEEP_CONSUMER_APPS:-}" = 1 ]; then
+  trap 'echo "consumer apps kept in $WORK"' EXIT
+else
+  trap 'rm -rf "$WORK"' EXIT
+fi
+started=$SECONDS
+
+step() { printf -- '--> %s (%d s)\n' "$*" "$((SECONDS - started))"; }
+
+TARBALL=${CONSUMER_TARBALL:-}
+if [ -z "$TARBALL" ]; then
+  step "npm pack"
+  (cd "$ROOT" && npm pack --loglevel=warn --pack-destination "$WORK" >/dev/null)
+  TARBALL=$(ls "$WORK"/nestjs-workers-*.tgz)
+fi
+echo "tarball: $TARBALL ($(du -k "$TARBALL" | cut -f1) kB)"
+
+install_line=$(grep -m1 '^npm install nestjs-workers ' "$ROOT/README.md") || {
+  echo "README.md has no 'npm install nestjs-workers …' line" >&2
+  exit 1
+}
+read -r -a packages <<<"${install_line#npm install nestjs-workers }"
+# The optional entries' peers, and the consumer's own compiler (this repo's versions).
+dev_version() { node -p "require('$ROOT/package.json').devDependencies['$1']"; }
+extras=(@nestjs/terminus prom-client)
+tools=("typescript@$(dev_version typescript)" "@types/node@$(dev_version @types/node)")
+
+esm="$WORK/esm-app" cjs="$WORK/cjs-app" nodriver="$WORK/esm-app-without-sqlite"
+cp -r "$FIXTURES/esm" "$esm"
+cp -r "$FIXTURES/cjs" "$cjs"
+cp "$FIXTURES/app.ts" "$esm/" && cp "$FIXTURES/app.ts" "$cjs/"
+
+step "npm install (the tarball, ${packages[*]} ${extras[*]}) in $esm"
+(cd "$esm" && npm install --no-audit --no-fund --loglevel=error "$TARBALL" "${packages[@]}" "${extras[@]}" &&
+  npm install --no-audit --no-fund --loglevel=error --save-dev "${tools[@]}")
+# The same dependencies for the CommonJS app, without a second download or native build.
+node -e "
+  const fs = require('fs');
+  const app = JSON.parse(fs.readFileSync('$cjs/package.json', 'utf8'));
+  const { dependencies, devDependencies } = JSON.parse(fs.readFileSync('$esm/package.json', 'utf8'));
+  fs.writeFileSync('$cjs/package.json', JSON.stringify({ ...app, dependencies, devDependencies }, null, 2));
+"
+cp -a "$esm/node_modules" "$cjs/"
+
+run_app() {
+  local dir=$1 system=$2
+  step "$system app: tsc, then node"
+  (cd "$dir" && npx --no-install tsc -p tsconfig.json)
+  if [ -f "$dir/tsconfig.nodenext.json" ]; then (cd "$dir" && npx --no-install tsc -p tsconfig.nodenext.json); fi
+  (cd "$dir" && EXPECTED_MODULE_SYSTEM=$system timeout 60 node dist/app.js)
+}
+run_app "$esm" esm
+run_app "$cjs" commonjs
+
+step "every entry point with require() and import()"
+cp "$FIXTURES/entries.cjs" "$cjs/"
+(cd "$cjs" && timeout 60 node entries.cjs)
+
+step "without better-sqlite3 (an app on a server database installs no native module)"
+cp -a "$esm" "$nodriver"
+(cd "$nodriver" && npm uninstall --no-audit --no-fund --loglevel=error better-sqlite3)
+if [ -e "$nodriver/node_modules/better-sqlite3" ]; then
+  echo "better-sqlite3 is still installed: something depends on it" >&2
+  exit 1
+fi
+cp "$FIXTURES/missing-driver.mjs" "$nodriver/"
+(cd "$nodriver" && timeout 30 node missing-driver.mjs)
+
+step "consumer apps passed"

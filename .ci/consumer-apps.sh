@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Consumer-app check: installs the packed package the way a user does, into throwaway apps outside the
 # repository (each with its own package.json), which a green suite inside the repo cannot show:
+#   - every entry point (., ./terminus, ./prometheus, ./testing) loads with require() and import();
 #   - an ES module app ("type": "module", module nodenext) and a CommonJS app ("type": "commonjs",
 #     module commonjs with the classic node10 resolution, and type-checked under nodenext too), both
 #     compiled from .ci/consumer/app.ts with their own tsc; each boots WorkerModule.forRoot() (the
 #     embedded SQLite default), dispatches an event and sees a worker run it;
-#   - every entry point (., ./terminus, ./prometheus, ./testing) loads with require() and import();
 #   - a copy of the app with better-sqlite3 uninstalled fails startup with the install command.
 # The packages are README's install line (so the documented set-up is what is tested), with the
 # tarball in place of the package name. One npm install (better-sqlite3 compiles there); the second
@@ -66,12 +66,13 @@ run_app() {
   if [ -f "$dir/tsconfig.nodenext.json" ]; then (cd "$dir" && npx --no-install tsc -p tsconfig.nodenext.json); fi
   (cd "$dir" && EXPECTED_MODULE_SYSTEM=$system timeout 60 node dist/app.js)
 }
-run_app "$esm" esm
-run_app "$cjs" commonjs
 
 step "every entry point with require() and import()"
 cp "$FIXTURES/entries.cjs" "$cjs/"
 (cd "$cjs" && timeout 60 node entries.cjs)
+
+run_app "$esm" esm
+run_app "$cjs" commonjs
 
 step "without better-sqlite3 (an app on a server database installs no native module)"
 cp -a "$esm" "$nodriver"

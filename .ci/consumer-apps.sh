@@ -6,7 +6,8 @@
 #     module commonjs with the classic node10 resolution, and type-checked under nodenext too), both
 #     compiled from .ci/consumer/app.ts with their own tsc; each boots WorkerModule.forRoot() (the
 #     embedded SQLite default), dispatches an event and sees a worker run it;
-#   - a copy of the app with better-sqlite3 uninstalled fails startup with the install command.
+#   - a copy of the app with better-sqlite3 uninstalled fails startup with the install command, and
+#     (when WORKERS_TEST_POSTGRES_URL is set, as .ci/run does) runs an event on PostgreSQL with pg.
 # The packages are README's install line (so the documented set-up is what is tested), with the
 # tarball in place of the package name. One npm install (better-sqlite3 compiles there); the second
 # app gets a copy of its node_modules. Needs `npm run build` first; CONSUMER_TARBALL=file.tgz checks
@@ -83,5 +84,13 @@ if [ -e "$nodriver/node_modules/better-sqlite3" ]; then
 fi
 cp "$FIXTURES/missing-driver.mjs" "$nodriver/"
 (cd "$nodriver" && timeout 30 node missing-driver.mjs)
+if [ -n "${WORKERS_TEST_POSTGRES_URL:-}" ]; then
+  step "the same app on PostgreSQL, with pg and still without better-sqlite3"
+  (cd "$nodriver" && npm install --no-audit --no-fund --loglevel=error pg)
+  cp "$FIXTURES/postgres-app.mjs" "$nodriver/"
+  (cd "$nodriver" && timeout 60 node postgres-app.mjs)
+else
+  echo "WORKERS_TEST_POSTGRES_URL is not set: the PostgreSQL-only app is not tried"
+fi
 
 step "consumer apps passed"

@@ -6,6 +6,7 @@ import { WorkerLifecycle } from './processing/worker-lifecycle.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { ResolvedWorkerConfig } from './worker.config.js';
 import { ON_WORKER_EVENT_METADATA, WORKER_CONFIG } from './worker.constants.js';
+import { WorkerStartup } from './worker-startup.js';
 
 /**
  * Finds @OnWorkerEvent() methods on the application's providers and controllers and subscribes them
@@ -22,12 +23,15 @@ export class WorkerExplorer implements OnModuleInit {
     private readonly reflector: Reflector,
     private readonly lifecycle: WorkerLifecycle,
     @Inject(WORKER_CONFIG) config: ResolvedWorkerConfig,
+    private readonly startup: WorkerStartup,
   ) {
     this.logger = config.logger ?? new Logger(WorkerExplorer.name);
   }
 
-  onModuleInit(): void {
-    for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) this.explore(wrapper);
+  onModuleInit(): Promise<void> {
+    return this.startup.step(() => {
+      for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) this.explore(wrapper);
+    });
   }
 
   private explore(wrapper: InstanceWrapper): void {

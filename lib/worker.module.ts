@@ -18,6 +18,7 @@ import {
   WORKER_OPTIONS_TYPE,
 } from './worker.module-definition.js';
 import { WorkerScheduler } from './worker.scheduler.js';
+import { WorkerStartup } from './worker-startup.js';
 import { WorkerExplorer } from './worker.explorer.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
 import { WorkerLifecycle } from './processing/worker-lifecycle.js';
@@ -44,9 +45,13 @@ function dataSourceProvider(extras: WorkerModuleExtras): Provider {
   }
   return {
     provide: WORKER_DATA_SOURCE,
-    useFactory: (config: ResolvedWorkerConfig) =>
-      config.dataSource ? assertUsableDataSource(config.dataSource) : openWorkerDataSource(config.database),
-    inject: [WORKER_CONFIG],
+    useFactory: async (config: ResolvedWorkerConfig, startup: WorkerStartup) => {
+      if (config.dataSource) return assertUsableDataSource(config.dataSource);
+      const dataSource = await openWorkerDataSource(config.database);
+      startup.opened(() => dataSource.isInitialized && dataSource.destroy());
+      return dataSource;
+    },
+    inject: [WORKER_CONFIG, WorkerStartup],
   };
 }
 
@@ -57,6 +62,7 @@ function overridable<T>(token: string, override: WorkerProviderOverride<T> | und
 function workerProviders(extras: WorkerModuleExtras): Provider[] {
   return [
     { provide: WORKER_CONFIG, useFactory: resolveWorkerConfig, inject: [WORKER_MODULE_OPTIONS] },
+    { provide: WorkerStartup, useFactory: () => new WorkerStartup() },
     dataSourceProvider(extras),
     overridable<IWorkerCreator>(WORKER_CREATOR, extras.workerCreator, {
       provide: WORKER_CREATOR,
@@ -75,15 +81,25 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
     },
     {
       provide: EventService,
-      useFactory: (config: ResolvedWorkerConfig, creator: IWorkerCreator, moduleRef: ModuleRef, lifecycle: WorkerLifecycle) =>
-        new EventService({
-          workerCreator: creator,
-          events: config.events,
-          resolveDependency: (token) => moduleRef.get(token as string, { strict: false }),
-          retriesFor: (queueName) => config.queueOptions(queueName).retries,
-          lifecycle,
-        }),
-      inject: [WORKER_CONFIG, WORKER_CREATOR, ModuleRef, WorkerLifecycle],
+      useFactory: (
+        config: ResolvedWorkerConfig,
+        creator: IWorkerCreator,
+        moduleRef: ModuleRef,
+        lifecycle: WorkerLifecycle,
+        startup: WorkerStartup,
+      ) =>
+        // Registering the events can fail (two classes of one name) after the DataSource opened.
+        startup.step(
+          () =>
+            new EventService({
+              workerCreator: creator,
+              events: config.events,
+              resolveDependency: (token) => moduleRef.get(token as string, { strict: false }),
+              retriesFor: (queueName) => config.queueOptions(queueName).retries,
+              lifecycle,
+            }),
+        ),
+      inject: [WORKER_CONFIG, WORKER_CREATOR, ModuleRef, WorkerLifecycle, WorkerStartup],
     },
     {
       provide: FailedWorkerService,

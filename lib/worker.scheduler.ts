@@ -9,6 +9,7 @@ import { knownQueueNames, type ResolvedWorkerConfig } from './worker.config.js';
 import { MAX_POLL_BACKOFF_MS, POLL_INTERVAL_PREFIX, WORKER_CONFIG, WORKER_DATA_SOURCE } from './worker.constants.js';
 import type { DataSource } from 'typeorm';
 import { PostgresWakeups } from './storage/postgres-wakeups.js';
+import { WorkerStartup } from './worker-startup.js';
 
 /**
  * Polls each queue through @nestjs/schedule intervals: started once the application has
@@ -31,6 +32,7 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly workerService: WorkerService,
     private readonly eventService: EventService,
+    private readonly startup: WorkerStartup,
     // The application's registry when it imports ScheduleModule.forRoot(). Importing forRoot() here
     // instead would start a second ScheduleModule and fire every @Cron() of the app twice.
     @Optional() schedulerRegistry?: SchedulerRegistry,
@@ -39,7 +41,11 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     this.logger = config.logger ?? new Logger(WorkerScheduler.name);
   }
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): Promise<void> {
+    return this.startup.step(() => this.start());
+  }
+
+  private async start(): Promise<void> {
     const events = this.eventService.getRegisteredEvents();
     this.logger.debug?.(`Registered events: ${events.map((event) => `${event.name} (${event.queueName ?? 'sync'})`).join(', ') || 'none'}`);
     // Found now rather than at the first execution, which would fail and retry for nothing.
@@ -47,6 +53,8 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       this.logger.warn(`${problem.message}; executions of this event fail until that provider can be resolved`);
     }
     if (!this.config.autoStart) return;
+    // Should a later step fail (the PostgreSQL listener, an interval name), nothing keeps polling.
+    this.startup.opened(() => this.beforeApplicationShutdown());
     const queueNames = this.queueNames();
     for (const queueName of queueNames) {
       const name = this.freeIntervalName(POLL_INTERVAL_PREFIX + queueName);

@@ -1,1 +1,2 @@
+export * from './startup.error.js';
 export * from './worker.error.js';

@@ -15,6 +15,7 @@ import { workerTables } from '../storage/worker-tables.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
 import { MAX_TIMER_MS, WORKER_CONFIG, WORKER_DATA_SOURCE } from '../worker.constants.js';
 import { getRecurringEventMetadata } from '../worker-metadata.accessor.js';
+import { WorkerStartup } from '../worker-startup.js';
 import { CronSlots, MAX_SCHEDULE_NAME_LENGTH } from './cron-slots.js';
 
 interface PreparedSchedule extends RecurringSchedule {
@@ -41,12 +42,17 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
     @Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource,
     private readonly eventService: EventService,
     private readonly lifecycle: WorkerLifecycle,
+    private readonly startup: WorkerStartup,
   ) {
     this.logger = config.logger ?? new Logger(RecurringEventScheduler.name);
   }
 
-  /** Collects and checks every schedule, so a bad one stops startup. */
-  onModuleInit(): void {
+  /** Collects and checks every schedule, so a bad one stops startup (and closes what the module opened). */
+  onModuleInit(): Promise<void> {
+    return this.startup.step(() => this.collect());
+  }
+
+  private collect(): void {
     this.config.recurring.forEach(({ event, cron, ...options }, index) =>
       this.add(`recurring[${index}]`, (key) => `recurring[${index}].${key}`, event, cron, options),
     );
@@ -58,13 +64,18 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
     }
   }
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): Promise<void> {
+    return this.startup.step(() => this.start());
+  }
+
+  private async start(): Promise<void> {
     if (!this.config.autoStart || this.schedules.size === 0) return;
     for (const name of this.schedules.keys()) await this.ensureSlotRow(name);
     const now = new Date();
     // Every first slot is computed before any timer starts: a failure leaves nothing running.
     const firstSlots = [...this.schedules.values()].map((schedule) => [schedule, schedule.slots.after(now)] as const);
     this.running = true;
+    this.startup.opened(() => this.beforeApplicationShutdown());
     for (const [schedule, slotAt] of firstSlots) {
       schedule.nextSlotAt = slotAt;
       this.waitFor(schedule, slotAt);

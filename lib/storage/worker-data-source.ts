@@ -1,9 +1,11 @@
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions, DriverPackageNotInstalledError } from 'typeorm';
+import { MissingDatabaseDriverError, MissingWorkerTablesError } from '../errors/startup.error.js';
 import { WorkerError } from '../errors/worker.error.js';
 import type { ResolvedDatabaseOptions } from '../worker.config.js';
-import { isSupportedDatabaseType, UnsupportedDatabaseError } from './dialects/worker-dialect.js';
+import { isSupportedDatabaseType, type SupportedDatabaseType, UnsupportedDatabaseError } from './dialects/worker-dialect.js';
 import { FailedWorkerEntity, WorkerEntity, workerEntitySchemas, WorkerScheduleEntity } from './entities/worker.entity.js';
 import { workerMigrations } from './migrations/index.js';
+import { missingWorkerTables } from './worker-tables.js';
 
 /** DataSources this package opened, and so closes; an application's own DataSource is left alone. */
 const openedByWorkers = new WeakSet<DataSource>();
@@ -13,10 +15,47 @@ const openedByWorkers = new WeakSet<DataSource>();
  * writer, and a busy timeout) or a PostgreSQL / MySQL / MariaDB server.
  */
 export async function openWorkerDataSource(options: ResolvedDatabaseOptions): Promise<DataSource> {
-  const dataSource = new DataSource(dataSourceOptions(options));
+  const dataSource = createDataSource(options);
   await dataSource.initialize();
   openedByWorkers.add(dataSource);
+  try {
+    // Tables that synchronize or the migrations just created need no look.
+    const createsTables = options.synchronize || (options.type !== 'better-sqlite3' && options.migrationsRun);
+    if (!createsTables) await assertWorkerTables(dataSource);
+  } catch (error) {
+    // The caller never gets the DataSource, so nothing else could close its connections.
+    await dataSource.destroy();
+    throw error;
+  }
   return dataSource;
+}
+
+/** The packages TypeORM loads for each type, as the install command spells them. */
+const DRIVER_PACKAGES: Record<SupportedDatabaseType, { name: string; spec: string }> = {
+  'better-sqlite3': { name: 'better-sqlite3', spec: 'better-sqlite3@12' },
+  postgres: { name: 'pg', spec: 'pg' },
+  mysql: { name: 'mysql2', spec: 'mysql2' },
+  mariadb: { name: 'mysql2', spec: 'mysql2' },
+};
+
+/** TypeORM loads the driver package when the DataSource is constructed: a missing one fails here. */
+function createDataSource(options: ResolvedDatabaseOptions): DataSource {
+  try {
+    return new DataSource(dataSourceOptions(options));
+  } catch (error) {
+    if (!(error instanceof DriverPackageNotInstalledError)) throw error;
+    const { name, spec } = DRIVER_PACKAGES[options.type];
+    throw new MissingDatabaseDriverError(options.type, name, spec, error);
+  }
+}
+
+/**
+ * Fails startup when the queue tables are missing: the workers would otherwise start and fail every
+ * poll with "relation does not exist" (or "table doesn't exist") until someone reads the logs.
+ */
+export async function assertWorkerTables(dataSource: DataSource): Promise<void> {
+  const missing = await missingWorkerTables(dataSource);
+  if (missing.length > 0) throw new MissingWorkerTablesError(dataSource.options.type, missing);
 }
 
 export function isOpenedByWorkers(dataSource: DataSource): boolean {
@@ -54,8 +93,11 @@ function dataSourceOptions(options: ResolvedDatabaseOptions): DataSourceOptions 
   return type === 'postgres' ? { type, schema: options.schema, ...shared } : { type, ...shared };
 }
 
-/** Checks an application's DataSource before the queue uses it, naming what is missing. */
-export function assertUsableDataSource(dataSource: DataSource): DataSource {
+/**
+ * Checks an application's DataSource before the queue uses it, naming what is missing. Its tables are
+ * always looked for: whether its own migrations include the package's cannot be told from its options.
+ */
+export async function assertUsableDataSource(dataSource: DataSource): Promise<DataSource> {
   const type = dataSource.options.type;
   if (!isSupportedDatabaseType(type)) throw new UnsupportedDatabaseError(type);
   if (type === 'better-sqlite3') {
@@ -75,5 +117,6 @@ export function assertUsableDataSource(dataSource: DataSource): DataSource {
         `(or TypeOrmModule.forFeature(workerEntitySchemas('${type}')) with autoLoadEntities)`,
     );
   }
+  await assertWorkerTables(dataSource);
   return dataSource;
 }

@@ -27,3 +27,22 @@ function readTables(dataSource: DataSource): WorkerTables {
       .join('.');
   return { pending: quoted(WorkerEntity), failed: quoted(FailedWorkerEntity), schedules: quoted(WorkerScheduleEntity) };
 }
+
+/**
+ * The queue tables (as TypeORM paths) that do not exist on the DataSource's database. TypeORM's
+ * hasTable() asks the catalog of each database (information_schema, sqlite_master) for the
+ * schema-qualified name, so a table of the same name in another schema does not count.
+ */
+export async function missingWorkerTables(dataSource: DataSource): Promise<string[]> {
+  const queryRunner = dataSource.createQueryRunner();
+  try {
+    const missing: string[] = [];
+    for (const entity of [WorkerEntity, FailedWorkerEntity, WorkerScheduleEntity]) {
+      const { tablePath } = dataSource.getMetadata(entity);
+      if (!(await queryRunner.hasTable(tablePath))) missing.push(tablePath);
+    }
+    return missing;
+  } finally {
+    await queryRunner.release();
+  }
+}

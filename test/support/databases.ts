@@ -3,6 +3,7 @@
  * URLs are set (`.ci/run` always sets them). With CI=true a missing URL fails the run instead of
  * shrinking it.
  */
+import { existsSync } from 'node:fs';
 import { DataSource } from 'typeorm';
 import type { WorkerModuleOptions } from '../../lib/index.js';
 
@@ -112,4 +113,24 @@ export function normalizeRow(row: Record<string, unknown>): Record<string, unkno
     if (typeof value === 'string' || typeof value === 'bigint') normalized[column] = Number(value);
   }
   return normalized;
+}
+
+/**
+ * How many connections are open to one test database: the server's own count (pg_stat_activity,
+ * the MariaDB processlist) for `databaseName`, or for SQLite whether the WAL file of `databaseName`
+ * (the file path) exists, which SQLite deletes when the last connection to the file closes.
+ */
+export async function openConnections(database: TestDatabase, databaseName: string): Promise<number> {
+  if (database.type === 'better-sqlite3') return existsSync(`${databaseName}-wal`) ? 1 : 0;
+  const admin = await new DataSource({ type: database.type, url: database.serverUrl! }).initialize();
+  try {
+    const sql =
+      database.type === 'postgres'
+        ? 'SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1'
+        : 'SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ?';
+    const [{ n }] = (await admin.query(sql, [databaseName])) as { n: string | number }[];
+    return Number(n);
+  } finally {
+    await admin.destroy();
+  }
 }

@@ -9,7 +9,12 @@ const ROOT = join(import.meta.dirname, '..', '..');
 // One output folder per Jest worker: two suites compiling into one folder at once could hand a
 // child process a half-written file.
 const OUT_DIR = join(ROOT, 'dist', `fixtures-${process.env.JEST_WORKER_ID ?? '0'}`);
-const FIXTURE = join(OUT_DIR, 'test', 'fixtures', 'worker-process.js');
+const FIXTURE = compiledFixture('worker-process.js');
+
+/** A file of test/fixtures as buildWorkerProcess() compiled it (`name.ts` → `name.js`). */
+export function compiledFixture(file: string): string {
+  return join(OUT_DIR, 'test', 'fixtures', file);
+}
 
 /** Compiles the worker process (test/fixtures/worker-process.ts) with the library it imports. */
 export function buildWorkerProcess(): void {

@@ -1,0 +1,41 @@
+import { WorkerError } from './worker.error.js';
+
+/**
+ * The driver package of the chosen database type is not installed: drivers are optional peer
+ * dependencies, so an app installs only the one it uses. `installCommand` is what to run.
+ */
+export class MissingDatabaseDriverError extends WorkerError {
+  readonly installCommand: string;
+
+  constructor(
+    readonly type: string,
+    readonly packageName: string,
+    packageSpec: string,
+    cause?: unknown,
+  ) {
+    const installCommand = `npm install ${packageSpec}`;
+    const database = type === 'better-sqlite3' ? 'The embedded SQLite database (type "better-sqlite3", the default)' : `Database type "${type}"`;
+    super(`${database} needs the ${packageName} package, which is not installed: run ${installCommand}`, { cause });
+    this.installCommand = installCommand;
+  }
+}
+
+/**
+ * The queue tables do not exist on the database and nothing at startup creates them (no
+ * synchronize, no migrationsRun): every poll would fail with "relation does not exist".
+ */
+export class MissingWorkerTablesError extends WorkerError {
+  constructor(
+    readonly type: string,
+    readonly missingTables: readonly string[],
+  ) {
+    // The embedded database's options have no migrationsRun, and its DataSource cannot be shared.
+    const remedy =
+      type === 'better-sqlite3'
+        ? `leave database.synchronize at true (the default) in WorkerModule's options, or run ` +
+          `workerMigrations('better-sqlite3') on the file`
+        : `set database: { migrationsRun: true } in WorkerModule's options (it runs workerMigrations('${type}')), ` +
+          `or add ...workerMigrations('${type}') to the migrations of your own DataSource and run them`;
+    super(`The queue tables ${missingTables.join(', ')} do not exist on this ${type} database. Create them: ${remedy}`);
+  }
+}

@@ -30,6 +30,9 @@ export interface RunRecord {
   worker: string;
   startedAt: number;
   endedAt: number | null;
+  /** When the event saw its AbortSignal fire, and the reason's name (LeaseLostError, …). */
+  abortedAt: number | null;
+  abortReason: string | null;
 }
 
 /** A database of its own for the multi-process tests: queue tables plus the mp_runs record table. */
@@ -44,9 +47,10 @@ export class SharedQueue {
     const queueUrl = url ?? (await ensureServerDatabase(database, workerDatabaseName('mp')));
     const type = database.type as 'postgres' | 'mariadb';
     const dataSource = await new DataSource({ type, url: queueUrl, entities: workerEntitySchemas(type), synchronize: true, poolSize: 20 }).initialize();
+    await dataSource.query('DROP TABLE IF EXISTS mp_runs');
     await dataSource.query(
-      'CREATE TABLE IF NOT EXISTS mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
-        'started_at bigint NOT NULL, ended_at bigint NULL)',
+      'CREATE TABLE mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
+        'started_at bigint NOT NULL, ended_at bigint NULL, aborted_at bigint NULL, abort_reason varchar(64) NULL)',
     );
     return new SharedQueue(database, queueUrl, dataSource);
   }
@@ -65,12 +69,15 @@ export class SharedQueue {
   }
 
   async runs(): Promise<RunRecord[]> {
-    const rows = (await this.dataSource.query('SELECT event_n, worker, started_at, ended_at FROM mp_runs')) as Record<string, unknown>[];
+    const rows = (await this.dataSource.query('SELECT event_n, worker, started_at, ended_at, aborted_at, abort_reason FROM mp_runs')) as Record<string, unknown>[];
+    const instant = (value: unknown): number | null => (value === null ? null : Number(value));
     return rows.map((row) => ({
       eventN: Number(row.event_n),
       worker: String(row.worker),
       startedAt: Number(row.started_at),
-      endedAt: row.ended_at === null ? null : Number(row.ended_at),
+      endedAt: instant(row.ended_at),
+      abortedAt: instant(row.aborted_at),
+      abortReason: row.abort_reason === null ? null : String(row.abort_reason),
     }));
   }
 

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { BaseEvent, EventService, QueueEvent, TypeOrmWorkerCreator, workerEntitySchemas } from '../../lib/index.js';
@@ -131,6 +132,11 @@ export class WorkerProcess {
     }
   }
 
+  /** Date.now() of the process when it became ready, as it printed it (shifted under libfaketime). */
+  get reportedClock(): number {
+    return Number(/clock=(\d+)/.exec(this.output)?.[1]);
+  }
+
   kill(signal: NodeJS.Signals): void {
     this.child.kill(signal);
   }
@@ -145,6 +151,19 @@ export class WorkerProcess {
   }
 }
 
+/** Where Debian's `faketime` package puts libfaketime (LD_PRELOAD). */
+const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'];
+
+/**
+ * Environment that makes a worker process's clock run `offsetSeconds` off (libfaketime). Only the
+ * wall clock is shifted: timers (monotonic) keep their pace, as on a machine whose clock is wrong.
+ */
+export function skewedClock(offsetSeconds: number): Record<string, string> {
+  const library = LIBFAKETIME.find((path) => existsSync(path));
+  if (!library) throw new Error(`libfaketime not found (${LIBFAKETIME.join(', ')}): apt-get install faketime`);
+  return { LD_PRELOAD: library, FAKETIME: `${offsetSeconds >= 0 ? '+' : ''}${offsetSeconds}s`, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+}
+
 /** Checks that the runs of each event never overlap in time (an unfinished run lasts until `openUntil`). */
 export function overlappingEvents(runs: RunRecord[], openUntil: (run: RunRecord) => number): number[] {
   const byEvent = new Map<number, RunRecord[]>();
@@ -154,7 +173,7 @@ export function overlappingEvents(runs: RunRecord[], openUntil: (run: RunRecord)
     const sorted = [...eventRuns].sort((a, b) => a.startedAt - b.startedAt);
     for (let index = 1; index < sorted.length; index++) {
       const previous = sorted[index - 1]!;
-      if (sorted[index]!.startedAt < (previous.endedAt ?? openUntil(previous))) overlapping.push(eventN);
+      if (sorted[index]!.startedAt < (previous.endedAt ?? previous.abortedAt ?? openUntil(previous))) overlapping.push(eventN);
     }
   }
   return overlapping;

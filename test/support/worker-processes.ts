@@ -61,10 +61,11 @@ export class SharedQueue {
     await this.dataSource.query('DELETE FROM mp_runs');
   }
 
-  async dispatch(count: number): Promise<void> {
+  /** Dispatches events n = first … first + count - 1. */
+  async dispatch(count: number, first = 0): Promise<void> {
     const events = new EventService({ workerCreator: new TypeOrmWorkerCreator(this.dataSource), events: [RecordedRunEvent] });
     for (let start = 0; start < count; start += 100) {
-      const batch = Array.from({ length: Math.min(100, count - start) }, (_, index) => start + index);
+      const batch = Array.from({ length: Math.min(100, count - start) }, (_, index) => first + start + index);
       await Promise.all(batch.map((n) => events.dispatch(new RecordedRunEvent({ n }))));
     }
   }

@@ -5,7 +5,8 @@
  */
 import { jest } from '@jest/globals';
 import { BaseEvent, QueueEvent, TypeOrmWorkerRepository } from '../lib/index.js';
-import { testDatabases } from './support/databases.js';
+import { databaseClock } from '../lib/storage/database-clock.js';
+import { serverDatabases, testDatabases } from './support/databases.js';
 import { createTestApp, pendingRows, runOncePass, sleep, type TestApp, waitFor } from './support/test-app.js';
 
 @QueueEvent('lease-order')
@@ -109,5 +110,37 @@ describe.each(testDatabases())('leases ($name)', (database) => {
     expect(rows.filter((row) => row.lease_token !== null)).toEqual([expect.objectContaining({ attempts: 1 })]);
     expect(started).toBe(1);
     await run;
+  });
+});
+
+describe.each(serverDatabases())('due times on the database clock ($name)', (database) => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('point 6: a process whose clock is 60 s ahead stamps rows on the server\'s clock: delaySeconds from its now, runAt as given', async () => {
+    const realNow = Date.now.bind(Date);
+    jest.spyOn(Date, 'now').mockImplementation(() => realNow() + 60_000);
+    const t = await createTestApp({ events: [OrderedEvent] }, {}, database);
+    try {
+      const before = realNow();
+      await t.events.dispatch(new OrderedEvent({ n: 0 }));
+      await t.events.dispatch(new OrderedEvent({ n: 1 }), { delaySeconds: 10 });
+      const runAt = new Date(before + 3_600_000);
+      await t.events.dispatchMany([new OrderedEvent({ n: 2 })], { runAt });
+      const after = realNow();
+      const [now, delayed, scheduled] = await pendingRows(t.dataSource);
+      expect(Number(now!.created_at)).toBeGreaterThanOrEqual(before - 50);
+      expect(Number(now!.created_at)).toBeLessThanOrEqual(after);
+      expect(Number(now!.available_at)).toBe(Number(now!.created_at));
+      expect(Number(delayed!.available_at) - Number(delayed!.created_at)).toBe(10_000);
+      expect(Number(scheduled!.available_at)).toBe(runAt.getTime());
+      // The measured offset: the server's clock minus this process's, never ahead, within a round trip.
+      const { offsetMs, roundTripMs } = databaseClock(t.dataSource).measurement;
+      expect(offsetMs).toBeGreaterThan(-60_000 - roundTripMs - 50);
+      expect(offsetMs).toBeLessThanOrEqual(-60_000 + 50);
+      // A runOnce pass by this process takes what is due at once, not 60 s later.
+      expect(await t.workers.runWorker(runOncePass('lease-order'))).toMatchObject({ processed: 1 });
+    } finally {
+      await t.close();
+    }
   });
 });

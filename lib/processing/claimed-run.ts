@@ -3,7 +3,8 @@ import type { BaseEvent } from '../events/base-event.js';
 
 /**
  * One claimed row's attempt, from the claim until its outcome is recorded. cancel() and the heartbeat
- * (a cancel elsewhere, a lost lease) abort it before or while it runs; a timeout aborts it while it runs. The AbortController is made
+ * (a cancel elsewhere, a lost lease) abort it before or while it runs; a timeout aborts it while it
+ * runs. The AbortController is made
  * only when the event starts, and the wait for execute() is interrupted through a callback rather
  * than an 'abort' listener: on Node 20 adding and removing AbortSignal listeners costs microseconds
  * each, growing with the number of live signals, which a batch of thousands of rows would pay per row.

@@ -9,7 +9,12 @@ export interface PoolRun<T> {
 /**
  * Runs `work` over `items`, at most `limit` at a time, starting each only while `mayStart()` holds.
  */
-export function startPool<T>(items: readonly T[], limit: number, mayStart: () => boolean, work: (item: T) => Promise<void>): PoolRun<T> {
+export function startPool<T>(
+  items: readonly T[],
+  limit: number,
+  mayStart: () => boolean,
+  work: (item: T) => Promise<void>,
+): PoolRun<T> {
   let next = 0;
   let end = items.length;
   const lane = async (): Promise<void> => {
@@ -18,7 +23,8 @@ export function startPool<T>(items: readonly T[], limit: number, mayStart: () =>
       await work(item);
     }
   };
-  const done = Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane)).then(() => items.slice(next, end));
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, lane);
+  const done = Promise.all(lanes).then(() => items.slice(next, end));
   return {
     done,
     takeUnstarted: () => {
@@ -30,6 +36,11 @@ export function startPool<T>(items: readonly T[], limit: number, mayStart: () =>
 }
 
 /** startPool(), awaited: resolves to the items never started. */
-export function runPool<T>(items: readonly T[], limit: number, mayStart: () => boolean, work: (item: T) => Promise<void>): Promise<T[]> {
+export function runPool<T>(
+  items: readonly T[],
+  limit: number,
+  mayStart: () => boolean,
+  work: (item: T) => Promise<void>,
+): Promise<T[]> {
   return startPool(items, limit, mayStart, work).done;
 }

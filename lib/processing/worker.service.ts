@@ -292,7 +292,10 @@ export class WorkerService {
       try {
         await batch.repository.releaseWorkers(unstarted);
       } catch (error) {
-        this.logger.warn(`Could not give back ${unstarted.length} claimed events that never started; they run when their lease expires: ${describeError(error)}`);
+        this.logger.warn(
+          `Could not give back ${unstarted.length} claimed events that never started; they run when their lease expires: ` +
+            describeError(error),
+        );
       }
     }
   }
@@ -334,7 +337,9 @@ export class WorkerService {
     while (!this.stopping) {
       const woken = this.wokenQueues.delete(options.queueName);
       // Rows committed since the pass began are what woke the queue: take them in this pass.
-      if (woken && !options.runOnce) context.dueBy = new Date(Math.max(await currentTime(repository), context.dueBy.getTime()));
+      if (woken && !options.runOnce) {
+        context.dueBy = new Date(Math.max(await currentTime(repository), context.dueBy.getTime()));
+      }
       const batch = await repository.claimWorkers({
         queueName: options.queueName,
         limit: batchSize,
@@ -352,9 +357,10 @@ export class WorkerService {
       const runs = batch.map((model) => this.registerRun(model));
       const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
       let handedOver = false;
+      let unstartedOfBatch: { take(): IWorkerModel[]; repository: IWorkerQueueRepository } | undefined;
       try {
         const pool = startPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
-        const unstartedOfBatch = { take: () => pool.takeUnstarted(), repository };
+        unstartedOfBatch = { take: () => pool.takeUnstarted(), repository };
         this.unstartedBatches.add(unstartedOfBatch);
         // Counted once per pass that found work, so idle polls cost a single query; asked for once
         // the batch's first events have started, so the count never delays them.
@@ -368,6 +374,7 @@ export class WorkerService {
         context.recording = this.recordBatch(context).finally(() => heartbeat.stop());
         handedOver = true;
       } finally {
+        if (unstartedOfBatch) this.unstartedBatches.delete(unstartedOfBatch);
         if (!handedOver) heartbeat.stop();
         for (const claimed of runs) {
           // Only this batch's: the same row may have been claimed again meanwhile (its lease expired).
@@ -405,7 +412,7 @@ export class WorkerService {
       renewing = true;
       try {
         const renewal = await repository.renewLeases(batch, this.leaseMs);
-        const { cancelled, lost } = Array.isArray(renewal) || !renewal ? { cancelled: renewal ?? [], lost: [] } : renewal;
+        const { cancelled, lost } = !renewal || Array.isArray(renewal) ? { cancelled: renewal ?? [], lost: [] } : renewal;
         for (const id of cancelled) this.abortCancelled(id);
         for (const id of lost) {
           // Another worker took the row after the lease expired (this process was paused, or could not
@@ -489,7 +496,9 @@ export class WorkerService {
     const outcome = { queueName: data.queueName, eventName: data.eventName, attributes: data, event };
     if (failure && run.abortReason instanceof LeaseLostError) {
       // The heartbeat found the row held by another worker (or gone): its writes would be fenced out anyway.
-      this.logger.warn(`${run.abortReason.message}; ${data.eventName} was aborted and the worker that holds it now decides its outcome`);
+      this.logger.warn(
+        `${run.abortReason.message}; ${data.eventName} was aborted and the worker that holds it now decides its outcome`,
+      );
       return;
     }
     try {
@@ -518,7 +527,8 @@ export class WorkerService {
           this.logger.error(`The backoff function of ${data.eventName} ${problem}; retrying after runAfterSeconds instead`),
         );
         // Strictly after the pass start, so a runOnce pass never picks its own retries up again.
-        const availableAt = new Date(Math.max((await currentTime(repository)) + delaySeconds * 1000, context.dueBy.getTime() + 1));
+        const dueAt = (await currentTime(repository)) + delaySeconds * 1000;
+        const availableAt = new Date(Math.max(dueAt, context.dueBy.getTime() + 1));
         context.retrying.push({ ...attempt, retry: { error, retries: maxAttempts, availableAt } });
       }
     } catch (storageError) {

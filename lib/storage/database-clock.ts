@@ -31,7 +31,10 @@ export class DatabaseClock {
   private measuring?: Promise<void>;
 
   constructor(
-    /** Reads the database's clock (epoch ms) through `manager`, or the pool without one; undefined: the process's own clock is the database's. */
+    /**
+     * Reads the database's clock (epoch ms) through `manager`, or the pool without one; undefined:
+     * the process's own clock is the database's.
+     */
     private readonly read: ((manager?: EntityManager) => Promise<number>) | undefined,
     private readonly refreshMs = CLOCK_REFRESH_MS,
   ) {}

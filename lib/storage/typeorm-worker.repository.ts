@@ -97,7 +97,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
 
   async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
     const [counted] = await this.dialect.query({
-      sql: `SELECT COUNT(*) AS due_count FROM ${this.tables.pending}${this.dialect.dueIndexHint} WHERE queue_name = ? AND ${claimableCondition(this.dialect)}`,
+      sql:
+        `SELECT COUNT(*) AS due_count FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
+        `WHERE queue_name = ? AND ${claimableCondition(this.dialect)}`,
       parameters: [queueName, dueBy.getTime()],
     });
     return Number(counted?.due_count ?? 0);

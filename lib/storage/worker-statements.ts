@@ -130,7 +130,11 @@ type Limits = Pick<WorkerDialect, 'maxParameters' | 'lockRowsClause' | 'nowSql'>
  * CASE; lease columns cleared); rows cancelled while they ran are deleted ('cancelled'), rows another
  * worker holds now are not touched ('lease-lost').
  */
-export function retryLeasedRows(tables: WorkerTables, rows: RetriedRow[], limits: Limits): AtomicWork<Map<string, RetryOutcome>> {
+export function retryLeasedRows(
+  tables: WorkerTables,
+  rows: RetriedRow[],
+  limits: Limits,
+): AtomicWork<Map<string, RetryOutcome>> {
   return function* () {
     const byId = new Map(rows.map((row) => [row.id, row]));
     const outcomes = new Map<string, RetryOutcome>();
@@ -276,7 +280,8 @@ export function cancelRow(
       // Whether its lease is live is the database's call, like every lease decision.
       sql:
         `SELECT *, CASE WHEN lease_token IS NOT NULL AND lease_expires_at > ${nowSql} THEN 1 ELSE 0 END AS lease_live ` +
-        `FROM ${tables.pending} WHERE ${byId ? 'id = ?' : 'queue_name = ? AND unique_key = ?'} AND deleted_at IS NULL${lockRowsClause}`,
+        `FROM ${tables.pending} WHERE ${byId ? 'id = ?' : 'queue_name = ? AND unique_key = ?'} ` +
+        `AND deleted_at IS NULL${lockRowsClause}`,
       parameters: byId ? [target.id] : [target.queueName, target.uniqueKey],
     };
     const [found] = rows;
@@ -284,7 +289,10 @@ export function cancelRow(
     const { lease_live: leaseLive, ...row } = found;
     const running = Number(leaseLive) === 1;
     yield running
-      ? { sql: `UPDATE ${tables.pending} SET deleted_at = ${nowSql}, unique_key = NULL, updated_at = ${nowSql} WHERE id = ?`, parameters: [row.id] }
+      ? {
+          sql: `UPDATE ${tables.pending} SET deleted_at = ${nowSql}, unique_key = NULL, updated_at = ${nowSql} WHERE id = ?`,
+          parameters: [row.id],
+        }
       : { sql: `DELETE FROM ${tables.pending} WHERE id = ?`, parameters: [row.id] };
     return { ...row, was_running: running };
   };

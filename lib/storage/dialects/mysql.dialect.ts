@@ -3,7 +3,14 @@ import type { ClaimRequest } from '../../interfaces/worker-repository.interface.
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import { insertRow } from '../worker-statements.js';
-import { type AtomicWork, atomicallyOnServer, claimableCondition, runWithin, type SqlStatement, type WorkerDialect } from './worker-dialect.js';
+import {
+  type AtomicWork,
+  atomicallyOnServer,
+  claimableCondition,
+  runWithin,
+  type SqlStatement,
+  type WorkerDialect,
+} from './worker-dialect.js';
 
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
@@ -70,7 +77,8 @@ export class MysqlWorkerDialect implements WorkerDialect {
         `updated_at = ${this.nowSql} WHERE id IN (${rows.map(() => '?').join(', ')})`,
       [request.workerId, leaseToken, request.leaseMs, ...rows.map((row) => row.id)],
     );
-    return rows.map((row) => ({ ...row, attempts: Number(row.attempts) + 1, locked_by: request.workerId, lease_token: leaseToken }));
+    const leased = { locked_by: request.workerId, lease_token: leaseToken };
+    return rows.map((row) => ({ ...row, ...leased, attempts: Number(row.attempts) + 1 }));
   }
 
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {

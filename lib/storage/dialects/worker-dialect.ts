@@ -110,7 +110,8 @@ export function claimableCondition({ nowSql, dueBySql }: Pick<WorkerDialect, 'no
 /**
  * The claim as one UPDATE … RETURNING (PostgreSQL, SQLite): the inner SELECT picks the oldest due
  * rows of the queue through the claim-order index, `lockClause` says how it locks them, and
- * `idsIn(select)` how the UPDATE takes the ids it returns, `indexHint` (after the table) which index it walks. Its parameters are `claimParameters()`, in
+ * `idsIn(select)` how the UPDATE takes the ids it returns, `indexHint` (after the table) which index
+ * it walks. Its parameters are `claimParameters()`, in
  * that order (`?` placeholders, spelled by the dialect's query()). The UPDATE changes no indexed
  * column: on PostgreSQL a claim is a HOT update.
  */
@@ -124,9 +125,12 @@ export function updateReturningClaimSql(
   }: { lockClause?: string; indexHint?: string; idsIn?: (select: string) => string } = {},
 ): string {
   const { nowSql } = dialect;
-  const select = `SELECT id FROM ${pending}${indexHint} WHERE queue_name = ? AND ${claimableCondition(dialect)} ORDER BY priority, available_at, id LIMIT ?${lockClause}`;
+  const select =
+    `SELECT id FROM ${pending}${indexHint} WHERE queue_name = ? AND ${claimableCondition(dialect)} ` +
+    `ORDER BY priority, available_at, id LIMIT ?${lockClause}`;
   return (
-    `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, lease_expires_at = ${nowSql} + ?, updated_at = ${nowSql} ` +
+    `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, ` +
+    `lease_expires_at = ${nowSql} + ?, updated_at = ${nowSql} ` +
     `WHERE ${idsIn(select)} RETURNING *`
   );
 }

@@ -33,7 +33,10 @@ export class WorkerEntity {
   availableAt!: number;
   lockedBy!: string | null;
   leaseToken!: string | null;
-  /** While leased: when the lease ends, on the database's clock (epoch ms). In no index, so a claim is a HOT update on PostgreSQL. */
+  /**
+   * While leased: when the lease ends, on the database's clock (epoch ms). In no index, so a claim
+   * changes no indexed column (on PostgreSQL it can be a HOT update).
+   */
   leaseExpiresAt!: number | null;
   createdAt!: number;
   updatedAt!: number;

@@ -269,7 +269,11 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
       ];
     case 'mysql':
     case 'mariadb':
-      return [CreateNestjsWorkerTablesMysql1764400000000, AddNestjsWorkerJobControlMysql1764500000000, AddNestjsWorkerLeaseExpiryMysql1764700000000];
+      return [
+        CreateNestjsWorkerTablesMysql1764400000000,
+        AddNestjsWorkerJobControlMysql1764500000000,
+        AddNestjsWorkerLeaseExpiryMysql1764700000000,
+      ];
     case 'better-sqlite3':
       return [
         CreateNestjsWorkerTablesSqlite1764400000000,

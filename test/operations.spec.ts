@@ -159,7 +159,7 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
 
     await t.dataSource.query('UPDATE nestjs_workers SET available_at = 1 WHERE id = (SELECT MIN(id) FROM (SELECT id FROM nestjs_workers) ids)');
     await t.dataSource.query(
-      "UPDATE nestjs_workers SET lease_token = 'held', available_at = 9999999999999 WHERE id = (SELECT MAX(id) FROM (SELECT id FROM nestjs_workers) ids)",
+      "UPDATE nestjs_workers SET lease_token = 'held', lease_expires_at = 9999999999999 WHERE id = (SELECT MAX(id) FROM (SELECT id FROM nestjs_workers) ids)",
     );
     const [flaky] = await t.workers.getQueueStatistics(['ops-flaky']);
     expect(flaky).toMatchObject({ pending: 3, due: 1, running: 1, delayed: 1, failed: 0 });

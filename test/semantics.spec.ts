@@ -375,7 +375,7 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
       const stolen = await rival.claimWorkers({ queueName: 'long-running', limit: 1, workerId: 'rival', leaseMs: 60_000, dueBy: new Date() });
       expect(stolen).toEqual([]);
       const [row] = await pendingRows(short.dataSource);
-      expect(Number(row!.available_at)).toBeGreaterThan(Date.now() + 500);
+      expect(Number(row!.lease_expires_at)).toBeGreaterThan(Date.now() + 500);
       expect(await run).toEqual({ queueName: 'long-running', processed: 1, failed: 0, retried: 0, cancelled: 0 });
       expect(longRuns).toBe(1);
       expect(await pendingRows(short.dataSource)).toEqual([]);

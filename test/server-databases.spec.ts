@@ -5,6 +5,8 @@
  * claim on other pooled connections, until the transaction commits.
  */
 import { BaseEvent, QueueEvent } from '../lib/index.js';
+import { dialectFor } from '../lib/storage/dialects/dialect-for.js';
+import { claimableCondition } from '../lib/storage/dialects/worker-dialect.js';
 import { serverDatabases } from './support/databases.js';
 import { createTestApp, runOncePass } from './support/test-app.js';
 
@@ -28,6 +30,8 @@ class OtherPlanEvent extends BaseEvent<{ n: number }> {
 }
 
 describe.each(serverDatabases())('claim query plan ($name)', (database) => {
+  /** The claim's own condition on this database (due by the pass start and the database's clock, lease not live). */
+  let claimable: () => string;
   /**
    * 3,000 rows of two queues (some urgent), plus 2,000 delayed rows of the claimed queue: the
    * delayed rows are what a walk in priority order must not pass on an idle poll.
@@ -44,11 +48,12 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
 
   it('claims due rows of one queue by priority, then oldest first, walking the claim index without sorting', async () => {
     const t = await seeded();
+    claimable = () => claimableCondition(dialectFor(t.dataSource));
     try {
       const due = Date.now();
       if (database.type === 'postgres') {
         const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(
-          'EXPLAIN (FORMAT JSON) SELECT id FROM nestjs_workers WHERE queue_name = $1 AND available_at <= $2 AND deleted_at IS NULL ' +
+          `EXPLAIN (FORMAT JSON) SELECT id FROM nestjs_workers WHERE queue_name = $1 AND ${claimable().replace('?', '$2')} ` +
             'ORDER BY priority, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED',
           ['plan-a', due],
         )) as { 'QUERY PLAN': unknown }[];
@@ -58,8 +63,8 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
         expect(text).not.toContain('"Node Type":"Seq Scan"');
       } else {
         const [step] = (await t.dataSource.query(
-          'EXPLAIN SELECT * FROM nestjs_workers FORCE INDEX (IDX_nestjs_workers_claim) WHERE queue_name = ? AND available_at <= ? ' +
-            'AND deleted_at IS NULL ORDER BY priority, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED',
+          `EXPLAIN SELECT * FROM nestjs_workers${dialectFor(t.dataSource).claimIndexHint} WHERE queue_name = ? AND ${claimable()} ` +
+            'ORDER BY priority, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED',
           ['plan-a', due],
         )) as { key: string; type: string; Extra: string | null }[];
         expect(step).toMatchObject({ key: 'IDX_nestjs_workers_claim' });
@@ -73,13 +78,14 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
 
   it('bounds the claim by a count of due rows that reads one range of the due index, not the delayed rows', async () => {
     const t = await seeded();
+    claimable = () => claimableCondition(dialectFor(t.dataSource));
     try {
       // An idle queue: everything due was claimed, 2,000 delayed rows remain.
       await t.workers.runWorker(runOncePass('plan-a', { batchSize: 5000 }));
       await t.dataSource.query(database.type === 'postgres' ? 'ANALYZE nestjs_workers' : 'ANALYZE TABLE nestjs_workers');
       const countSql = (placeholder: (n: number) => string) =>
-        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM nestjs_workers WHERE queue_name = ${placeholder(1)} AND available_at <= ${placeholder(2)} ` +
-        `AND deleted_at IS NULL ORDER BY available_at, id LIMIT ${placeholder(3)}) due`;
+        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM nestjs_workers WHERE queue_name = ${placeholder(1)} AND ` +
+        `${claimable().replace('?', placeholder(2))} ORDER BY available_at, id LIMIT ${placeholder(3)}) due`;
       if (database.type === 'postgres') {
         const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(`EXPLAIN (FORMAT JSON) ${countSql((n) => `$${n}`)}`, ['plan-a', Date.now(), 10])) as {
           'QUERY PLAN': unknown;

@@ -21,6 +21,7 @@ import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
 import type { WorkerLifecycle } from '../processing/worker-lifecycle.js';
+import type { DatabaseClock } from '../storage/database-clock.js';
 import { TypeOrmWorkerCreator } from '../storage/typeorm-worker.creator.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
@@ -117,6 +118,15 @@ export class EventService implements IEventService {
     this.lifecycle = options.lifecycle;
   }
 
+  /**
+   * Rows are stamped (created, due after delaySeconds) on the database's clock where the creator
+   * stores them in one (see DatabaseClock), so a process whose clock is off neither delays its
+   * events nor makes them due early; runAt is an absolute instant and stored as given.
+   */
+  private clock(): DatabaseClock | undefined {
+    return this.workerCreator instanceof TypeOrmWorkerCreator ? this.workerCreator.clock : undefined;
+  }
+
   setWorkerCreator(workerCreator: IWorkerCreator): void {
     this.workerCreator = workerCreator;
   }
@@ -154,6 +164,7 @@ export class EventService implements IEventService {
       await event.execute();
       return undefined;
     }
+    await this.clock()?.sync(options.manager);
     const { model, eventName } = this.buildWorkerModel(event, queueName, options);
     if (options.manager) await insertWithin(model, options.manager);
     else await model.saveWorkerData();
@@ -171,7 +182,7 @@ export class EventService implements IEventService {
    */
   buildWorkerModel(event: BaseEvent, queueName: string, options: DispatchOptions = {}): { model: IWorkerModel; eventName: string } {
     assertDispatchOptions(options);
-    const now = new Date();
+    const now = new Date(this.clock()?.now() ?? Date.now());
     return this.modelOf(event, queueName, options, { now, availableAt: dueTime(options, now) });
   }
 
@@ -223,7 +234,8 @@ export class EventService implements IEventService {
     }
     assertDispatchOptions(options);
     // One statement, one instant: every row of it is created (and due) at the same time.
-    const now = new Date();
+    const clock = this.clock();
+    const now = new Date(clock ? await clock.current(options.manager) : Date.now());
     const times = { now, availableAt: dueTime(options, now) };
     const queueOf = (event: BaseEvent, index: number): string => {
       const queueName = event?.getQueueName?.();

@@ -58,7 +58,7 @@ export class FailedWorkerService {
 
   /** Puts one failed event back in line (attempts reset); throws FailedWorkerNotFoundError, changing nothing, if it is not there. */
   async retry(id: string): Promise<void> {
-    const requeued = await this.dialect.atomically(requeueFailed(this.tables, { id: this.idOf(id) }, Date.now(), this.dialect.lockRowsClause));
+    const requeued = await this.dialect.atomically(requeueFailed(this.tables, { id: this.idOf(id) }, this.dialect));
     if (requeued === 0) throw new FailedWorkerNotFoundError(id);
   }
 
@@ -67,7 +67,7 @@ export class FailedWorkerService {
     const raw: unknown = filter;
     assertPlainObject('retry filter', raw);
     assertKnownKeys('', raw, ['queueName', 'eventName']);
-    return this.dialect.atomically(requeueFailed(this.tables, this.filterOf(filter), Date.now(), this.dialect.lockRowsClause));
+    return this.dialect.atomically(requeueFailed(this.tables, this.filterOf(filter), this.dialect));
   }
 
   async delete(id: string): Promise<void> {

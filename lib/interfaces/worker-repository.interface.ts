@@ -20,6 +20,14 @@ export interface ClaimRequest {
   expectDue?: boolean;
 }
 
+/** What a heartbeat learnt about the rows it renewed. */
+export interface LeaseRenewal {
+  /** Rows cancelled while they run. */
+  cancelled: string[];
+  /** Rows whose lease this worker no longer holds: another worker took them, or they were deleted. */
+  lost: string[];
+}
+
 export interface RetryRequest {
   error: string;
   /** When the row is due again. */
@@ -92,9 +100,16 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
   failWorkers?(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>>;
   /**
    * Extends the leases this worker still holds on these claimed rows to `leaseMs` from now
-   * (heartbeat); may resolve to the ids among them that were cancelled meanwhile.
+   * (heartbeat); may resolve to the ids among them that were cancelled meanwhile (an array, or
+   * `cancelled`), and the ids whose lease this worker no longer holds (`lost`): their events are
+   * aborted with LeaseLostError at once.
    */
-  renewLeases(models: IWorkerModel[], leaseMs: number): Promise<string[] | void>;
+  renewLeases(models: IWorkerModel[], leaseMs: number): Promise<LeaseRenewal | string[] | void>;
+  /**
+   * The database's time now (epoch ms), which pass starts and retry due times are computed from.
+   * Optional: without it the process's clock is used.
+   */
+  currentTime?(): Promise<number>;
   /** Gives back claimed rows that were never started (shutdown), undoing their attempt count. */
   releaseWorkers(models: IWorkerModel[]): Promise<void>;
   /** Health per queue; every queue with rows when `queueNames` is omitted. */

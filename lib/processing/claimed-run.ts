@@ -3,7 +3,8 @@ import type { BaseEvent } from '../events/base-event.js';
 
 /**
  * One claimed row's attempt, from the claim until its outcome is recorded. cancel() and the heartbeat
- * abort it before or while it runs; a timeout aborts it while it runs. The AbortController is made
+ * (a cancel elsewhere, a lost lease) abort it before or while it runs; a timeout aborts it while it
+ * runs. The AbortController is made
  * only when the event starts, and the wait for execute() is interrupted through a callback rather
  * than an 'abort' listener: on Node 20 adding and removing AbortSignal listeners costs microseconds
  * each, growing with the number of live signals, which a batch of thousands of rows would pay per row.
@@ -12,8 +13,14 @@ export class ClaimedRun {
   private controller?: AbortController;
   private interrupt?: (reason: Error) => void;
   private reason?: Error;
+  private finished = false;
 
-  /** Why the attempt was aborted (EventCancelledError, EventTimeoutError), if it was. */
+  /** True once execute() has settled: the attempt is over, only its outcome is left to record. */
+  get settled(): boolean {
+    return this.finished;
+  }
+
+  /** Why the attempt was aborted (EventCancelledError, EventTimeoutError, LeaseLostError), if it was. */
   get abortReason(): Error | undefined {
     return this.reason;
   }
@@ -41,6 +48,7 @@ export class ClaimedRun {
     } finally {
       clearTimeout(timer);
       this.interrupt = undefined;
+      this.finished = true;
     }
   }
 }

@@ -1,20 +1,46 @@
+/** A pool under way: `done` settles once every started item has; takeUnstarted() stops it starting more. */
+export interface PoolRun<T> {
+  /** Resolves, once every started item has settled, to the items never started (and not taken). */
+  done: Promise<T[]>;
+  /** The items not started yet, which the pool will now never start (shutdown gives them back at once). */
+  takeUnstarted(): T[];
+}
+
 /**
  * Runs `work` over `items`, at most `limit` at a time, starting each only while `mayStart()` holds.
- * Resolves, once every started item has settled, to the items never started.
  */
-export async function runPool<T>(
+export function startPool<T>(
+  items: readonly T[],
+  limit: number,
+  mayStart: () => boolean,
+  work: (item: T) => Promise<void>,
+): PoolRun<T> {
+  let next = 0;
+  let end = items.length;
+  const lane = async (): Promise<void> => {
+    while (next < end && mayStart()) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, lane);
+  const done = Promise.all(lanes).then(() => items.slice(next, end));
+  return {
+    done,
+    takeUnstarted: () => {
+      const taken = items.slice(next, end);
+      end = next;
+      return taken;
+    },
+  };
+}
+
+/** startPool(), awaited: resolves to the items never started. */
+export function runPool<T>(
   items: readonly T[],
   limit: number,
   mayStart: () => boolean,
   work: (item: T) => Promise<void>,
 ): Promise<T[]> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length && mayStart()) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return items.slice(next);
+  return startPool(items, limit, mayStart, work).done;
 }

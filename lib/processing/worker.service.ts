@@ -27,7 +27,7 @@ import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from
 import { describeError } from '../errors/describe-error.js';
 import { retryDelaySeconds } from './retry-policy.js';
 import { ClaimedRun } from './claimed-run.js';
-import { runPool } from './run-pool.js';
+import { startPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import {
   assertBatchSize,
@@ -110,6 +110,8 @@ export class WorkerService {
   private readonly wokenQueues = new Set<string>();
   /** A run of the queue waiting for its last outcomes to be recorded, which a wake-up ends early. */
   private readonly wakeWaiters = new Map<string, () => void>();
+  /** The batches whose pools may still start events: shutdown() gives their unstarted rows back at once. */
+  private readonly unstartedBatches = new Set<{ take(): IWorkerModel[]; repository: IWorkerQueueRepository }>();
   /** Every claimed row of this process until its outcome is recorded, by id: cancel() aborts through it. */
   private readonly claimedRuns = new Map<string, ClaimedRun>();
 
@@ -160,7 +162,7 @@ export class WorkerService {
       repository: this.requireRepository(),
       eventService: this.requireEventService(),
       result,
-      dueBy: new Date(),
+      dueBy: new Date(0),
       succeeded: [],
       retrying: [],
       failing: [],
@@ -211,7 +213,7 @@ export class WorkerService {
     const repository = this.requireRepository();
     const request = cancelRequestOf(target);
     if (!repository.cancelWorker) throw new WorkerError('The worker repository in use does not provide cancelWorker()');
-    const cancelled = await repository.cancelWorker(request, Date.now());
+    const cancelled = await repository.cancelWorker(request, await currentTime(repository));
     if (!cancelled) return undefined;
     if (cancelled.wasRunning) {
       this.abortCancelled(cancelled.id, cancelled.eventName);
@@ -256,12 +258,14 @@ export class WorkerService {
   }
 
   /**
-   * Stops claiming, waits up to `graceMs` for running events to finish, and gives back claimed rows
-   * that never started. Events still running after the grace period keep their lease until it
-   * expires; another worker then runs them again.
+   * Stops claiming, gives back at once the claimed rows that never started (their attempt taken back,
+   * whatever the grace), and waits up to `graceMs` for running events to finish. Events still running
+   * after the grace period keep their lease, no longer renewed, until it expires; another worker then
+   * runs them again, and that attempt counts.
    */
   async shutdown(graceMs: number): Promise<void> {
     this.stopping = true;
+    await this.releaseUnstarted();
     if (this.activeRuns.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
@@ -279,6 +283,23 @@ export class WorkerService {
     }
   }
 
+  /** Gives back the rows of running batches that never started, so they do not wait for the batch to end. */
+  private async releaseUnstarted(): Promise<void> {
+    for (const batch of [...this.unstartedBatches]) {
+      this.unstartedBatches.delete(batch);
+      const unstarted = batch.take();
+      if (unstarted.length === 0) continue;
+      try {
+        await batch.repository.releaseWorkers(unstarted);
+      } catch (error) {
+        this.logger.warn(
+          `Could not give back ${unstarted.length} claimed events that never started; they run when their lease expires: ` +
+            describeError(error),
+        );
+      }
+    }
+  }
+
   private async drain(context: RunContext): Promise<void> {
     const { options } = context;
     const concurrency = options.concurrency ?? this.concurrencyFor(options.queueName);
@@ -286,7 +307,9 @@ export class WorkerService {
     try {
       for (let firstPass = true; ; firstPass = false) {
         // A later pass reaches at least 1 ms past the previous one, where its zero-delay retries fall due.
-        context.dueBy = new Date(firstPass ? Date.now() : Math.max(Date.now(), context.dueBy.getTime() + 1));
+        // Passes start on the database's clock (see currentTime), like every due time they compare with.
+        const now = await currentTime(context.repository);
+        context.dueBy = new Date(firstPass ? now : Math.max(now, context.dueBy.getTime() + 1));
         const retriedBefore = context.result.retried;
         await this.runPass(context, batchSize, concurrency);
         if (options.runOnce || this.stopping) break;
@@ -314,7 +337,9 @@ export class WorkerService {
     while (!this.stopping) {
       const woken = this.wokenQueues.delete(options.queueName);
       // Rows committed since the pass began are what woke the queue: take them in this pass.
-      if (woken && !options.runOnce) context.dueBy = new Date(Math.max(Date.now(), context.dueBy.getTime()));
+      if (woken && !options.runOnce) {
+        context.dueBy = new Date(Math.max(await currentTime(repository), context.dueBy.getTime()));
+      }
       const batch = await repository.claimWorkers({
         queueName: options.queueName,
         limit: batchSize,
@@ -332,12 +357,16 @@ export class WorkerService {
       const runs = batch.map((model) => this.registerRun(model));
       const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
       let handedOver = false;
+      let unstartedOfBatch: { take(): IWorkerModel[]; repository: IWorkerQueueRepository } | undefined;
       try {
         // Once per pass that found work (idle polls cost a single query), before its first event
         // starts, as the seed logs it. Only a full batch asks what else is due: one count per pass.
         if (firstOfPass) await this.logQueuedItems(repository, options.queueName, batch.length, tookAllDue ? undefined : context.dueBy);
-        const running = runPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
-        const unstarted = await running;
+        const pool = startPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
+        unstartedOfBatch = { take: () => pool.takeUnstarted(), repository };
+        this.unstartedBatches.add(unstartedOfBatch);
+        const unstarted = await pool.done;
+        this.unstartedBatches.delete(unstartedOfBatch);
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
         await context.recording;
         // recordBatch() takes this batch's outcomes before its first await; the heartbeat keeps the
@@ -345,6 +374,7 @@ export class WorkerService {
         context.recording = this.recordBatch(context).finally(() => heartbeat.stop());
         handedOver = true;
       } finally {
+        if (unstartedOfBatch) this.unstartedBatches.delete(unstartedOfBatch);
         if (!handedOver) heartbeat.stop();
         for (const claimed of runs) {
           // Only this batch's: the same row may have been claimed again meanwhile (its lease expired).
@@ -383,8 +413,15 @@ export class WorkerService {
       if (renewing) return;
       renewing = true;
       try {
-        const cancelled = await repository.renewLeases(batch, this.leaseMs);
-        for (const id of cancelled ?? []) this.abortCancelled(id);
+        const renewal = await repository.renewLeases(batch, this.leaseMs);
+        const { cancelled, lost } = !renewal || Array.isArray(renewal) ? { cancelled: renewal ?? [], lost: [] } : renewal;
+        for (const id of cancelled) this.abortCancelled(id);
+        for (const id of lost) {
+          // Another worker took the row after the lease expired (this process was paused, or could not
+          // renew), or it was deleted: stop the event now instead of letting it run beside the new holder.
+          const run = this.claimedRuns.get(id);
+          if (run && !run.settled) run.abort(new LeaseLostError(id));
+        }
       } catch (error) {
         this.logger.warn(`Could not renew the leases of running events in queue ${queueName}: ${describeError(error)}`);
       } finally {
@@ -459,6 +496,13 @@ export class WorkerService {
       permanent ||= failure instanceof UnknownEventError;
     }
     const outcome = { queueName: data.queueName, eventName: data.eventName, attributes: data, event };
+    if (failure && run.abortReason instanceof LeaseLostError) {
+      // The heartbeat found the row held by another worker (or gone): its writes would be fenced out anyway.
+      this.logger.warn(
+        `${run.abortReason.message}; ${data.eventName} was aborted and the worker that holds it now decides its outcome`,
+      );
+      return;
+    }
     try {
       if (failure && run.abortReason instanceof EventCancelledError) {
         // Cancelled before or while it ran: removed, whatever the attempt did after the abort.
@@ -477,7 +521,7 @@ export class WorkerService {
       const error = failure.stack ?? `${failure.name}: ${failure.message}`;
       const attempt = { model, outcome, durationMs: performance.now() - startedAt, error: failure };
       if (permanent || data.attempts >= maxAttempts) {
-        const now = new Date();
+        const now = new Date(await currentTime(repository));
         const failed = context.creator.createFailedWorkerModel({ ...data, error, retries: maxAttempts, failedAt: now, updatedAt: now });
         context.failing.push({ ...attempt, failed });
       } else {
@@ -485,7 +529,8 @@ export class WorkerService {
           this.logger.error(`The backoff function of ${data.eventName} ${problem}; retrying after runAfterSeconds instead`),
         );
         // Strictly after the pass start, so a runOnce pass never picks its own retries up again.
-        const availableAt = new Date(Math.max(Date.now() + delaySeconds * 1000, context.dueBy.getTime() + 1));
+        const dueAt = (await currentTime(repository)) + delaySeconds * 1000;
+        const availableAt = new Date(Math.max(dueAt, context.dueBy.getTime() + 1));
         context.retrying.push({ ...attempt, retry: { error, retries: maxAttempts, availableAt } });
       }
     } catch (storageError) {
@@ -659,6 +704,14 @@ export class WorkerService {
     if (!this.eventService) throw new WorkerNotConfiguredError('Event service', 'setEventService');
     return this.eventService;
   }
+}
+
+/**
+ * The database's time when the repository can tell it (the TypeORM one measures its offset to the
+ * server, see DatabaseClock), else this process's clock (the seed's repositories).
+ */
+function currentTime(repository: IWorkerQueueRepository): Promise<number> {
+  return repository.currentTime ? repository.currentTime() : Promise.resolve(Date.now());
 }
 
 /** For repositories without completeWorkers(): one fenced delete per row; resolves to the ids whose lease was lost. */

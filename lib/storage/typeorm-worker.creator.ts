@@ -2,12 +2,18 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import { type DatabaseClock, databaseClock } from './database-clock.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { databaseRowOf, insertPendingRows, storedFieldsOf, TypeOrmWorkerModel } from './typeorm-worker.model.js';
 
 /** The seed's IWorkerCreator on TypeORM: unsaved models for the pending and the failed table. */
 export class TypeOrmWorkerCreator implements IWorkerCreator {
   constructor(private readonly dataSource: DataSource) {}
+
+  /** The database's clock, which the rows' times (created, due) are stamped with (see DatabaseClock). */
+  get clock(): DatabaseClock {
+    return databaseClock(this.dataSource);
+  }
 
   createWorkerModel(data: IWorkerAttributes): IWorkerModel {
     return this.modelFor(WorkerEntity, data);

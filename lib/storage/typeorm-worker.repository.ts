@@ -9,13 +9,15 @@ import type {
   FailEntry,
   FailedMoveOutcome,
   IWorkerQueueRepository,
+  LeaseRenewal,
   QueueHealth,
   RetryEntry,
   RetryOutcome,
   RetryRequest,
 } from '../interfaces/worker-repository.interface.js';
 import { dialectFor } from './dialects/dialect-for.js';
-import type { WorkerDialect } from './dialects/worker-dialect.js';
+import { claimableCondition, type WorkerDialect } from './dialects/worker-dialect.js';
+import { type DatabaseClock, databaseClock } from './database-clock.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow, toAttributes } from './worker-row.js';
@@ -42,9 +44,17 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   /** Queues whose last claim in this process took a full batch (see claimWorkers). */
   private readonly busyQueues = new Set<string>();
 
+  private readonly clock: DatabaseClock;
+
   constructor(private readonly dataSource: DataSource) {
     this.dialect = dialectFor(dataSource);
     this.tables = workerTables(dataSource);
+    this.clock = databaseClock(dataSource);
+  }
+
+  /** The database's time (see DatabaseClock): the worker's pass starts and retry due times. */
+  currentTime(): Promise<number> {
+    return this.clock.current();
   }
 
   /** Every pending row (waiting, retrying or running) that is not soft-deleted, oldest first. */
@@ -65,7 +75,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       sql:
         `SELECT COUNT(*) AS due_count FROM (SELECT id FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
         // ORDER BY the due index's own order: planners then read that range rather than scan and stop early.
-        'WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ORDER BY available_at, id LIMIT ?) due',
+        `WHERE queue_name = ? AND ${claimableCondition(this.dialect)} ORDER BY available_at, id LIMIT ?) due`,
       parameters: [request.queueName, request.dueBy.getTime(), request.limit],
     });
     const due = Number(counted?.due_count ?? 0);
@@ -75,19 +85,21 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
 
   private async claimDue(request: ClaimRequest, limit: number): Promise<IWorkerModel[]> {
     const leaseToken = randomUUID();
-    const raws = await this.dialect.claim({ ...request, limit }, leaseToken, Date.now());
+    const raws = await this.dialect.claim({ ...request, limit }, leaseToken);
     if (raws.length >= request.limit) this.busyQueues.add(request.queueName);
     else this.busyQueues.delete(request.queueName);
     return raws
       .map(fromRawRow)
-      // A batch runs in claim order: priority, then age (ids grow with age; the lease hid the due times).
-      .sort((a, b) => a.priority - b.priority || compareIds(a.id, b.id))
+      // A batch runs in claim order: priority, then due time, then age.
+      .sort((a, b) => a.priority - b.priority || a.availableAt - b.availableAt || compareIds(a.id, b.id))
       .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken));
   }
 
   async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
     const [counted] = await this.dialect.query({
-      sql: `SELECT COUNT(*) AS due_count FROM ${this.tables.pending}${this.dialect.dueIndexHint} WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL`,
+      sql:
+        `SELECT COUNT(*) AS due_count FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
+        `WHERE queue_name = ? AND ${claimableCondition(this.dialect)}`,
       parameters: [queueName, dueBy.getTime()],
     });
     return Number(counted?.due_count ?? 0);
@@ -135,7 +147,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       retries: retry.retries,
       availableAt: retry.availableAt.getTime(),
     }));
-    return this.dialect.atomically(retryLeasedRows(this.tables, rows, Date.now(), this.dialect));
+    return this.dialect.atomically(retryLeasedRows(this.tables, rows, this.dialect));
   }
 
   /** failWorkers() of one row; throws EventCancelledError or LeaseLostError when it was not moved. */
@@ -156,28 +168,40 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     return this.dialect.atomically(moveLeasedRowsToFailed(this.tables, rows, (name) => this.dataSource.driver.escape(name), this.dialect));
   }
 
-  /** By primary key and lease token: an index lookup, so InnoDB locks only the rows renewed. */
-  async renewLeases(models: IWorkerModel[], leaseMs: number): Promise<string[]> {
+  /**
+   * By primary key and lease token: an index lookup, so InnoDB locks only the rows renewed. The new
+   * expiry is the database's now plus the lease. Resolves to what the heartbeat must act on: rows
+   * cancelled meanwhile, and rows this lease no longer holds (taken by another worker after it
+   * expired, or deleted).
+   */
+  async renewLeases(models: IWorkerModel[], leaseMs: number): Promise<LeaseRenewal> {
     const leaseTokens = leaseTokensOf(models);
-    if (leaseTokens.length === 0) return [];
+    if (leaseTokens.length === 0) return { cancelled: [], lost: [] };
     const ids = models.map((model) => leased(model).id);
     await this.dataSource.manager
       .createQueryBuilder()
       .update(WorkerEntity)
-      .set({ availableAt: Date.now() + leaseMs })
-      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids, leaseTokens })
+      .set({ leaseExpiresAt: () => `${this.dialect.nowSql} + :leaseMs` })
+      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids, leaseTokens, leaseMs })
       .execute();
-    // Cancelled while running: the heartbeat is how a worker in another process hears of it.
-    const cancelled = await this.dataSource.manager
+    // Read after the UPDATE: a row still held now was renewed by it (fencing keeps any other worker's out).
+    const held = await this.dataSource.manager
       .createQueryBuilder(WorkerEntity, 'row')
       .select('row.id', 'id')
-      .where('row.id IN (:...ids) AND row.lease_token IN (:...leaseTokens) AND row.deleted_at IS NOT NULL', { ids, leaseTokens })
-      .getRawMany<{ id: string | number }>();
-    return cancelled.map((row) => String(row.id));
+      .addSelect('row.deleted_at', 'deleted_at')
+      .where('row.id IN (:...ids) AND row.lease_token IN (:...leaseTokens)', { ids, leaseTokens })
+      .getRawMany<{ id: string | number; deleted_at: string | number | null }>();
+    const heldIds = new Set(held.map((row) => String(row.id)));
+    return {
+      // Cancelled while running: the heartbeat is how a worker in another process hears of it.
+      cancelled: held.filter((row) => row.deleted_at !== null).map((row) => String(row.id)),
+      lost: ids.filter((id) => !heldIds.has(id)),
+    };
   }
 
-  async cancelWorker(target: CancelRowTarget, now: number): Promise<CancelledEvent | undefined> {
-    const row = await this.dialect.atomically(cancelRow(this.tables, target, now, this.dialect.lockRowsClause));
+  /** Whether the row runs is decided on the database's clock (its lease is live), not by `_now`. */
+  async cancelWorker(target: CancelRowTarget, _now?: number): Promise<CancelledEvent | undefined> {
+    const row = await this.dialect.atomically(cancelRow(this.tables, target, this.dialect));
     if (!row) return undefined;
     const fields = fromRawRow(row);
     const cancelled: CancelledEvent = { id: String(fields.id), queueName: fields.queueName, eventName: fields.eventName, wasRunning: row.was_running === true };
@@ -190,8 +214,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   }
 
   /**
-   * Back in line where it was first queued (its createdAt), so releasing never costs a row its turn;
-   * a row cancelled while it waited is removed instead.
+   * Back in line where it was (its due time and priority never changed), with the claim's attempt
+   * taken back, so releasing never costs a row its turn nor an attempt; a row cancelled while it
+   * waited is removed instead.
    */
   async releaseWorkers(models: IWorkerModel[]): Promise<void> {
     const leaseTokens = leaseTokensOf(models);
@@ -206,7 +231,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     await this.dataSource.manager
       .createQueryBuilder()
       .update(WorkerEntity)
-      .set({ attempts: () => 'attempts - 1', availableAt: () => 'created_at', lockedBy: null, leaseToken: null })
+      .set({ attempts: () => 'attempts - 1', lockedBy: null, leaseToken: null, leaseExpiresAt: null })
       .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids, leaseTokens })
       .execute();
   }
@@ -224,7 +249,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   /** Statistics per queue in one statement: every queue with rows, or the ones named (empty ones included). */
   async getQueueStatistics(queueNames?: string[]): Promise<QueueStatistics[]> {
     if (queueNames?.length === 0) return [];
-    const now = Date.now();
+    const now = await this.clock.current();
     const rows = await this.dialect.query(queueStatisticsStatement(this.tables, queueNames, now));
     const found = rows.map((row) => toQueueStatistics(row, now));
     if (!queueNames) return found;

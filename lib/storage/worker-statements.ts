@@ -122,7 +122,7 @@ export interface FailedRow extends LeasedRow {
   failedRow: Record<string, unknown>;
 }
 
-type Limits = Pick<WorkerDialect, 'maxParameters' | 'lockRowsClause'>;
+type Limits = Pick<WorkerDialect, 'maxParameters' | 'lockRowsClause' | 'nowSql'>;
 
 /**
  * Records failed attempts as retries in one transaction: per lease token, the rows still held are
@@ -130,14 +130,18 @@ type Limits = Pick<WorkerDialect, 'maxParameters' | 'lockRowsClause'>;
  * CASE; lease columns cleared); rows cancelled while they ran are deleted ('cancelled'), rows another
  * worker holds now are not touched ('lease-lost').
  */
-export function retryLeasedRows(tables: WorkerTables, rows: RetriedRow[], now: number, limits: Limits): AtomicWork<Map<string, RetryOutcome>> {
+export function retryLeasedRows(
+  tables: WorkerTables,
+  rows: RetriedRow[],
+  limits: Limits,
+): AtomicWork<Map<string, RetryOutcome>> {
   return function* () {
     const byId = new Map(rows.map((row) => [row.id, row]));
     const outcomes = new Map<string, RetryOutcome>();
     for (const [leaseToken, ids] of byLeaseToken(rows)) {
       const { held, cancelled } = yield* lockLeasedRows(tables, leaseToken, ids, limits);
       for (const chunk of chunked([...held], Math.min(RETRIES_PER_UPDATE, limits.maxParameters - 2))) {
-        yield retryStatement(tables, leaseToken, chunk.map((id) => byId.get(id)!), now);
+        yield retryStatement(tables, leaseToken, chunk.map((id) => byId.get(id)!), limits.nowSql);
       }
       yield* deleteLeasedRows(tables, leaseToken, [...cancelled], limits.maxParameters);
       for (const id of ids) outcomes.set(id, held.has(id) ? 'retried' : cancelled.has(id) ? 'cancelled' : 'lease-lost');
@@ -157,7 +161,7 @@ const RETRIES_PER_UPDATE = 500;
  * checked literals: a bind parameter in a THEN branch has no column type to take on PostgreSQL
  * (it would be text, which the bigint and int columns refuse). Error texts stay bind parameters.
  */
-function retryStatement(tables: WorkerTables, leaseToken: string, rows: RetriedRow[], now: number): SqlStatement {
+function retryStatement(tables: WorkerTables, leaseToken: string, rows: RetriedRow[], nowSql: string): SqlStatement {
   const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
   const cases = (column: string, value: (row: RetriedRow, index: number) => string): string =>
     `${column} = CASE id ${rows.map((row, index) => `WHEN ${ids[index]} THEN ${value(row, index)}`).join(' ')} ELSE ${column} END`;
@@ -166,8 +170,9 @@ function retryStatement(tables: WorkerTables, leaseToken: string, rows: RetriedR
       `UPDATE ${tables.pending} SET ${cases('error', () => '?')}, ` +
       `${cases('available_at', (row) => integerLiteral(row.availableAt, 'availableAt'))}, ` +
       `${cases('retries', (row) => integerLiteral(row.retries, 'retries'))}, ` +
-      `locked_by = NULL, lease_token = NULL, updated_at = ? WHERE lease_token = ? AND id IN (${ids.join(', ')}) AND deleted_at IS NULL`,
-    parameters: [...rows.map((row) => row.error), now, leaseToken],
+      `locked_by = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = ${nowSql} ` +
+      `WHERE lease_token = ? AND id IN (${ids.join(', ')}) AND deleted_at IS NULL`,
+    parameters: [...rows.map((row) => row.error), leaseToken],
   };
 }
 
@@ -264,18 +269,30 @@ export type CancelRowTarget = { id: string } | { queueName: string; uniqueKey: s
  * it at its next heartbeat, and the key is free for a new dispatch. Resolves to the row as it was,
  * with `was_running`, or undefined when no such row is pending.
  */
-export function cancelRow(tables: WorkerTables, target: CancelRowTarget, now: number, lockRowsClause: string): AtomicWork<RawWorkerRow | undefined> {
+export function cancelRow(
+  tables: WorkerTables,
+  target: CancelRowTarget,
+  { lockRowsClause, nowSql }: Pick<WorkerDialect, 'lockRowsClause' | 'nowSql'>,
+): AtomicWork<RawWorkerRow | undefined> {
   return function* () {
     const byId = 'id' in target;
     const { rows } = yield {
-      sql: `SELECT * FROM ${tables.pending} WHERE ${byId ? 'id = ?' : 'queue_name = ? AND unique_key = ?'} AND deleted_at IS NULL${lockRowsClause}`,
+      // Whether its lease is live is the database's call, like every lease decision.
+      sql:
+        `SELECT *, CASE WHEN lease_token IS NOT NULL AND lease_expires_at > ${nowSql} THEN 1 ELSE 0 END AS lease_live ` +
+        `FROM ${tables.pending} WHERE ${byId ? 'id = ?' : 'queue_name = ? AND unique_key = ?'} ` +
+        `AND deleted_at IS NULL${lockRowsClause}`,
       parameters: byId ? [target.id] : [target.queueName, target.uniqueKey],
     };
-    const [row] = rows;
-    if (!row) return undefined;
-    const running = row.lease_token !== null && row.lease_token !== undefined && Number(row.available_at) > now;
+    const [found] = rows;
+    if (!found) return undefined;
+    const { lease_live: leaseLive, ...row } = found;
+    const running = Number(leaseLive) === 1;
     yield running
-      ? { sql: `UPDATE ${tables.pending} SET deleted_at = ?, unique_key = NULL, updated_at = ? WHERE id = ?`, parameters: [now, now, row.id] }
+      ? {
+          sql: `UPDATE ${tables.pending} SET deleted_at = ${nowSql}, unique_key = NULL, updated_at = ${nowSql} WHERE id = ?`,
+          parameters: [row.id],
+        }
       : { sql: `DELETE FROM ${tables.pending} WHERE id = ?`, parameters: [row.id] };
     return { ...row, was_running: running };
   };
@@ -304,7 +321,11 @@ export function failedRowCondition(filter: FailedRowFilter): { where: string; pa
  * from the failed store in the same transaction. The rows are read with `lockRowsClause`, so two
  * retries of one row cannot both re-queue it. Returns how many rows were re-queued.
  */
-export function requeueFailed(tables: WorkerTables, filter: FailedRowFilter, now: number, lockRowsClause: string): AtomicWork<number> {
+export function requeueFailed(
+  tables: WorkerTables,
+  filter: FailedRowFilter,
+  { lockRowsClause, nowSql }: Pick<WorkerDialect, 'lockRowsClause' | 'nowSql'>,
+): AtomicWork<number> {
   return function* () {
     const { where, parameters } = failedRowCondition(filter);
     const { rows } = yield { sql: `SELECT id FROM ${tables.failed} WHERE ${where} ORDER BY id${lockRowsClause}`, parameters };
@@ -315,8 +336,9 @@ export function requeueFailed(tables: WorkerTables, filter: FailedRowFilter, now
       sql:
         // Without its unique key: a new event holding that key may be pending already, and the retry must not be lost to it.
         `INSERT INTO ${tables.pending} (queue_name, event_name, payload, attempts, retries, priority, error, created_at, updated_at, available_at) ` +
-        `SELECT queue_name, event_name, payload, 0, retries, priority, NULL, ?, ?, ? FROM ${tables.failed} WHERE id IN (${idList}) ORDER BY id`,
-      parameters: [now, now, now, ...ids],
+        `SELECT queue_name, event_name, payload, 0, retries, priority, NULL, ${nowSql}, ${nowSql}, ${nowSql} FROM ${tables.failed} ` +
+        `WHERE id IN (${idList}) ORDER BY id`,
+      parameters: ids,
     };
     yield { sql: `DELETE FROM ${tables.failed} WHERE id IN (${idList})`, parameters: ids };
     return ids.length;
@@ -330,18 +352,21 @@ export function requeueFailed(tables: WorkerTables, filter: FailedRowFilter, now
 export function queueStatisticsStatement(tables: WorkerTables, queueNames: string[] | undefined, now: number): SqlStatement {
   const only = queueNames ? ` AND queue_name IN (${queueNames.map(() => '?').join(', ')})` : '';
   const names = queueNames ?? [];
+  // Due: claimable now (a row whose lease expired included); running: under a live lease.
+  const leaseLive = 'lease_token IS NOT NULL AND lease_expires_at > ?';
+  const due = 'available_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at <= ?)';
   return {
     sql:
       // *_count aliases: DELAYED is a reserved word on MySQL/MariaDB.
       'SELECT queue_name, SUM(is_pending) AS pending_count, SUM(is_due) AS due_count, SUM(is_running) AS running_count, ' +
       'SUM(is_delayed) AS delayed_count, SUM(is_failed) AS failed_count, MIN(due_since) AS oldest_due_since FROM (' +
-      'SELECT queue_name, 1 AS is_pending, CASE WHEN available_at <= ? THEN 1 ELSE 0 END AS is_due, ' +
-      'CASE WHEN lease_token IS NOT NULL AND available_at > ? THEN 1 ELSE 0 END AS is_running, ' +
-      'CASE WHEN lease_token IS NULL AND available_at > ? THEN 1 ELSE 0 END AS is_delayed, 0 AS is_failed, ' +
-      `CASE WHEN available_at <= ? THEN available_at ELSE NULL END AS due_since FROM ${tables.pending} WHERE deleted_at IS NULL${only} ` +
+      `SELECT queue_name, 1 AS is_pending, CASE WHEN ${due} THEN 1 ELSE 0 END AS is_due, ` +
+      `CASE WHEN ${leaseLive} THEN 1 ELSE 0 END AS is_running, ` +
+      `CASE WHEN NOT (${leaseLive}) AND available_at > ? THEN 1 ELSE 0 END AS is_delayed, 0 AS is_failed, ` +
+      `CASE WHEN ${due} THEN available_at ELSE NULL END AS due_since FROM ${tables.pending} WHERE deleted_at IS NULL${only} ` +
       `UNION ALL SELECT queue_name, 0, 0, 0, 0, 1, NULL FROM ${tables.failed} WHERE deleted_at IS NULL${only}` +
       ') counted GROUP BY queue_name ORDER BY queue_name',
-    parameters: [now, now, now, now, ...names, ...names],
+    parameters: [now, now, now, now, now, now, now, ...names, ...names],
   };
 }
 

@@ -103,7 +103,7 @@ export async function resetWorkerTables(dataSource: DataSource): Promise<void> {
   }
 }
 
-const NUMERIC_COLUMNS = ['id', 'attempts', 'retries', 'priority', 'available_at', 'created_at', 'updated_at', 'deleted_at', 'failed_at'];
+const NUMERIC_COLUMNS = ['id', 'attempts', 'retries', 'priority', 'available_at', 'lease_expires_at', 'created_at', 'updated_at', 'deleted_at', 'failed_at'];
 
 /** A raw row with its numeric columns as numbers, whatever the driver returned (PostgreSQL: bigint strings). */
 export function normalizeRow(row: Record<string, unknown>): Record<string, unknown> {

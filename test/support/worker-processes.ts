@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { BaseEvent, EventService, QueueEvent, TypeOrmWorkerCreator, workerEntitySchemas } from '../../lib/index.js';
@@ -35,6 +36,9 @@ export interface RunRecord {
   worker: string;
   startedAt: number;
   endedAt: number | null;
+  /** When the event saw its AbortSignal fire, and the reason's name (LeaseLostError, …). */
+  abortedAt: number | null;
+  abortReason: string | null;
 }
 
 /** A database of its own for the multi-process tests: queue tables plus the mp_runs record table. */
@@ -49,9 +53,10 @@ export class SharedQueue {
     const queueUrl = url ?? (await ensureServerDatabase(database, workerDatabaseName('mp')));
     const type = database.type as 'postgres' | 'mariadb';
     const dataSource = await new DataSource({ type, url: queueUrl, entities: workerEntitySchemas(type), synchronize: true, poolSize: 20 }).initialize();
+    await dataSource.query('DROP TABLE IF EXISTS mp_runs');
     await dataSource.query(
-      'CREATE TABLE IF NOT EXISTS mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
-        'started_at bigint NOT NULL, ended_at bigint NULL)',
+      'CREATE TABLE mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
+        'started_at bigint NOT NULL, ended_at bigint NULL, aborted_at bigint NULL, abort_reason varchar(64) NULL)',
     );
     return new SharedQueue(database, queueUrl, dataSource);
   }
@@ -61,21 +66,25 @@ export class SharedQueue {
     await this.dataSource.query('DELETE FROM mp_runs');
   }
 
-  async dispatch(count: number): Promise<void> {
+  /** Dispatches events n = first … first + count - 1. */
+  async dispatch(count: number, first = 0): Promise<void> {
     const events = new EventService({ workerCreator: new TypeOrmWorkerCreator(this.dataSource), events: [RecordedRunEvent] });
     for (let start = 0; start < count; start += 100) {
-      const batch = Array.from({ length: Math.min(100, count - start) }, (_, index) => start + index);
+      const batch = Array.from({ length: Math.min(100, count - start) }, (_, index) => first + start + index);
       await Promise.all(batch.map((n) => events.dispatch(new RecordedRunEvent({ n }))));
     }
   }
 
   async runs(): Promise<RunRecord[]> {
-    const rows = (await this.dataSource.query('SELECT event_n, worker, started_at, ended_at FROM mp_runs')) as Record<string, unknown>[];
+    const rows = (await this.dataSource.query('SELECT event_n, worker, started_at, ended_at, aborted_at, abort_reason FROM mp_runs')) as Record<string, unknown>[];
+    const instant = (value: unknown): number | null => (value === null ? null : Number(value));
     return rows.map((row) => ({
       eventN: Number(row.event_n),
       worker: String(row.worker),
       startedAt: Number(row.started_at),
-      endedAt: row.ended_at === null ? null : Number(row.ended_at),
+      endedAt: instant(row.ended_at),
+      abortedAt: instant(row.aborted_at),
+      abortReason: row.abort_reason === null ? null : String(row.abort_reason),
     }));
   }
 
@@ -129,6 +138,11 @@ export class WorkerProcess {
     }
   }
 
+  /** Date.now() of the process when it became ready, as it printed it (shifted under libfaketime). */
+  get reportedClock(): number {
+    return Number(/clock=(\d+)/.exec(this.output)?.[1]);
+  }
+
   kill(signal: NodeJS.Signals): void {
     this.child.kill(signal);
   }
@@ -143,6 +157,19 @@ export class WorkerProcess {
   }
 }
 
+/** Where Debian's `faketime` package puts libfaketime (LD_PRELOAD). */
+const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'];
+
+/**
+ * Environment that makes a worker process's clock run `offsetSeconds` off (libfaketime). Only the
+ * wall clock is shifted: timers (monotonic) keep their pace, as on a machine whose clock is wrong.
+ */
+export function skewedClock(offsetSeconds: number): Record<string, string> {
+  const library = LIBFAKETIME.find((path) => existsSync(path));
+  if (!library) throw new Error(`libfaketime not found (${LIBFAKETIME.join(', ')}): apt-get install faketime`);
+  return { LD_PRELOAD: library, FAKETIME: `${offsetSeconds >= 0 ? '+' : ''}${offsetSeconds}s`, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+}
+
 /** Checks that the runs of each event never overlap in time (an unfinished run lasts until `openUntil`). */
 export function overlappingEvents(runs: RunRecord[], openUntil: (run: RunRecord) => number): number[] {
   const byEvent = new Map<number, RunRecord[]>();
@@ -152,7 +179,7 @@ export function overlappingEvents(runs: RunRecord[], openUntil: (run: RunRecord)
     const sorted = [...eventRuns].sort((a, b) => a.startedAt - b.startedAt);
     for (let index = 1; index < sorted.length; index++) {
       const previous = sorted[index - 1]!;
-      if (sorted[index]!.startedAt < (previous.endedAt ?? openUntil(previous))) overlapping.push(eventN);
+      if (sorted[index]!.startedAt < (previous.endedAt ?? previous.abortedAt ?? openUntil(previous))) overlapping.push(eventN);
     }
   }
   return overlapping;

@@ -3,7 +3,14 @@ import type { ClaimRequest } from '../../interfaces/worker-repository.interface.
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import { insertRow } from '../worker-statements.js';
-import { type AtomicWork, atomicallyOnServer, runWithin, type SqlStatement, type WorkerDialect } from './worker-dialect.js';
+import {
+  type AtomicWork,
+  atomicallyOnServer,
+  claimableCondition,
+  runWithin,
+  type SqlStatement,
+  type WorkerDialect,
+} from './worker-dialect.js';
 
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
@@ -28,8 +35,13 @@ export class MysqlWorkerDialect implements WorkerDialect {
   readonly maxParameters = 65_535;
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
   readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
+  readonly claimIndexHint = ' FORCE INDEX (IDX_nestjs_workers_claim)';
   /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
   readonly returnsIds = false;
+  /** NOW(3): the server's clock when the statement began; UNIX_TIMESTAMP() undoes the session time zone. */
+  readonly nowSql = 'FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)';
+  readonly dueBySql = `LEAST(?, ${this.nowSql})`;
+  readonly embedded = false;
 
   returningIds(insertSql: string): string {
     return insertSql;
@@ -40,38 +52,33 @@ export class MysqlWorkerDialect implements WorkerDialect {
     private readonly tables: WorkerTables,
   ) {}
 
-  async claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
+  async claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.dataSource.transaction('READ COMMITTED', (manager) => this.claimIn(manager, request, leaseToken, now));
+        return await this.dataSource.transaction('READ COMMITTED', (manager) => this.claimIn(manager, request, leaseToken));
       } catch (error) {
         if (attempt >= CLAIM_ATTEMPTS || !isRetryable(error)) throw error;
       }
     }
   }
 
-  private async claimIn(manager: EntityManager, request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
+  private async claimIn(manager: EntityManager, request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
     const { pending } = this.tables;
+    // The lease columns are read under the row locks: a row whose lease is live stays out even if
+    // its holder renews between this read and the UPDATE (the renewal waits for the lock).
     const rows = (await manager.query(
-      `SELECT * FROM ${pending} FORCE INDEX (IDX_nestjs_workers_claim) WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ` +
+      `SELECT * FROM ${pending}${this.claimIndexHint} WHERE queue_name = ? AND ${claimableCondition(this)} ` +
         `ORDER BY priority, available_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
       [request.queueName, request.dueBy.getTime(), request.limit],
     )) as RawWorkerRow[];
     if (rows.length === 0) return [];
-    const availableAt = now + request.leaseMs;
     await manager.query(
-      `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, available_at = ?, updated_at = ? ` +
-        `WHERE id IN (${rows.map(() => '?').join(', ')})`,
-      [request.workerId, leaseToken, availableAt, now, ...rows.map((row) => row.id)],
+      `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, lease_expires_at = ${this.nowSql} + ?, ` +
+        `updated_at = ${this.nowSql} WHERE id IN (${rows.map(() => '?').join(', ')})`,
+      [request.workerId, leaseToken, request.leaseMs, ...rows.map((row) => row.id)],
     );
-    return rows.map((row) => ({
-      ...row,
-      attempts: Number(row.attempts) + 1,
-      locked_by: request.workerId,
-      lease_token: leaseToken,
-      available_at: availableAt,
-      updated_at: now,
-    }));
+    const leased = { locked_by: request.workerId, lease_token: leaseToken };
+    return rows.map((row) => ({ ...row, ...leased, attempts: Number(row.attempts) + 1 }));
   }
 
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {

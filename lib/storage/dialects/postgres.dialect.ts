@@ -29,7 +29,15 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = ' FOR UPDATE';
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';
+  readonly claimIndexHint = '';
   readonly returnsIds = true;
+  readonly embedded = false;
+  /**
+   * statement_timestamp(): the server's clock when the statement began, stable within it, so it can
+   * bound an index range (clock_timestamp() is volatile and would turn the range into a filter).
+   */
+  readonly nowSql = 'floor(extract(epoch from statement_timestamp()) * 1000)::bigint';
+  readonly dueBySql = `LEAST(?::bigint, ${this.nowSql})`;
   // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
   private readonly claimSql: string;
 
@@ -43,7 +51,7 @@ export class PostgresWorkerDialect implements WorkerDialect {
     this.columnTypes = new Map(
       dataSource.getMetadata(WorkerEntity).columns.map((column) => [column.databaseName, arrayElementType(String(column.type))]),
     );
-    const update = updateReturningClaimSql(tables.pending, (position) => `$${position}`, {
+    const update = updateReturningClaimSql(tables.pending, this, {
       lockClause: ' FOR UPDATE SKIP LOCKED',
       // An array of the locked ids, not IN (subquery): the planner then fetches them by primary key
       // instead of hashing them and scanning the whole table (dead rows included) for matches.
@@ -54,13 +62,14 @@ export class PostgresWorkerDialect implements WorkerDialect {
     // crash in the next few hundred ms may forget the lease and the attempt count; the row is then
     // claimable again and the worker's fenced writes change nothing: at-least-once still holds. Every
     // later synchronous commit (the completion's, the dispatch's) flushes it anyway.
-    this.claimSql =
+    this.claimSql = numberedPlaceholders(
       `WITH claimed AS (${update}) SELECT claimed.* FROM claimed ` +
-      "WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL";
+        "WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL",
+    );
   }
 
-  claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
-    return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
+  claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
+    return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken));
   }
 
   /**

@@ -34,7 +34,20 @@ export class SqliteWorkerDialect implements WorkerDialect {
   /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
   readonly maxParameters = 32_766;
   readonly dueIndexHint = '';
+  readonly claimIndexHint = '';
   readonly returnsIds = true;
+  /**
+   * SQLite has no server: 'now' is the clock of the machine it runs on, shared by every process that
+   * can open the database file (they are on that machine), and the same within one statement.
+   */
+  readonly nowSql = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+  readonly embedded = true;
+  /**
+   * The pass start alone: it was read from this very clock (an embedded database's clock is the
+   * process's, see DatabaseClock), so it never exceeds now; and a bare parameter keeps SQLite's
+   * planner on the claim-order index (an expression there makes it sort a range of the due index).
+   */
+  readonly dueBySql = '?';
 
   returningIds(insertSql: string): string {
     return `${insertSql} RETURNING id`;
@@ -45,11 +58,11 @@ export class SqliteWorkerDialect implements WorkerDialect {
     private readonly dataSource: DataSource,
     private readonly tables: WorkerTables,
   ) {
-    this.claimSql = updateReturningClaimSql(tables.pending, () => '?');
+    this.claimSql = updateReturningClaimSql(tables.pending, this, { indexHint: this.claimIndexHint });
   }
 
-  claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]> {
-    return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken, now));
+  claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
+    return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken));
   }
 
   insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {

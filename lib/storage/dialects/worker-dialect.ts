@@ -28,10 +28,27 @@ export type AtomicWork<T> = () => Generator<SqlStatement, T, StatementResult>;
 /** What differs between databases: how due rows are leased, and how statements run atomically. */
 export interface WorkerDialect {
   /**
-   * Leases up to `request.limit` due rows of one queue to `leaseToken`: attempts + 1, lease columns
-   * set, available_at moved to the lease expiry. Returns the claimed rows, in any order.
+   * Leases up to `request.limit` claimable rows of one queue to `leaseToken`: attempts + 1, lease
+   * columns set, lease_expires_at = database now + leaseMs. The due time (available_at) and priority
+   * are left as they are, so a row whose lease expires is claimable again in its original place.
+   * Returns the claimed rows, in any order.
    */
-  claim(request: ClaimRequest, leaseToken: string, now: number): Promise<RawWorkerRow[]>;
+  claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]>;
+  /**
+   * The database's own clock as epoch milliseconds, an SQL expression: the one place each dialect
+   * spells "now". Every lease decision (claimable, expired, renewed) is computed with it inside the
+   * statement, so a worker whose clock is off can neither take a live lease nor wait for due work.
+   * It is stable within a statement (statement start on PostgreSQL and MySQL/MariaDB, the step on
+   * SQLite), so it can bound an index range.
+   */
+  readonly nowSql: string;
+  /**
+   * "Due by": the pass start (a `?` parameter) capped at the database's now, as the one bound on
+   * available_at of the claim and the due count (two bounds tempt planners into a sort).
+   */
+  readonly dueBySql: string;
+  /** True where the database runs inside this process (SQLite): its clock is the machine's. */
+  readonly embedded: boolean;
   /**
    * Inserts a pending row ({ column: value }) through `manager` and resolves to its id, or to
    * undefined when the row's (queue_name, unique_key) is taken: the insert then changes nothing and
@@ -48,6 +65,8 @@ export interface WorkerDialect {
   within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T>;
   /** Placed after the table in "how many are due" reads so they take one range of the due index. */
   readonly dueIndexHint: string;
+  /** Placed after the table in the claim's SELECT so it walks the claim-order index (no sort). */
+  readonly claimIndexHint: string;
   /** Bind parameters one statement may carry: bounds the rows of a multi-row INSERT. */
   readonly maxParameters: number;
   /**
@@ -78,28 +97,46 @@ export function isSupportedDatabaseType(type: unknown): type is SupportedDatabas
 }
 
 /**
+ * The rows a claim may take, after `queue_name = ?`: due by the pass start (the `?`) and by the
+ * database's clock, not cancelled, and not under a live lease. A row keeps its due time while leased
+ * (lease_expires_at holds the lease), so an abandoned row is claimable again in its original place
+ * in the claim order, ahead of any backlog due after it. lease_expires_at is in no index: the claim
+ * walks the claim-order index and passes over the few rows running now.
+ */
+export function claimableCondition({ nowSql, dueBySql }: Pick<WorkerDialect, 'nowSql' | 'dueBySql'>): string {
+  return `available_at <= ${dueBySql} AND deleted_at IS NULL AND (lease_expires_at IS NULL OR lease_expires_at <= ${nowSql})`;
+}
+
+/**
  * The claim as one UPDATE … RETURNING (PostgreSQL, SQLite): the inner SELECT picks the oldest due
  * rows of the queue through the claim-order index, `lockClause` says how it locks them, and
- * `idsIn(select)` how the UPDATE takes the ids it returns. Its parameters are `claimParameters()`, in
- * that order, spelled by `placeholder(position)`.
+ * `idsIn(select)` how the UPDATE takes the ids it returns, `indexHint` (after the table) which index
+ * it walks. Its parameters are `claimParameters()`, in
+ * that order (`?` placeholders, spelled by the dialect's query()). The UPDATE changes no indexed
+ * column: on PostgreSQL a claim is a HOT update.
  */
 export function updateReturningClaimSql(
   pending: string,
-  placeholder: (position: number) => string,
-  { lockClause = '', idsIn = (select: string) => `id IN (${select})` }: { lockClause?: string; idsIn?: (select: string) => string } = {},
+  dialect: Pick<WorkerDialect, 'nowSql' | 'dueBySql'>,
+  {
+    lockClause = '',
+    indexHint = '',
+    idsIn = (select: string) => `id IN (${select})`,
+  }: { lockClause?: string; indexHint?: string; idsIn?: (select: string) => string } = {},
 ): string {
-  const p = Array.from({ length: 7 }, (_, index) => placeholder(index + 1));
+  const { nowSql } = dialect;
   const select =
-    `SELECT id FROM ${pending} WHERE queue_name = ${p[4]} AND available_at <= ${p[5]} AND deleted_at IS NULL ` +
-    `ORDER BY priority, available_at, id LIMIT ${p[6]}${lockClause}`;
+    `SELECT id FROM ${pending}${indexHint} WHERE queue_name = ? AND ${claimableCondition(dialect)} ` +
+    `ORDER BY priority, available_at, id LIMIT ?${lockClause}`;
   return (
-    `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ${p[0]}, lease_token = ${p[1]}, available_at = ${p[2]}, updated_at = ${p[3]} ` +
+    `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, ` +
+    `lease_expires_at = ${nowSql} + ?, updated_at = ${nowSql} ` +
     `WHERE ${idsIn(select)} RETURNING *`
   );
 }
 
-export function claimParameters(request: ClaimRequest, leaseToken: string, now: number): unknown[] {
-  return [request.workerId, leaseToken, now + request.leaseMs, now, request.queueName, request.dueBy.getTime(), request.limit];
+export function claimParameters(request: ClaimRequest, leaseToken: string): unknown[] {
+  return [request.workerId, leaseToken, request.leaseMs, request.queueName, request.dueBy.getTime(), request.limit];
 }
 
 /**

@@ -11,8 +11,9 @@ export const FAILED_WORKERS_TABLE = 'nestjs_failed_workers';
 export const WORKER_SCHEDULES_TABLE = 'nestjs_workers_schedules';
 
 /**
- * A pending event. While leased, `leaseToken` is set and `availableAt` is the lease expiry, so
- * "claimable" is one range condition on (queueName, availableAt) for new and abandoned rows alike.
+ * A pending event. `availableAt` is its due time, whatever happens to it; while leased,
+ * `leaseToken` is set and `leaseExpiresAt` holds the lease, so a row whose lease expires is
+ * claimable again in its original place (priority, due time), ahead of later backlog.
  */
 export class WorkerEntity {
   /** A string from PostgreSQL and MySQL, a number from SQLite; the API always uses String(id). */
@@ -32,6 +33,11 @@ export class WorkerEntity {
   availableAt!: number;
   lockedBy!: string | null;
   leaseToken!: string | null;
+  /**
+   * While leased: when the lease ends, on the database's clock (epoch ms). In no index, so a claim
+   * changes no indexed column (on PostgreSQL it can be a HOT update).
+   */
+  leaseExpiresAt!: number | null;
   createdAt!: number;
   updatedAt!: number;
   /** The seed's soft delete: a row with deletedAt set is neither claimed nor listed. */
@@ -111,6 +117,7 @@ export function workerEntitySchemas(
       availableAt: { name: 'available_at', type: 'bigint', transformer: epochMs },
       lockedBy: { name: 'locked_by', type: 'varchar', length: 255, nullable: true },
       leaseToken: { name: 'lease_token', type: 'varchar', length: 64, nullable: true },
+      leaseExpiresAt: { name: 'lease_expires_at', type: 'bigint', nullable: true, transformer: epochMs },
     },
     indices: [
       // "How many are due": one range, however many delayed rows wait behind it.

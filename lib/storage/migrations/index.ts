@@ -200,6 +200,52 @@ export class PartialNestjsWorkerUniqueIndexSqlite1764600000000 implements Migrat
   }
 }
 
+/*
+ * Leases in a column of their own (issue 14): the claim no longer moves available_at to the lease
+ * expiry, so an abandoned row keeps its place in the claim order. Rows leased when the migration
+ * runs keep their lease: their expiry, then in available_at, is copied to lease_expires_at (and back
+ * on the way down). Stop the workers of the previous release before migrating: they still write
+ * leases into available_at.
+ */
+
+export class AddNestjsWorkerLeaseExpiryPostgres1764700000000 implements MigrationInterface {
+  async up(queryRunner: QueryRunner): Promise<void> {
+    const [pending] = postgresTables(queryRunner);
+    await queryRunner.query(`ALTER TABLE ${pending} ADD "lease_expires_at" bigint`);
+    await queryRunner.query(`UPDATE ${pending} SET "lease_expires_at" = "available_at" WHERE "lease_token" IS NOT NULL`);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    const [pending] = postgresTables(queryRunner);
+    await queryRunner.query(`UPDATE ${pending} SET "available_at" = "lease_expires_at" WHERE "lease_expires_at" > "available_at"`);
+    await queryRunner.query(`ALTER TABLE ${pending} DROP COLUMN "lease_expires_at"`);
+  }
+}
+
+export class AddNestjsWorkerLeaseExpiryMysql1764700000000 implements MigrationInterface {
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('ALTER TABLE `nestjs_workers` ADD `lease_expires_at` bigint NULL');
+    await queryRunner.query('UPDATE `nestjs_workers` SET `lease_expires_at` = `available_at` WHERE `lease_token` IS NOT NULL');
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('UPDATE `nestjs_workers` SET `available_at` = `lease_expires_at` WHERE `lease_expires_at` > `available_at`');
+    await queryRunner.query('ALTER TABLE `nestjs_workers` DROP COLUMN `lease_expires_at`');
+  }
+}
+
+export class AddNestjsWorkerLeaseExpirySqlite1764700000000 implements MigrationInterface {
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('ALTER TABLE "nestjs_workers" ADD COLUMN "lease_expires_at" bigint');
+    await queryRunner.query('UPDATE "nestjs_workers" SET "lease_expires_at" = "available_at" WHERE "lease_token" IS NOT NULL');
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('UPDATE "nestjs_workers" SET "available_at" = "lease_expires_at" WHERE "lease_expires_at" > "available_at"');
+    await queryRunner.query('ALTER TABLE "nestjs_workers" DROP COLUMN "lease_expires_at"');
+  }
+}
+
 /** Pending, failed and schedules table, in the DataSource's schema when it names one. */
 function postgresTables(queryRunner: QueryRunner): [string, string, string] {
   return [qualifiedName(queryRunner, 'nestjs_workers'), qualifiedName(queryRunner, 'nestjs_failed_workers'), qualifiedName(queryRunner, 'nestjs_workers_schedules')];
@@ -215,11 +261,25 @@ function qualifiedName(queryRunner: QueryRunner, name: string): string {
 export function workerMigrations(type: SupportedDatabaseType): (new () => MigrationInterface)[] {
   switch (type) {
     case 'postgres':
-      return [CreateNestjsWorkerTablesPostgres1764400000000, AddNestjsWorkerJobControlPostgres1764500000000, PartialNestjsWorkerUniqueIndexPostgres1764600000000];
+      return [
+        CreateNestjsWorkerTablesPostgres1764400000000,
+        AddNestjsWorkerJobControlPostgres1764500000000,
+        PartialNestjsWorkerUniqueIndexPostgres1764600000000,
+        AddNestjsWorkerLeaseExpiryPostgres1764700000000,
+      ];
     case 'mysql':
     case 'mariadb':
-      return [CreateNestjsWorkerTablesMysql1764400000000, AddNestjsWorkerJobControlMysql1764500000000];
+      return [
+        CreateNestjsWorkerTablesMysql1764400000000,
+        AddNestjsWorkerJobControlMysql1764500000000,
+        AddNestjsWorkerLeaseExpiryMysql1764700000000,
+      ];
     case 'better-sqlite3':
-      return [CreateNestjsWorkerTablesSqlite1764400000000, AddNestjsWorkerJobControlSqlite1764500000000, PartialNestjsWorkerUniqueIndexSqlite1764600000000];
+      return [
+        CreateNestjsWorkerTablesSqlite1764400000000,
+        AddNestjsWorkerJobControlSqlite1764500000000,
+        PartialNestjsWorkerUniqueIndexSqlite1764600000000,
+        AddNestjsWorkerLeaseExpirySqlite1764700000000,
+      ];
   }
 }

@@ -10,16 +10,19 @@ import {
   assertHeartbeat,
   assertInteger,
   assertKnownKeys,
+  assertMaxPayloadBytes,
   assertNonEmptyString,
   assertNumber,
   assertBatchSize,
   assertPlainObject,
   assertRetrySettings,
+  assertStoredName,
 } from './processing/worker-options.validation.js';
 import {
   DEFAULT_BUSY_TIMEOUT_MS,
   DEFAULT_CONCURRENCY,
   DEFAULT_LEASE_SECONDS,
+  DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_RETRIES,
   DEFAULT_RUN_AFTER_SECONDS,
@@ -55,15 +58,18 @@ export interface ResolvedWorkerConfig {
   leaseSeconds: number;
   heartbeatSeconds: number;
   shutdownGraceSeconds: number;
+  maxPayloadBytes: number;
   logger?: ILoggerService;
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
-const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'listen', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
+const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'listen', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'maxPayloadBytes', 'logger'] as const;
 const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds'] as const;
 const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
 const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
 const SERVER_TYPES = ['postgres', 'mysql', 'mariadb'] as const;
+/** An unquoted PostgreSQL identifier (NAMEDATALEN 64: at most 63 bytes; ASCII here, so 63 characters). */
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 /** Validates module options at startup; every error names the offending field. */
 export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): ResolvedWorkerConfig {
@@ -85,7 +91,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   if (input.queues !== undefined) {
     assertPlainObject('queues', input.queues);
     for (const [queueName, queueOptions] of Object.entries(input.queues)) {
-      assertNonEmptyString(`queues[${JSON.stringify(queueName)}] (queue name)`, queueName);
+      assertStoredName(`queues[${JSON.stringify(queueName)}] (queue name)`, queueName);
       queues.set(queueName, resolveQueue(`queues[${JSON.stringify(queueName)}]`, queueOptions, defaults));
     }
   }
@@ -117,6 +123,8 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   assertHeartbeat(heartbeatSeconds, leaseSeconds);
   const shutdownGraceSeconds = input.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
   assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0);
+  const maxPayloadBytes = input.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  assertMaxPayloadBytes('maxPayloadBytes', maxPayloadBytes);
   if (input.logger !== undefined) {
     const logger = input.logger as unknown as Record<string, unknown>;
     for (const method of ['log', 'error', 'warn']) {
@@ -141,6 +149,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     leaseSeconds,
     heartbeatSeconds,
     shutdownGraceSeconds,
+    maxPayloadBytes,
     logger: input.logger,
     queueOptions: (queueName) => queues.get(queueName) ?? defaults,
   };
@@ -204,6 +213,13 @@ function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOp
   }
   if (resolved.schema !== undefined && resolved.type !== 'postgres') {
     throw new InvalidWorkerOptionsError('database.schema', `is a PostgreSQL option (type is ${resolved.type}): use database.database`);
+  }
+  // TypeORM's synchronize writes the schema into its SQL as given: only a plain identifier is safe there.
+  if (resolved.schema !== undefined && !SCHEMA_NAME.test(resolved.schema)) {
+    throw new InvalidWorkerOptionsError(
+      'database.schema',
+      `must be a plain PostgreSQL identifier: a letter or _, then letters, digits, _ or $, at most 63 (got ${JSON.stringify(resolved.schema)})`,
+    );
   }
   if (resolved.port !== undefined) assertInteger('database.port', resolved.port, 1);
   if (resolved.poolSize !== undefined) assertInteger('database.poolSize', resolved.poolSize, 1);

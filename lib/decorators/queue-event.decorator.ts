@@ -3,10 +3,10 @@ import type { QueueEventMetadata } from '../interfaces/queue-event-metadata.inte
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import {
   assertKnownKeys,
-  assertNonEmptyString,
   assertPlainObject,
   assertPriority,
   assertRetrySettings,
+  assertStoredName,
 } from '../processing/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
@@ -29,10 +29,10 @@ export function QueueEvent(queueName: string, options: QueueEventOptions = {}): 
 }
 
 function validateQueueEventOptions(where: string, queueName: unknown, options: unknown): void {
-  assertNonEmptyString(`${where}: queue name`, queueName);
+  assertStoredName(`${where}: queue name`, queueName);
   assertPlainObject(`${where}: options`, options);
   assertKnownKeys(`${where}: options`, options, QUEUE_EVENT_KEYS);
-  if (options.name !== undefined) assertNonEmptyString(`${where}: options.name`, options.name);
+  if (options.name !== undefined) assertStoredName(`${where}: options.name`, options.name);
   assertRetrySettings((setting) => `${where}: options.${setting}`, options, false);
   if (options.priority !== undefined) assertPriority(`${where}: options.priority`, options.priority);
 }

@@ -1,4 +1,5 @@
 import { DuplicateEventNameError, UnknownEventError } from '../errors/worker.error.js';
+import { assertStoredName } from '../processing/worker-options.validation.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import { getDecoratedEventClasses, getQueueEventMetadata } from '../worker-metadata.accessor.js';
 import { type BaseEvent, type EventClass, eventNameOf } from './base-event.js';
@@ -55,11 +56,14 @@ export class EventRegistry {
       throw new TypeError(`Event list entries must be event classes, got ${String(eventClass)}`);
     }
     const name = eventNameOf(eventClass);
+    assertStoredName(`event name of ${eventClass.name}`, name);
     const existing = this.byName.get(name);
     if (existing?.eventClass === eventClass) return;
     if (existing) throw new DuplicateEventNameError(name, existing.eventClass.name, eventClass.name);
     const metadata = getQueueEventMetadata(eventClass);
     const { queueName, name: _name, ...options } = metadata ?? { queueName: queueOfUndecorated(eventClass) };
+    // A queue that could never be stored stops startup, rather than failing every dispatch and poll.
+    if (queueName !== undefined) assertStoredName(`queue name of ${name}`, queueName);
     this.byName.set(name, { name, eventClass, queueName, options });
   }
 }

@@ -1,6 +1,6 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
-import { MAX_BATCH_SIZE } from '../worker.constants.js';
+import { MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_PAYLOAD_BYTES_LIMIT } from '../worker.constants.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -8,10 +8,35 @@ export function assertNonEmptyString(field: string, value: unknown): void {
   }
 }
 
-export function assertInteger(field: string, value: unknown, min: number): void {
+/**
+ * The one rule for what is stored in (or compared with) a name column: queue names, event names,
+ * unique keys, schedule names, and the filters that look them up. Those columns are varchar(255), which
+ * counts characters (code points); PostgreSQL refuses NUL in text; and a lone surrogate cannot be
+ * encoded as UTF-8, so the drivers replace it with U+FFFD and two different names would become one
+ * ('x\ud800' and 'x\udc00'). Such names are refused here, before anything is stored or run.
+ */
+export function assertStoredName(field: string, value: unknown, maxLength = MAX_NAME_LENGTH): asserts value is string {
+  assertNonEmptyString(field, value);
+  const text = value as string;
+  if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidWorkerOptionsError(field, `must be well-formed Unicode (got ${JSON.stringify(text)}, which has a lone surrogate)`);
+  }
+  if (text.includes('\u0000')) throw new InvalidWorkerOptionsError(field, `must not contain NUL (\\u0000) (got ${JSON.stringify(text)})`);
+  // text.length counts UTF-16 units, never fewer than the characters: only a long text needs counting.
+  const length = text.length <= maxLength ? text.length : [...text].length;
+  if (length > maxLength) throw new InvalidWorkerOptionsError(field, `must be at most ${maxLength} characters (got ${length})`);
+}
+
+export function assertInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new InvalidWorkerOptionsError(field, `must be an integer ≥ ${min} (got ${describe(value)})`);
   }
+  if (value > max) throw new InvalidWorkerOptionsError(field, `must be at most ${max} (got ${describe(value)})`);
+}
+
+/** Checks the maxPayloadBytes option wherever it is given (module options, EventService options). */
+export function assertMaxPayloadBytes(field: string, value: unknown): void {
+  assertInteger(field, value, 1, MAX_PAYLOAD_BYTES_LIMIT);
 }
 
 /** A claim's row count: at least 1, and a bounded IN list for the batch completion. */
@@ -40,10 +65,11 @@ export function assertPriority(field: string, value: unknown): void {
   }
 }
 
-export function assertNumber(field: string, value: unknown, min: number): void {
+export function assertNumber(field: string, value: unknown, min: number, max = Number.MAX_VALUE): void {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new InvalidWorkerOptionsError(field, `must be a finite number ≥ ${min} (got ${describe(value)})`);
   }
+  if (value > max) throw new InvalidWorkerOptionsError(field, `must be at most ${max} (got ${describe(value)})`);
 }
 
 /**

@@ -33,13 +33,18 @@ import {
   assertBatchSize,
   assertHeartbeat,
   assertInteger,
-  assertNonEmptyString,
   assertNumber,
   assertKnownKeys,
   assertPlainObject,
   assertRetrySettings,
+  assertStoredName,
   rowIdOf,
 } from './worker-options.validation.js';
+
+/** Every key of TEventWorkerOptions: a misspelt option (queueNme) is refused, not ignored. */
+const RUN_WORKER_KEYS = [
+  'queueName', 'retries', 'runAfterSeconds', 'runOnce', 'workerCreator', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds',
+] as const satisfies readonly (keyof TEventWorkerOptions)[];
 
 export interface WorkerServiceSettings {
   /** How long a claimed row stays leased to this worker. */
@@ -678,14 +683,15 @@ function cancelRequestOf(target: CancelTarget): { id: string } | { queueName: st
   if (typeof target === 'string' || typeof target === 'number') return { id: rowIdOf(target, 'an event id') };
   assertPlainObject('cancel target', target);
   assertKnownKeys('', target, ['queueName', 'uniqueKey']);
-  assertNonEmptyString('queueName', target.queueName);
-  assertNonEmptyString('uniqueKey', target.uniqueKey);
+  assertStoredName('queueName', target.queueName);
+  assertStoredName('uniqueKey', target.uniqueKey);
   return { queueName: target.queueName, uniqueKey: target.uniqueKey };
 }
 
 export function validateRunWorkerOptions(options: TEventWorkerOptions): void {
   assertPlainObject('runWorker options', options);
-  assertNonEmptyString('queueName', options.queueName);
+  assertKnownKeys('', options, RUN_WORKER_KEYS);
+  assertStoredName('queueName', options.queueName);
   assertRetrySettings((setting) => setting, options, true);
   if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1);
   if (options.batchSize !== undefined) assertBatchSize('batchSize', options.batchSize);

@@ -18,7 +18,7 @@ import { dialectFor } from './dialects/dialect-for.js';
 import type { WorkerDialect } from './dialects/worker-dialect.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
-import { fromRawRow, toAttributes } from './worker-row.js';
+import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
 import { emptyStatistics } from '../processing/queue-statistics.js';
 import {
   cancelRow,
@@ -131,7 +131,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     if (entries.length === 0) return new Map();
     const rows = entries.map(({ model, retry }) => ({
       ...leasedRow(model),
-      error: retry.error,
+      error: storableErrorText(retry.error),
       retries: retry.retries,
       availableAt: retry.availableAt.getTime(),
     }));

@@ -1,8 +1,15 @@
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import { WorkerError } from '../errors/worker.error.js';
-import type { ResolvedDatabaseOptions } from '../worker.config.js';
+import type { ResolvedDatabaseOptions, ResolvedServerDatabaseOptions } from '../worker.config.js';
 import { isSupportedDatabaseType, UnsupportedDatabaseError } from './dialects/worker-dialect.js';
-import { FailedWorkerEntity, WorkerEntity, workerEntitySchemas, WorkerScheduleEntity } from './entities/worker.entity.js';
+import {
+  collationForServer,
+  FailedWorkerEntity,
+  MYSQL_EXACT_COLLATION,
+  WorkerEntity,
+  workerEntitySchemas,
+  WorkerScheduleEntity,
+} from './entities/worker.entity.js';
 import { workerMigrations } from './migrations/index.js';
 
 /** DataSources this package opened, and so closes; an application's own DataSource is left alone. */
@@ -13,9 +20,34 @@ const openedByWorkers = new WeakSet<DataSource>();
  * writer, and a busy timeout) or a PostgreSQL / MySQL / MariaDB server.
  */
 export async function openWorkerDataSource(options: ResolvedDatabaseOptions): Promise<DataSource> {
+  if (options.type === 'mysql') return openMysqlDataSource(options);
   const dataSource = new DataSource(dataSourceOptions(options));
   await dataSource.initialize();
   openedByWorkers.add(dataSource);
+  return dataSource;
+}
+
+/**
+ * Type 'mysql' may reach a MariaDB server, which has no utf8mb4_0900_bin: the server is asked first
+ * and the name columns take its exact collation before synchronize creates them (the migrations ask
+ * it the same way). Then migrations and synchronize run in TypeORM's own order.
+ */
+async function openMysqlDataSource(options: ResolvedServerDatabaseOptions): Promise<DataSource> {
+  const dataSource = new DataSource({ ...dataSourceOptions(options), synchronize: false, migrationsRun: false });
+  await dataSource.initialize();
+  openedByWorkers.add(dataSource);
+  try {
+    const [{ version }] = (await dataSource.query('SELECT VERSION() AS version')) as [{ version: string }];
+    const collation = collationForServer(version);
+    for (const column of dataSource.entityMetadatas.flatMap((metadata) => metadata.columns)) {
+      if (column.collation === MYSQL_EXACT_COLLATION) column.collation = collation;
+    }
+    if (options.migrationsRun) await dataSource.runMigrations();
+    if (options.synchronize) await dataSource.synchronize();
+  } catch (error) {
+    await dataSource.destroy();
+    throw error;
+  }
   return dataSource;
 }
 

@@ -9,7 +9,7 @@ import {
   assertStoredName,
 } from '../processing/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
-import { rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
+import { callerOrigin, rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
 
 const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'timeoutSeconds', 'priority'] as const;
 
@@ -21,10 +21,12 @@ const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'time
  */
 export function QueueEvent(queueName: string, options: QueueEventOptions = {}): ClassDecorator {
   const setMetadata = SetMetadata(QUEUE_EVENT_METADATA, { ...options, queueName } satisfies QueueEventMetadata);
+  // Taken here, where the class's own file calls in: two classes of one name can then be told apart.
+  const origin = callerOrigin(QueueEvent.name);
   return (target) => {
     validateQueueEventOptions(`@QueueEvent() on ${target.name}`, queueName, options);
     setMetadata(target);
-    rememberDecoratedEventClass(target);
+    rememberDecoratedEventClass(target, origin);
   };
 }
 

@@ -136,10 +136,14 @@ export class EventService implements IEventService {
     return this.registry.all().map(({ name, eventClass, queueName }) => ({ name, eventClass, queueName }));
   }
 
-  /** Resolves every registered event's `@Inject()` properties now, returning what cannot be resolved. */
+  /**
+   * Resolves the `@Inject()` properties of this service's own events now (those it lists, or every
+   * collected @QueueEvent() class when it lists none), returning what cannot be resolved. A service
+   * that lists its events does not report another module's classes it merely collected.
+   */
   checkEventDependencies(): EventDependencyError[] {
     const problems: EventDependencyError[] = [];
-    for (const { name, eventClass } of this.registry.all()) {
+    for (const { name, eventClass } of this.registry.own()) {
       try {
         resolveEventDependencies(eventClass, name, this.resolveDependency);
       } catch (error) {

@@ -217,10 +217,13 @@ for (const database of serverDatabases().filter((server) => server.type === 'pos
 });
 
 for (const database of serverDatabases().filter((server) => server.type === 'mariadb')) describe(`exact names when type is mysql (${database.name})`, () => {
-  it("migrates MariaDB given as type 'mysql' (as the sample does) to a NO PAD collation: 'key ' and 'key' are two rows", async () => {
-    const url = await ensureServerDatabase(database, workerDatabaseName('mysqltype'));
+  it.each([
+    ['migrationsRun', { migrationsRun: true }],
+    ['synchronize', { synchronize: true }],
+  ])("gives MariaDB reached as type 'mysql' (as the sample does) a NO PAD collation with %s: 'key ' and 'key' are two rows", async (how, setUp) => {
+    const url = await ensureServerDatabase(database, workerDatabaseName(`mysqltype_${how}`));
     const moduleRef = await Test.createTestingModule({
-      imports: [WorkerModule.forRoot({ autoStart: false, database: { type: 'mysql', url, migrationsRun: true } })],
+      imports: [WorkerModule.forRoot({ autoStart: false, database: { type: 'mysql', url, ...setUp } })],
     }).compile();
     const app = await moduleRef.init();
     try {

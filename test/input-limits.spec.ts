@@ -151,6 +151,12 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
     expect(await failed.list({})).toMatchObject({ total: 0 });
   });
 
+  it('refuses health and statistics queries for queue names with NUL or lone surrogates', async () => {
+    await expectInvalid(() => t.workers.getHealth(['mail', 'mail\u0000']), 'queueNames[1]', 'must not contain NUL');
+    await expectInvalid(() => t.workers.getQueueStatistics(['mail\udc00']), 'queueNames[0]', 'must be well-formed Unicode');
+    expect(await t.workers.getHealth(['mail '])).toEqual([{ queueName: 'mail ', active: 0, failed: 0, total: 0 }]);
+  });
+
   it('refuses cancel targets with NUL or lone surrogates', async () => {
     await expectInvalid(() => t.workers.cancel({ queueName: 'mail', uniqueKey: 'k\u0000' }), 'uniqueKey', 'must not contain NUL');
     await expectInvalid(() => t.workers.cancel({ queueName: 'mail\udfff', uniqueKey: 'k' }), 'queueName', 'must be well-formed Unicode');

@@ -5,6 +5,7 @@ import {
   AttemptsExhaustedError,
   CorruptPayloadError,
   EventCancelledError,
+  InvalidWorkerOptionsError,
   LeaseLostError,
   NonErrorThrownError,
   UnknownEventError,
@@ -186,7 +187,7 @@ export class WorkerService {
    */
   async getHealth(queueNames?: string[]): Promise<QueueHealth[]> {
     const repository = this.requireRepository();
-    if (queueNames) return repository.getQueueHealth(queueNames);
+    if (queueNames) return repository.getQueueHealth(checkedQueueNames(queueNames));
     const withRows = await repository.getQueueHealth();
     const known = this.knownQueues().filter((queueName) => !withRows.some((health) => health.queueName === queueName));
     const empty = known.map((queueName) => ({ queueName, active: 0, failed: 0, total: 0 }));
@@ -200,7 +201,7 @@ export class WorkerService {
   async getQueueStatistics(queueNames?: string[]): Promise<QueueStatistics[]> {
     const repository = this.requireRepository();
     if (!repository.getQueueStatistics) throw new WorkerError('The worker repository in use does not provide getQueueStatistics()');
-    if (queueNames) return repository.getQueueStatistics(queueNames);
+    if (queueNames) return repository.getQueueStatistics(checkedQueueNames(queueNames));
     const withRows = await repository.getQueueStatistics();
     const known = this.knownQueues().filter((queueName) => !withRows.some((statistics) => statistics.queueName === queueName));
     return [...withRows, ...known.map(emptyStatistics)].sort((a, b) => a.queueName.localeCompare(b.queueName));
@@ -676,6 +677,13 @@ async function completeOneByOne(repository: IWorkerQueueRepository, models: IWor
     }
   }
   return lost;
+}
+
+/** Queue names asked about (getHealth, getQueueStatistics), each checked as a stored name. */
+function checkedQueueNames(queueNames: unknown): string[] {
+  if (!Array.isArray(queueNames)) throw new InvalidWorkerOptionsError('queueNames', 'must be an array of queue names');
+  queueNames.forEach((queueName: unknown, index) => assertStoredName(`queueNames[${index}]`, queueName));
+  return queueNames as string[];
 }
 
 /** The repository's form of a cancel target, checked (a row id, or a queue and a unique key). */

@@ -115,6 +115,11 @@ describe('bad input at dispatch and at run time', () => {
     expect(seen).toEqual({ n: 1 });
   });
 
+  it('keeps an own "__proto__" key of a payload as a key, as JSON does', async () => {
+    await t.events.dispatch(new AnyPayloadEvent(JSON.parse('{"__proto__":{"admin":true},"n":1}')));
+    expect((await pendingRows(t.dataSource)).map((row) => row.payload)).toEqual(['{"__proto__":{"admin":true},"n":1}']);
+  });
+
   it('accepts JSON-safe payloads, with undefined object properties dropped as JSON does', async () => {
     await t.events.dispatch(new AnyPayloadEvent({ a: [1, 'two', true, null, { b: 2.5 }], skipped: undefined }));
     await t.events.dispatch(new AnyPayloadEvent(null));

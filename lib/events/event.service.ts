@@ -21,7 +21,7 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES } from '../worker.constants.
 import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
-import { deserializePayload, serializePayload } from './payload-serializer.js';
+import { checkedPayload } from './payload-serializer.js';
 import type { WorkerLifecycle } from '../processing/worker-lifecycle.js';
 import { TypeOrmWorkerCreator } from '../storage/typeorm-worker.creator.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
@@ -209,9 +209,8 @@ export class EventService implements IEventService {
     assertStoredName(`queue name of ${eventName}`, queueName);
     // Read and checked once: the row stores a copy parsed from the checked JSON, so a getter that
     // answers differently on a second read cannot change what is stored.
-    const json = serializePayload(eventName, event.getPayload(), { maxBytes: this.maxPayloadBytes });
     const attributes: IWorkerAttributes = {
-      payload: deserializePayload(json),
+      payload: checkedPayload(eventName, event.getPayload(), { maxBytes: this.maxPayloadBytes }),
       attempts: 0,
       retries: registered.options.retries ?? this.retriesFor(queueName),
       queueName,

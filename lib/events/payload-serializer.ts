@@ -12,40 +12,67 @@ export interface PayloadLimits {
  * BigInt, NaN/Infinity, cycles, Dates, Maps, class instances, holes) instead of storing a
  * different value than the one dispatched, and what no database round trip survives (nesting
  * deeper than MAX_PAYLOAD_DEPTH, more than `limits.maxBytes`).
- *
- * The JSON is written in the same pass that checks it, reading every value once: a getter that
- * answers 1 and then NaN is checked and stored as the same 1 (JSON.stringify after a separate check
- * would read it twice and store null).
  */
 export function serializePayload(eventName: string, payload: unknown, limits: PayloadLimits = {}): string | null {
-  if (payload === undefined || payload === null) return null;
-  const json = writeJson(eventName, payload, 'payload', new Set(), 0);
-  if (limits.maxBytes !== undefined && json.length > limits.maxBytes / 3) {
-    // Fewer UTF-16 units than a third of the limit cannot exceed it (3 bytes per unit at most): only longer texts are measured.
-    const bytes = Buffer.byteLength(json, 'utf8');
-    if (bytes > limits.maxBytes) {
-      throw new UnserializablePayloadError(eventName, 'payload', `is ${bytes} bytes of JSON, more than maxPayloadBytes (${limits.maxBytes})`);
-    }
-  }
-  return json;
+  return checked(eventName, payload, limits).json;
 }
 
 export function deserializePayload(text: string | null): TSerializableValues | null {
   return text === null ? null : (JSON.parse(text) as TSerializableValues);
 }
 
-function writeJson(eventName: string, value: unknown, path: string, ancestors: Set<object>, depth: number): string {
+/** JSON texts of payload copies checkedPayload() made, until the row holding the copy is stored. */
+const checkedJson = new WeakMap<object, string>();
+
+/**
+ * A dispatched payload, read and checked once: the plain copy a row holds (so no getter or later
+ * change of the caller's object can make it differ from what was checked) and whose JSON the next
+ * serializePayload() of that copy returns without writing it again (bulk dispatch would pay twice).
+ */
+export function checkedPayload(eventName: string, payload: unknown, limits: PayloadLimits): TSerializableValues | null {
+  const { copy, json } = checked(eventName, payload, limits);
+  if (typeof copy === 'object' && copy !== null && json !== null) checkedJson.set(copy, json);
+  return copy;
+}
+
+/**
+ * Reads every value once, checking it and building a plain copy (data only: no getters, no
+ * prototypes), then writes the copy's JSON: a getter that answers 1 and then NaN is checked and
+ * stored as the same 1 (a check followed by JSON.stringify of the original would read it twice).
+ */
+function checked(eventName: string, payload: unknown, limits: PayloadLimits): { copy: TSerializableValues | null; json: string | null } {
+  if (payload === undefined || payload === null) return { copy: null, json: null };
+  if (typeof payload === 'object') {
+    // Taken once: a copy stored again later (changed in place, say) is checked again.
+    const known = checkedJson.get(payload);
+    if (known !== undefined) {
+      checkedJson.delete(payload);
+      return { copy: payload as TSerializableValues, json: known };
+    }
+  }
+  const copy = copyChecked(eventName, payload, 'payload', new Set(), 0) as TSerializableValues;
+  const json = JSON.stringify(copy);
+  // Fewer UTF-16 units than a third of the limit cannot exceed it (3 bytes per unit at most): only longer texts are measured.
+  if (limits.maxBytes !== undefined && json.length > limits.maxBytes / 3) {
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > limits.maxBytes) {
+      throw new UnserializablePayloadError(eventName, 'payload', `is ${bytes} bytes of JSON, more than maxPayloadBytes (${limits.maxBytes})`);
+    }
+  }
+  return { copy, json };
+}
+
+function copyChecked(eventName: string, value: unknown, path: string, ancestors: Set<object>, depth: number): unknown {
   const fail = (problem: string): never => {
     throw new UnserializablePayloadError(eventName, path, problem);
   };
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
     case 'boolean':
-      return value ? 'true' : 'false';
+      return value;
     case 'number':
       if (!Number.isFinite(value)) fail(`is ${value} (JSON would store null)`);
-      return JSON.stringify(value);
+      return value;
     case 'bigint':
       return fail('is a BigInt (JSON cannot store it; send it as a string)');
     case 'function':
@@ -55,20 +82,20 @@ function writeJson(eventName: string, value: unknown, path: string, ancestors: S
     case 'undefined':
       return fail('is undefined inside an array (JSON would store null)');
   }
-  if (value === null) return 'null';
+  if (value === null) return null;
   const object = value as object;
   if (ancestors.has(object)) fail('refers back to itself (a cycle)');
   // Checked before descending: a 10,000-deep payload is refused, never a stack overflow (here or in a reader).
   if (depth >= MAX_PAYLOAD_DEPTH) fail(`nests more than ${MAX_PAYLOAD_DEPTH} arrays or objects deep`);
   if (Array.isArray(object)) {
     ancestors.add(object);
-    const items: string[] = [];
+    const items: unknown[] = new Array(object.length);
     for (let index = 0; index < object.length; index++) {
       if (!(index in object)) fail(`has a hole at index ${index}`);
-      items.push(writeJson(eventName, object[index], `${path}[${index}]`, ancestors, depth + 1));
+      items[index] = copyChecked(eventName, object[index], `${path}[${index}]`, ancestors, depth + 1);
     }
     ancestors.delete(object);
-    return `[${items.join(',')}]`;
+    return items;
   }
   const prototype: unknown = Object.getPrototypeOf(object);
   if (prototype !== Object.prototype && prototype !== null) {
@@ -77,11 +104,15 @@ function writeJson(eventName: string, value: unknown, path: string, ancestors: S
   }
   if (Object.getOwnPropertySymbols(object).length > 0) fail('has symbol keys');
   ancestors.add(object);
-  const members: string[] = [];
+  const copy: Record<string, unknown> = {};
   for (const [key, child] of Object.entries(object)) {
     // An undefined property reads back as undefined after JSON drops it: its meaning is kept.
-    if (child !== undefined) members.push(`${JSON.stringify(key)}:${writeJson(eventName, child, `${path}.${key}`, ancestors, depth + 1)}`);
+    if (child === undefined) continue;
+    const copied = copyChecked(eventName, child, `${path}.${key}`, ancestors, depth + 1);
+    // An own "__proto__" key stays a key (assigning it would set the copy's prototype instead).
+    if (key === '__proto__') Object.defineProperty(copy, key, { value: copied, enumerable: true, writable: true, configurable: true });
+    else copy[key] = copied;
   }
   ancestors.delete(object);
-  return `{${members.join(',')}}`;
+  return copy;
 }

@@ -25,6 +25,11 @@ export const MAX_NAME_LENGTH = 255;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 /** Largest maxPayloadBytes accepted: PostgreSQL's text holds at most 1 GB. */
 export const MAX_PAYLOAD_BYTES_LIMIT = 1024 * 1024 * 1024;
+/**
+ * Longest delay accepted (delaySeconds, runAfterSeconds, backoff): about 317 years, so every due time
+ * stays a valid Date and an exact bigint (1e300 would make it Infinity: a row that can be neither stored nor retried).
+ */
+export const MAX_DELAY_SECONDS = 1e10;
 /** Deepest nesting of arrays and objects a payload may have (deeper JSON overflows the stack of whoever reads it). */
 export const MAX_PAYLOAD_DEPTH = 100;
 export const DEFAULT_RUN_AFTER_SECONDS = 0;

@@ -179,6 +179,7 @@ describe('bad input at dispatch and at run time', () => {
     [{ runAfterSeconds: -1 }, 'runAfterSeconds', 'must be a finite number ≥ 0 (got -1)'],
     [{ concurrency: 0 }, 'concurrency', 'must be an integer ≥ 1 (got 0)'],
     // Issue 14 point 15: a misspelt option is refused, not ignored.
+    [{ runAfterSeconds: 1e300 }, 'runAfterSeconds', 'must be at most 10000000000 (got 1e+300)'],
     [{ queueNme: 'x' }, 'queueNme', 'is not an option (known: queueName, retries, runAfterSeconds, runOnce,'],
     [{ queueName: 'q'.repeat(256) }, 'queueName', 'must be at most 255 characters (got 256)'],
     [{ queueName: 'bad\u0000' }, 'queueName', 'must not contain NUL'],
@@ -219,6 +220,12 @@ describe('invalid module options stop startup', () => {
     [{ queues: { ['q'.repeat(300)]: {} } }, `queues["${'q'.repeat(300)}"] (queue name)`, 'must be at most 255 characters (got 300)'],
     [{ queues: { 'mail\u0000': {} } }, 'queues["mail\\u0000"] (queue name)', 'must not contain NUL'],
     [{ queues: { 'mail\ud800': {} } }, 'queues["mail\\ud800"] (queue name)', 'must be well-formed Unicode'],
+    [{ defaults: { runAfterSeconds: 1e300 } }, 'defaults.runAfterSeconds', 'must be at most 10000000000 (got 1e+300)'],
+    [
+      { queues: { mail: { backoff: { type: 'exponential', maxSeconds: 1e300 } } } },
+      'queues["mail"].backoff.maxSeconds',
+      'must be at most 10000000000 (got 1e+300)',
+    ],
     [{ maxPayloadBytes: 0 }, 'maxPayloadBytes', 'must be an integer ≥ 1 (got 0)'],
     [{ maxPayloadBytes: '1mb' }, 'maxPayloadBytes', 'must be an integer ≥ 1 (got "1mb")'],
     [{ maxPayloadBytes: 2 ** 31 }, 'maxPayloadBytes', `must be at most ${2 ** 30} (got ${2 ** 31})`],

@@ -17,7 +17,7 @@ import type { DispatchOptions, IEventService } from '../interfaces/event-service
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { IWorkerAttributes, TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES } from '../worker.constants.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES, MAX_DELAY_SECONDS } from '../worker.constants.js';
 import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
@@ -39,9 +39,6 @@ function assertDispatchOptions(options: DispatchOptions): void {
   if (options.uniqueKey !== undefined) assertStoredName('uniqueKey', options.uniqueKey);
 }
 
-/** The latest instant a Date holds (±8.64e15 ms): a due time past it could not be stored nor compared. */
-const MAX_DATE_MS = 8.64e15;
-
 
 /** When a dispatched row becomes due: now, or later by delaySeconds or runAt. */
 function dueTime(options: DispatchOptions, now: Date): Date | undefined {
@@ -49,7 +46,7 @@ function dueTime(options: DispatchOptions, now: Date): Date | undefined {
     throw new InvalidWorkerOptionsError('delaySeconds', 'cannot be combined with runAt: give one of them');
   }
   if (options.delaySeconds !== undefined) {
-    assertNumber('delaySeconds', options.delaySeconds, 0, Math.floor((MAX_DATE_MS - now.getTime()) / 1000));
+    assertNumber('delaySeconds', options.delaySeconds, 0, MAX_DELAY_SECONDS);
     return new Date(now.getTime() + options.delaySeconds * 1000);
   }
   if (options.runAt !== undefined) {

@@ -1,6 +1,6 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
-import { MAX_BATCH_SIZE, MAX_NAME_LENGTH, MAX_PAYLOAD_BYTES_LIMIT } from '../worker.constants.js';
+import { MAX_BATCH_SIZE, MAX_DELAY_SECONDS, MAX_NAME_LENGTH, MAX_PAYLOAD_BYTES_LIMIT } from '../worker.constants.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -83,7 +83,9 @@ export function assertRetrySettings(
   required: boolean,
 ): void {
   if (required || settings.retries !== undefined) assertInteger(fieldName('retries'), settings.retries, 1);
-  if (required || settings.runAfterSeconds !== undefined) assertNumber(fieldName('runAfterSeconds'), settings.runAfterSeconds, 0);
+  if (required || settings.runAfterSeconds !== undefined) {
+    assertNumber(fieldName('runAfterSeconds'), settings.runAfterSeconds, 0, MAX_DELAY_SECONDS);
+  }
   if (settings.backoff !== undefined) assertBackoff(fieldName('backoff'), settings.backoff);
   if (settings.timeoutSeconds !== undefined) {
     assertNumber(fieldName('timeoutSeconds'), settings.timeoutSeconds, 0.001);
@@ -98,7 +100,7 @@ export function assertBackoff(field: string, value: unknown): asserts value is B
     if (options.type === 'fixed') return assertKnownKeys(field, options, ['type']);
     if (options.type === 'exponential') {
       assertKnownKeys(field, options, ['type', 'maxSeconds', 'jitter']);
-      if (options.maxSeconds !== undefined) assertNumber(`${field}.maxSeconds`, options.maxSeconds, 0);
+      if (options.maxSeconds !== undefined) assertNumber(`${field}.maxSeconds`, options.maxSeconds, 0, MAX_DELAY_SECONDS);
       if (options.jitter !== undefined) assertBoolean(`${field}.jitter`, options.jitter);
       return;
     }

@@ -17,6 +17,7 @@ import {
   assertPlainObject,
   assertRetrySettings,
   assertStoredName,
+  MAX_TIMER_SECONDS,
 } from './processing/worker-options.validation.js';
 import {
   DEFAULT_BUSY_TIMEOUT_MS,
@@ -29,6 +30,8 @@ import {
   DEFAULT_SHUTDOWN_GRACE_SECONDS,
   DEFAULT_SQLITE_FILE,
   HEARTBEATS_PER_LEASE,
+  MAX_DELAY_SECONDS,
+  MAX_TIMER_MS,
 } from './worker.constants.js';
 
 export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> & Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
@@ -118,11 +121,11 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   const listen = input.listen ?? true;
   assertBoolean('listen', listen);
   const leaseSeconds = input.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-  assertNumber('leaseSeconds', leaseSeconds, 1);
+  assertNumber('leaseSeconds', leaseSeconds, 1, MAX_DELAY_SECONDS);
   const heartbeatSeconds = input.heartbeatSeconds ?? leaseSeconds / HEARTBEATS_PER_LEASE;
   assertHeartbeat(heartbeatSeconds, leaseSeconds);
   const shutdownGraceSeconds = input.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
-  assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0);
+  assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0, MAX_TIMER_SECONDS);
   const maxPayloadBytes = input.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   assertMaxPayloadBytes('maxPayloadBytes', maxPayloadBytes);
   if (input.logger !== undefined) {
@@ -166,7 +169,7 @@ function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOpti
   assertKnownKeys(field, value, QUEUE_KEYS);
   const resolved = { ...fallback, ...stripUndefined(value) } as ResolvedQueueOptions;
   assertRetrySettings((setting) => `${field}.${setting}`, resolved, true);
-  assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10);
+  assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10, MAX_TIMER_MS);
   assertInteger(`${field}.concurrency`, resolved.concurrency, 1);
   if (resolved.batchSize !== undefined) assertBatchSize(`${field}.batchSize`, resolved.batchSize);
   return resolved;

@@ -180,6 +180,7 @@ describe('bad input at dispatch and at run time', () => {
     [{ concurrency: 0 }, 'concurrency', 'must be an integer ≥ 1 (got 0)'],
     // Issue 14 point 15: a misspelt option is refused, not ignored.
     [{ runAfterSeconds: 1e300 }, 'runAfterSeconds', 'must be at most 10000000000 (got 1e+300)'],
+    [{ timeoutSeconds: 1e7 }, 'timeoutSeconds', 'must be at most 2147483.647 (got 10000000)'],
     [{ queueNme: 'x' }, 'queueNme', 'is not an option (known: queueName, retries, runAfterSeconds, runOnce,'],
     [{ queueName: 'q'.repeat(256) }, 'queueName', 'must be at most 255 characters (got 256)'],
     [{ queueName: 'bad\u0000' }, 'queueName', 'must not contain NUL'],
@@ -226,6 +227,12 @@ describe('invalid module options stop startup', () => {
       'queues["mail"].backoff.maxSeconds',
       'must be at most 10000000000 (got 1e+300)',
     ],
+    // A Node timer holds at most 2^31 - 1 ms: longer ones fire after 1 ms (every event would time out at once).
+    [{ defaults: { timeoutSeconds: 30 * 86_400 } }, 'defaults.timeoutSeconds', 'must be at most 2147483.647 (got 2592000)'],
+    [{ defaults: { pollIntervalMs: 2 ** 31 } }, 'defaults.pollIntervalMs', 'must be at most 2147483647 (got 2147483648)'],
+    [{ shutdownGraceSeconds: 1e9 }, 'shutdownGraceSeconds', 'must be at most 2147483.647 (got 1000000000)'],
+    [{ leaseSeconds: 1e300 }, 'leaseSeconds', 'must be at most 10000000000 (got 1e+300)'],
+    [{ leaseSeconds: 1e8 }, 'heartbeatSeconds', 'must be at most 2147483.647 (got 33333333.333333332)'],
     [{ maxPayloadBytes: 0 }, 'maxPayloadBytes', 'must be an integer ≥ 1 (got 0)'],
     [{ maxPayloadBytes: '1mb' }, 'maxPayloadBytes', 'must be an integer ≥ 1 (got "1mb")'],
     [{ maxPayloadBytes: 2 ** 31 }, 'maxPayloadBytes', `must be at most ${2 ** 30} (got ${2 ** 31})`],

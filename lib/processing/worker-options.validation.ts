@@ -1,6 +1,6 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
-import { MAX_BATCH_SIZE, MAX_DELAY_SECONDS, MAX_NAME_LENGTH, MAX_PAYLOAD_BYTES_LIMIT } from '../worker.constants.js';
+import { MAX_BATCH_SIZE, MAX_DELAY_SECONDS, MAX_NAME_LENGTH, MAX_PAYLOAD_BYTES_LIMIT, MAX_TIMER_MS } from '../worker.constants.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -33,6 +33,12 @@ export function assertInteger(field: string, value: unknown, min: number, max = 
   }
   if (value > max) throw new InvalidWorkerOptionsError(field, `must be at most ${max} (got ${describe(value)})`);
 }
+
+/**
+ * Longest wait one Node timer takes (2^31 - 1 ms, 24.8 days): a longer setTimeout/setInterval fires
+ * after 1 ms instead, so a timeout, heartbeat, poll interval or grace period beyond it is refused.
+ */
+export const MAX_TIMER_SECONDS = MAX_TIMER_MS / 1000;
 
 /** Checks the maxPayloadBytes option wherever it is given (module options, EventService options). */
 export function assertMaxPayloadBytes(field: string, value: unknown): void {
@@ -88,7 +94,7 @@ export function assertRetrySettings(
   }
   if (settings.backoff !== undefined) assertBackoff(fieldName('backoff'), settings.backoff);
   if (settings.timeoutSeconds !== undefined) {
-    assertNumber(fieldName('timeoutSeconds'), settings.timeoutSeconds, 0.001);
+    assertNumber(fieldName('timeoutSeconds'), settings.timeoutSeconds, 0.001, MAX_TIMER_SECONDS);
   }
 }
 
@@ -114,7 +120,7 @@ export function assertBackoff(field: string, value: unknown): asserts value is B
 
 /** A heartbeat must come well inside the lease it renews, or the lease lapses between beats. */
 export function assertHeartbeat(heartbeatSeconds: unknown, leaseSeconds: number, field = 'heartbeatSeconds'): void {
-  assertNumber(field, heartbeatSeconds, 0.05);
+  assertNumber(field, heartbeatSeconds, 0.05, MAX_TIMER_SECONDS);
   if ((heartbeatSeconds as number) > leaseSeconds / 2) {
     throw new InvalidWorkerOptionsError(field, `must be at most half of leaseSeconds (${leaseSeconds}), got ${String(heartbeatSeconds)}`);
   }

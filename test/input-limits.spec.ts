@@ -12,6 +12,7 @@ import {
   FailedWorkerService,
   InvalidWorkerOptionsError,
   QueueEvent,
+  RecurringEventScheduler,
   UnserializablePayloadError,
   WORKER_DATA_SOURCE,
   WorkerModule,
@@ -110,6 +111,28 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
     const failed = t.app.get(FailedWorkerService);
     expect((await failed.list({ queueName: 'mail' })).items.map((item) => item.queueName)).toEqual(['mail']);
     expect((await failed.list({ queueName: 'mail ' })).items.map((item) => item.queueName)).toEqual(['mail ']);
+  });
+
+  it("compares schedule names exactly: schedules 'digest' and 'digest ' each dispatch their slot", async () => {
+    const recurring = [
+      { event: MailEvent, cron: '0 * * * *', name: 'digest', payload: { label: 'plain' } },
+      { event: MailEvent, cron: '0 * * * *', name: 'digest ', payload: { label: 'padded' } },
+    ];
+    const app = await createTestApp({ events, recurring }, {}, database);
+    try {
+      const scheduler = app.app.get(RecurringEventScheduler);
+      const slot = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000);
+      const plain = await scheduler.dispatchSlot('digest', slot);
+      const padded = await scheduler.dispatchSlot('digest ', slot);
+      expect(plain).toBeDefined();
+      expect(padded).toBeDefined();
+      expect(padded).not.toBe(plain);
+      expect((await pendingRows(app.dataSource)).map((row) => row.payload)).toEqual(['{"label":"plain"}', '{"label":"padded"}']);
+      // Each slot still runs once: dispatching it again adds nothing.
+      expect(await scheduler.dispatchSlot('digest ', slot)).toBeUndefined();
+    } finally {
+      await app.close();
+    }
   });
 
   it.each([

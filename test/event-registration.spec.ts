@@ -42,6 +42,14 @@ describe('event classes per module (issue 14 point 18)', () => {
     );
   });
 
+  it('lets a service that lists other events start, and refuses only a use of the name two collected classes claim', async () => {
+    const service = new RecordingEventService({ events: [ListedNeedsProviderEvent] });
+    await expect(service.dispatch(new ListedNeedsProviderEvent(null))).resolves.toBe('recorded-1');
+    await expect(service.dispatch(new EmailNotificationEvent({ to: 'ada@example.com' }))).rejects.toBeInstanceOf(DuplicateEventNameError);
+    expect(service.getRegisteredEvents().map((event) => event.name)).not.toContain('EmailNotificationEvent');
+    expect(service.dispatches).toHaveLength(1);
+  });
+
   it('refuses two listed classes of one name, saying where each comes from', () => {
     expect(() => new EventService({ events: [EmailNotificationEvent, OtherModulesEmailEvent] })).toThrow(
       'Two event classes are registered as "EmailNotificationEvent" (EmailNotificationEvent (listed, decorated at ' +

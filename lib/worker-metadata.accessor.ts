@@ -1,3 +1,5 @@
+import { isAbsolute, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Reflector } from '@nestjs/core';
 import type { QueueEventMetadata } from './interfaces/queue-event-metadata.interface.js';
 import type { RecurringEventOptions } from './interfaces/recurring-event.interface.js';
@@ -18,15 +20,37 @@ export function getQueueEventMetadata(eventClass: Function): QueueEventMetadata 
   return metadata;
 }
 
-/** Every class decorated with @QueueEvent() so far in this process. */
-const decoratedEventClasses = new Set<Function>();
+/** Every class decorated with @QueueEvent() so far in this process, with where it was decorated. */
+const decoratedEventClasses = new Map<Function, string | undefined>();
 
-export function rememberDecoratedEventClass(eventClass: Function): void {
-  decoratedEventClasses.add(eventClass);
+/** `origin`: the file and line of the decoration (see callerOrigin), to tell same-named classes apart. */
+export function rememberDecoratedEventClass(eventClass: Function, origin?: string): void {
+  decoratedEventClasses.set(eventClass, origin);
 }
 
 export function getDecoratedEventClasses(): Function[] {
-  return [...decoratedEventClasses];
+  return [...decoratedEventClasses.keys()];
+}
+
+/** Where @QueueEvent() was applied to the class ("src/mail/events.ts:12"), when known. */
+export function getEventClassOrigin(eventClass: Function): string | undefined {
+  return decoratedEventClasses.get(eventClass);
+}
+
+/**
+ * Where `functionName` (a decorator of this package) was called from: the stack frame after its own,
+ * as the file (relative to the working directory when inside it) and line. Read once per decorated
+ * class, at its definition.
+ */
+export function callerOrigin(functionName: string): string | undefined {
+  const frames = (new Error().stack ?? '').split('\n').slice(1);
+  const own = frames.findIndex((frame) => frame.trim().startsWith(`at ${functionName} `));
+  const caller = own === -1 ? undefined : frames[own + 1];
+  const match = caller === undefined ? null : /\(?((?:file:\/\/)?[^()\s]+?):(\d+):\d+\)?\s*$/.exec(caller);
+  if (!match) return undefined;
+  const file = match[1]!.startsWith('file://') ? fileURLToPath(match[1]!) : match[1]!;
+  const shown = relative(process.cwd(), file);
+  return `${shown.startsWith('..') || isAbsolute(shown) ? file : shown}:${match[2]}`;
 }
 
 /** One @RecurringEvent() of a class. */

@@ -10,22 +10,28 @@ import {
   assertHeartbeat,
   assertInteger,
   assertKnownKeys,
+  assertMaxPayloadBytes,
   assertNonEmptyString,
   assertNumber,
   assertBatchSize,
   assertPlainObject,
   assertRetrySettings,
+  assertStoredName,
+  MAX_TIMER_SECONDS,
 } from './processing/worker-options.validation.js';
 import {
   DEFAULT_BUSY_TIMEOUT_MS,
   DEFAULT_CONCURRENCY,
   DEFAULT_LEASE_SECONDS,
+  DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_POLL_INTERVAL_MS,
   DEFAULT_RETRIES,
   DEFAULT_RUN_AFTER_SECONDS,
   DEFAULT_SHUTDOWN_GRACE_SECONDS,
   DEFAULT_SQLITE_FILE,
   HEARTBEATS_PER_LEASE,
+  MAX_DELAY_SECONDS,
+  MAX_TIMER_MS,
 } from './worker.constants.js';
 
 export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> & Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
@@ -55,15 +61,18 @@ export interface ResolvedWorkerConfig {
   leaseSeconds: number;
   heartbeatSeconds: number;
   shutdownGraceSeconds: number;
+  maxPayloadBytes: number;
   logger?: ILoggerService;
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
-const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'listen', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'logger'] as const;
+const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'listen', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'maxPayloadBytes', 'logger'] as const;
 const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds'] as const;
 const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
 const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
 const SERVER_TYPES = ['postgres', 'mysql', 'mariadb'] as const;
+/** An unquoted PostgreSQL identifier (NAMEDATALEN 64: at most 63 bytes; ASCII here, so 63 characters). */
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 /** Validates module options at startup; every error names the offending field. */
 export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): ResolvedWorkerConfig {
@@ -85,7 +94,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   if (input.queues !== undefined) {
     assertPlainObject('queues', input.queues);
     for (const [queueName, queueOptions] of Object.entries(input.queues)) {
-      assertNonEmptyString(`queues[${JSON.stringify(queueName)}] (queue name)`, queueName);
+      assertStoredName(`queues[${JSON.stringify(queueName)}] (queue name)`, queueName);
       queues.set(queueName, resolveQueue(`queues[${JSON.stringify(queueName)}]`, queueOptions, defaults));
     }
   }
@@ -112,11 +121,13 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   const listen = input.listen ?? true;
   assertBoolean('listen', listen);
   const leaseSeconds = input.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
-  assertNumber('leaseSeconds', leaseSeconds, 1);
+  assertNumber('leaseSeconds', leaseSeconds, 1, MAX_DELAY_SECONDS);
   const heartbeatSeconds = input.heartbeatSeconds ?? leaseSeconds / HEARTBEATS_PER_LEASE;
   assertHeartbeat(heartbeatSeconds, leaseSeconds);
   const shutdownGraceSeconds = input.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
-  assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0);
+  assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0, MAX_TIMER_SECONDS);
+  const maxPayloadBytes = input.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  assertMaxPayloadBytes('maxPayloadBytes', maxPayloadBytes);
   if (input.logger !== undefined) {
     const logger = input.logger as unknown as Record<string, unknown>;
     for (const method of ['log', 'error', 'warn']) {
@@ -141,6 +152,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     leaseSeconds,
     heartbeatSeconds,
     shutdownGraceSeconds,
+    maxPayloadBytes,
     logger: input.logger,
     queueOptions: (queueName) => queues.get(queueName) ?? defaults,
   };
@@ -157,7 +169,7 @@ function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOpti
   assertKnownKeys(field, value, QUEUE_KEYS);
   const resolved = { ...fallback, ...stripUndefined(value) } as ResolvedQueueOptions;
   assertRetrySettings((setting) => `${field}.${setting}`, resolved, true);
-  assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10);
+  assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10, MAX_TIMER_MS);
   assertInteger(`${field}.concurrency`, resolved.concurrency, 1);
   if (resolved.batchSize !== undefined) assertBatchSize(`${field}.batchSize`, resolved.batchSize);
   return resolved;
@@ -204,6 +216,13 @@ function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOp
   }
   if (resolved.schema !== undefined && resolved.type !== 'postgres') {
     throw new InvalidWorkerOptionsError('database.schema', `is a PostgreSQL option (type is ${resolved.type}): use database.database`);
+  }
+  // TypeORM's synchronize writes the schema into its SQL as given: only a plain identifier is safe there.
+  if (resolved.schema !== undefined && !SCHEMA_NAME.test(resolved.schema)) {
+    throw new InvalidWorkerOptionsError(
+      'database.schema',
+      `must be a plain PostgreSQL identifier: a letter or _, then letters, digits, _ or $, at most 63 (got ${JSON.stringify(resolved.schema)})`,
+    );
   }
   if (resolved.port !== undefined) assertInteger('database.port', resolved.port, 1);
   if (resolved.poolSize !== undefined) assertInteger('database.poolSize', resolved.poolSize, 1);

@@ -19,8 +19,19 @@ export const POLL_INTERVAL_PREFIX = 'nestjs-workers:';
 export const DEFAULT_SQLITE_FILE = 'nestjs-workers.sqlite';
 export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 export const DEFAULT_RETRIES = 3;
-/** The unique_key column is varchar(255). */
-export const MAX_UNIQUE_KEY_LENGTH = 255;
+/** The name columns (queue_name, event_name, unique_key, schedule name) are varchar(255). */
+export const MAX_NAME_LENGTH = 255;
+/** Default of the maxPayloadBytes option: 1 MiB of JSON, as common queues default to (SQS 1 MiB, Cloud Tasks 1 MB). */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+/** Largest maxPayloadBytes accepted: PostgreSQL's text holds at most 1 GB. */
+export const MAX_PAYLOAD_BYTES_LIMIT = 1024 * 1024 * 1024;
+/**
+ * Longest delay accepted (delaySeconds, runAfterSeconds, backoff): about 317 years, so every due time
+ * stays a valid Date and an exact bigint (1e300 would make it Infinity: a row that can be neither stored nor retried).
+ */
+export const MAX_DELAY_SECONDS = 1e10;
+/** Deepest nesting of arrays and objects a payload may have (deeper JSON overflows the stack of whoever reads it). */
+export const MAX_PAYLOAD_DEPTH = 100;
 export const DEFAULT_RUN_AFTER_SECONDS = 0;
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_CONCURRENCY = 1;

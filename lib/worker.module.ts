@@ -97,6 +97,7 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
               resolveDependency: (token) => moduleRef.get(token as string, { strict: false }),
               retriesFor: (queueName) => config.queueOptions(queueName).retries,
               lifecycle,
+              maxPayloadBytes: config.maxPayloadBytes,
             }),
         ),
       inject: [WORKER_CONFIG, WORKER_CREATOR, ModuleRef, WorkerLifecycle, WorkerStartup],

@@ -2,6 +2,7 @@
  * Point 6 of the foundation: bad input gets a clear, typed error and nothing is lost or stored by
  * mistake (DESIGN.md §6).
  */
+import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';
 import {
   BaseEvent,
@@ -83,6 +84,42 @@ describe('bad input at dispatch and at run time', () => {
     expect(await pendingRows(t.dataSource)).toEqual([]);
   });
 
+  it('rejects a payload nested 10,000 deep with UnserializablePayloadError (no stack overflow), and stores nothing', async () => {
+    let deep: unknown = 'bottom';
+    for (let level = 0; level < 10_000; level++) deep = level % 2 ? { next: deep } : [deep];
+    await expect(t.events.dispatch(new AnyPayloadEvent(deep))).rejects.toThrow(UnserializablePayloadError);
+    await expect(t.events.dispatch(new AnyPayloadEvent(deep))).rejects.toThrow('nests more than 100 arrays or objects deep');
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+    let hundred: unknown = 'bottom';
+    for (let level = 0; level < 100; level++) hundred = [hundred];
+    await t.events.dispatch(new AnyPayloadEvent(hundred));
+    expect(await pendingRows(t.dataSource)).toHaveLength(1);
+  });
+
+  it('reads a payload once: a getter answering 1, then NaN, is stored (and run) as 1', async () => {
+    let reads = 0;
+    const payload = {
+      get n(): number {
+        return ++reads === 1 ? 1 : Number.NaN;
+      },
+    };
+    await t.events.dispatch(new AnyPayloadEvent(payload));
+    expect(reads).toBe(1);
+    expect((await pendingRows(t.dataSource)).map((row) => row.payload)).toEqual(['{"n":1}']);
+    let seen: unknown;
+    const spy = jest.spyOn(AnyPayloadEvent.prototype, 'execute').mockImplementation(async function (this: AnyPayloadEvent) {
+      seen = this.getPayload();
+    });
+    expect(await t.workers.runWorker(run())).toMatchObject({ processed: 1 });
+    spy.mockRestore();
+    expect(seen).toEqual({ n: 1 });
+  });
+
+  it('keeps an own "__proto__" key of a payload as a key, as JSON does', async () => {
+    await t.events.dispatch(new AnyPayloadEvent(JSON.parse('{"__proto__":{"admin":true},"n":1}')));
+    expect((await pendingRows(t.dataSource)).map((row) => row.payload)).toEqual(['{"__proto__":{"admin":true},"n":1}']);
+  });
+
   it('accepts JSON-safe payloads, with undefined object properties dropped as JSON does', async () => {
     await t.events.dispatch(new AnyPayloadEvent({ a: [1, 'two', true, null, { b: 2.5 }], skipped: undefined }));
     await t.events.dispatch(new AnyPayloadEvent(null));
@@ -141,6 +178,12 @@ describe('bad input at dispatch and at run time', () => {
     [{ retries: 2.5 }, 'retries', 'must be an integer ≥ 1 (got 2.5)'],
     [{ runAfterSeconds: -1 }, 'runAfterSeconds', 'must be a finite number ≥ 0 (got -1)'],
     [{ concurrency: 0 }, 'concurrency', 'must be an integer ≥ 1 (got 0)'],
+    // Issue 14 point 15: a misspelt option is refused, not ignored.
+    [{ runAfterSeconds: 1e300 }, 'runAfterSeconds', 'must be at most 10000000000 (got 1e+300)'],
+    [{ timeoutSeconds: 1e7 }, 'timeoutSeconds', 'must be at most 2147483.647 (got 10000000)'],
+    [{ queueNme: 'x' }, 'queueNme', 'is not an option (known: queueName, retries, runAfterSeconds, runOnce,'],
+    [{ queueName: 'q'.repeat(256) }, 'queueName', 'must be at most 255 characters (got 256)'],
+    [{ queueName: 'bad\u0000' }, 'queueName', 'must not contain NUL'],
   ])('rejects runWorker options %j with an error naming the option', async (overrides, field, problem) => {
     const attempt = t.workers.runWorker(run(overrides as Partial<TEventWorkerOptions>));
     await expect(attempt).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
@@ -174,6 +217,31 @@ describe('invalid module options stop startup', () => {
     [{ leaseSeconds: 2, heartbeatSeconds: 0 }, 'heartbeatSeconds', 'must be a finite number ≥ 0.05 (got 0)'],
     [{ shutdownGraceSeconds: -1 }, 'shutdownGraceSeconds', 'must be a finite number ≥ 0 (got -1)'],
     [{ logger: {} }, 'logger', 'must have a log() method'],
+    // Issue 14 points 11-13, 17: names that could never be stored, payload limits, SQL in the schema.
+    [{ queues: { ['q'.repeat(300)]: {} } }, `queues["${'q'.repeat(300)}"] (queue name)`, 'must be at most 255 characters (got 300)'],
+    [{ queues: { 'mail\u0000': {} } }, 'queues["mail\\u0000"] (queue name)', 'must not contain NUL'],
+    [{ queues: { 'mail\ud800': {} } }, 'queues["mail\\ud800"] (queue name)', 'must be well-formed Unicode'],
+    [{ defaults: { runAfterSeconds: 1e300 } }, 'defaults.runAfterSeconds', 'must be at most 10000000000 (got 1e+300)'],
+    [
+      { queues: { mail: { backoff: { type: 'exponential', maxSeconds: 1e300 } } } },
+      'queues["mail"].backoff.maxSeconds',
+      'must be at most 10000000000 (got 1e+300)',
+    ],
+    // A Node timer holds at most 2^31 - 1 ms: longer ones fire after 1 ms (every event would time out at once).
+    [{ defaults: { timeoutSeconds: 30 * 86_400 } }, 'defaults.timeoutSeconds', 'must be at most 2147483.647 (got 2592000)'],
+    [{ defaults: { pollIntervalMs: 2 ** 31 } }, 'defaults.pollIntervalMs', 'must be at most 2147483647 (got 2147483648)'],
+    [{ shutdownGraceSeconds: 1e9 }, 'shutdownGraceSeconds', 'must be at most 2147483.647 (got 1000000000)'],
+    [{ leaseSeconds: 1e300 }, 'leaseSeconds', 'must be at most 10000000000 (got 1e+300)'],
+    [{ leaseSeconds: 1e8 }, 'heartbeatSeconds', 'must be at most 2147483.647 (got 33333333.333333332)'],
+    [{ maxPayloadBytes: 0 }, 'maxPayloadBytes', 'must be an integer ≥ 1 (got 0)'],
+    [{ maxPayloadBytes: '1mb' }, 'maxPayloadBytes', 'must be an integer ≥ 1 (got "1mb")'],
+    [{ maxPayloadBytes: 2 ** 31 }, 'maxPayloadBytes', `must be at most ${2 ** 30} (got ${2 ** 31})`],
+    [
+      { database: { type: 'postgres', url: 'postgres://db/app', schema: 'x"; DROP TABLE victim; --' } },
+      'database.schema',
+      'must be a plain PostgreSQL identifier',
+    ],
+    [{ database: { type: 'postgres', url: 'postgres://db/app', schema: 's'.repeat(64) } }, 'database.schema', 'must be a plain PostgreSQL identifier'],
   ])('rejects %j naming %s', async (options, field, problem) => {
     const compile = () =>
       Test.createTestingModule({ imports: [WorkerModule.forRoot(options as unknown as WorkerModuleOptions)] }).compile();
@@ -199,6 +267,9 @@ describe('invalid @QueueEvent() options stop startup', () => {
     ['mail', { name: '' }, 'options.name', 'must be a non-empty string (got "")'],
     ['mail', { retry: 3 }, 'options.retry', 'is not an option (known: name, retries, runAfterSeconds, backoff, timeoutSeconds, priority)'],
     ['mail', 'urgent', 'options', 'must be an object (got "urgent")'],
+    ['q'.repeat(256), {}, 'queue name', 'must be at most 255 characters (got 256)'],
+    ['mail\u0000', {}, 'queue name', 'must not contain NUL'],
+    ['mail', { name: 'Event\udc00' }, 'options.name', 'must be well-formed Unicode'],
   ])('rejects @QueueEvent(%j, %j) naming the class and %s', (queueName, options, field, problem) => {
     expect(decorate(queueName, options)).toThrow(InvalidWorkerOptionsError);
     expect(decorate(queueName, options)).toThrow(

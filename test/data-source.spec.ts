@@ -238,6 +238,20 @@ describe.each(testDatabases())('shipped migrations ($name)', (database) => {
       );
       if (type() === 'mariadb') expect(uniqueIndex!.definition).toBe('queue_name,unique_key');
       else expect(uniqueIndex!.definition).toMatch(/WHERE \(?"?unique_key"? IS NOT NULL\)?/);
+      // Nor collations: the name columns must compare exactly (NO PAD), as the entities say (issue 14 point 10).
+      if (type() === 'mariadb') {
+        const collations = await dataSource.query<{ name: string; collation: string }[]>(
+          "SELECT CONCAT(TABLE_NAME, '.', COLUMN_NAME) AS name, COLLATION_NAME AS collation FROM information_schema.COLUMNS " +
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('nestjs_workers', 'nestjs_failed_workers', 'nestjs_workers_schedules') " +
+            "AND COLUMN_NAME IN ('queue_name', 'event_name', 'unique_key', 'name') ORDER BY name",
+        );
+        expect(collations).toEqual(
+          [
+            'nestjs_failed_workers.event_name', 'nestjs_failed_workers.queue_name', 'nestjs_failed_workers.unique_key',
+            'nestjs_workers.event_name', 'nestjs_workers.queue_name', 'nestjs_workers.unique_key', 'nestjs_workers_schedules.name',
+          ].map((name) => ({ name, collation: 'utf8mb4_nopad_bin' })),
+        );
+      }
       // Reverting the later migrations gives back the first release's schema, which they migrate again.
       for (let undone = 1; undone < migrations.length; undone++) await dataSource.undoLastMigration();
       const runner = dataSource.createQueryRunner();

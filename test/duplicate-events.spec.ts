@@ -25,7 +25,8 @@ describe('event names', () => {
       }).compile();
     await expect(compile()).rejects.toBeInstanceOf(DuplicateEventNameError);
     await expect(compile()).rejects.toThrow(
-      'Two event classes are registered as "InvoiceCreated" (InvoiceCreatedV1 and InvoiceCreatedV2)',
+      'Two event classes are registered as "InvoiceCreated" (InvoiceCreatedV1 (decorated at test/duplicate-events.spec.ts:9) ' +
+        'and InvoiceCreatedV2 (decorated at test/duplicate-events.spec.ts:14))',
     );
     expect(new InvoiceCreatedV1(null).getName()).toBe(new InvoiceCreatedV2(null).getName());
     database.cleanup();

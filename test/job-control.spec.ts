@@ -100,6 +100,11 @@ describe.each(testDatabases())('job control ($name)', (database) => {
     expect(logger.messages('error')).toContain(
       'The backoff function of AlwaysFailingEvent returned NaN, not a number of seconds ≥ 0; retrying after runAfterSeconds instead',
     );
+    // Issue 14 point 13: a due time 1e300 s out is no Date; the row would be neither retried nor moved.
+    expect(await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 2, backoff: () => 1e300 })).toBeCloseTo(2, 0);
+    expect(logger.messages('error')).toContain(
+      'The backoff function of AlwaysFailingEvent returned 1e+300, more than the longest delay (10000000000 s); retrying after runAfterSeconds instead',
+    );
   });
 
   it("lets an event class's backoff win over the run's", async () => {

@@ -3,13 +3,13 @@ import type { QueueEventMetadata } from '../interfaces/queue-event-metadata.inte
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import {
   assertKnownKeys,
-  assertNonEmptyString,
   assertPlainObject,
   assertPriority,
   assertRetrySettings,
+  assertStoredName,
 } from '../processing/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
-import { rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
+import { callerOrigin, rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
 
 const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'timeoutSeconds', 'priority'] as const;
 
@@ -21,18 +21,20 @@ const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'time
  */
 export function QueueEvent(queueName: string, options: QueueEventOptions = {}): ClassDecorator {
   const setMetadata = SetMetadata(QUEUE_EVENT_METADATA, { ...options, queueName } satisfies QueueEventMetadata);
+  // Taken here, where the class's own file calls in: two classes of one name can then be told apart.
+  const origin = callerOrigin(QueueEvent.name);
   return (target) => {
     validateQueueEventOptions(`@QueueEvent() on ${target.name}`, queueName, options);
     setMetadata(target);
-    rememberDecoratedEventClass(target);
+    rememberDecoratedEventClass(target, origin);
   };
 }
 
 function validateQueueEventOptions(where: string, queueName: unknown, options: unknown): void {
-  assertNonEmptyString(`${where}: queue name`, queueName);
+  assertStoredName(`${where}: queue name`, queueName);
   assertPlainObject(`${where}: options`, options);
   assertKnownKeys(`${where}: options`, options, QUEUE_EVENT_KEYS);
-  if (options.name !== undefined) assertNonEmptyString(`${where}: options.name`, options.name);
+  if (options.name !== undefined) assertStoredName(`${where}: options.name`, options.name);
   assertRetrySettings((setting) => `${where}: options.${setting}`, options, false);
   if (options.priority !== undefined) assertPriority(`${where}: options.priority`, options.priority);
 }

@@ -7,19 +7,21 @@ import {
 } from '../errors/worker.error.js';
 import {
   assertKnownKeys,
-  assertNonEmptyString,
+  assertMaxPayloadBytes,
   assertNumber,
   assertPlainObject,
   assertPriority,
+  assertStoredName,
 } from '../processing/worker-options.validation.js';
 import type { DispatchOptions, IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { IWorkerAttributes, TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
-import { DEFAULT_RETRIES, MAX_UNIQUE_KEY_LENGTH } from '../worker.constants.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES, MAX_DELAY_SECONDS } from '../worker.constants.js';
 import type { BaseEvent, EventClass } from './base-event.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
+import { checkedPayload } from './payload-serializer.js';
 import type { WorkerLifecycle } from '../processing/worker-lifecycle.js';
 import type { DatabaseClock } from '../storage/database-clock.js';
 import { TypeOrmWorkerCreator } from '../storage/typeorm-worker.creator.js';
@@ -35,20 +37,17 @@ function assertDispatchOptions(options: DispatchOptions): void {
   assertPlainObject('dispatch options', raw);
   assertKnownKeys('', raw, DISPATCH_OPTION_KEYS);
   if (options.priority !== undefined) assertPriority('priority', options.priority);
-  if (options.uniqueKey !== undefined) {
-    assertNonEmptyString('uniqueKey', options.uniqueKey);
-    if (options.uniqueKey.length > MAX_UNIQUE_KEY_LENGTH) {
-      throw new InvalidWorkerOptionsError('uniqueKey', `must be at most ${MAX_UNIQUE_KEY_LENGTH} characters (got ${options.uniqueKey.length})`);
-    }
-  }
+  if (options.uniqueKey !== undefined) assertStoredName('uniqueKey', options.uniqueKey);
 }
 
+
 /** When a dispatched row becomes due: now, or later by delaySeconds or runAt. */
-function dueTime(options: DispatchOptions, now: Date): Date | undefined {  if (options.delaySeconds !== undefined && options.runAt !== undefined) {
+function dueTime(options: DispatchOptions, now: Date): Date | undefined {
+  if (options.delaySeconds !== undefined && options.runAt !== undefined) {
     throw new InvalidWorkerOptionsError('delaySeconds', 'cannot be combined with runAt: give one of them');
   }
   if (options.delaySeconds !== undefined) {
-    assertNumber('delaySeconds', options.delaySeconds, 0);
+    assertNumber('delaySeconds', options.delaySeconds, 0, MAX_DELAY_SECONDS);
     return new Date(now.getTime() + options.delaySeconds * 1000);
   }
   if (options.runAt !== undefined) {
@@ -97,6 +96,8 @@ export interface EventServiceOptions {
   retriesFor?: (queueName: string) => number;
   /** Where 'dispatched' is announced (@OnWorkerEvent() hooks, metrics). */
   lifecycle?: WorkerLifecycle;
+  /** Largest payload dispatch() stores, in bytes of its JSON (UTF-8). Default 1 MiB. */
+  maxPayloadBytes?: number;
 }
 
 /**
@@ -109,8 +110,11 @@ export class EventService implements IEventService {
   private readonly resolveDependency?: DependencyResolver;
   private readonly retriesFor: (queueName: string) => number;
   private readonly lifecycle?: WorkerLifecycle;
+  private readonly maxPayloadBytes: number;
 
   constructor(options: EventServiceOptions = {}) {
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    assertMaxPayloadBytes('maxPayloadBytes', this.maxPayloadBytes);
     this.registry = new EventRegistry(options.events);
     this.workerCreator = options.workerCreator;
     this.resolveDependency = options.resolveDependency;
@@ -139,10 +143,14 @@ export class EventService implements IEventService {
     return this.registry.all().map(({ name, eventClass, queueName }) => ({ name, eventClass, queueName }));
   }
 
-  /** Resolves every registered event's `@Inject()` properties now, returning what cannot be resolved. */
+  /**
+   * Resolves the `@Inject()` properties of this service's own events now (those it lists, or every
+   * collected @QueueEvent() class when it lists none), returning what cannot be resolved. A service
+   * that lists its events does not report another module's classes it merely collected.
+   */
   checkEventDependencies(): EventDependencyError[] {
     const problems: EventDependencyError[] = [];
-    for (const { name, eventClass } of this.registry.all()) {
+    for (const { name, eventClass } of this.registry.own()) {
       try {
         resolveEventDependencies(eventClass, name, this.resolveDependency);
       } catch (error) {
@@ -205,9 +213,12 @@ export class EventService implements IEventService {
     const eventName = event.getName();
     const registered = this.registry.find(eventName);
     if (registered?.eventClass !== event.constructor) throw new UnknownEventError(eventName);
+    // getQueueName() may compute the name: it is checked on every dispatch, like any stored name.
+    assertStoredName(`queue name of ${eventName}`, queueName);
+    // Read and checked once: the row stores a copy parsed from the checked JSON, so a getter that
+    // answers differently on a second read cannot change what is stored.
     const attributes: IWorkerAttributes = {
-      // Checked and serialized when the row is built (serializePayload): a bad payload stores nothing.
-      payload: (event.getPayload() ?? null) as TSerializableValues | null,
+      payload: checkedPayload(eventName, event.getPayload(), { maxBytes: this.maxPayloadBytes }),
       attempts: 0,
       retries: registered.options.retries ?? this.retriesFor(queueName),
       queueName,

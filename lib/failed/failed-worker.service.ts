@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { CorruptPayloadError, FailedWorkerNotFoundError, InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { FailedWorkerPage, FailedWorkerQuery, FailedWorkerRecord } from '../interfaces/failed-workers.interface.js';
-import { assertInteger, assertKnownKeys, assertNonEmptyString, assertPlainObject, rowIdOf } from '../processing/worker-options.validation.js';
+import { assertInteger, assertKnownKeys, assertPlainObject, assertStoredName, rowIdOf } from '../processing/worker-options.validation.js';
 import { dialectFor } from '../storage/dialects/dialect-for.js';
 import type { WorkerDialect } from '../storage/dialects/worker-dialect.js';
 import { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
@@ -33,9 +33,10 @@ export class FailedWorkerService {
     assertKnownKeys('', raw, QUERY_KEYS);
     const page = query.page ?? 1;
     const pageSize = query.pageSize ?? DEFAULT_FAILED_PAGE_SIZE;
-    assertInteger('page', page, 1);
     assertInteger('pageSize', pageSize, 1);
     if (pageSize > MAX_FAILED_PAGE_SIZE) throw new InvalidWorkerOptionsError('pageSize', `must be at most ${MAX_FAILED_PAGE_SIZE} (got ${pageSize})`);
+    // The row offset, (page - 1) × pageSize, must stay an exact integer for the OFFSET clause.
+    assertInteger('page', page, 1, Math.floor(Number.MAX_SAFE_INTEGER / pageSize));
     const filter = this.filterOf(query);
     const builder = this.dataSource.manager
       .createQueryBuilder(FailedWorkerEntity, 'failed')
@@ -94,8 +95,8 @@ export class FailedWorkerService {
   }
 
   private filterOf(query: FailedWorkerQuery): FailedRowFilter {
-    if (query.queueName !== undefined) assertNonEmptyString('queueName', query.queueName);
-    if (query.eventName !== undefined) assertNonEmptyString('eventName', query.eventName);
+    if (query.queueName !== undefined) assertStoredName('queueName', query.queueName);
+    if (query.eventName !== undefined) assertStoredName('eventName', query.eventName);
     return { queueName: query.queueName, eventName: query.eventName };
   }
 }

@@ -98,6 +98,12 @@ export interface WorkerModuleOptions {
   heartbeatSeconds?: number;
   /** How long app.close() waits for running events (s). Default 10. */
   shutdownGraceSeconds?: number;
+  /**
+   * Largest payload a dispatch stores, in bytes of its JSON text (UTF-8); a larger one is refused
+   * with UnserializablePayloadError and nothing is stored. Default 1 MiB (1048576), at most 1 GiB.
+   * Above 16 MiB on MariaDB/MySQL, raise the server's max_allowed_packet too.
+   */
+  maxPayloadBytes?: number;
   /** Logger for the workers. Default: Nest's Logger. */
   logger?: ILoggerService;
 }

@@ -6,7 +6,7 @@ import type { QueueStatistics } from '../interfaces/failed-workers.interface.js'
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { WorkerLifecycleEvent } from '../interfaces/worker-lifecycle.interface.js';
 import { WorkerLifecycle } from '../processing/worker-lifecycle.js';
-import { assertKnownKeys, assertNonEmptyString, assertNumber, assertPlainObject } from '../processing/worker-options.validation.js';
+import { assertKnownKeys, assertNumber, assertPlainObject, assertStoredName } from '../processing/worker-options.validation.js';
 import { WorkerService } from '../processing/worker.service.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
 import { WORKER_CONFIG } from '../worker.constants.js';
@@ -60,7 +60,7 @@ export function validateMetricsOptions(options: WorkerMetricsOptions): WorkerMet
   }
   if (queues !== undefined) {
     if (!Array.isArray(queues) || queues.length === 0) throw new InvalidWorkerOptionsError('queues', 'must be a non-empty array of queue names');
-    queues.forEach((queue: unknown, index) => assertNonEmptyString(`queues[${index}]`, queue));
+    queues.forEach((queue: unknown, index) => assertStoredName(`queues[${index}]`, queue));
   }
   return options;
 }

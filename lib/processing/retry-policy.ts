@@ -1,4 +1,5 @@
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
+import { MAX_DELAY_SECONDS } from '../worker.constants.js';
 
 export const DEFAULT_MAX_BACKOFF_SECONDS = 3600;
 
@@ -24,7 +25,12 @@ export function retryDelaySeconds(
       onInvalid(`threw ${thrown instanceof Error ? thrown.message : String(thrown)}`);
       return runAfterSeconds;
     }
-    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0) return seconds;
+    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0) {
+      if (seconds <= MAX_DELAY_SECONDS) return seconds;
+      // A due time that far out is no Date (1e300 s): the retry could never be stored.
+      onInvalid(`returned ${seconds}, more than the longest delay (${MAX_DELAY_SECONDS} s)`);
+      return runAfterSeconds;
+    }
     onInvalid(`returned ${typeof seconds === 'number' ? String(seconds) : JSON.stringify(seconds)}, not a number of seconds ≥ 0`);
     return runAfterSeconds;
   }

@@ -1,6 +1,6 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
-import { MAX_BATCH_SIZE } from '../worker.constants.js';
+import { MAX_BATCH_SIZE, MAX_DELAY_SECONDS, MAX_NAME_LENGTH, MAX_PAYLOAD_BYTES_LIMIT, MAX_TIMER_MS } from '../worker.constants.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -8,10 +8,41 @@ export function assertNonEmptyString(field: string, value: unknown): void {
   }
 }
 
-export function assertInteger(field: string, value: unknown, min: number): void {
+/**
+ * The one rule for what is stored in (or compared with) a name column: queue names, event names,
+ * unique keys, schedule names, and the filters that look them up. Those columns are varchar(255), which
+ * counts characters (code points); PostgreSQL refuses NUL in text; and a lone surrogate cannot be
+ * encoded as UTF-8, so the drivers replace it with U+FFFD and two different names would become one
+ * ('x\ud800' and 'x\udc00'). Such names are refused here, before anything is stored or run.
+ */
+export function assertStoredName(field: string, value: unknown, maxLength = MAX_NAME_LENGTH): asserts value is string {
+  assertNonEmptyString(field, value);
+  const text = value as string;
+  if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidWorkerOptionsError(field, `must be well-formed Unicode (got ${JSON.stringify(text)}, which has a lone surrogate)`);
+  }
+  if (text.includes('\u0000')) throw new InvalidWorkerOptionsError(field, `must not contain NUL (\\u0000) (got ${JSON.stringify(text)})`);
+  // text.length counts UTF-16 units, never fewer than the characters: only a long text needs counting.
+  const length = text.length <= maxLength ? text.length : [...text].length;
+  if (length > maxLength) throw new InvalidWorkerOptionsError(field, `must be at most ${maxLength} characters (got ${length})`);
+}
+
+export function assertInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new InvalidWorkerOptionsError(field, `must be an integer ≥ ${min} (got ${describe(value)})`);
   }
+  if (value > max) throw new InvalidWorkerOptionsError(field, `must be at most ${max} (got ${describe(value)})`);
+}
+
+/**
+ * Longest wait one Node timer takes (2^31 - 1 ms, 24.8 days): a longer setTimeout/setInterval fires
+ * after 1 ms instead, so a timeout, heartbeat, poll interval or grace period beyond it is refused.
+ */
+export const MAX_TIMER_SECONDS = MAX_TIMER_MS / 1000;
+
+/** Checks the maxPayloadBytes option wherever it is given (module options, EventService options). */
+export function assertMaxPayloadBytes(field: string, value: unknown): void {
+  assertInteger(field, value, 1, MAX_PAYLOAD_BYTES_LIMIT);
 }
 
 /** A claim's row count: at least 1, and a bounded IN list for the batch completion. */
@@ -40,10 +71,11 @@ export function assertPriority(field: string, value: unknown): void {
   }
 }
 
-export function assertNumber(field: string, value: unknown, min: number): void {
+export function assertNumber(field: string, value: unknown, min: number, max = Number.MAX_VALUE): void {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new InvalidWorkerOptionsError(field, `must be a finite number ≥ ${min} (got ${describe(value)})`);
   }
+  if (value > max) throw new InvalidWorkerOptionsError(field, `must be at most ${max} (got ${describe(value)})`);
 }
 
 /**
@@ -57,10 +89,12 @@ export function assertRetrySettings(
   required: boolean,
 ): void {
   if (required || settings.retries !== undefined) assertInteger(fieldName('retries'), settings.retries, 1);
-  if (required || settings.runAfterSeconds !== undefined) assertNumber(fieldName('runAfterSeconds'), settings.runAfterSeconds, 0);
+  if (required || settings.runAfterSeconds !== undefined) {
+    assertNumber(fieldName('runAfterSeconds'), settings.runAfterSeconds, 0, MAX_DELAY_SECONDS);
+  }
   if (settings.backoff !== undefined) assertBackoff(fieldName('backoff'), settings.backoff);
   if (settings.timeoutSeconds !== undefined) {
-    assertNumber(fieldName('timeoutSeconds'), settings.timeoutSeconds, 0.001);
+    assertNumber(fieldName('timeoutSeconds'), settings.timeoutSeconds, 0.001, MAX_TIMER_SECONDS);
   }
 }
 
@@ -72,7 +106,7 @@ export function assertBackoff(field: string, value: unknown): asserts value is B
     if (options.type === 'fixed') return assertKnownKeys(field, options, ['type']);
     if (options.type === 'exponential') {
       assertKnownKeys(field, options, ['type', 'maxSeconds', 'jitter']);
-      if (options.maxSeconds !== undefined) assertNumber(`${field}.maxSeconds`, options.maxSeconds, 0);
+      if (options.maxSeconds !== undefined) assertNumber(`${field}.maxSeconds`, options.maxSeconds, 0, MAX_DELAY_SECONDS);
       if (options.jitter !== undefined) assertBoolean(`${field}.jitter`, options.jitter);
       return;
     }
@@ -86,7 +120,7 @@ export function assertBackoff(field: string, value: unknown): asserts value is B
 
 /** A heartbeat must come well inside the lease it renews, or the lease lapses between beats. */
 export function assertHeartbeat(heartbeatSeconds: unknown, leaseSeconds: number, field = 'heartbeatSeconds'): void {
-  assertNumber(field, heartbeatSeconds, 0.05);
+  assertNumber(field, heartbeatSeconds, 0.05, MAX_TIMER_SECONDS);
   if ((heartbeatSeconds as number) > leaseSeconds / 2) {
     throw new InvalidWorkerOptionsError(field, `must be at most half of leaseSeconds (${leaseSeconds}), got ${String(heartbeatSeconds)}`);
   }

@@ -5,6 +5,7 @@ import {
   AttemptsExhaustedError,
   CorruptPayloadError,
   EventCancelledError,
+  InvalidWorkerOptionsError,
   LeaseLostError,
   NonErrorThrownError,
   UnknownEventError,
@@ -33,13 +34,18 @@ import {
   assertBatchSize,
   assertHeartbeat,
   assertInteger,
-  assertNonEmptyString,
   assertNumber,
   assertKnownKeys,
   assertPlainObject,
   assertRetrySettings,
+  assertStoredName,
   rowIdOf,
 } from './worker-options.validation.js';
+
+/** Every key of TEventWorkerOptions: a misspelt option (queueNme) is refused, not ignored. */
+const RUN_WORKER_KEYS = [
+  'queueName', 'retries', 'runAfterSeconds', 'runOnce', 'workerCreator', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds',
+] as const satisfies readonly (keyof TEventWorkerOptions)[];
 
 export interface WorkerServiceSettings {
   /** How long a claimed row stays leased to this worker. */
@@ -183,7 +189,7 @@ export class WorkerService {
    */
   async getHealth(queueNames?: string[]): Promise<QueueHealth[]> {
     const repository = this.requireRepository();
-    if (queueNames) return repository.getQueueHealth(queueNames);
+    if (queueNames) return repository.getQueueHealth(checkedQueueNames(queueNames));
     const withRows = await repository.getQueueHealth();
     const known = this.knownQueues().filter((queueName) => !withRows.some((health) => health.queueName === queueName));
     const empty = known.map((queueName) => ({ queueName, active: 0, failed: 0, total: 0 }));
@@ -197,7 +203,7 @@ export class WorkerService {
   async getQueueStatistics(queueNames?: string[]): Promise<QueueStatistics[]> {
     const repository = this.requireRepository();
     if (!repository.getQueueStatistics) throw new WorkerError('The worker repository in use does not provide getQueueStatistics()');
-    if (queueNames) return repository.getQueueStatistics(queueNames);
+    if (queueNames) return repository.getQueueStatistics(checkedQueueNames(queueNames));
     const withRows = await repository.getQueueStatistics();
     const known = this.knownQueues().filter((queueName) => !withRows.some((statistics) => statistics.queueName === queueName));
     return [...withRows, ...known.map(emptyStatistics)].sort((a, b) => a.queueName.localeCompare(b.queueName));
@@ -728,19 +734,27 @@ async function completeOneByOne(repository: IWorkerQueueRepository, models: IWor
   return lost;
 }
 
+/** Queue names asked about (getHealth, getQueueStatistics), each checked as a stored name. */
+function checkedQueueNames(queueNames: unknown): string[] {
+  if (!Array.isArray(queueNames)) throw new InvalidWorkerOptionsError('queueNames', 'must be an array of queue names');
+  queueNames.forEach((queueName: unknown, index) => assertStoredName(`queueNames[${index}]`, queueName));
+  return queueNames as string[];
+}
+
 /** The repository's form of a cancel target, checked (a row id, or a queue and a unique key). */
 function cancelRequestOf(target: CancelTarget): { id: string } | { queueName: string; uniqueKey: string } {
   if (typeof target === 'string' || typeof target === 'number') return { id: rowIdOf(target, 'an event id') };
   assertPlainObject('cancel target', target);
   assertKnownKeys('', target, ['queueName', 'uniqueKey']);
-  assertNonEmptyString('queueName', target.queueName);
-  assertNonEmptyString('uniqueKey', target.uniqueKey);
+  assertStoredName('queueName', target.queueName);
+  assertStoredName('uniqueKey', target.uniqueKey);
   return { queueName: target.queueName, uniqueKey: target.uniqueKey };
 }
 
 export function validateRunWorkerOptions(options: TEventWorkerOptions): void {
   assertPlainObject('runWorker options', options);
-  assertNonEmptyString('queueName', options.queueName);
+  assertKnownKeys('', options, RUN_WORKER_KEYS);
+  assertStoredName('queueName', options.queueName);
   assertRetrySettings((setting) => setting, options, true);
   if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1);
   if (options.batchSize !== undefined) assertBatchSize('batchSize', options.batchSize);

@@ -1,6 +1,6 @@
 import { CronTime, validateCronExpression } from 'cron';
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
-import { assertKnownKeys, assertNonEmptyString, assertPlainObject } from '../processing/worker-options.validation.js';
+import { assertKnownKeys, assertPlainObject, assertStoredName } from '../processing/worker-options.validation.js';
 
 const RECURRING_OPTION_KEYS = ['payload', 'timeZone', 'name'] as const;
 
@@ -24,11 +24,8 @@ export function assertRecurringSchedule(
   if (!valid) throw new InvalidWorkerOptionsError(field('cron'), `is not a valid cron expression (${JSON.stringify(cron)}): ${error?.message ?? 'rejected'}`);
   const { timeZone, name } = options;
   if (name !== undefined) {
-    assertNonEmptyString(field('name'), name);
     // name@<ISO slot> is each dispatch's unique key (at most 255 characters).
-    if ((name as string).length > MAX_SCHEDULE_NAME_LENGTH) {
-      throw new InvalidWorkerOptionsError(field('name'), `must be at most ${MAX_SCHEDULE_NAME_LENGTH} characters (got ${(name as string).length})`);
-    }
+    assertStoredName(field('name'), name, MAX_SCHEDULE_NAME_LENGTH);
   }
   if (timeZone !== undefined) {
     if (typeof timeZone !== 'string') throw new InvalidWorkerOptionsError(field('timeZone'), `must be an IANA time zone name (got ${JSON.stringify(timeZone)})`);

@@ -7,7 +7,7 @@ import { dialectFor } from './dialects/dialect-for.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { workerTables } from './worker-tables.js';
 import { insertRows } from './worker-statements.js';
-import { type StoredWorkerFields, toAttributes } from './worker-row.js';
+import { storableErrorText, type StoredWorkerFields, toAttributes } from './worker-row.js';
 
 export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
 
@@ -190,7 +190,7 @@ export function storedFieldsOf(data: IWorkerAttributes, asNewRow = false): Store
     payload: serializePayload(data.eventName, data.payload),
     attempts: data.attempts,
     retries: data.retries,
-    error: data.error ?? null,
+    error: storableErrorText(data.error ?? null),
     createdAt: data.createdAt.getTime(),
     updatedAt: data.updatedAt.getTime(),
     failedAt: data.failedAt?.getTime(),

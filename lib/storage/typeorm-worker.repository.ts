@@ -20,7 +20,7 @@ import { claimableCondition, type WorkerDialect } from './dialects/worker-dialec
 import { type DatabaseClock, databaseClock } from './database-clock.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
-import { fromRawRow, toAttributes } from './worker-row.js';
+import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
 import { emptyStatistics } from '../processing/queue-statistics.js';
 import {
   cancelRow,
@@ -143,7 +143,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     if (entries.length === 0) return new Map();
     const rows = entries.map(({ model, retry }) => ({
       ...leasedRow(model),
-      error: retry.error,
+      error: storableErrorText(retry.error),
       retries: retry.retries,
       availableAt: retry.availableAt.getTime(),
     }));

@@ -1,9 +1,16 @@
 import { DataSource, type DataSourceOptions, DriverPackageNotInstalledError } from 'typeorm';
 import { MissingDatabaseDriverError, MissingWorkerTablesError } from '../errors/startup.error.js';
 import { WorkerError } from '../errors/worker.error.js';
-import type { ResolvedDatabaseOptions } from '../worker.config.js';
+import type { ResolvedDatabaseOptions, ResolvedServerDatabaseOptions } from '../worker.config.js';
 import { isSupportedDatabaseType, type SupportedDatabaseType, UnsupportedDatabaseError } from './dialects/worker-dialect.js';
-import { FailedWorkerEntity, WorkerEntity, workerEntitySchemas, WorkerScheduleEntity } from './entities/worker.entity.js';
+import {
+  collationForServer,
+  FailedWorkerEntity,
+  MYSQL_EXACT_COLLATION,
+  WorkerEntity,
+  workerEntitySchemas,
+  WorkerScheduleEntity,
+} from './entities/worker.entity.js';
 import { workerMigrations } from './migrations/index.js';
 import { missingWorkerTables } from './worker-tables.js';
 
@@ -15,10 +22,12 @@ const openedByWorkers = new WeakSet<DataSource>();
  * writer, and a busy timeout) or a PostgreSQL / MySQL / MariaDB server.
  */
 export async function openWorkerDataSource(options: ResolvedDatabaseOptions): Promise<DataSource> {
-  const dataSource = createDataSource(options);
+  // Type 'mysql' runs its migrations and synchronize itself, once the server's collation is known.
+  const dataSource = createDataSource(options, options.type === 'mysql' ? { synchronize: false, migrationsRun: false } : {});
   await dataSource.initialize();
   openedByWorkers.add(dataSource);
   try {
+    if (options.type === 'mysql') await prepareMysqlTables(dataSource, options);
     // Tables that synchronize or the migrations just created need no look.
     const createsTables = options.synchronize || (options.type !== 'better-sqlite3' && options.migrationsRun);
     if (!createsTables) await assertWorkerTables(dataSource);
@@ -39,9 +48,9 @@ const DRIVER_PACKAGES: Record<SupportedDatabaseType, { name: string; spec: strin
 };
 
 /** TypeORM loads the driver package when the DataSource is constructed: a missing one fails here. */
-function createDataSource(options: ResolvedDatabaseOptions): DataSource {
+function createDataSource(options: ResolvedDatabaseOptions, overrides: Partial<DataSourceOptions>): DataSource {
   try {
-    return new DataSource(dataSourceOptions(options));
+    return new DataSource({ ...dataSourceOptions(options), ...overrides } as DataSourceOptions);
   } catch (error) {
     if (!(error instanceof DriverPackageNotInstalledError)) throw error;
     const { name, spec } = DRIVER_PACKAGES[options.type];
@@ -56,6 +65,21 @@ function createDataSource(options: ResolvedDatabaseOptions): DataSource {
 export async function assertWorkerTables(dataSource: DataSource): Promise<void> {
   const missing = await missingWorkerTables(dataSource);
   if (missing.length > 0) throw new MissingWorkerTablesError(dataSource.options.type, missing);
+}
+
+/**
+ * Type 'mysql' may reach a MariaDB server, which has no utf8mb4_0900_bin: the server is asked first
+ * and the name columns take its exact collation before synchronize creates them (the migrations ask
+ * it the same way). Then migrations and synchronize run in TypeORM's own order.
+ */
+async function prepareMysqlTables(dataSource: DataSource, options: ResolvedServerDatabaseOptions): Promise<void> {
+  const [{ version }] = (await dataSource.query('SELECT VERSION() AS version')) as [{ version: string }];
+  const collation = collationForServer(version);
+  for (const column of dataSource.entityMetadatas.flatMap((metadata) => metadata.columns)) {
+    if (column.collation === MYSQL_EXACT_COLLATION) column.collation = collation;
+  }
+  if (options.migrationsRun) await dataSource.runMigrations();
+  if (options.synchronize) await dataSource.synchronize();
 }
 
 export function isOpenedByWorkers(dataSource: DataSource): boolean {

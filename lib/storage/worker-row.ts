@@ -30,6 +30,18 @@ export interface LeaseFields {
   availableAt: number;
 }
 
+/**
+ * Error text as every database can store it: PostgreSQL refuses NUL (\u0000) in text, so an event
+ * whose error message held one could be neither retried nor moved and its real error was lost. NUL
+ * becomes U+FFFD (the replacement character); the rest of the text is kept as it was. Every write of
+ * error text (retries, failed rows, the seed model API) goes through here.
+ */
+export function storableErrorText(text: string): string;
+export function storableErrorText(text: string | null): string | null;
+export function storableErrorText(text: string | null): string | null {
+  return text === null || !text.includes('\u0000') ? text : text.replaceAll('\u0000', '\ufffd');
+}
+
 export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields {
   return {
     id: String(raw.id),

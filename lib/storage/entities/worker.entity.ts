@@ -74,6 +74,23 @@ export class WorkerScheduleEntity {
 
 type DatabaseType = DataSourceOptions['type'];
 
+/**
+ * The binary NO PAD collations, which compare names byte for byte (utf8mb4_bin is PAD SPACE: 'key '
+ * equals 'key'). MySQL (8.0.17+) spells it utf8mb4_0900_bin, MariaDB (10.2+) utf8mb4_nopad_bin, and
+ * neither knows the other's; type 'mysql' may be either server (see collationForServer).
+ */
+export const MYSQL_EXACT_COLLATION = 'utf8mb4_0900_bin';
+export const MARIADB_EXACT_COLLATION = 'utf8mb4_nopad_bin';
+
+function exactCollation(type: DatabaseType): string {
+  return type === 'mariadb' ? MARIADB_EXACT_COLLATION : MYSQL_EXACT_COLLATION;
+}
+
+/** The exact collation of a server, from its `SELECT VERSION()` ('10.11.6-MariaDB-…' or '8.0.36'). */
+export function collationForServer(version: string): string {
+  return /mariadb/i.test(version) ? MARIADB_EXACT_COLLATION : MYSQL_EXACT_COLLATION;
+}
+
 /** The condition of the partial unique index (PostgreSQL, SQLite): rows without a key are not in it. */
 export const KEYED_ROWS = '"unique_key" IS NOT NULL';
 
@@ -92,8 +109,10 @@ export function workerEntitySchemas(
   // MySQL's TEXT stops at 64 KiB; payloads and stack traces may be longer.
   const mysqlFamily = type === 'mysql' || type === 'mariadb';
   const text = mysqlFamily ? 'longtext' : 'text';
-  // MySQL's default collations compare case- and trailing-space-insensitively: 'Mail' would be queue 'mail'.
-  const exact = mysqlFamily ? { charset: 'utf8mb4', collation: 'utf8mb4_bin' } : {};
+  // MySQL's default collations compare case-insensitively ('Mail' would be queue 'mail'), and even its
+  // binary utf8mb4_bin pads with spaces ('mail ' would be 'mail'): names take a binary NO PAD collation.
+  // PostgreSQL and SQLite compare text exactly already.
+  const exact = mysqlFamily ? { charset: 'utf8mb4', collation: exactCollation(type) } : {};
   const shared = {
     queueName: { name: 'queue_name', type: 'varchar', length: 255, ...exact },
     eventName: { name: 'event_name', type: 'varchar', length: 255, ...exact },

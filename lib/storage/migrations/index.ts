@@ -1,6 +1,6 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import type { SupportedDatabaseType } from '../dialects/worker-dialect.js';
-import { KEYED_ROWS } from '../entities/worker.entity.js';
+import { collationForServer, KEYED_ROWS } from '../entities/worker.entity.js';
 
 /*
  * The queue tables as TypeORM migrations, one class per dialect, so production databases need no
@@ -246,15 +246,46 @@ export class AddNestjsWorkerLeaseExpirySqlite1764700000000 implements MigrationI
   }
 }
 
+/*
+ * Exact names on MySQL/MariaDB: utf8mb4_bin pads with spaces, so a worker of queue 'mail' ran events
+ * of 'mail ' and unique key 'key ' held 'key' off. The name columns take the server's binary NO PAD
+ * collation, which it is asked for: type 'mysql' may be MariaDB, and neither server knows the other's
+ * name for it. PostgreSQL and SQLite compare text exactly already and need nothing.
+ * Reverting fails while names that differ only in trailing spaces share a key or schedule.
+ */
+export class ExactNestjsWorkerNamesMysql1764800000000 implements MigrationInterface {
+  async up(queryRunner: QueryRunner): Promise<void> {
+    const [{ version }] = (await queryRunner.query('SELECT VERSION() AS version')) as [{ version: string }];
+    await modifyNameColumns(queryRunner, collationForServer(version));
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await modifyNameColumns(queryRunner, 'utf8mb4_bin');
+  }
+}
+
+async function modifyNameColumns(queryRunner: QueryRunner, collation: string): Promise<void> {
+  const column = (name: string, nullable = false): string =>
+    `MODIFY \`${name}\` varchar(255) CHARACTER SET utf8mb4 COLLATE ${collation} ${nullable ? 'NULL' : 'NOT NULL'}`;
+  for (const table of ['`nestjs_workers`', '`nestjs_failed_workers`']) {
+    await queryRunner.query(`ALTER TABLE ${table} ${column('queue_name')}, ${column('event_name')}, ${column('unique_key', true)}`);
+  }
+  await queryRunner.query(`ALTER TABLE \`nestjs_workers_schedules\` ${column('name')}`);
+}
+
 /** Pending, failed and schedules table, in the DataSource's schema when it names one. */
 function postgresTables(queryRunner: QueryRunner): [string, string, string] {
   return [qualifiedName(queryRunner, 'nestjs_workers'), qualifiedName(queryRunner, 'nestjs_failed_workers'), qualifiedName(queryRunner, 'nestjs_workers_schedules')];
 }
 
-/** A table or index name qualified by the DataSource's schema (PostgreSQL indexes live in their table's schema). */
+/**
+ * A table or index name qualified by the DataSource's schema (PostgreSQL indexes live in their table's
+ * schema), each part quoted by the driver (a '"' in it doubled), so a schema name is never read as SQL.
+ */
 function qualifiedName(queryRunner: QueryRunner, name: string): string {
-  const schema = (queryRunner.connection.options as { schema?: string }).schema;
-  return schema ? `"${schema}"."${name}"` : `"${name}"`;
+  const { options, driver } = queryRunner.connection;
+  const schema = (options as { schema?: string }).schema;
+  return schema ? `${driver.escape(schema)}.${driver.escape(name)}` : driver.escape(name);
 }
 
 /** The package's migrations for a database type: add them to your DataSource's `migrations`. */
@@ -273,6 +304,7 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
         CreateNestjsWorkerTablesMysql1764400000000,
         AddNestjsWorkerJobControlMysql1764500000000,
         AddNestjsWorkerLeaseExpiryMysql1764700000000,
+        ExactNestjsWorkerNamesMysql1764800000000,
       ];
     case 'better-sqlite3':
       return [

@@ -89,9 +89,11 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
   });
 
   it('SIGKILL: the killed worker\'s events finish elsewhere after its leases expire; only interrupted runs repeat', async () => {
-    const events = 400;
+    const events = 300;
     await queue.dispatch(events);
-    const [victim] = await startWorkers(4, { MP_EVENT_MS: '150', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: '2' });
+    // Events long enough (400 ms) that the runs seen in flight are still running when the kill lands,
+    // however slowly the check's query answers on a loaded machine.
+    const [victim] = await startWorkers(4, { MP_EVENT_MS: '400', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: '2' });
     await waitFor(async () => (await queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 3, 30_000);
     victim!.kill('SIGKILL');
     const killedAt = Date.now();

@@ -67,7 +67,9 @@ describe.each(postgres)('wake-ups through LISTEN/NOTIFY ($name)', (database) => 
     t = await createTestApp(SLOW_POLLING, {}, database);
     await sleep(200);
     const killed = (await t.dataSource.query(
-      "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE query = 'LISTEN nestjs_workers' AND pid <> pg_backend_pid()",
+      // Only this test's database: another test run on the same server has listeners of its own.
+      "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE query = 'LISTEN nestjs_workers' " +
+        'AND datname = current_database() AND pid <> pg_backend_pid()',
     )) as { killed: boolean }[];
     expect(killed.filter((row) => row.killed)).toHaveLength(1);
     // Reconnected after 250 ms, then every queue is polled once (notifications may have been missed).

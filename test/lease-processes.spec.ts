@@ -10,7 +10,7 @@
  */
 import { jest } from '@jest/globals';
 import { serverDatabases } from './support/databases.js';
-import { buildWorkerProcess, countBy, overlappingEvents, type RunRecord, SharedQueue, skewedClock, WorkerProcess } from './support/worker-processes.js';
+import { countBy, overlappingEvents, type RunRecord, skewedClock, type WorkerProcess, workerProcessSuite } from './support/worker-processes.js';
 import { waitFor } from './support/test-app.js';
 
 jest.setTimeout(180_000);
@@ -28,39 +28,17 @@ interface LeaseRow {
 }
 
 describe.each(serverDatabases())('leases of worker processes on $name', (database) => {
-  let queue: SharedQueue;
-  const workers: WorkerProcess[] = [];
+  const suite = workerProcessSuite(database);
+  const { workers } = suite;
 
-  beforeAll(async () => {
-    buildWorkerProcess();
-    queue = await SharedQueue.open(database);
-  });
-
-  beforeEach(async () => {
-    await queue.reset();
-  });
-
-  afterEach(async () => {
-    for (const worker of workers) if (worker.child.signalCode === null && worker.child.exitCode === null) worker.kill('SIGCONT');
-    await Promise.all(workers.splice(0).map((worker) => worker.stop()));
-  });
-
-  afterAll(async () => {
-    await queue?.close();
-  });
-
-  async function start(label: string, settings: Record<string, string>): Promise<WorkerProcess> {
-    const worker = await WorkerProcess.start(label, queue, settings);
-    workers.push(worker);
-    return worker;
-  }
+  const start = (label: string, settings: Record<string, string>): Promise<WorkerProcess> => suite.start(label, settings);
 
   async function runsOf(label: string): Promise<RunRecord[]> {
-    return (await queue.runs()).filter((run) => run.worker === label);
+    return (await suite.queue.runs()).filter((run) => run.worker === label);
   }
 
   async function pendingRows(): Promise<LeaseRow[]> {
-    const rows = (await queue.dataSource.query('SELECT payload, attempts, lease_token, locked_by, error FROM nestjs_workers ORDER BY id')) as LeaseRow[];
+    const rows = (await suite.queue.dataSource.query('SELECT payload, attempts, lease_token, locked_by, error FROM nestjs_workers ORDER BY id')) as LeaseRow[];
     return rows.map((row) => ({ ...row, attempts: Number(row.attempts) }));
   }
 
@@ -75,7 +53,7 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
   it('point 6: workers 60 s ahead and 60 s behind take no live lease, and start new events without delay', async () => {
     const settings = { MP_EVENT_MS: '5000', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: '2' };
     // A normal worker holds 4 live leases (renewed by its heartbeat) while the skewed ones poll beside it.
-    await queue.dispatch(4);
+    await suite.queue.dispatch(4);
     // Its events outlast the test's second phase, which is the skewed workers' to take.
     await start('normal', { ...settings, MP_EVENT_MS: '9000' });
     await waitFor(async () => (await runsOf('normal')).length === 4, 20_000);
@@ -88,10 +66,10 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
 
     // New events, dispatched on the normal clock: the skewed workers have the free slots.
     const dispatchedAt = Date.now();
-    await queue.dispatch(12, 4);
-    const drained = waitFor(async () => (await queue.count('nestjs_workers')) === 0, 45_000);
+    await suite.queue.dispatch(12, 4);
+    const drained = waitFor(async () => (await suite.queue.count('nestjs_workers')) === 0, 45_000);
     await drained.catch(() => undefined);
-    const runs = await queue.runs();
+    const runs = await suite.queue.runs();
     const overlapping = overlappingEvents(runs, () => Date.now());
     const labels = ['normal', 'ahead', 'behind'];
     const firstStart = (label: string): number => Math.min(...runs.filter((run) => run.worker === label).map((run) => run.startedAt));
@@ -113,7 +91,7 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     // Nothing was taken from a live lease: every event ran exactly once, and succeeded.
     expect(runs).toHaveLength(16);
     expect(runs.every((run) => run.endedAt !== null)).toBe(true);
-    expect(await queue.count('nestjs_failed_workers')).toBe(0);
+    expect(await suite.queue.count('nestjs_failed_workers')).toBe(0);
     // Events dispatched on the database's clock are due for the skewed workers too: each took its share at once.
     expect(firstStart('ahead') - dispatchedAt).toBeLessThan(3_000);
     expect(firstStart('behind') - dispatchedAt).toBeLessThan(3_000);
@@ -121,7 +99,7 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
 
   it('point 7: a worker paused past its lease has its event aborted with LeaseLostError at SIGCONT; its writes change nothing', async () => {
     const settings = { MP_EVENT_MS: '8000', MP_CONCURRENCY: '1', MP_LEASE_SECONDS: '2' };
-    await queue.dispatch(1);
+    await suite.queue.dispatch(1);
     const paused = await start('paused', settings);
     await waitFor(async () => (await runsOf('paused')).length === 1, 20_000);
     paused.kill('SIGSTOP');
@@ -147,14 +125,14 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     expect(row!.locked_by).toContain(`:${holder.child.pid}:`);
     expect((await runsOf('holder'))[0]!.endedAt).toBeNull();
 
-    await waitFor(async () => (await queue.count('nestjs_workers')) === 0, 20_000);
-    const runs = await queue.runs();
+    await waitFor(async () => (await suite.queue.count('nestjs_workers')) === 0, 20_000);
+    const runs = await suite.queue.runs();
     expect(runs.filter((run) => run.endedAt !== null).map((run) => run.worker)).toEqual(['holder']);
-    expect(await queue.count('nestjs_failed_workers')).toBe(0);
+    expect(await suite.queue.count('nestjs_failed_workers')).toBe(0);
   });
 
   it('point 8: SIGTERM past the grace period gives never-started rows back at once with no attempt; none fails unrun', async () => {
-    await queue.dispatch(8);
+    await suite.queue.dispatch(8);
     const victim = await start('victim', {
       MP_EVENT_MS: '6000',
       MP_CONCURRENCY: '4',
@@ -195,11 +173,11 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     // Another worker (retries: 1) runs the released rows; the interrupted ones, once their lease has
     // expired, count a second attempt and move to the failed store: each of them did run.
     await start('other', { MP_EVENT_MS: '50', MP_LEASE_SECONDS: '3', MP_RETRIES: '1' });
-    await waitFor(async () => (await queue.count('nestjs_workers')) === 0, 30_000).catch((error: Error) => {
+    await waitFor(async () => (await suite.queue.count('nestjs_workers')) === 0, 30_000).catch((error: Error) => {
       throw failureDetails(error);
     });
-    const failed = (await queue.dataSource.query('SELECT payload, error FROM nestjs_failed_workers')) as { payload: string; error: string }[];
-    const ran = new Set((await queue.runs()).map((run) => run.eventN));
+    const failed = (await suite.queue.dataSource.query('SELECT payload, error FROM nestjs_failed_workers')) as { payload: string; error: string }[];
+    const ran = new Set((await suite.queue.runs()).map((run) => run.eventN));
     expect(failed.filter((row) => !ran.has(eventOf(row)))).toEqual([]);
     expect(failed.map(eventOf).sort()).toEqual([...started].sort());
     expect(new Set((await runsOf('other')).filter((run) => run.endedAt !== null).map((run) => run.eventN))).toEqual(new Set(back.map(eventOf)));
@@ -208,7 +186,7 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
   it('point 9: a killed worker\'s events run again after the lease, ahead of the backlog queued after them', async () => {
     const leaseSeconds = 2;
     const events = 2000;
-    await queue.dispatch(events);
+    await suite.queue.dispatch(events);
     const settings = { MP_EVENT_MS: '100', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: String(leaseSeconds) };
     const [victim] = await Promise.all(['w1', 'w2', 'w3', 'w4'].map((label) => start(label, settings)));
     await waitFor(async () => (await runsOf(victim!.label)).filter((run) => run.endedAt === null).length >= 3, 30_000);
@@ -217,9 +195,9 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     await victim!.exited;
     const interrupted = new Set((await runsOf(victim!.label)).filter((run) => run.endedAt === null).map((run) => run.eventN));
     const rerunsOf = (runs: RunRecord[]): RunRecord[] => runs.filter((run) => interrupted.has(run.eventN) && run.worker !== victim!.label);
-    await waitFor(async () => new Set(rerunsOf(await queue.runs()).map((run) => run.eventN)).size === interrupted.size, 90_000);
-    const reruns = rerunsOf(await queue.runs());
-    const backlog = await queue.count('nestjs_workers');
+    await waitFor(async () => new Set(rerunsOf(await suite.queue.runs()).map((run) => run.eventN)).size === interrupted.size, 90_000);
+    const reruns = rerunsOf(await suite.queue.runs());
+    const backlog = await suite.queue.count('nestjs_workers');
     const delays = reruns.map((run) => run.startedAt - killedAt).sort((a, b) => a - b);
     report({
       database: database.name,

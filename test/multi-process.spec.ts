@@ -6,14 +6,7 @@
  */
 import { jest } from '@jest/globals';
 import { serverDatabases } from './support/databases.js';
-import {
-  buildWorkerProcess,
-  countBy,
-  overlappingEvents,
-  type RunRecord,
-  SharedQueue,
-  WorkerProcess,
-} from './support/worker-processes.js';
+import { countBy, overlappingEvents, type RunRecord, type WorkerProcess, workerProcessSuite } from './support/worker-processes.js';
 import { waitFor } from './support/test-app.js';
 
 jest.setTimeout(180_000);
@@ -27,50 +20,31 @@ function duplicates(runs: RunRecord[]): number[] {
 }
 
 describe.each(serverDatabases())('worker processes sharing $name', (database) => {
-  let queue: SharedQueue;
-  const workers: WorkerProcess[] = [];
+  const suite = workerProcessSuite(database);
+  const { workers } = suite;
 
-  beforeAll(async () => {
-    buildWorkerProcess();
-    queue = await SharedQueue.open(database);
-  });
-
-  beforeEach(async () => {
-    await queue.reset();
-  });
-
-  afterEach(async () => {
-    await Promise.all(workers.splice(0).map((worker) => worker.stop()));
-  });
-
-  afterAll(async () => {
-    await queue?.close();
-  });
-
-  async function startWorkers(count: number, settings: Record<string, string>): Promise<WorkerProcess[]> {
-    const started = await Promise.all(Array.from({ length: count }, (_, index) => WorkerProcess.start(`w${index + 1}`, queue, settings)));
-    workers.push(...started);
-    return started;
+  function startWorkers(count: number, settings: Record<string, string>): Promise<WorkerProcess[]> {
+    return Promise.all(Array.from({ length: count }, (_, index) => suite.start(`w${index + 1}`, settings)));
   }
 
   async function untilDrained(events: number, timeoutMs: number): Promise<void> {
-    await waitFor(async () => (await queue.count('nestjs_workers')) === 0, timeoutMs).catch((error: Error) => {
+    await waitFor(async () => (await suite.queue.count('nestjs_workers')) === 0, timeoutMs).catch((error: Error) => {
       throw new Error(`${error.message}\n${workers.map((worker) => `--- ${worker.label}\n${worker.output.slice(-3000)}`).join('\n')}`);
     });
-    expect(await queue.count('nestjs_failed_workers')).toBe(0);
-    const completed = new Set((await queue.runs()).filter((run) => run.endedAt !== null).map((run) => run.eventN));
+    expect(await suite.queue.count('nestjs_failed_workers')).toBe(0);
+    const completed = new Set((await suite.queue.runs()).filter((run) => run.endedAt !== null).map((run) => run.eventN));
     expect(completed.size).toBe(events);
   }
 
   it('4 processes run 2,000 events: each succeeds exactly once, no runs overlap, nothing is left', async () => {
     const events = 2000;
-    await queue.dispatch(events);
+    await suite.queue.dispatch(events);
     const started = Date.now();
     await startWorkers(4, { MP_EVENT_MS: '2', MP_CONCURRENCY: '8' });
     await untilDrained(events, 120_000);
     const seconds = (Date.now() - started) / 1000;
 
-    const runs = await queue.runs();
+    const runs = await suite.queue.runs();
     expect(runs).toHaveLength(events);
     expect(duplicates(runs)).toEqual([]);
     expect(overlappingEvents(runs, () => Date.now())).toEqual([]);
@@ -90,17 +64,17 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
 
   it('SIGKILL: the killed worker\'s events finish elsewhere after its leases expire; only interrupted runs repeat', async () => {
     const events = 300;
-    await queue.dispatch(events);
+    await suite.queue.dispatch(events);
     // Events long enough (400 ms) that the runs seen in flight are still running when the kill lands,
     // however slowly the check's query answers on a loaded machine.
     const [victim] = await startWorkers(4, { MP_EVENT_MS: '400', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: '2' });
-    await waitFor(async () => (await queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 3, 30_000);
+    await waitFor(async () => (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 3, 30_000);
     victim!.kill('SIGKILL');
     const killedAt = Date.now();
     await victim!.exited;
 
     await untilDrained(events, 60_000);
-    const runs = await queue.runs();
+    const runs = await suite.queue.runs();
     const interrupted = runs.filter((run) => run.worker === victim!.label && run.endedAt === null);
     const interruptedEvents = new Set(interrupted.map((run) => run.eventN));
     expect(interrupted.length).toBeGreaterThanOrEqual(3);
@@ -131,23 +105,23 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
 
   it('SIGTERM: the worker stops claiming, finishes what it runs, exits 0, and no event runs twice', async () => {
     const events = 120;
-    await queue.dispatch(events);
+    await suite.queue.dispatch(events);
     const [victim] = await startWorkers(2, { MP_EVENT_MS: '300', MP_CONCURRENCY: '4', MP_GRACE_SECONDS: '10' });
-    await waitFor(async () => (await queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 2, 30_000);
-    const runningAtTerm = (await queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length;
+    await waitFor(async () => (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 2, 30_000);
+    const runningAtTerm = (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length;
     victim!.kill('SIGTERM');
     const termAt = Date.now();
     const exit = await victim!.exited;
     const exitMs = Date.now() - termAt;
     expect(exit).toEqual({ code: 0, signal: null });
 
-    const victimRuns = (await queue.runs()).filter((run) => run.worker === victim!.label);
+    const victimRuns = (await suite.queue.runs()).filter((run) => run.worker === victim!.label);
     // Everything it had started, it finished; nothing started later than a poll already under way.
     expect(victimRuns.every((run) => run.endedAt !== null)).toBe(true);
     expect(victimRuns.filter((run) => run.startedAt > termAt + 50)).toEqual([]);
 
     await untilDrained(events, 60_000);
-    const runs = await queue.runs();
+    const runs = await suite.queue.runs();
     expect(runs).toHaveLength(events);
     expect(duplicates(runs)).toEqual([]);
     report({ database: database.name, test: 'sigterm', events, processes: 2, runningAtTerm, exitCode: exit.code ?? 'none', drainMs: exitMs, duplicateRuns: 0 });

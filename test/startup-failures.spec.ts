@@ -13,6 +13,7 @@ import {
   WorkerModule,
   type WorkerModuleOptions,
   workerEntitySchemas,
+  workerMigrations,
 } from '../lib/index.js';
 import { ensureServerDatabase, openConnections, type TestDatabase, testDatabases, workerDatabaseName } from './support/databases.js';
 import { tempDatabase, waitFor } from './support/test-app.js';
@@ -81,6 +82,27 @@ describe.each(testDatabases())('startup on $name', (database) => {
     }
     t.cleanup();
   });
+
+  if (database.type !== 'better-sqlite3') {
+    it('refuses a database of the earlier release (tables without lease_expires_at), naming the column and the migrations', async () => {
+      const t = await target(database, 'oldschema', {});
+      const type = database.type as 'postgres' | 'mariadb';
+      // The tables as the release before the lease-expiry migration left them.
+      const migrations = workerMigrations(type).filter((migration) => !migration.name.startsWith('AddNestjsWorkerLeaseExpiry'));
+      const earlier = await new DataSource({ type, url: t.url, migrations, migrationsTableName: 'nestjs_workers_migrations' }).initialize();
+      await earlier.runMigrations();
+      await earlier.destroy();
+
+      const startup = start({ database: t.options });
+      await expect(startup).rejects.toBeInstanceOf(MissingWorkerTablesError);
+      await expect(startup).rejects.toThrow('the columns nestjs_workers.lease_expires_at do not exist');
+      await expect(startup).rejects.toThrow('migrationsRun: true');
+      await expectNoConnections(database, t);
+      // As the error advises: migrationsRun runs the one migration the database lacks, and the module boots.
+      const close = await start({ autoStart: false, database: { ...t.options, migrationsRun: true } as Target['options'] });
+      await close();
+    });
+  }
 
   if (database.type !== 'better-sqlite3') {
     it("refuses an application's DataSource whose database has no queue tables", async () => {

@@ -21,13 +21,16 @@ export class MissingDatabaseDriverError extends WorkerError {
 }
 
 /**
- * The queue tables do not exist on the database and nothing at startup creates them (no
- * synchronize, no migrationsRun): every poll would fail with "relation does not exist".
+ * The queue tables, or columns that later migrations add, do not exist on the database and nothing at
+ * startup creates them (no synchronize, no migrationsRun): every poll would fail with "relation does
+ * not exist" or "column … does not exist".
  */
 export class MissingWorkerTablesError extends WorkerError {
   constructor(
     readonly type: string,
     readonly missingTables: readonly string[],
+    /** "table.column" of the columns missing from tables that exist: a database of an earlier release. */
+    readonly missingColumns: readonly string[] = [],
   ) {
     // The embedded database's options have no migrationsRun, and its DataSource cannot be shared.
     const remedy =
@@ -36,6 +39,13 @@ export class MissingWorkerTablesError extends WorkerError {
           `workerMigrations('better-sqlite3') on the file`
         : `set database: { migrationsRun: true } in WorkerModule's options (it runs workerMigrations('${type}')), ` +
           `or add ...workerMigrations('${type}') to the migrations of your own DataSource and run them`;
-    super(`The queue tables ${missingTables.join(', ')} do not exist on this ${type} database. Create them: ${remedy}`);
+    const problems = [
+      ...(missingTables.length > 0 ? [`the queue tables ${missingTables.join(', ')} do not exist`] : []),
+      ...(missingColumns.length > 0
+        ? [`the columns ${missingColumns.join(', ')} do not exist (a database of an earlier release: run the newer migrations)`]
+        : []),
+    ];
+    const sentence = problems.join('; and ');
+    super(`On this ${type} database ${sentence}. Create them: ${remedy}`);
   }
 }

@@ -12,7 +12,7 @@ import {
   WorkerScheduleEntity,
 } from './entities/worker.entity.js';
 import { workerMigrations } from './migrations/index.js';
-import { missingWorkerTables } from './worker-tables.js';
+import { missingWorkerSchema } from './worker-tables.js';
 
 /** DataSources this package opened, and so closes; an application's own DataSource is left alone. */
 const openedByWorkers = new WeakSet<DataSource>();
@@ -59,12 +59,13 @@ function createDataSource(options: ResolvedDatabaseOptions, overrides: Partial<D
 }
 
 /**
- * Fails startup when the queue tables are missing: the workers would otherwise start and fail every
- * poll with "relation does not exist" (or "table doesn't exist") until someone reads the logs.
+ * Fails startup when the queue tables, or columns of later migrations, are missing: the workers would
+ * otherwise start and fail every poll with "relation does not exist" (or "column … does not exist")
+ * until someone reads the logs.
  */
 export async function assertWorkerTables(dataSource: DataSource): Promise<void> {
-  const missing = await missingWorkerTables(dataSource);
-  if (missing.length > 0) throw new MissingWorkerTablesError(dataSource.options.type, missing);
+  const missing = await missingWorkerSchema(dataSource);
+  if (missing.tables.length + missing.columns.length > 0) throw new MissingWorkerTablesError(dataSource.options.type, missing.tables, missing.columns);
 }
 
 /**

@@ -28,18 +28,33 @@ function readTables(dataSource: DataSource): WorkerTables {
   return { pending: quoted(WorkerEntity), failed: quoted(FailedWorkerEntity), schedules: quoted(WorkerScheduleEntity) };
 }
 
+/** What the queue tables lack on a database: whole tables (TypeORM paths), and columns ("table.column"). */
+export interface MissingWorkerSchema {
+  tables: string[];
+  columns: string[];
+}
+
 /**
- * The queue tables (as TypeORM paths) that do not exist on the DataSource's database. TypeORM's
- * hasTable() asks the catalog of each database (information_schema, sqlite_master) for the
- * schema-qualified name, so a table of the same name in another schema does not count.
+ * The queue tables and columns that do not exist on the DataSource's database. TypeORM's getTable()
+ * asks the catalog of each database (information_schema, sqlite_master) for the schema-qualified
+ * name, so a table of the same name in another schema does not count. Columns are checked too: a
+ * database that an earlier release created has the tables, but not the columns of later migrations.
  */
-export async function missingWorkerTables(dataSource: DataSource): Promise<string[]> {
+export async function missingWorkerSchema(dataSource: DataSource): Promise<MissingWorkerSchema> {
   const queryRunner = dataSource.createQueryRunner();
   try {
-    const missing: string[] = [];
+    const missing: MissingWorkerSchema = { tables: [], columns: [] };
     for (const entity of [WorkerEntity, FailedWorkerEntity, WorkerScheduleEntity]) {
-      const { tablePath } = dataSource.getMetadata(entity);
-      if (!(await queryRunner.hasTable(tablePath))) missing.push(tablePath);
+      const metadata = dataSource.getMetadata(entity);
+      const table = await queryRunner.getTable(metadata.tablePath);
+      if (!table) {
+        missing.tables.push(metadata.tablePath);
+        continue;
+      }
+      const present = new Set(table.columns.map((column) => column.name));
+      for (const { databaseName } of metadata.columns) {
+        if (!present.has(databaseName)) missing.columns.push(`${metadata.tablePath}.${databaseName}`);
+      }
     }
     return missing;
   } finally {

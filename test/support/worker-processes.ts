@@ -190,3 +190,43 @@ export function countBy<T>(items: T[], key: (item: T) => number): Map<number, nu
   for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
   return counts;
 }
+
+/**
+ * The hooks of a suite of worker processes on one server: the shared queue, opened once and emptied
+ * before each test, and the processes a test started, stopped after it (a SIGSTOPped one is continued
+ * first, so that it can exit). `start()` starts a process and registers it.
+ */
+export function workerProcessSuite(database: TestDatabase): {
+  readonly queue: SharedQueue;
+  readonly workers: WorkerProcess[];
+  start(label: string, settings: Record<string, string>): Promise<WorkerProcess>;
+} {
+  let queue: SharedQueue | undefined;
+  const workers: WorkerProcess[] = [];
+  beforeAll(async () => {
+    buildWorkerProcess();
+    queue = await SharedQueue.open(database);
+  });
+  beforeEach(async () => {
+    await queue!.reset();
+  });
+  afterEach(async () => {
+    for (const worker of workers) if (worker.child.signalCode === null && worker.child.exitCode === null) worker.kill('SIGCONT');
+    await Promise.all(workers.splice(0).map((worker) => worker.stop()));
+  });
+  afterAll(async () => {
+    await queue?.close();
+  });
+  return {
+    get queue() {
+      if (!queue) throw new Error('The shared queue opens in beforeAll');
+      return queue;
+    },
+    workers,
+    async start(label, settings) {
+      const worker = await WorkerProcess.start(label, this.queue, settings);
+      workers.push(worker);
+      return worker;
+    },
+  };
+}

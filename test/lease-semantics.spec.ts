@@ -111,6 +111,32 @@ describe.each(testDatabases())('leases ($name)', (database) => {
     expect(started).toBe(1);
     await run;
   });
+  it.each([
+    ['claim', 'claimWorkers'],
+    ['queued-items count', 'countDueWorkers'],
+  ] as const)('point 8: shutdown with grace 0 while the %s is in flight still gives the claimed rows back unrun', async (_step, method) => {
+    for (let n = 0; n < 3; n++) await t.events.dispatch(new WatchfulEvent(null));
+    // The database answered; the answer reaches the worker 300 ms later (a slow network, a busy pool).
+    let inFlight!: () => void;
+    const reached = new Promise<void>((resolve) => (inFlight = resolve));
+    const original = TypeOrmWorkerRepository.prototype[method] as (...args: unknown[]) => Promise<unknown>;
+    jest.spyOn(TypeOrmWorkerRepository.prototype, method).mockImplementation(async function (this: TypeOrmWorkerRepository, ...args: unknown[]) {
+      const answer = await original.apply(this, args);
+      inFlight();
+      await sleep(300);
+      return answer as never;
+    });
+    // A batch of 1 out of 3 due rows: the pass counts the rest before its first event starts.
+    const run = t.workers.runWorker(runOncePass('lease-watch', { concurrency: 1, batchSize: 1 }));
+    await reached;
+    await t.workers.shutdown(0);
+    // Nothing ran, and every row is back as it was: no lease, no attempt counted.
+    const rows = await pendingRows(t.dataSource);
+    expect(rows).toHaveLength(3);
+    for (const row of rows) expect(row).toEqual(expect.objectContaining({ attempts: 0, lease_token: null, lease_expires_at: null }));
+    await run;
+    expect(started).toBe(0);
+  });
 });
 
 describe.each(serverDatabases())('due times on the database clock ($name)', (database) => {

@@ -23,24 +23,12 @@ export function startPool<T>(
       await work(item);
     }
   };
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, lane);
-  const done = Promise.all(lanes).then(() => items.slice(next, end));
-  return {
-    done,
-    takeUnstarted: () => {
-      const taken = items.slice(next, end);
-      end = next;
-      return taken;
-    },
+  // Each unstarted item is handed out once: to takeUnstarted() or to `done`, never to both.
+  const takeUnstarted = (): T[] => {
+    const taken = items.slice(next, end);
+    end = next;
+    return taken;
   };
-}
-
-/** startPool(), awaited: resolves to the items never started. */
-export function runPool<T>(
-  items: readonly T[],
-  limit: number,
-  mayStart: () => boolean,
-  work: (item: T) => Promise<void>,
-): Promise<T[]> {
-  return startPool(items, limit, mayStart, work).done;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, lane);
+  return { done: Promise.all(lanes).then(takeUnstarted), takeUnstarted };
 }

@@ -28,7 +28,7 @@ import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from
 import { describeError } from '../errors/describe-error.js';
 import { retryDelaySeconds } from './retry-policy.js';
 import { ClaimedRun } from './claimed-run.js';
-import { startPool } from './run-pool.js';
+import { type PoolRun, startPool } from './run-pool.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import {
   assertBatchSize,
@@ -118,6 +118,8 @@ export class WorkerService {
   private readonly wakeWaiters = new Map<string, () => void>();
   /** The batches whose pools may still start events: shutdown() gives their unstarted rows back at once. */
   private readonly unstartedBatches = new Set<{ take(): IWorkerModel[]; repository: IWorkerQueueRepository }>();
+  /** Claims on their way to the database: shutdown waits for them, then gives back what they took. */
+  private readonly claims = new Set<Promise<IWorkerModel[]>>();
   /** Every claimed row of this process until its outcome is recorded, by id: cancel() aborts through it. */
   private readonly claimedRuns = new Map<string, ClaimedRun>();
 
@@ -271,6 +273,9 @@ export class WorkerService {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.stopping = true;
+    // A claim in flight takes rows that must be given back before the database closes. Each run that
+    // claimed registers its batch as soon as its claim returns, ahead of this continuation.
+    await Promise.allSettled([...this.claims]);
     await this.releaseUnstarted();
     if (this.activeRuns.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
@@ -346,7 +351,7 @@ export class WorkerService {
       if (woken && !options.runOnce) {
         context.dueBy = new Date(Math.max(await currentTime(repository), context.dueBy.getTime()));
       }
-      const batch = await repository.claimWorkers({
+      const claim = repository.claimWorkers({
         queueName: options.queueName,
         limit: batchSize,
         workerId: this.workerId,
@@ -354,6 +359,14 @@ export class WorkerService {
         dueBy: context.dueBy,
         expectDue: woken,
       });
+      // Shutdown waits for a claim in flight, whatever its grace, to give back what it took.
+      this.claims.add(claim);
+      let batch: IWorkerModel[];
+      try {
+        batch = await claim;
+      } finally {
+        this.claims.delete(claim);
+      }
       if (batch.length === 0) break;
       const firstOfPass = claimedInPass === 0;
       // A batch short of the limit took everything due at `dueBy`: the pass ends with it (what became
@@ -361,16 +374,24 @@ export class WorkerService {
       const tookAllDue = batch.length < batchSize;
       claimedInPass += batch.length;
       const runs = batch.map((model) => this.registerRun(model));
-      const heartbeat = this.startHeartbeat(repository, batch, options.queueName);
+      const heartbeat = this.startHeartbeat(repository, batch, runs, options.queueName);
       let handedOver = false;
-      let unstartedOfBatch: { take(): IWorkerModel[]; repository: IWorkerQueueRepository } | undefined;
+      // From the claim on, shutdown can give back the rows this batch has not started: all of them
+      // until the pool exists, then those the pool has not started.
+      let pool: PoolRun<IWorkerModel> | undefined;
+      let givenBack = false;
+      const unstartedOfBatch = {
+        repository,
+        take: (): IWorkerModel[] => (pool ? pool.takeUnstarted() : givenBack ? [] : ((givenBack = true), batch)),
+      };
+      this.unstartedBatches.add(unstartedOfBatch);
       try {
         // Once per pass that found work (idle polls cost a single query), before its first event
         // starts, as the seed logs it. Only a full batch asks what else is due: one count per pass.
-        if (firstOfPass) await this.logQueuedItems(repository, options.queueName, batch.length, tookAllDue ? undefined : context.dueBy);
-        const pool = startPool(batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
-        unstartedOfBatch = { take: () => pool.takeUnstarted(), repository };
-        this.unstartedBatches.add(unstartedOfBatch);
+        if (firstOfPass && !this.stopping) {
+          await this.logQueuedItems(repository, options.queueName, batch.length, tookAllDue ? undefined : context.dueBy);
+        }
+        pool = startPool(givenBack ? [] : batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
         const unstarted = await pool.done;
         this.unstartedBatches.delete(unstartedOfBatch);
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
@@ -380,7 +401,7 @@ export class WorkerService {
         context.recording = this.recordBatch(context).finally(() => heartbeat.stop());
         handedOver = true;
       } finally {
-        if (unstartedOfBatch) this.unstartedBatches.delete(unstartedOfBatch);
+        this.unstartedBatches.delete(unstartedOfBatch);
         if (!handedOver) heartbeat.stop();
         for (const claimed of runs) {
           // Only this batch's: the same row may have been claimed again meanwhile (its lease expired).
@@ -413,7 +434,15 @@ export class WorkerService {
    * Extends the batch's leases every heartbeat while its events run, so a long event keeps its row.
    * Renewals are fenced by the lease token: rows already finished, or taken over, are not touched.
    */
-  private startHeartbeat(repository: IWorkerQueueRepository, batch: IWorkerModel[], queueName: string): { stop(): void } {
+  private startHeartbeat(
+    repository: IWorkerQueueRepository,
+    batch: IWorkerModel[],
+    runs: ({ id: string; run: ClaimedRun } | undefined)[],
+    queueName: string,
+  ): { stop(): void } {
+    // This batch's runs, not the newest run of each id: a row retried at once may already be claimed
+    // again, by a later pass of this process, and that run holds the lease.
+    const runOf = new Map(runs.flatMap((claimed) => (claimed ? [[claimed.id, claimed.run] as const] : [])));
     let renewing = false;
     const beat = async (): Promise<void> => {
       if (renewing) return;
@@ -425,7 +454,7 @@ export class WorkerService {
         for (const id of lost) {
           // Another worker took the row after the lease expired (this process was paused, or could not
           // renew), or it was deleted: stop the event now instead of letting it run beside the new holder.
-          const run = this.claimedRuns.get(id);
+          const run = runOf.get(id);
           if (run && !run.settled) run.abort(new LeaseLostError(id));
         }
       } catch (error) {

@@ -3,13 +3,13 @@ import { dialectFor } from './dialects/dialect-for.js';
 
 /**
  * How often a process measures its offset to the database's clock again. Clocks kept by NTP drift
- * by milliseconds a day; a clock that is set (a jump) is caught up with within this time.
+ * by milliseconds a day (and the monotonic clock with them); a set wall clock does not matter at all.
  */
 export const CLOCK_REFRESH_MS = 60_000;
 
 /**
- * The database's clock as this process sees it: Date.now() plus an offset measured against the
- * server (`SELECT <database now>`), refreshed every CLOCK_REFRESH_MS.
+ * The database's clock as this process sees it: a reading of the server's clock (`SELECT <database
+ * now>`), advanced by the process's monotonic clock, and read again every CLOCK_REFRESH_MS.
  *
  * Lease decisions (claimable or not, lease expiry, renewal) never use it: they are computed inside
  * the SQL from the database's own clock (WorkerDialect.nowSql), exactly. Due times are different:
@@ -24,10 +24,12 @@ export const CLOCK_REFRESH_MS = 60_000;
  * before it by any process.
  */
 export class DatabaseClock {
-  private offsetMs = 0;
+  /**
+   * The database's time at the last measurement and performance.now() then. Time since is counted
+   * on the monotonic clock, so a wall clock that is set (NTP step, VM resume) changes nothing.
+   */
+  private anchor?: { databaseMs: number; at: number };
   private roundTripMs = 0;
-  /** performance.now() of the last measurement (monotonic: a clock that is set does not fool it). */
-  private measuredAt = Number.NEGATIVE_INFINITY;
   private measuring?: Promise<void>;
 
   constructor(
@@ -41,12 +43,13 @@ export class DatabaseClock {
 
   /** The database's time now (epoch ms), from the last measurement; call sync() first for a fresh one. */
   now(): number {
-    return Date.now() + this.offsetMs;
+    // Whole milliseconds, as every time column stores them.
+    return this.anchor ? this.anchor.databaseMs + Math.floor(performance.now() - this.anchor.at) : Date.now();
   }
 
   /** The last measured offset (database minus process, ms) and the round trip that bounds its error. */
   get measurement(): { offsetMs: number; roundTripMs: number } {
-    return { offsetMs: this.offsetMs, roundTripMs: this.roundTripMs };
+    return { offsetMs: this.now() - Date.now(), roundTripMs: this.roundTripMs };
   }
 
   /**
@@ -55,7 +58,7 @@ export class DatabaseClock {
    * another one of a pool the caller may be holding.
    */
   async sync(manager?: EntityManager): Promise<void> {
-    if (!this.read || performance.now() - this.measuredAt < this.refreshMs) return;
+    if (!this.read || (this.anchor && performance.now() - this.anchor.at < this.refreshMs)) return;
     this.measuring ??= this.measure(manager).finally(() => (this.measuring = undefined));
     await this.measuring;
   }
@@ -70,10 +73,10 @@ export class DatabaseClock {
     const sent = performance.now();
     const databaseNow = await this.read!(manager);
     const received = performance.now();
-    // Date.now() at the moment the answer arrived, taken once: the offset is its lower bound.
-    this.offsetMs = Math.floor(databaseNow - Date.now());
+    // The database read its clock at the latest when the answer arrived: anchoring its reading
+    // there is the lower bound, so now() is never ahead of the database.
+    this.anchor = { databaseMs: Math.floor(databaseNow), at: received };
     this.roundTripMs = received - sent;
-    this.measuredAt = received;
   }
 }
 

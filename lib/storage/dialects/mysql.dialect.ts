@@ -38,8 +38,13 @@ export class MysqlWorkerDialect implements WorkerDialect {
   readonly claimIndexHint = ' FORCE INDEX (IDX_nestjs_workers_claim)';
   /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
   readonly returnsIds = false;
-  /** NOW(3): the server's clock when the statement began; UNIX_TIMESTAMP() undoes the session time zone. */
-  readonly nowSql = 'FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)';
+  /**
+   * The server's clock when the statement began, in epoch ms, read in UTC. Not UNIX_TIMESTAMP(NOW(3)):
+   * NOW() is local wall time in the session's time zone (SYSTEM by default), and in a zone with
+   * daylight saving the hour repeated in autumn maps back an hour off, so leases taken then would
+   * look expired an hour early. UTC_TIMESTAMP() has no such hour. DIV keeps the result an integer.
+   */
+  readonly nowSql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000";
   readonly dueBySql = `LEAST(?, ${this.nowSql})`;
   readonly embedded = false;
 

@@ -11,8 +11,9 @@ const port = Number(process.env.PORT ?? 3000);
 await app.listen(port);
 
 const url = `http://localhost:${port}`;
-// Operator endpoints want this token (set SAMPLE_ADMIN_TOKEN to choose it; otherwise it is new at every start).
-const admin = `-H 'authorization: Bearer ${app.get<string>(ADMIN_TOKEN)}'`;
+// Operator endpoints want this token: SAMPLE_ADMIN_TOKEN (never printed), else a new one at every start.
+const token = process.env.SAMPLE_ADMIN_TOKEN ? '$SAMPLE_ADMIN_TOKEN' : app.get<string>(ADMIN_TOKEN);
+const admin = `-H "authorization: Bearer ${token}"`;
 logger.log(`Sample listening on ${url}`);
 logger.log(
   [

@@ -43,6 +43,14 @@ class NulErrorEvent extends BaseEvent<null> {
   }
 }
 
+/** Throws a 20 MB message (a handler that puts a whole response body in its error). */
+@QueueEvent('huge-errors', { retries: 2 })
+class HugeErrorEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {
+    throw new Error(`upstream said: ${'x'.repeat(20 * 1024 * 1024)}`);
+  }
+}
+
 @QueueEvent('limits')
 class AnyPayloadEvent extends BaseEvent<unknown> {
   async execute(): Promise<void> {}
@@ -221,6 +229,21 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
     expect(failed).toMatchObject({ event_name: 'NulErrorEvent', attempts: 2 });
     expect(String(failed!.error)).toContain('Error: bad byte \ufffd in the message');
     expect(String(failed!.error)).not.toContain('attempt never finished');
+  });
+
+  it('cuts a 20 MB error message to 64 KiB, so the retry and the failed move are stored (MariaDB: under max_allowed_packet)', async () => {
+    await t.events.dispatch(new HugeErrorEvent(null));
+    expect(await t.workers.runWorker(runOncePass('huge-errors', { retries: 2 }))).toMatchObject({ retried: 1, failed: 0 });
+    const [retried] = await pendingRows(t.dataSource);
+    expect(String(retried!.error)).toMatch(/^Error: upstream said: x{100}/);
+    expect(String(retried!.error)).toMatch(/… \(\d+ more characters cut\)$/);
+    expect(String(retried!.error).length).toBeLessThan(65 * 1024);
+    expect(await t.workers.runWorker(runOncePass('huge-errors', { retries: 2 }))).toMatchObject({ retried: 0, failed: 1 });
+    const [failed] = await failedRows(t.dataSource);
+    expect(failed).toMatchObject({ event_name: 'HugeErrorEvent', attempts: 2 });
+    expect(String(failed!.error)).toMatch(/^Error: upstream said: x{100}/);
+    // The pooled connections are fine: the next write goes through.
+    await t.events.dispatch(new HugeErrorEvent(null));
   });
 });
 

@@ -33,14 +33,22 @@ export interface LeaseFields {
 /**
  * Error text as every database can store it: PostgreSQL refuses NUL (\u0000) in text, so an event
  * whose error message held one could be neither retried nor moved and its real error was lost. NUL
- * becomes U+FFFD (the replacement character); the rest of the text is kept as it was. Every write of
- * error text (retries, failed rows, the seed model API) goes through here.
+ * becomes U+FFFD (the replacement character). A message of megabytes (a handler that puts a whole
+ * response body in its error) is cut to MAX_ERROR_TEXT characters, with a note of what was cut: on
+ * MySQL/MariaDB a statement over max_allowed_packet fails and breaks its pooled connection, and the
+ * retry or failed move would be lost with it. Every write of error text (retries, failed rows, the
+ * seed model API) goes through here.
  */
 export function storableErrorText(text: string): string;
 export function storableErrorText(text: string | null): string | null;
 export function storableErrorText(text: string | null): string | null {
-  return text === null || !text.includes('\u0000') ? text : text.replaceAll('\u0000', '\ufffd');
+  if (text === null) return null;
+  const kept = text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}\n… (${text.length - MAX_ERROR_TEXT} more characters cut)` : text;
+  return kept.includes('\u0000') ? kept.replaceAll('\u0000', '\ufffd') : kept;
 }
+
+/** The longest error text (message and stack) stored with a row, in UTF-16 code units. */
+export const MAX_ERROR_TEXT = 64 * 1024;
 
 export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields {
   return {

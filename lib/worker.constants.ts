@@ -46,3 +46,6 @@ export const RECURRING_EVENT_METADATA = 'nestjs-workers:recurring-event';
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Largest batchSize: one claim's rows and one completion statement's id list. */
 export const MAX_BATCH_SIZE = 10_000;
+
+/** "Queued items: N" counts the rows still due beyond the first batch up to this many (then "N+"). */
+export const QUEUED_ITEMS_COUNT_LIMIT = 10_000;

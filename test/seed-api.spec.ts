@@ -17,6 +17,7 @@ import {
   WorkerService,
   workerEntitySchemas,
 } from '../lib/index.js';
+import { QUEUED_ITEMS_COUNT_LIMIT } from '../lib/worker.constants.js';
 import { failedRows, pendingRows, RecordingLogger, tempDatabase } from './support/test-app.js';
 
 const sentEmails: string[] = [];
@@ -249,7 +250,35 @@ class CountedEvent extends BaseEvent<{ id: number }> {
   }
 }
 
+/** Stops its worker when it runs, so a test sees one claim and its log line. */
+@QueueEvent('capped-queue')
+class StopsTheWorkerEvent extends BaseEvent<{ n: number }> {
+  static workers: WorkerService | undefined;
+  async execute(): Promise<void> {
+    await StopsTheWorkerEvent.workers?.shutdown(0);
+  }
+}
+
 describe('seed API with a repository of your own (getWorkers() only)', () => {
+  it('counts at most 10,000 rows beyond the first batch for "Queued items", and says so with a +', async () => {
+    const store: InMemoryStore = { pending: [], failed: [] };
+    InMemoryWorkerCreator.store = store;
+    const eventService = new EventService({ workerCreator: new InMemoryWorkerCreator() });
+    const workerService = new WorkerService();
+    const logger = new RecordingLogger();
+    workerService.setLogger(logger);
+    workerService.setEventService(eventService);
+    workerService.setWorkerRepository(new InMemoryWorkerRepository(store));
+    await eventService.dispatchMany(Array.from({ length: 10_005 }, (_, n) => new StopsTheWorkerEvent({ n })));
+    StopsTheWorkerEvent.workers = workerService;
+
+    // The first event stops the worker: one claim of one row, and the count of the rest before it.
+    await workerService.runWorker({ queueName: 'capped-queue', retries: 1, runAfterSeconds: 0, workerCreator: InMemoryWorkerCreator, concurrency: 1, batchSize: 1 });
+
+    expect(logger.messages('log')).toEqual([`Queued items: ${1 + QUEUED_ITEMS_COUNT_LIMIT}+`]);
+    InMemoryWorkerCreator.store = { pending: [], failed: [] };
+  });
+
   it('logs "Queued items: N" before the first event of the pass runs, counting each due row once', async () => {
     const store: InMemoryStore = { pending: [], failed: [] };
     InMemoryWorkerCreator.store = store;

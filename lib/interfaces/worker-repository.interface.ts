@@ -72,8 +72,8 @@ export interface QueueHealth {
 export interface IWorkerQueueRepository extends IWorkerRepository {
   /** Atomically leases up to `limit` due rows of one queue, counting the attempt; oldest due first. */
   claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]>;
-  /** How many rows of the queue are due at `dueBy` and not leased. */
-  countDueWorkers(queueName: string, dueBy: Date): Promise<number>;
+  /** How many rows of the queue are due at `dueBy` and not leased (counting no further than `limit`). */
+  countDueWorkers(queueName: string, dueBy: Date, limit?: number): Promise<number>;
   /** Deletes a row that succeeded. Throws LeaseLostError if the lease is no longer held. */
   completeWorker(model: IWorkerModel): Promise<void>;
   /**

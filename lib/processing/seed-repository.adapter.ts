@@ -52,8 +52,8 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
   }
 
   /** Due rows that no claim of this process holds: a held row is already counted in its batch. */
-  async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
-    return (await this.dueWorkers(queueName, dueBy)).length;
+  async countDueWorkers(queueName: string, dueBy: Date, limit = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return Math.min((await this.dueWorkers(queueName, dueBy)).length, limit);
   }
 
   completeWorker(model: IWorkerModel): Promise<void> {

@@ -24,7 +24,7 @@ import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/wo
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
 import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth, RetryRequest } from '../interfaces/worker-repository.interface.js';
-import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.constants.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE, QUEUED_ITEMS_COUNT_LIMIT } from '../worker.constants.js';
 import { describeError } from '../errors/describe-error.js';
 import { retryDelaySeconds } from './retry-policy.js';
 import { ClaimedRun } from './claimed-run.js';
@@ -423,7 +423,10 @@ export class WorkerService {
       return;
     }
     try {
-      this.logger.log(`Queued items: ${claimed + (await repository.countDueWorkers(queueName, countBy))}`);
+      // Counted no further than QUEUED_ITEMS_COUNT_LIMIT: the first batch waits for this count, and a
+      // backlog of a million rows need not be read to say that there is one.
+      const stillDue = await repository.countDueWorkers(queueName, countBy, QUEUED_ITEMS_COUNT_LIMIT);
+      this.logger.log(`Queued items: ${claimed + stillDue}${stillDue >= QUEUED_ITEMS_COUNT_LIMIT ? '+' : ''}`);
     } catch (error) {
       // Only the log line is lost: the claimed batch runs all the same.
       this.logger.warn(`Could not count the due events of queue ${queueName}: ${describeError(error)}`);

@@ -71,14 +71,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
     // A queue whose last claim here came back full is busy: claim at once, the walk finds enough.
     if (request.expectDue || this.busyQueues.has(request.queueName)) return this.claimDue(request, request.limit);
-    const [counted] = await this.dialect.query({
-      sql:
-        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
-        // ORDER BY the due index's own order: planners then read that range rather than scan and stop early.
-        `WHERE queue_name = ? AND ${claimableCondition(this.dialect)} ORDER BY available_at, id LIMIT ?) due`,
-      parameters: [request.queueName, request.dueBy.getTime(), request.limit],
-    });
-    const due = Number(counted?.due_count ?? 0);
+    const due = await this.countDue(request.queueName, request.dueBy, request.limit);
     if (due === 0) return [];
     return this.claimDue(request, Math.min(request.limit, due));
   }
@@ -95,12 +88,18 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken));
   }
 
-  async countDueWorkers(queueName: string, dueBy: Date): Promise<number> {
+  countDueWorkers(queueName: string, dueBy: Date, limit = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return this.countDue(queueName, dueBy, limit);
+  }
+
+  /** Due rows that are not leased, at most `limit`: one range of the due index, read no further than that. */
+  private async countDue(queueName: string, dueBy: Date, limit: number): Promise<number> {
     const [counted] = await this.dialect.query({
       sql:
-        `SELECT COUNT(*) AS due_count FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
-        `WHERE queue_name = ? AND ${claimableCondition(this.dialect)}`,
-      parameters: [queueName, dueBy.getTime()],
+        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
+        // ORDER BY the due index's own order: planners then read that range rather than scan and stop early.
+        `WHERE queue_name = ? AND ${claimableCondition(this.dialect)} ORDER BY available_at, id LIMIT ?) due`,
+      parameters: [queueName, dueBy.getTime(), limit],
     });
     return Number(counted?.due_count ?? 0);
   }

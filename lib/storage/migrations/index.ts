@@ -209,41 +209,37 @@ export class PartialNestjsWorkerUniqueIndexSqlite1764600000000 implements Migrat
  */
 
 export class AddNestjsWorkerLeaseExpiryPostgres1764700000000 implements MigrationInterface {
-  async up(queryRunner: QueryRunner): Promise<void> {
-    const [pending] = postgresTables(queryRunner);
-    await queryRunner.query(`ALTER TABLE ${pending} ADD "lease_expires_at" bigint`);
-    await queryRunner.query(`UPDATE ${pending} SET "lease_expires_at" = "available_at" WHERE "lease_token" IS NOT NULL`);
-  }
-
-  async down(queryRunner: QueryRunner): Promise<void> {
-    const [pending] = postgresTables(queryRunner);
-    await queryRunner.query(`UPDATE ${pending} SET "available_at" = "lease_expires_at" WHERE "lease_expires_at" > "available_at"`);
-    await queryRunner.query(`ALTER TABLE ${pending} DROP COLUMN "lease_expires_at"`);
-  }
+  up = addLeaseExpiry;
+  down = dropLeaseExpiry;
 }
 
 export class AddNestjsWorkerLeaseExpiryMysql1764700000000 implements MigrationInterface {
-  async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query('ALTER TABLE `nestjs_workers` ADD `lease_expires_at` bigint NULL');
-    await queryRunner.query('UPDATE `nestjs_workers` SET `lease_expires_at` = `available_at` WHERE `lease_token` IS NOT NULL');
-  }
-
-  async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query('UPDATE `nestjs_workers` SET `available_at` = `lease_expires_at` WHERE `lease_expires_at` > `available_at`');
-    await queryRunner.query('ALTER TABLE `nestjs_workers` DROP COLUMN `lease_expires_at`');
-  }
+  up = addLeaseExpiry;
+  down = dropLeaseExpiry;
 }
 
 export class AddNestjsWorkerLeaseExpirySqlite1764700000000 implements MigrationInterface {
-  async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query('ALTER TABLE "nestjs_workers" ADD COLUMN "lease_expires_at" bigint');
-    await queryRunner.query('UPDATE "nestjs_workers" SET "lease_expires_at" = "available_at" WHERE "lease_token" IS NOT NULL');
-  }
+  up = addLeaseExpiry;
+  down = dropLeaseExpiry;
+}
 
-  async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query('UPDATE "nestjs_workers" SET "available_at" = "lease_expires_at" WHERE "lease_expires_at" > "available_at"');
-    await queryRunner.query('ALTER TABLE "nestjs_workers" DROP COLUMN "lease_expires_at"');
-  }
+/** The same statements on every database, quoted by its driver (and schema-qualified on PostgreSQL). */
+async function addLeaseExpiry(queryRunner: QueryRunner): Promise<void> {
+  const { pending, column } = leaseNames(queryRunner);
+  await queryRunner.query(`ALTER TABLE ${pending} ADD ${column('lease_expires_at')} bigint`);
+  await queryRunner.query(`UPDATE ${pending} SET ${column('lease_expires_at')} = ${column('available_at')} WHERE ${column('lease_token')} IS NOT NULL`);
+}
+
+async function dropLeaseExpiry(queryRunner: QueryRunner): Promise<void> {
+  const { pending, column } = leaseNames(queryRunner);
+  await queryRunner.query(
+    `UPDATE ${pending} SET ${column('available_at')} = ${column('lease_expires_at')} WHERE ${column('lease_expires_at')} > ${column('available_at')}`,
+  );
+  await queryRunner.query(`ALTER TABLE ${pending} DROP COLUMN ${column('lease_expires_at')}`);
+}
+
+function leaseNames(queryRunner: QueryRunner): { pending: string; column: (name: string) => string } {
+  return { pending: qualifiedName(queryRunner, 'nestjs_workers'), column: (name) => queryRunner.connection.driver.escape(name) };
 }
 
 /*

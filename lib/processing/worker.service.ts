@@ -350,6 +350,8 @@ export class WorkerService {
       // Rows committed since the pass began are what woke the queue: take them in this pass.
       if (woken && !options.runOnce) {
         context.dueBy = new Date(Math.max(await currentTime(repository), context.dueBy.getTime()));
+        // Shutdown may have begun meanwhile, and it waits only for claims already on their way.
+        if (this.stopping) break;
       }
       const claim = repository.claimWorkers({
         queueName: options.queueName,

@@ -4,7 +4,8 @@ import type { FailedWorkerPage, FailedWorkerQuery, FailedWorkerRecord } from '..
 import { assertInteger, assertKnownKeys, assertPlainObject, assertStoredName, rowIdOf } from '../processing/worker-options.validation.js';
 import { dialectFor } from '../storage/dialects/dialect-for.js';
 import type { WorkerDialect } from '../storage/dialects/worker-dialect.js';
-import { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
+import type { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
+import { FailedStore } from '../storage/failed-store.js';
 import { type StoredWorkerFields, toAttributes } from '../storage/worker-row.js';
 import { type FailedRowFilter, requeueFailed } from '../storage/worker-statements.js';
 import { type WorkerTables, workerTables } from '../storage/worker-tables.js';
@@ -21,10 +22,12 @@ const QUERY_KEYS = ['queueName', 'eventName', 'page', 'pageSize'] as const;
 export class FailedWorkerService {
   private readonly dialect: WorkerDialect;
   private readonly tables: WorkerTables;
+  private readonly store: FailedStore;
 
-  constructor(private readonly dataSource: DataSource) {
+  constructor(dataSource: DataSource) {
     this.dialect = dialectFor(dataSource);
     this.tables = workerTables(dataSource);
+    this.store = new FailedStore(dataSource);
   }
 
   async list(query: FailedWorkerQuery = {}): Promise<FailedWorkerPage> {
@@ -37,23 +40,13 @@ export class FailedWorkerService {
     if (pageSize > MAX_FAILED_PAGE_SIZE) throw new InvalidWorkerOptionsError('pageSize', `must be at most ${MAX_FAILED_PAGE_SIZE} (got ${pageSize})`);
     // The row offset, (page - 1) × pageSize, must stay an exact integer for the OFFSET clause.
     assertInteger('page', page, 1, Math.floor(Number.MAX_SAFE_INTEGER / pageSize));
-    const filter = this.filterOf(query);
-    const builder = this.dataSource.manager
-      .createQueryBuilder(FailedWorkerEntity, 'failed')
-      .where('failed.deletedAt IS NULL')
-      .orderBy('failed.failedAt', 'DESC')
-      .addOrderBy('failed.id', 'DESC')
-      .skip((page - 1) * pageSize)
-      .take(pageSize);
-    if (filter.queueName !== undefined) builder.andWhere('failed.queueName = :queueName', { queueName: filter.queueName });
-    if (filter.eventName !== undefined) builder.andWhere('failed.eventName = :eventName', { eventName: filter.eventName });
-    const [rows, total] = await builder.getManyAndCount();
+    const [rows, total] = await this.store.page(this.filterOf(query), (page - 1) * pageSize, pageSize);
     return { items: rows.map(toRecord), total, page, pageSize };
   }
 
   async get(id: string): Promise<FailedWorkerRecord> {
-    const row = await this.dataSource.manager.findOneBy(FailedWorkerEntity, { id: this.idOf(id) });
-    if (!row || row.deletedAt !== null) throw new FailedWorkerNotFoundError(id);
+    const row = await this.store.find(this.idOf(id));
+    if (!row) throw new FailedWorkerNotFoundError(id);
     return toRecord(row);
   }
 
@@ -72,8 +65,7 @@ export class FailedWorkerService {
   }
 
   async delete(id: string): Promise<void> {
-    const result = await this.dataSource.manager.createQueryBuilder().delete().from(FailedWorkerEntity).where('id = :id', { id: this.idOf(id) }).execute();
-    if (!result.affected) throw new FailedWorkerNotFoundError(id);
+    if (!(await this.store.delete(this.idOf(id)))) throw new FailedWorkerNotFoundError(id);
   }
 
   /** Deletes failed events that failed before `olderThan`; returns how many. */
@@ -81,13 +73,7 @@ export class FailedWorkerService {
     if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
       throw new InvalidWorkerOptionsError('olderThan', `must be a valid Date (got ${olderThan instanceof Date ? 'Invalid Date' : typeof olderThan})`);
     }
-    const result = await this.dataSource.manager
-      .createQueryBuilder()
-      .delete()
-      .from(FailedWorkerEntity)
-      .where('failed_at < :olderThan', { olderThan: olderThan.getTime() })
-      .execute();
-    return result.affected ?? 0;
+    return this.store.purge(olderThan.getTime());
   }
 
   private idOf(id: unknown): string {

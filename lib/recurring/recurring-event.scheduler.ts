@@ -12,6 +12,7 @@ import { dialectFor } from '../storage/dialects/dialect-for.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
 import { dispatchRecurringSlot, insertRow } from '../storage/worker-statements.js';
 import { workerTables } from '../storage/worker-tables.js';
+import { ensureScheduleRow } from '../storage/schedule-rows.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
 import { MAX_TIMER_MS, WORKER_CONFIG, WORKER_DATA_SOURCE } from '../worker.constants.js';
 import { getRecurringEventMetadata } from '../worker-metadata.accessor.js';
@@ -170,17 +171,8 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
   }
 
   /** The schedule's row in the slot table; two replicas creating it at once is fine, one insert wins. */
-  private async ensureSlotRow(name: string): Promise<void> {
-    const dialect = dialectFor(this.dataSource);
-    const { schedules } = workerTables(this.dataSource);
-    const exists = async (): Promise<boolean> =>
-      (await dialect.query({ sql: `SELECT name FROM ${schedules} WHERE name = ?`, parameters: [name] })).length > 0;
-    if (await exists()) return;
-    try {
-      await dialect.query({ sql: `INSERT INTO ${schedules} (name, last_slot_at, updated_at) VALUES (?, 0, ?)`, parameters: [name, Date.now()] });
-    } catch (error) {
-      if (!(await exists())) throw error;
-    }
+  private ensureSlotRow(name: string): Promise<void> {
+    return ensureScheduleRow(this.dataSource, name);
   }
 
   /** Waits for the first slot after `after`; slots missed while this process was busy or late are skipped. */

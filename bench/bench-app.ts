@@ -2,7 +2,15 @@ import 'reflect-metadata';
 import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { DataSource } from 'typeorm';
-import { BaseEvent, EventService, QueueEvent, WORKER_DATA_SOURCE, WorkerModule, type WorkerModuleOptions, WorkerService } from '../lib/index.js';
+import {
+  BaseEvent,
+  EventService,
+  QueueEvent,
+  WORKER_DATA_SOURCE,
+  WorkerModule,
+  type WorkerModuleOptions,
+  WorkerService,
+} from '../lib/index.js';
 
 /** When each latency event (negative n) started, by n (performance.now()). */
 export const starts = new Map<number, number>();
@@ -23,7 +31,11 @@ export interface BenchApp {
   close(): Promise<void>;
 }
 
-const quiet = { log: () => undefined, warn: () => undefined, error: (message: string) => process.stderr.write(`nestjs-workers: ${message}\n`) };
+const quiet = {
+  log: () => undefined,
+  warn: () => undefined,
+  error: (message: string) => process.stderr.write(`nestjs-workers: ${message}\n`),
+};
 
 @Module({})
 class BenchModule {
@@ -37,7 +49,10 @@ class BenchModule {
  * synchronize (the bench starts from empty databases). With autoStart the 'bench' queue polls once a
  * second (and, on PostgreSQL, is woken by NOTIFY).
  */
-export async function openBenchApp(database: WorkerModuleOptions['database'], { autoStart = false } = {}): Promise<BenchApp> {
+export async function openBenchApp(
+  database: WorkerModuleOptions['database'],
+  { autoStart = false } = {},
+): Promise<BenchApp> {
   const app = await NestFactory.createApplicationContext(
     BenchModule.register({
       database: { ...database, synchronize: true } as WorkerModuleOptions['database'],

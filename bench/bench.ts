@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
-import { Logger as GraphileLogger, makeWorkerUtils, run as runGraphile, runMigrations as migrateGraphile } from 'graphile-worker';
+import {
+  Logger as GraphileLogger,
+  makeWorkerUtils,
+  run as runGraphile,
+  runMigrations as migrateGraphile,
+} from 'graphile-worker';
 import PgBoss from 'pg-boss';
 import { type BenchApp, NoopEvent, openBenchApp, starts } from './bench-app.js';
 
@@ -88,7 +93,9 @@ async function vacuum(url: string): Promise<void> {
   await client.connect();
   try {
     await client.query('VACUUM ANALYZE');
-    await client.query('CHECKPOINT').catch((error: unknown) => log(`no CHECKPOINT before the latency run: ${String(error)}`));
+    await client
+      .query('CHECKPOINT')
+      .catch((error: unknown) => log(`no CHECKPOINT before the latency run: ${String(error)}`));
   } finally {
     await client.end();
   }
@@ -112,14 +119,21 @@ async function measureOurs(open: () => Promise<BenchApp>, withLatency: boolean):
     await app.events.dispatchMany(events);
     enqueue = perSecond(N_BULK, performance.now() - started);
     if (N_PROCESS !== N_BULK) await app.clear();
-    if (N_PROCESS !== N_BULK) await app.events.dispatchMany(Array.from({ length: N_PROCESS }, (_, n) => new NoopEvent({ n })));
+    if (N_PROCESS !== N_BULK)
+      await app.events.dispatchMany(Array.from({ length: N_PROCESS }, (_, n) => new NoopEvent({ n })));
     started = performance.now();
     let processed = 0;
     // Two runWorker loops on the queue in one process (SKIP LOCKED keeps them apart), so one claims
     // while the other runs its batch; graphile-worker runs 10 jobs at once, pg-boss 4 fetch loops.
     const lane = async (): Promise<void> => {
       while (processed < N_PROCESS) {
-        const result = await app.workers.runWorker({ queueName: 'bench', retries: 1, runAfterSeconds: 0, concurrency: 100, batchSize: 2000 });
+        const result = await app.workers.runWorker({
+          queueName: 'bench',
+          retries: 1,
+          runAfterSeconds: 0,
+          concurrency: 100,
+          batchSize: 2000,
+        });
         processed += result.processed;
         // The other lane holds the last rows: wait for it rather than spin.
         if (result.processed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -239,14 +253,22 @@ async function measurePgBoss(connectionString: string): Promise<OurFigures> {
     started = performance.now();
     // The batch handler, as its documentation recommends for throughput; several workers fetch in parallel.
     for (let worker = 0; worker < 4; worker++) {
-      await boss.work('bench', { batchSize: 500, pollingIntervalSeconds: 0.5 }, async (batch) => void (done += batch.length));
+      await boss.work(
+        'bench',
+        { batchSize: 500, pollingIntervalSeconds: 0.5 },
+        async (batch) => void (done += batch.length),
+      );
     }
     await until(() => done >= N_BULK, 600_000, 'pg-boss processing');
     processing = perSecond(N_BULK, performance.now() - started);
     await boss.offWork('bench');
     await vacuum(connectionString);
     const latencyStarts = new Map<number, number>();
-    await boss.work('latency', { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => void latencyStarts.set((job!.data as { n: number }).n, performance.now()));
+    await boss.work(
+      'latency',
+      { batchSize: 1, pollingIntervalSeconds: 0.5 },
+      async ([job]) => void latencyStarts.set((job!.data as { n: number }).n, performance.now()),
+    );
     const latencies: number[] = [];
     for (let n = 0; n < N_LATENCY; n++) {
       const sent = performance.now();
@@ -254,7 +276,11 @@ async function measurePgBoss(connectionString: string): Promise<OurFigures> {
       await until(() => latencyStarts.has(n), 5000, 'a pg-boss idle job');
       latencies.push(latencyStarts.get(n)! - sent);
     }
-    return { enqueue, process: processing, latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) } };
+    return {
+      enqueue,
+      process: processing,
+      latency: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) },
+    };
   } finally {
     await boss.stop({ graceful: false, wait: true });
   }
@@ -321,10 +347,36 @@ async function main(): Promise<void> {
   log('pg-boss on PostgreSQL');
   const pgBoss = await measurePgBoss(await freshPostgres(postgresUrl, 'nestjs_workers_bench_pgboss'));
   rows.push(
-    { measure: 'PostgreSQL: bulk enqueue', ours: ours.enqueue, graphile: graphile.enqueue, pgBoss: pgBoss.enqueue, unit: 'events/s' },
-    { measure: 'PostgreSQL: processing no-op events', ours: ours.process, graphile: graphile.process, pgBoss: pgBoss.process, unit: 'events/s' },
-    { measure: 'PostgreSQL: idle dispatch → start, p50', ours: ours.latency!.p50, graphile: graphile.latency!.p50, pgBoss: pgBoss.latency!.p50, unit: 'ms', lower: true },
-    { measure: 'PostgreSQL: idle dispatch → start, p99', ours: ours.latency!.p99, graphile: graphile.latency!.p99, pgBoss: pgBoss.latency!.p99, unit: 'ms', lower: true },
+    {
+      measure: 'PostgreSQL: bulk enqueue',
+      ours: ours.enqueue,
+      graphile: graphile.enqueue,
+      pgBoss: pgBoss.enqueue,
+      unit: 'events/s',
+    },
+    {
+      measure: 'PostgreSQL: processing no-op events',
+      ours: ours.process,
+      graphile: graphile.process,
+      pgBoss: pgBoss.process,
+      unit: 'events/s',
+    },
+    {
+      measure: 'PostgreSQL: idle dispatch → start, p50',
+      ours: ours.latency!.p50,
+      graphile: graphile.latency!.p50,
+      pgBoss: pgBoss.latency!.p50,
+      unit: 'ms',
+      lower: true,
+    },
+    {
+      measure: 'PostgreSQL: idle dispatch → start, p99',
+      ours: ours.latency!.p99,
+      graphile: graphile.latency!.p99,
+      pgBoss: pgBoss.latency!.p99,
+      unit: 'ms',
+      lower: true,
+    },
   );
 
   log('nestjs-workers on SQLite');
@@ -355,8 +407,16 @@ async function main(): Promise<void> {
   const rss = await measureRss();
   const growth = ((rss.end - rss.warm) / rss.warm) * 100;
   rows.push(
-    { measure: `worker RSS after the first ${(N_RSS / rss.rounds).toLocaleString('en-US')} events`, ours: Math.round(rss.warm / 2 ** 20), unit: 'MiB' },
-    { measure: `worker RSS after ${N_RSS.toLocaleString('en-US')} events (growth ${growth.toFixed(1)} %)`, ours: Math.round(rss.end / 2 ** 20), unit: 'MiB' },
+    {
+      measure: `worker RSS after the first ${(N_RSS / rss.rounds).toLocaleString('en-US')} events`,
+      ours: Math.round(rss.warm / 2 ** 20),
+      unit: 'MiB',
+    },
+    {
+      measure: `worker RSS after ${N_RSS.toLocaleString('en-US')} events (growth ${growth.toFixed(1)} %)`,
+      ours: Math.round(rss.end / 2 ** 20),
+      unit: 'MiB',
+    },
   );
   printTable();
 }

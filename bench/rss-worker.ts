@@ -24,7 +24,13 @@ async function main(): Promise<void> {
       await app.events.dispatchMany(Array.from({ length: perRound }, (_, n) => new NoopEvent({ n })));
       let processed = 0;
       while (processed < perRound) {
-        const result = await app.workers.runWorker({ queueName: 'bench', retries: 1, runAfterSeconds: 0, concurrency: 50, batchSize: 1000 });
+        const result = await app.workers.runWorker({
+          queueName: 'bench',
+          retries: 1,
+          runAfterSeconds: 0,
+          concurrency: 50,
+          batchSize: 1000,
+        });
         processed += result.processed;
         if (result.processed === 0) throw new Error('the worker stopped processing');
       }

@@ -1,11 +1,11 @@
 export * from './decorators/index.js';
 export * from './errors/index.js';
 export * from './interfaces/index.js';
-export { BaseEvent, type EventClass } from './events/base-event.js';
+export { BaseEvent } from './events/base-event.js';
 export type { DependencyResolver } from './events/event-dependencies.js';
 export { EventService, type EventServiceOptions } from './events/event.service.js';
 export { WorkerService, type WorkerServiceSettings } from './processing/worker.service.js';
-export { WorkerLifecycle } from './processing/worker-lifecycle.js';
+export { WorkerLifecycle } from './lifecycle/worker-lifecycle.js';
 export { RecurringEventScheduler } from './recurring/recurring-event.scheduler.js';
 export { FailedWorkerService, MAX_FAILED_PAGE_SIZE } from './failed/failed-worker.service.js';
 export { UnsupportedDatabaseError } from './storage/dialects/worker-dialect.js';

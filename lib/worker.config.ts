@@ -1,10 +1,14 @@
-import type { EventClass } from './events/base-event.js';
+import type { EventClass } from './interfaces/base-event.interface.js';
 import { InvalidWorkerOptionsError } from './errors/worker.error.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { RecurringEventDefinition } from './interfaces/recurring-event.interface.js';
 import { assertRecurringSchedule } from './recurring/cron-slots.js';
 import type { DataSource } from 'typeorm';
-import type { WorkerModuleOptions, WorkerQueueOptions, WorkerServerDatabaseOptions } from './interfaces/worker-module-options.interface.js';
+import type {
+  WorkerModuleOptions,
+  WorkerQueueOptions,
+  WorkerServerDatabaseOptions,
+} from './interfaces/worker-module-options.interface.js';
 import {
   assertBoolean,
   assertHeartbeat,
@@ -18,7 +22,7 @@ import {
   assertRetrySettings,
   assertStoredName,
   MAX_TIMER_SECONDS,
-} from './processing/worker-options.validation.js';
+} from './common/worker-options.validation.js';
 import {
   DEFAULT_BUSY_TIMEOUT_MS,
   DEFAULT_CONCURRENCY,
@@ -34,7 +38,8 @@ import {
   MAX_TIMER_MS,
 } from './worker.constants.js';
 
-export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> & Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
+export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> &
+  Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
 
 export interface ResolvedSqliteOptions {
   type: 'better-sqlite3';
@@ -43,7 +48,10 @@ export interface ResolvedSqliteOptions {
   synchronize: boolean;
 }
 
-export type ResolvedServerDatabaseOptions = WorkerServerDatabaseOptions & { synchronize: boolean; migrationsRun: boolean };
+export type ResolvedServerDatabaseOptions = WorkerServerDatabaseOptions & {
+  synchronize: boolean;
+  migrationsRun: boolean;
+};
 
 export type ResolvedDatabaseOptions = ResolvedSqliteOptions | ResolvedServerDatabaseOptions;
 
@@ -66,10 +74,45 @@ export interface ResolvedWorkerConfig {
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
-const MODULE_KEYS = ['database', 'dataSource', 'queues', 'defaults', 'events', 'recurring', 'autoStart', 'listen', 'leaseSeconds', 'heartbeatSeconds', 'shutdownGraceSeconds', 'maxPayloadBytes', 'logger'] as const;
-const QUEUE_KEYS = ['retries', 'runAfterSeconds', 'pollIntervalMs', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds'] as const;
+const MODULE_KEYS = [
+  'database',
+  'dataSource',
+  'queues',
+  'defaults',
+  'events',
+  'recurring',
+  'autoStart',
+  'listen',
+  'leaseSeconds',
+  'heartbeatSeconds',
+  'shutdownGraceSeconds',
+  'maxPayloadBytes',
+  'logger',
+] as const;
+const QUEUE_KEYS = [
+  'retries',
+  'runAfterSeconds',
+  'pollIntervalMs',
+  'concurrency',
+  'batchSize',
+  'backoff',
+  'timeoutSeconds',
+] as const;
 const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
-const SERVER_KEYS = ['type', 'url', 'host', 'port', 'username', 'password', 'database', 'schema', 'ssl', 'poolSize', 'synchronize', 'migrationsRun'] as const;
+const SERVER_KEYS = [
+  'type',
+  'url',
+  'host',
+  'port',
+  'username',
+  'password',
+  'database',
+  'schema',
+  'ssl',
+  'poolSize',
+  'synchronize',
+  'migrationsRun',
+] as const;
 const SERVER_TYPES = ['postgres', 'mysql', 'mariadb'] as const;
 /** An unquoted PostgreSQL identifier (NAMEDATALEN 64: at most 63 bytes; ASCII here, so 63 characters). */
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
@@ -108,12 +151,16 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   });
 
   const recurring = input.recurring ?? [];
-  if (!Array.isArray(recurring)) throw new InvalidWorkerOptionsError('recurring', 'must be an array of { event, cron, payload?, timeZone?, name? }');
+  if (!Array.isArray(recurring))
+    throw new InvalidWorkerOptionsError('recurring', 'must be an array of { event, cron, payload?, timeZone?, name? }');
   recurring.forEach((definition: unknown, index) => {
     const field = `recurring[${index}]`;
     const entry = definition as Partial<RecurringEventDefinition>;
-    assertRecurringSchedule((key) => (key === 'options' ? field : `${field}.${key}`), entry?.cron, definition, ['event']);
-    if (typeof entry.event !== 'function') throw new InvalidWorkerOptionsError(`${field}.event`, 'must be a queued event class (a BaseEvent subclass)');
+    assertRecurringSchedule((key) => (key === 'options' ? field : `${field}.${key}`), entry?.cron, definition, [
+      'event',
+    ]);
+    if (typeof entry.event !== 'function')
+      throw new InvalidWorkerOptionsError(`${field}.event`, 'must be a queued event class (a BaseEvent subclass)');
   });
 
   const autoStart = input.autoStart ?? true;
@@ -131,12 +178,14 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   if (input.logger !== undefined) {
     const logger = input.logger as unknown as Record<string, unknown>;
     for (const method of ['log', 'error', 'warn']) {
-      if (typeof logger?.[method] !== 'function') throw new InvalidWorkerOptionsError('logger', `must have a ${method}() method`);
+      if (typeof logger?.[method] !== 'function')
+        throw new InvalidWorkerOptionsError('logger', `must have a ${method}() method`);
     }
   }
 
   if (input.dataSource !== undefined) {
-    if (input.database !== undefined) throw new InvalidWorkerOptionsError('dataSource', 'cannot be combined with database: give one of them');
+    if (input.database !== undefined)
+      throw new InvalidWorkerOptionsError('dataSource', 'cannot be combined with database: give one of them');
     assertDataSourceLike(input.dataSource);
   }
 
@@ -159,7 +208,10 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
 }
 
 /** Queues named in the config plus the queues of registered event classes: what the module polls. */
-export function knownQueueNames(config: ResolvedWorkerConfig, events: { getRegisteredEvents(): { queueName?: string }[] }): string[] {
+export function knownQueueNames(
+  config: ResolvedWorkerConfig,
+  events: { getRegisteredEvents(): { queueName?: string }[] },
+): string[] {
   const fromEvents = events.getRegisteredEvents().flatMap((event) => (event.queueName ? [event.queueName] : []));
   return [...new Set([...config.queues.keys(), ...fromEvents])];
 }
@@ -204,7 +256,11 @@ function resolveSqlite(input: Record<string, unknown>): ResolvedSqliteOptions {
 
 function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOptions {
   assertKnownKeys('database', input, SERVER_KEYS);
-  const resolved = { synchronize: false, migrationsRun: false, ...stripUndefined(input) } as ResolvedServerDatabaseOptions;
+  const resolved = {
+    synchronize: false,
+    migrationsRun: false,
+    ...stripUndefined(input),
+  } as ResolvedServerDatabaseOptions;
   if (resolved.url === undefined && resolved.host === undefined) {
     throw new InvalidWorkerOptionsError('database.url', `is required for ${resolved.type} (or give database.host)`);
   }
@@ -215,7 +271,10 @@ function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOp
     throw new InvalidWorkerOptionsError('database.password', 'must be a string');
   }
   if (resolved.schema !== undefined && resolved.type !== 'postgres') {
-    throw new InvalidWorkerOptionsError('database.schema', `is a PostgreSQL option (type is ${resolved.type}): use database.database`);
+    throw new InvalidWorkerOptionsError(
+      'database.schema',
+      `is a PostgreSQL option (type is ${resolved.type}): use database.database`,
+    );
   }
   // TypeORM's synchronize writes the schema into its SQL as given: only a plain identifier is safe there.
   if (resolved.schema !== undefined && !SCHEMA_NAME.test(resolved.schema)) {
@@ -235,7 +294,12 @@ function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOp
 /** A TypeORM DataSource (checked by shape: the application may load its own copy of typeorm). */
 function assertDataSourceLike(value: unknown): asserts value is DataSource {
   const candidate = value as { options?: { type?: unknown }; isInitialized?: unknown } | null;
-  if (typeof candidate !== 'object' || candidate === null || typeof candidate.isInitialized !== 'boolean' || !candidate.options) {
+  if (
+    typeof candidate !== 'object' ||
+    candidate === null ||
+    typeof candidate.isInitialized !== 'boolean' ||
+    !candidate.options
+  ) {
     throw new InvalidWorkerOptionsError('dataSource', 'must be a TypeORM DataSource');
   }
 }

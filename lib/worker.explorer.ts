@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
 import type { WorkerLifecycleEvent, WorkerLifecycleEventName } from './interfaces/worker-lifecycle.interface.js';
-import { WorkerLifecycle } from './processing/worker-lifecycle.js';
+import { WorkerLifecycle } from './lifecycle/worker-lifecycle.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { ResolvedWorkerConfig } from './worker.config.js';
 import { ON_WORKER_EVENT_METADATA, WORKER_CONFIG } from './worker.constants.js';
@@ -30,7 +30,8 @@ export class WorkerExplorer implements OnModuleInit {
 
   onModuleInit(): Promise<void> {
     return this.startup.step(() => {
-      for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) this.explore(wrapper);
+      for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()])
+        this.explore(wrapper);
     });
   }
 
@@ -47,10 +48,15 @@ export class WorkerExplorer implements OnModuleInit {
       if (!names) continue;
       const label = `${instance.constructor.name}.${methodName}`;
       if (!wrapper.isDependencyTreeStatic()) {
-        this.logger.warn(`@OnWorkerEvent() on ${label} is skipped: the provider is request-scoped, so there is no instance to call`);
+        this.logger.warn(
+          `@OnWorkerEvent() on ${label} is skipped: the provider is request-scoped, so there is no instance to call`,
+        );
         continue;
       }
-      this.lifecycle.subscribe((event: WorkerLifecycleEvent) => (names.includes(event.name) ? method.call(instance, event) : undefined), label);
+      this.lifecycle.subscribe(
+        (event: WorkerLifecycleEvent) => (names.includes(event.name) ? method.call(instance, event) : undefined),
+        label,
+      );
       this.logger.debug?.(`@OnWorkerEvent(${names.join(', ')}) → ${label}`);
     }
   }

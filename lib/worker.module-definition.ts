@@ -10,7 +10,17 @@ export const {
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createWorkerOptions')
   .setExtras<WorkerModuleExtras>(
-    { isGlobal: true, workerRepository: undefined, workerCreator: undefined, dataSourceToken: undefined, extraProviders: undefined },
-    (definition, extras) => ({ ...definition, global: extras.isGlobal, providers: [...(definition.providers ?? []), ...(extras.extraProviders ?? [])] }),
+    {
+      isGlobal: true,
+      workerRepository: undefined,
+      workerCreator: undefined,
+      dataSourceToken: undefined,
+      extraProviders: undefined,
+    },
+    (definition, extras) => ({
+      ...definition,
+      global: extras.isGlobal,
+      providers: [...(definition.providers ?? []), ...(extras.extraProviders ?? [])],
+    }),
   )
   .build();

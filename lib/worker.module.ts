@@ -1,4 +1,12 @@
-import { type DynamicModule, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type Provider } from '@nestjs/common';
+import {
+  type DynamicModule,
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationShutdown,
+  type Provider,
+} from '@nestjs/common';
 import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import type { DataSource } from 'typeorm';
 import { EventService } from './events/event.service.js';
@@ -21,7 +29,7 @@ import { WorkerScheduler } from './worker.scheduler.js';
 import { WorkerStartup } from './worker-startup.js';
 import { WorkerExplorer } from './worker.explorer.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
-import { WorkerLifecycle } from './processing/worker-lifecycle.js';
+import { WorkerLifecycle } from './lifecycle/worker-lifecycle.js';
 import { RecurringEventScheduler } from './recurring/recurring-event.scheduler.js';
 
 /** Closes the DataSource the module opened, after the workers have drained; an application's own stays open. */
@@ -140,7 +148,17 @@ function workerProviders(extras: WorkerModuleExtras): Provider[] {
   ];
 }
 
-const EXPORTS = [WorkerService, EventService, FailedWorkerService, WorkerLifecycle, RecurringEventScheduler, WORKER_CONFIG, WORKER_DATA_SOURCE, WORKER_REPOSITORY, WORKER_CREATOR];
+const EXPORTS = [
+  WorkerService,
+  EventService,
+  FailedWorkerService,
+  WorkerLifecycle,
+  RecurringEventScheduler,
+  WORKER_CONFIG,
+  WORKER_DATA_SOURCE,
+  WORKER_REPOSITORY,
+  WORKER_CREATOR,
+];
 
 function withWorkerProviders(definition: DynamicModule, extras: WorkerModuleExtras): DynamicModule {
   return {

@@ -1,4 +1,11 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  Optional,
+} from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { describeError } from './errors/describe-error.js';
 import { EventService } from './events/event.service.js';
@@ -47,7 +54,9 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
 
   private async start(): Promise<void> {
     const events = this.eventService.getRegisteredEvents();
-    this.logger.debug?.(`Registered events: ${events.map((event) => `${event.name} (${event.queueName ?? 'sync'})`).join(', ') || 'none'}`);
+    this.logger.debug?.(
+      `Registered events: ${events.map((event) => `${event.name} (${event.queueName ?? 'sync'})`).join(', ') || 'none'}`,
+    );
     // Found now rather than at the first execution, which would fail and retry for nothing.
     for (const problem of this.eventService.checkEventDependencies()) {
       this.logger.warn(`${problem.message}; executions of this event fail until that provider can be resolved`);
@@ -71,7 +80,10 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     if (queueNames.length > 0) this.logger.log(`Polling queues: ${queueNames.join(', ')}`);
     if (queueNames.length > 0 && this.config.listen && this.dataSource.options.type === 'postgres') {
       this.wakeups = new PostgresWakeups(this.dataSource, this.logger);
-      await this.wakeups.start({ wake: (queueName) => this.wake(queueName), resumed: () => queueNames.forEach((queueName) => this.wake(queueName)) });
+      await this.wakeups.start({
+        wake: (queueName) => this.wake(queueName),
+        resumed: () => queueNames.forEach((queueName) => this.wake(queueName)),
+      });
     }
   }
 
@@ -128,14 +140,18 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       const pauseMs = Math.min(pollIntervalMs * 2 ** count, MAX_POLL_BACKOFF_MS);
       this.failures.set(queueName, { count, resumeAt: Date.now() + pauseMs });
       this.logger.error(
-        `Polling queue ${queueName} failed (${count} in a row); next try in ${pauseMs} ms: ` +
-          describeError(error),
+        `Polling queue ${queueName} failed (${count} in a row); next try in ${pauseMs} ms: ` + describeError(error),
       );
       return undefined;
     } finally {
       this.running.delete(queueName);
       // Unless the run itself claimed what the notification announced.
-      if (this.wokenWhileRunning.delete(queueName) && this.workerService.isWoken(queueName) && !this.workerService.isStopping) void this.poll(queueName);
+      if (
+        this.wokenWhileRunning.delete(queueName) &&
+        this.workerService.isWoken(queueName) &&
+        !this.workerService.isStopping
+      )
+        void this.poll(queueName);
     }
   }
 }

@@ -1,5 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
-import { type CanActivate, type ExecutionContext, ForbiddenException, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
+import {
+  type CanActivate,
+  type ExecutionContext,
+  ForbiddenException,
+  Inject,
+  Injectable,
+  UnauthorizedException,
+} from '@nestjs/common';
 
 /** DI token of the token that operators send as `Authorization: Bearer <token>`. */
 export const ADMIN_TOKEN = Symbol('SAMPLE_ADMIN_TOKEN');
@@ -19,7 +26,8 @@ export class AdminTokenGuard implements CanActivate {
   }
 
   canActivate(context: ExecutionContext): boolean {
-    const header = context.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined> }>().headers.authorization;
+    const header = context.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined> }>()
+      .headers.authorization;
     const match = typeof header === 'string' ? /^Bearer (.+)$/.exec(header) : null;
     if (!match) throw new UnauthorizedException({ error: 'Send the admin token as "Authorization: Bearer <token>"' });
     const given = Buffer.from(match[1]!);

@@ -45,7 +45,8 @@ function sampleDatabase(options: SampleAppOptions): WorkerModuleOptions['databas
   const url = options.databaseUrl ?? process.env.WORKERS_DATABASE_URL;
   if (!url) return { database: options.database ?? process.env.WORKERS_DB ?? 'sample-workers.sqlite' };
   const scheme = new URL(url).protocol.replace(':', '');
-  const type = scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : scheme === 'mariadb' ? 'mariadb' : 'mysql';
+  const type =
+    scheme === 'postgres' || scheme === 'postgresql' ? 'postgres' : scheme === 'mariadb' ? 'mariadb' : 'mysql';
   return { type, url, migrationsRun: true };
 }
 
@@ -53,7 +54,12 @@ function sampleDatabase(options: SampleAppOptions): WorkerModuleOptions['databas
 export class AppModule {
   static register(options: SampleAppOptions = {}): DynamicModule {
     const adminToken = options.adminToken ?? process.env.SAMPLE_ADMIN_TOKEN ?? randomBytes(18).toString('base64url');
-    const providers: Provider[] = [MailService, PartnerApiService, AdminTokenGuard, { provide: ADMIN_TOKEN, useValue: adminToken }];
+    const providers: Provider[] = [
+      MailService,
+      PartnerApiService,
+      AdminTokenGuard,
+      { provide: ADMIN_TOKEN, useValue: adminToken },
+    ];
     if (options.digestCron ?? true) providers.push(DigestScheduler);
     return {
       module: AppModule,
@@ -79,7 +85,14 @@ export class AppModule {
         // GET /metrics; a registry per application instance (prom-client's global one works too).
         WorkerMetricsModule.register({ registry: new Registry() }),
       ],
-      controllers: [HealthController, WorkersController, NotificationsController, WebhooksController, FailedEventsController, MetricsController],
+      controllers: [
+        HealthController,
+        WorkersController,
+        NotificationsController,
+        WebhooksController,
+        FailedEventsController,
+        MetricsController,
+      ],
       providers,
     };
   }

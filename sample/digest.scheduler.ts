@@ -26,7 +26,10 @@ export class DigestScheduler {
       return id;
     } catch (error) {
       // @nestjs/schedule would only log a rejection without context; say which job failed.
-      this.logger.error(`Could not queue the daily digest: ${errorMessage(error)}`, error instanceof Error ? error.stack : undefined);
+      this.logger.error(
+        `Could not queue the daily digest: ${errorMessage(error)}`,
+        error instanceof Error ? error.stack : undefined,
+      );
       return undefined;
     }
   }

@@ -1,6 +1,24 @@
-import { BadRequestException, Body, Controller, Delete, Get, Inject, NotFoundException, Param, Post, UseGuards } from '@nestjs/common';
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Inject,
+  NotFoundException,
+  Param,
+  Post,
+  UseGuards,
+} from '@nestjs/common';
 import type { DataSource } from 'typeorm';
-import { type CancelledEvent, type DispatchOptions, EventService, InvalidWorkerOptionsError, WORKER_DATA_SOURCE, WorkerService } from '../lib/index.js';
+import {
+  type CancelledEvent,
+  type DispatchOptions,
+  EventService,
+  InvalidWorkerOptionsError,
+  WORKER_DATA_SOURCE,
+  WorkerService,
+} from '../lib/index.js';
 import { AdminTokenGuard } from './admin-token.guard.js';
 import { EmailNotificationEvent, type EmailNotificationPayload } from './email-notification.event.js';
 import { MailService, type SentMail } from './mail.service.js';
@@ -56,7 +74,9 @@ export class NotificationsController {
    * dispatch, so there dispatchMany() uses a transaction of its own.
    */
   @Post('notifications/batch')
-  async notifyAll(@Body() body: { notifications?: Partial<EmailNotificationPayload>[] } | undefined): Promise<{ ids: string[] }> {
+  async notifyAll(
+    @Body() body: { notifications?: Partial<EmailNotificationPayload>[] } | undefined,
+  ): Promise<{ ids: string[] }> {
     const notifications = body?.notifications;
     if (!Array.isArray(notifications)) throw new BadRequestException({ error: 'notifications must be an array' });
     const events = notifications.map(notificationEvent);

@@ -24,4 +24,8 @@ export class QueueReportEvent extends BaseEvent<null> {
  * database records the slot with the dispatch), unlike a plain @Cron() that every replica fires.
  * `@RecurringEvent('0 *\/5 * * * *', { name })` on the class would do the same.
  */
-export const QUEUE_REPORT: RecurringEventDefinition = { event: QueueReportEvent, cron: '0 */5 * * * *', name: QUEUE_REPORT_SCHEDULE };
+export const QUEUE_REPORT: RecurringEventDefinition = {
+  event: QueueReportEvent,
+  cron: '0 */5 * * * *',
+  name: QUEUE_REPORT_SCHEDULE,
+};

@@ -1,4 +1,13 @@
-import { BadRequestException, Body, Controller, HttpCode, HttpStatus, InternalServerErrorException, Post, UseGuards } from '@nestjs/common';
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  HttpCode,
+  HttpStatus,
+  InternalServerErrorException,
+  Post,
+  UseGuards,
+} from '@nestjs/common';
 import { InvalidWorkerOptionsError, type RunWorkerResult, WorkerService } from '../lib/index.js';
 import { AdminTokenGuard } from './admin-token.guard.js';
 import { errorMessage } from './error-message.js';

@@ -14,7 +14,14 @@ import {
   WorkerModule,
   type WorkerModuleOptions,
 } from '../lib/index.js';
-import { createTestApp, failedRows, pendingRows, RecordingLogger, runOncePass, type TestApp } from './support/test-app.js';
+import {
+  createTestApp,
+  failedRows,
+  pendingRows,
+  RecordingLogger,
+  runOncePass,
+  type TestApp,
+} from './support/test-app.js';
 
 @QueueEvent('bad')
 class AnyPayloadEvent extends BaseEvent<unknown> {
@@ -27,7 +34,9 @@ class AnyPayloadEvent extends BaseEvent<unknown> {
 @QueueEvent('bad')
 class ThrowsValueEvent extends BaseEvent<{ kind: 'string' | 'object' | 'undefined' | 'number' }> {
   async execute(): Promise<void> {
-    const thrown = { string: 'plain string', object: { code: 42 }, undefined: undefined, number: 7 }[this.getPayload().kind];
+    const thrown = { string: 'plain string', object: { code: 42 }, undefined: undefined, number: 7 }[
+      this.getPayload().kind
+    ];
     throw thrown;
   }
 }
@@ -77,18 +86,25 @@ describe('bad input at dispatch and at run time', () => {
     ['a symbol', { tag: Symbol('x') }, 'payload.tag is a symbol'],
     ['undefined in an array', [1, undefined], 'payload[1] is undefined inside an array'],
     ['an array hole', sparse, 'payload has a hole at index 1'],
-  ])('rejects a payload holding %s with UnserializablePayloadError naming the path, and stores nothing', async (_kind, payload, message) => {
-    const dispatch = t.events.dispatch(new AnyPayloadEvent(payload));
-    await expect(dispatch).rejects.toBeInstanceOf(UnserializablePayloadError);
-    await expect(t.events.dispatch(new AnyPayloadEvent(payload))).rejects.toThrow(`Cannot dispatch AnyPayloadEvent: ${message}`);
-    expect(await pendingRows(t.dataSource)).toEqual([]);
-  });
+  ])(
+    'rejects a payload holding %s with UnserializablePayloadError naming the path, and stores nothing',
+    async (_kind, payload, message) => {
+      const dispatch = t.events.dispatch(new AnyPayloadEvent(payload));
+      await expect(dispatch).rejects.toBeInstanceOf(UnserializablePayloadError);
+      await expect(t.events.dispatch(new AnyPayloadEvent(payload))).rejects.toThrow(
+        `Cannot dispatch AnyPayloadEvent: ${message}`,
+      );
+      expect(await pendingRows(t.dataSource)).toEqual([]);
+    },
+  );
 
   it('rejects a payload nested 10,000 deep with UnserializablePayloadError (no stack overflow), and stores nothing', async () => {
     let deep: unknown = 'bottom';
     for (let level = 0; level < 10_000; level++) deep = level % 2 ? { next: deep } : [deep];
     await expect(t.events.dispatch(new AnyPayloadEvent(deep))).rejects.toThrow(UnserializablePayloadError);
-    await expect(t.events.dispatch(new AnyPayloadEvent(deep))).rejects.toThrow('nests more than 100 arrays or objects deep');
+    await expect(t.events.dispatch(new AnyPayloadEvent(deep))).rejects.toThrow(
+      'nests more than 100 arrays or objects deep',
+    );
     expect(await pendingRows(t.dataSource)).toEqual([]);
     let hundred: unknown = 'bottom';
     for (let level = 0; level < 100; level++) hundred = [hundred];
@@ -107,7 +123,9 @@ describe('bad input at dispatch and at run time', () => {
     expect(reads).toBe(1);
     expect((await pendingRows(t.dataSource)).map((row) => row.payload)).toEqual(['{"n":1}']);
     let seen: unknown;
-    const spy = jest.spyOn(AnyPayloadEvent.prototype, 'execute').mockImplementation(async function (this: AnyPayloadEvent) {
+    const spy = jest.spyOn(AnyPayloadEvent.prototype, 'execute').mockImplementation(async function (
+      this: AnyPayloadEvent,
+    ) {
       seen = this.getPayload();
     });
     expect(await t.workers.runWorker(run())).toMatchObject({ processed: 1 });
@@ -138,7 +156,13 @@ describe('bad input at dispatch and at run time', () => {
   it('moves a row whose event name is unknown to the failed store with that reason, without retrying it', async () => {
     await t.events.dispatch(new AnyPayloadEvent({ id: 1 }));
     await t.dataSource.query("UPDATE nestjs_workers SET event_name = 'RenamedLongAgoEvent'");
-    expect(await t.workers.runWorker(run({ retries: 5 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(run({ retries: 5 }))).toEqual({
+      queueName: 'bad',
+      processed: 0,
+      failed: 1,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(await pendingRows(t.dataSource)).toEqual([]);
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ event_name: 'RenamedLongAgoEvent', payload: '{"id":1}', attempts: 1 });
@@ -149,7 +173,13 @@ describe('bad input at dispatch and at run time', () => {
     await t.events.dispatch(new AnyPayloadEvent({ id: 2 }));
     const raw = `{"id": 2, "note": "${'x'.repeat(5000)}", broken`;
     await t.dataSource.query('UPDATE nestjs_workers SET payload = ?', [raw]);
-    expect(await t.workers.runWorker(run())).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(run())).toEqual({
+      queueName: 'bad',
+      processed: 0,
+      failed: 1,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(AnyPayloadEvent.runs).toBe(0);
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ event_name: 'AnyPayloadEvent', attempts: 1 });
@@ -166,7 +196,13 @@ describe('bad input at dispatch and at run time', () => {
     ['number', 'Event threw a non-Error value: 7'],
   ] as const)('fails cleanly when an event throws a non-Error %s', async (kind, message) => {
     await t.events.dispatch(new ThrowsValueEvent({ kind }));
-    expect(await t.workers.runWorker(run({ retries: 1 }))).toEqual({ queueName: 'bad', processed: 0, failed: 1, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(run({ retries: 1 }))).toEqual({
+      queueName: 'bad',
+      processed: 0,
+      failed: 1,
+      retried: 0,
+      cancelled: 0,
+    });
     const [failed] = await failedRows(t.dataSource);
     expect(String(failed!.error)).toContain(`NonErrorThrownError: ${message}`);
     expect(logger.messages('error')).toEqual([expect.stringContaining(message)]);
@@ -197,15 +233,39 @@ describe('invalid module options stop startup', () => {
   it.each([
     [{ queus: {} }, 'queus', 'is not an option'],
     [{ queues: { mail: { retries: -1 } } }, 'queues["mail"].retries', 'must be an integer ≥ 1 (got -1)'],
-    [{ queues: { mail: { concurrency: 'four' } } }, 'queues["mail"].concurrency', 'must be an integer ≥ 1 (got "four")'],
+    [
+      { queues: { mail: { concurrency: 'four' } } },
+      'queues["mail"].concurrency',
+      'must be an integer ≥ 1 (got "four")',
+    ],
     [{ queues: { mail: { retry: 3 } } }, 'queues["mail"].retry', 'is not an option'],
     [{ defaults: { pollIntervalMs: 0 } }, 'defaults.pollIntervalMs', 'must be an integer ≥ 10 (got 0)'],
-    [{ defaults: { runAfterSeconds: Number.NaN } }, 'defaults.runAfterSeconds', 'must be a finite number ≥ 0 (got NaN)'],
-    [{ database: { type: 'oracle' } }, 'database.type', 'must be one of better-sqlite3, postgres, mysql, mariadb (got "oracle")'],
+    [
+      { defaults: { runAfterSeconds: Number.NaN } },
+      'defaults.runAfterSeconds',
+      'must be a finite number ≥ 0 (got NaN)',
+    ],
+    [
+      { database: { type: 'oracle' } },
+      'database.type',
+      'must be one of better-sqlite3, postgres, mysql, mariadb (got "oracle")',
+    ],
     [{ database: { type: 'postgres' } }, 'database.url', 'is required for postgres (or give database.host)'],
-    [{ database: { type: 'mysql', url: 'mysql://db/app', schema: 'jobs' } }, 'database.schema', 'is a PostgreSQL option (type is mysql)'],
-    [{ database: { type: 'postgres', url: 'postgres://db/app', poolSize: 0 } }, 'database.poolSize', 'must be an integer ≥ 1 (got 0)'],
-    [{ database: { type: 'postgres', url: 'postgres://db/app', synchronise: true } }, 'database.synchronise', 'is not an option'],
+    [
+      { database: { type: 'mysql', url: 'mysql://db/app', schema: 'jobs' } },
+      'database.schema',
+      'is a PostgreSQL option (type is mysql)',
+    ],
+    [
+      { database: { type: 'postgres', url: 'postgres://db/app', poolSize: 0 } },
+      'database.poolSize',
+      'must be an integer ≥ 1 (got 0)',
+    ],
+    [
+      { database: { type: 'postgres', url: 'postgres://db/app', synchronise: true } },
+      'database.synchronise',
+      'is not an option',
+    ],
     [{ database: { busyTimeoutMs: 5 }, dataSource: {} }, 'dataSource', 'cannot be combined with database'],
     [{ dataSource: { name: 'not a DataSource' } }, 'dataSource', 'must be a TypeORM DataSource'],
     [{ database: { database: '' } }, 'database.database', 'must be a non-empty string'],
@@ -218,7 +278,11 @@ describe('invalid module options stop startup', () => {
     [{ shutdownGraceSeconds: -1 }, 'shutdownGraceSeconds', 'must be a finite number ≥ 0 (got -1)'],
     [{ logger: {} }, 'logger', 'must have a log() method'],
     // Issue 14 points 11-13, 17: names that could never be stored, payload limits, SQL in the schema.
-    [{ queues: { ['q'.repeat(300)]: {} } }, `queues["${'q'.repeat(300)}"] (queue name)`, 'must be at most 255 characters (got 300)'],
+    [
+      { queues: { ['q'.repeat(300)]: {} } },
+      `queues["${'q'.repeat(300)}"] (queue name)`,
+      'must be at most 255 characters (got 300)',
+    ],
     [{ queues: { 'mail\u0000': {} } }, 'queues["mail\\u0000"] (queue name)', 'must not contain NUL'],
     [{ queues: { 'mail\ud800': {} } }, 'queues["mail\\ud800"] (queue name)', 'must be well-formed Unicode'],
     [{ defaults: { runAfterSeconds: 1e300 } }, 'defaults.runAfterSeconds', 'must be at most 10000000000 (got 1e+300)'],
@@ -228,8 +292,16 @@ describe('invalid module options stop startup', () => {
       'must be at most 10000000000 (got 1e+300)',
     ],
     // A Node timer holds at most 2^31 - 1 ms: longer ones fire after 1 ms (every event would time out at once).
-    [{ defaults: { timeoutSeconds: 30 * 86_400 } }, 'defaults.timeoutSeconds', 'must be at most 2147483.647 (got 2592000)'],
-    [{ defaults: { pollIntervalMs: 2 ** 31 } }, 'defaults.pollIntervalMs', 'must be at most 2147483647 (got 2147483648)'],
+    [
+      { defaults: { timeoutSeconds: 30 * 86_400 } },
+      'defaults.timeoutSeconds',
+      'must be at most 2147483.647 (got 2592000)',
+    ],
+    [
+      { defaults: { pollIntervalMs: 2 ** 31 } },
+      'defaults.pollIntervalMs',
+      'must be at most 2147483647 (got 2147483648)',
+    ],
     [{ shutdownGraceSeconds: 1e9 }, 'shutdownGraceSeconds', 'must be at most 2147483.647 (got 1000000000)'],
     [{ leaseSeconds: 1e300 }, 'leaseSeconds', 'must be at most 10000000000 (got 1e+300)'],
     [{ leaseSeconds: 1e8 }, 'heartbeatSeconds', 'must be at most 2147483.647 (got 33333333.333333332)'],
@@ -241,10 +313,16 @@ describe('invalid module options stop startup', () => {
       'database.schema',
       'must be a plain PostgreSQL identifier',
     ],
-    [{ database: { type: 'postgres', url: 'postgres://db/app', schema: 's'.repeat(64) } }, 'database.schema', 'must be a plain PostgreSQL identifier'],
+    [
+      { database: { type: 'postgres', url: 'postgres://db/app', schema: 's'.repeat(64) } },
+      'database.schema',
+      'must be a plain PostgreSQL identifier',
+    ],
   ])('rejects %j naming %s', async (options, field, problem) => {
     const compile = () =>
-      Test.createTestingModule({ imports: [WorkerModule.forRoot(options as unknown as WorkerModuleOptions)] }).compile();
+      Test.createTestingModule({
+        imports: [WorkerModule.forRoot(options as unknown as WorkerModuleOptions)],
+      }).compile();
     await expect(compile()).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
     await expect(compile()).rejects.toThrow(`Invalid nestjs-workers option "${field}": ${problem}`);
   });
@@ -265,7 +343,12 @@ describe('invalid @QueueEvent() options stop startup', () => {
     ['mail', { retries: '3' }, 'options.retries', 'must be an integer ≥ 1 (got "3")'],
     ['mail', { runAfterSeconds: -5 }, 'options.runAfterSeconds', 'must be a finite number ≥ 0 (got -5)'],
     ['mail', { name: '' }, 'options.name', 'must be a non-empty string (got "")'],
-    ['mail', { retry: 3 }, 'options.retry', 'is not an option (known: name, retries, runAfterSeconds, backoff, timeoutSeconds, priority)'],
+    [
+      'mail',
+      { retry: 3 },
+      'options.retry',
+      'is not an option (known: name, retries, runAfterSeconds, backoff, timeoutSeconds, priority)',
+    ],
     ['mail', 'urgent', 'options', 'must be an object (got "urgent")'],
     ['q'.repeat(256), {}, 'queue name', 'must be at most 255 characters (got 256)'],
     ['mail\u0000', {}, 'queue name', 'must not contain NUL'],

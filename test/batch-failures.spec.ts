@@ -19,7 +19,15 @@ import type { AtomicWork } from '../lib/storage/dialects/worker-dialect.js';
 import { dialectFor } from '../lib/storage/dialects/dialect-for.js';
 import { multiRowInserts } from '../lib/storage/worker-statements.js';
 import { testDatabases } from './support/databases.js';
-import { createTestApp, execute, failedRows, pendingRows, RecordingLogger, runOncePass, type TestApp } from './support/test-app.js';
+import {
+  createTestApp,
+  execute,
+  failedRows,
+  pendingRows,
+  RecordingLogger,
+  runOncePass,
+  type TestApp,
+} from './support/test-app.js';
 
 /** Run before an event of the batch fails (set by a test). */
 let beforeFailing: (n: number) => Promise<void> = async () => undefined;
@@ -84,7 +92,13 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
 
   /** Claims every due row of the queue as one worker would (one lease). */
   async function claimAll(repository: TypeOrmWorkerRepository): Promise<IWorkerModel[]> {
-    return repository.claimWorkers({ queueName: 'batch-failures', limit: 100, workerId: 'A', leaseMs: 60_000, dueBy: new Date() });
+    return repository.claimWorkers({
+      queueName: 'batch-failures',
+      limit: 100,
+      workerId: 'A',
+      leaseMs: 60_000,
+      dueBy: new Date(),
+    });
   }
 
   const idOf = (model: IWorkerModel): string => model.getWorkerData()!.id!;
@@ -109,7 +123,14 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     const pending = await pendingRows(t.dataSource);
     expect(pending.map(payloadOf)).toEqual([0, 3, 6, 9]);
     for (const row of pending) {
-      expect(row).toMatchObject({ event_name: 'RetriedEvent', attempts: 1, retries: 3, lease_token: null, locked_by: null, deleted_at: null });
+      expect(row).toMatchObject({
+        event_name: 'RetriedEvent',
+        attempts: 1,
+        retries: 3,
+        lease_token: null,
+        locked_by: null,
+        deleted_at: null,
+      });
       expect(String(row.error)).toMatch(new RegExp(`^Error: retry me ${payloadOf(row)}\\n\\s+at `));
       expect(Number(row.available_at)).toBeGreaterThanOrEqual(before + 2000);
       expect(Number(row.available_at)).toBeLessThan(Date.now() + 2000);
@@ -118,7 +139,13 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     const failed = await failedRows(t.dataSource);
     expect(failed.map(payloadOf)).toEqual([1, 4, 7, 10]);
     for (const row of failed) {
-      expect(row).toMatchObject({ event_name: 'ExhaustedEvent', queue_name: 'batch-failures', attempts: 1, retries: 1, deleted_at: null });
+      expect(row).toMatchObject({
+        event_name: 'ExhaustedEvent',
+        queue_name: 'batch-failures',
+        attempts: 1,
+        retries: 1,
+        deleted_at: null,
+      });
       expect(String(row.error)).toMatch(new RegExp(`^Error: give up ${payloadOf(row)}\\n\\s+at `));
       expect(Number(row.failed_at)).toBeGreaterThanOrEqual(before);
       expect(row.created_at).toBe(createdAt.get(payloadOf(row)));
@@ -128,7 +155,9 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     expect(logger.messages('error').filter((message) => message.startsWith('Event processing failed'))).toHaveLength(8);
     expect(logger.messages('error').filter((message) => !message.startsWith('Event processing failed'))).toEqual([]);
     const counted = (name: string) => announced.filter((event) => event.name === name);
-    expect(counted('retrying').map((event) => event.attributes.payload)).toEqual(expect.arrayContaining([{ n: 0 }, { n: 3 }, { n: 6 }, { n: 9 }]));
+    expect(counted('retrying').map((event) => event.attributes.payload)).toEqual(
+      expect.arrayContaining([{ n: 0 }, { n: 3 }, { n: 6 }, { n: 9 }]),
+    );
     expect(counted('failed')).toHaveLength(4);
     for (const event of [...counted('retrying'), ...counted('failed')]) {
       expect(event.error).toBeInstanceOf(Error);
@@ -137,12 +166,25 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
   });
 
   it('reports a row cancelled while it ran as cancelled and removes it, in a batch with other failures', async () => {
-    await t.events.dispatchMany([new RetriedEvent({ n: 0 }), new ExhaustedEvent({ n: 1 }), new RetriedEvent({ n: 2 }), new ExhaustedEvent({ n: 3 })]);
+    await t.events.dispatchMany([
+      new RetriedEvent({ n: 0 }),
+      new ExhaustedEvent({ n: 1 }),
+      new RetriedEvent({ n: 2 }),
+      new ExhaustedEvent({ n: 3 }),
+    ]);
     const announced: string[] = [];
-    t.app.get(WorkerLifecycle).subscribe((event) => void announced.push(`${event.name} ${(event.attributes.payload as { n: number }).n}`), 'test');
+    t.app
+      .get(WorkerLifecycle)
+      .subscribe(
+        (event) => void announced.push(`${event.name} ${(event.attributes.payload as { n: number }).n}`),
+        'test',
+      );
     beforeFailing = async (n) => {
       // Another process cancels rows 1 and 2 (n 0 and 1) after they failed, before this worker's heartbeat tells it.
-      if (n === 2) await execute(t.dataSource, 'UPDATE nestjs_workers SET deleted_at = ?, unique_key = NULL WHERE id IN (1, 2)', [Date.now()]);
+      if (n === 2)
+        await execute(t.dataSource, 'UPDATE nestjs_workers SET deleted_at = ?, unique_key = NULL WHERE id IN (1, 2)', [
+          Date.now(),
+        ]);
     };
 
     const result = await t.workers.runWorker(runOncePass('batch-failures', { concurrency: 1, batchSize: 4 }));
@@ -151,7 +193,9 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     expect((await pendingRows(t.dataSource)).map(payloadOf)).toEqual([2]);
     expect((await failedRows(t.dataSource)).map(payloadOf)).toEqual([3]);
     expect(announced.sort()).toEqual(['cancelled 0', 'cancelled 1', 'failed 3', 'retrying 2']);
-    expect(logger.messages('log')).toEqual(expect.arrayContaining(['RetriedEvent (row 1) was cancelled; its row is removed and not retried']));
+    expect(logger.messages('log')).toEqual(
+      expect.arrayContaining(['RetriedEvent (row 1) was cancelled; its row is removed and not retried']),
+    );
   });
 
   it('is fenced by the lease: rows taken over are not touched and reported lease-lost, cancelled ones removed', async () => {
@@ -169,17 +213,40 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     const retried = await repository.retryWorkers(
       claimed.slice(0, 3).map((model) => ({ model, retry: { error: `late ${idOf(model)}`, retries: 7, availableAt } })),
     );
-    expect(retried).toEqual(new Map([['1', 'retried'], ['2', 'lease-lost'], ['3', 'cancelled']]));
+    expect(retried).toEqual(
+      new Map([
+        ['1', 'retried'],
+        ['2', 'lease-lost'],
+        ['3', 'cancelled'],
+      ]),
+    );
 
     const failed = await repository.failWorkers(
-      claimed.slice(3).map((model) => ({ model, failed: creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: `final ${idOf(model)}` }) })),
+      claimed.slice(3).map((model) => ({
+        model,
+        failed: creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: `final ${idOf(model)}` }),
+      })),
     );
-    expect(failed).toEqual(new Map([['4', 'moved'], ['5', 'lease-lost'], ['6', 'cancelled']]));
+    expect(failed).toEqual(
+      new Map([
+        ['4', 'moved'],
+        ['5', 'lease-lost'],
+        ['6', 'cancelled'],
+      ]),
+    );
 
     const pending = await pendingRows(t.dataSource);
     expect(pending.map((row) => row.id)).toEqual([1, 2, 5]);
-    expect(pending[0]).toMatchObject({ error: 'late 1', retries: 7, attempts: 1, available_at: availableAt.getTime(), lease_token: null, locked_by: null });
-    for (const taken of pending.slice(1)) expect(taken).toMatchObject({ error: null, retries: 3, attempts: 1, lease_token: 'other', locked_by: 'B' });
+    expect(pending[0]).toMatchObject({
+      error: 'late 1',
+      retries: 7,
+      attempts: 1,
+      available_at: availableAt.getTime(),
+      lease_token: null,
+      locked_by: null,
+    });
+    for (const taken of pending.slice(1))
+      expect(taken).toMatchObject({ error: null, retries: 3, attempts: 1, lease_token: 'other', locked_by: 'B' });
     expect((await failedRows(t.dataSource)).map((row) => [payloadOf(row), row.error])).toEqual([[3, 'final 4']]);
   });
 
@@ -191,7 +258,11 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     const entries = claimed.map((model, index) => ({
       model,
       // The last copy breaks the INSERT (event_name is NOT NULL).
-      failed: creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'final', ...(index === 2 ? { eventName: null as never } : {}) }),
+      failed: creator.createFailedWorkerModel({
+        ...model.getWorkerData()!,
+        error: 'final',
+        ...(index === 2 ? { eventName: null as never } : {}),
+      }),
     }));
 
     // By message: better-sqlite3's errors may come from another realm than Jest's Error.
@@ -204,9 +275,13 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     expect(await failedRows(t.dataSource)).toEqual([]);
     const pending = await pendingRows(t.dataSource);
     expect(pending).toHaveLength(3);
-    for (const row of pending) expect(row).toMatchObject({ lease_token: (claimed[0] as { leaseToken?: string }).leaseToken, deleted_at: null });
+    for (const row of pending)
+      expect(row).toMatchObject({ lease_token: (claimed[0] as { leaseToken?: string }).leaseToken, deleted_at: null });
     // Still held: the same batch moves once the copies are right.
-    const fixed = entries.map(({ model }) => ({ model, failed: creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'final' }) }));
+    const fixed = entries.map(({ model }) => ({
+      model,
+      failed: creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'final' }),
+    }));
     expect([...(await repository.failWorkers(fixed)).values()]).toEqual(['moved', 'moved', 'moved']);
     expect(await pendingRows(t.dataSource)).toEqual([]);
     expect(await failedRows(t.dataSource)).toHaveLength(3);
@@ -219,7 +294,13 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     jest.spyOn(repository, 'failWorkers').mockRejectedValue(new Error('connection reset'));
     const standalone = workerServiceWith(repository);
 
-    expect(await standalone.runWorker(runOncePass('batch-failures'))).toEqual({ queueName: 'batch-failures', processed: 0, retried: 0, failed: 0, cancelled: 0 });
+    expect(await standalone.runWorker(runOncePass('batch-failures'))).toEqual({
+      queueName: 'batch-failures',
+      processed: 0,
+      retried: 0,
+      failed: 0,
+      cancelled: 0,
+    });
     expect(logger.messages('error').filter((message) => message.startsWith('Could not record'))).toEqual([
       'Could not record 1 failed attempts of queue batch-failures; they run again when their lease expires: connection reset',
       'Could not record 1 failed attempts of queue batch-failures; they run again when their lease expires: connection reset',
@@ -230,7 +311,11 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
   });
 
   it('falls back to one write per row for a repository without the batch methods, with the same outcomes', async () => {
-    await t.events.dispatchMany([new RetriedEvent({ n: 0 }), new ExhaustedEvent({ n: 1 }), new SucceedingEvent({ n: 2 })]);
+    await t.events.dispatchMany([
+      new RetriedEvent({ n: 0 }),
+      new ExhaustedEvent({ n: 1 }),
+      new SucceedingEvent({ n: 2 }),
+    ]);
     const repository = new TypeOrmWorkerRepository(t.dataSource);
     // A custom repository with only the required methods.
     const withoutBatches: IWorkerQueueRepository = {
@@ -248,7 +333,13 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     const failWorker = jest.spyOn(repository, 'failWorker');
     const standalone = workerServiceWith(withoutBatches);
 
-    expect(await standalone.runWorker(runOncePass('batch-failures'))).toEqual({ queueName: 'batch-failures', processed: 1, retried: 1, failed: 1, cancelled: 0 });
+    expect(await standalone.runWorker(runOncePass('batch-failures'))).toEqual({
+      queueName: 'batch-failures',
+      processed: 1,
+      retried: 1,
+      failed: 1,
+      cancelled: 0,
+    });
     expect(retryWorker).toHaveBeenCalledTimes(1);
     expect(failWorker).toHaveBeenCalledTimes(1);
     expect((await pendingRows(t.dataSource)).map(payloadOf)).toEqual([0]);
@@ -258,13 +349,22 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
   it('gives each of 700 rows its own error, due time and retries, 500 rows per UPDATE', async () => {
     await t.events.dispatchMany(Array.from({ length: 700 }, (_, n) => new RetriedEvent({ n })));
     const repository = new TypeOrmWorkerRepository(t.dataSource);
-    const claimed = await repository.claimWorkers({ queueName: 'batch-failures', limit: 700, workerId: 'A', leaseMs: 60_000, dueBy: new Date() });
+    const claimed = await repository.claimWorkers({
+      queueName: 'batch-failures',
+      limit: 700,
+      workerId: 'A',
+      leaseMs: 60_000,
+      dueBy: new Date(),
+    });
     const base = Date.now();
     const transactions = countTransactions();
     const outcomes = await repository.retryWorkers(
       claimed.map((model) => {
         const n = Number(idOf(model));
-        return { model, retry: { error: `error ${n} ‘quoted’ ?`, retries: n % 7, availableAt: new Date(base + n * 1000) } };
+        return {
+          model,
+          retry: { error: `error ${n} ‘quoted’ ?`, retries: n % 7, availableAt: new Date(base + n * 1000) },
+        };
       }),
     );
     expect([...outcomes.values()].every((outcome) => outcome === 'retried')).toBe(true);
@@ -274,7 +374,12 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
     expect(pending).toHaveLength(700);
     for (const row of pending) {
       const n = Number(row.id);
-      expect(row).toMatchObject({ error: `error ${n} ‘quoted’ ?`, retries: n % 7, available_at: base + n * 1000, lease_token: null });
+      expect(row).toMatchObject({
+        error: `error ${n} ‘quoted’ ?`,
+        retries: n % 7,
+        available_at: base + n * 1000,
+        lease_token: null,
+      });
     }
   });
 
@@ -293,7 +398,12 @@ describe.each(testDatabases())('failed attempts recorded per batch ($name)', (da
         return runner;
       });
 
-      const outcomes = await repository.failWorkers(claimed.map((model) => ({ model, failed: creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'x' }) })));
+      const outcomes = await repository.failWorkers(
+        claimed.map((model) => ({
+          model,
+          failed: creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'x' }),
+        })),
+      );
 
       expect([...outcomes.values()]).toEqual(Array(10).fill('moved'));
       expect(transactions).toBe(1);
@@ -320,8 +430,12 @@ describe('multiRowInserts', () => {
     const statements = multiRowInserts('t', rows, escape, 65_535);
     expect(statements.map(({ size }) => size)).toEqual([4, 3]);
     expect(statements[0]!.statement.sql).toBe('INSERT INTO t ("a", "b") VALUES (?, ?), (?, ?), (?, ?), (?, ?)');
-    expect(statements.flatMap(({ statement }) => statement.parameters.filter((_, index) => index % 2 === 0))).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(statements.flatMap(({ statement }) => statement.parameters.filter((_, index) => index % 2 === 0))).toEqual([
+      0, 1, 2, 3, 4, 5, 6,
+    ]);
     // A row longer than the budget alone still gets its statement.
-    expect(multiRowInserts('t', [{ a: 'y'.repeat(3_000_000) }, { a: 'z' }], escape, 65_535).map(({ size }) => size)).toEqual([1, 1]);
+    expect(
+      multiRowInserts('t', [{ a: 'y'.repeat(3_000_000) }, { a: 'z' }], escape, 65_535).map(({ size }) => size),
+    ).toEqual([1, 1]);
   });
 });

@@ -61,7 +61,9 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
   });
 
   it('stores 7,000 events of two queues in multi-row INSERTs and resolves to their ids in order', async () => {
-    const events = Array.from({ length: 7000 }, (_, n) => (n % 7 === 0 ? new OtherBulkEvent({ n }) : new BulkEvent({ n })));
+    const events = Array.from({ length: 7000 }, (_, n) =>
+      n % 7 === 0 ? new OtherBulkEvent({ n }) : new BulkEvent({ n }),
+    );
     const ids = await t.events.dispatchMany(events);
     expect(ids).toHaveLength(7000);
     const rows = await pendingRows(t.dataSource);
@@ -71,13 +73,19 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
       expect(JSON.parse(String(row.payload))).toEqual({ n });
       expect(row.queue_name).toBe(n % 7 === 0 ? 'bulk-other' : 'bulk');
     });
-    expect(await t.workers.runWorker(runOncePass('bulk', { concurrency: 8, batchSize: 500 }))).toMatchObject({ processed: 6000 });
+    expect(await t.workers.runWorker(runOncePass('bulk', { concurrency: 8, batchSize: 500 }))).toMatchObject({
+      processed: 6000,
+    });
     expect(seen).toHaveLength(6000);
   }, 60_000);
 
   it('stores events whose columns are all alike, or differ only in retries and priority, as they were dispatched', async () => {
     // On PostgreSQL a column that is the same in every row is bound once; here every column is (no payload).
-    const ids = await t.events.dispatchMany([new PlainBulkEvent(null), new PlainBulkEvent(null), new PlainBulkEvent(null)]);
+    const ids = await t.events.dispatchMany([
+      new PlainBulkEvent(null),
+      new PlainBulkEvent(null),
+      new PlainBulkEvent(null),
+    ]);
     expect(ids).toHaveLength(3);
     // Two classes of one queue: retries and priority (from their options) differ per row, the rest does not.
     await t.events.dispatchMany([new PlainBulkEvent(null), new UrgentBulkEvent(null), new PlainBulkEvent(null)]);
@@ -92,7 +100,9 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
 
   it('applies delaySeconds and priority to every event, and announces each one', async () => {
     const announced: unknown[] = [];
-    t.app.get(WorkerLifecycle).subscribe((event) => void (event.name === 'dispatched' && announced.push(event.attributes.payload)), 'test');
+    t.app
+      .get(WorkerLifecycle)
+      .subscribe((event) => void (event.name === 'dispatched' && announced.push(event.attributes.payload)), 'test');
     const before = Date.now();
     await t.events.dispatchMany([new BulkEvent({ n: 1 }), new BulkEvent({ n: 2 })], { delaySeconds: 60, priority: -3 });
     const rows = await pendingRows(t.dataSource);
@@ -103,13 +113,19 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
 
   it('stores all or none: one unserializable payload, a key, an event without a queue or a bad option stores nothing', async () => {
     const good = () => Array.from({ length: 3000 }, (_, n) => new BulkEvent({ n }));
-    await expect(t.events.dispatchMany([...good(), new BulkEvent({ n: 1, note: new Date() })])).rejects.toThrow(UnserializablePayloadError);
+    await expect(t.events.dispatchMany([...good(), new BulkEvent({ n: 1, note: new Date() })])).rejects.toThrow(
+      UnserializablePayloadError,
+    );
     await expect(t.events.dispatchMany(good(), { uniqueKey: 'k' })).rejects.toThrow(InvalidWorkerOptionsError);
     await expect(t.events.dispatchMany([...good(), new InlineEvent(null)])).rejects.toThrow(
       new WorkerError('dispatchMany() takes queued events only: events[3000] (InlineEvent) has no queue'),
     );
-    await expect(t.events.dispatchMany(good(), { delaySeconds: -1 })).rejects.toThrow('Invalid nestjs-workers option "delaySeconds"');
-    await expect(t.events.dispatchMany('not events' as never)).rejects.toThrow('Invalid nestjs-workers option "events"');
+    await expect(t.events.dispatchMany(good(), { delaySeconds: -1 })).rejects.toThrow(
+      'Invalid nestjs-workers option "delaySeconds"',
+    );
+    await expect(t.events.dispatchMany('not events' as never)).rejects.toThrow(
+      'Invalid nestjs-workers option "events"',
+    );
     expect(await pendingRows(t.dataSource)).toEqual([]);
     expect(await t.events.dispatchMany([])).toEqual([]);
   });
@@ -123,14 +139,16 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
         }),
       ).rejects.toThrow('roll back');
       expect(await pendingRows(t.dataSource)).toEqual([]);
-      const ids = await t.dataSource.transaction((manager) => t.events.dispatchMany([new BulkEvent({ n: 3 }), new BulkEvent({ n: 4 })], { manager }));
+      const ids = await t.dataSource.transaction((manager) =>
+        t.events.dispatchMany([new BulkEvent({ n: 3 }), new BulkEvent({ n: 4 })], { manager }),
+      );
       expect((await pendingRows(t.dataSource)).map((row) => String(row.id))).toEqual(ids);
     });
   } else {
     it('refuses { manager } on SQLite as dispatch() does', async () => {
-      await expect(t.dataSource.transaction((manager) => t.events.dispatchMany([new BulkEvent({ n: 1 })], { manager }))).rejects.toThrow(
-        'needs PostgreSQL or MySQL/MariaDB',
-      );
+      await expect(
+        t.dataSource.transaction((manager) => t.events.dispatchMany([new BulkEvent({ n: 1 })], { manager })),
+      ).rejects.toThrow('needs PostgreSQL or MySQL/MariaDB');
     });
   }
 
@@ -146,7 +164,12 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
     expect(seen.map((entry) => entry.n).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, n) => n));
     // The first claim took the 10 oldest.
     const firstLease = seen.find((entry) => entry.n === 0)!.leaseToken;
-    expect(seen.filter((entry) => entry.leaseToken === firstLease).map((entry) => entry.n).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(
+      seen
+        .filter((entry) => entry.leaseToken === firstLease)
+        .map((entry) => entry.n)
+        .sort((a, b) => a - b),
+    ).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(await pendingRows(t.dataSource)).toEqual([]);
 
     seen.length = 0;
@@ -161,9 +184,13 @@ describe.each(testDatabases())('bulk dispatch and batch claims ($name)', (databa
     const claims = jest.spyOn(TypeOrmWorkerRepository.prototype, 'claimWorkers');
     const counts = jest.spyOn(TypeOrmWorkerRepository.prototype, 'countDueWorkers');
     try {
-      expect(await t.workers.runWorker(runOncePass('bulk', { runOnce: false, batchSize: 10 }))).toMatchObject({ processed: 3 });
+      expect(await t.workers.runWorker(runOncePass('bulk', { runOnce: false, batchSize: 10 }))).toMatchObject({
+        processed: 3,
+      });
       // The one claim took all 3: that was everything due, and nothing it ran was retried.
-      expect(await Promise.all(claims.mock.results.map((result) => result.value as Promise<unknown[]>))).toEqual([[expect.anything(), expect.anything(), expect.anything()]]);
+      expect(await Promise.all(claims.mock.results.map((result) => result.value as Promise<unknown[]>))).toEqual([
+        [expect.anything(), expect.anything(), expect.anything()],
+      ]);
       expect(counts).not.toHaveBeenCalled();
     } finally {
       claims.mockRestore();
@@ -186,7 +213,9 @@ describe('RecordingEventService.dispatchMany', () => {
     const ids = await recorder.dispatchMany([new BulkEvent({ n: 1 }), new BulkEvent({ n: 2 })]);
     expect(ids).toHaveLength(2);
     recorder.expectDispatched(BulkEvent, { n: 2 }, 1);
-    await expect(recorder.dispatchMany([new BulkEvent({ n: 3, note: () => 1 })])).rejects.toThrow(UnserializablePayloadError);
+    await expect(recorder.dispatchMany([new BulkEvent({ n: 3, note: () => 1 })])).rejects.toThrow(
+      UnserializablePayloadError,
+    );
     recorder.expectNotDispatched(BulkEvent, { n: 3 });
   });
 });

@@ -21,7 +21,15 @@ import {
   WorkerModule,
   WorkerService,
 } from '../lib/index.js';
-import { ensureServerDatabase, resetWorkerTables, serverDatabases, SQLITE, type TestDatabase, testDatabases, workerDatabaseName } from './support/databases.js';
+import {
+  ensureServerDatabase,
+  resetWorkerTables,
+  serverDatabases,
+  SQLITE,
+  type TestDatabase,
+  testDatabases,
+  workerDatabaseName,
+} from './support/databases.js';
 import { createTestApp, pendingRows, runOncePass, type TestApp } from './support/test-app.js';
 
 const executed: string[] = [];
@@ -34,65 +42,78 @@ class OrderPlacedEvent extends BaseEvent<{ orderId: string }> {
 }
 
 /** TypeORM connection options of a scratch database on `database` (a temp file on SQLite). */
-async function scratchConnection(database: TestDatabase, name: string): Promise<{ options: DataSourceOptions; cleanup(): void }> {
+async function scratchConnection(
+  database: TestDatabase,
+  name: string,
+): Promise<{ options: DataSourceOptions; cleanup(): void }> {
   if (database.type === 'better-sqlite3') {
     const dir = mkdtempSync(join(tmpdir(), 'nestjs-workers-ds-'));
-    return { options: { type: 'better-sqlite3', database: join(dir, 'app.sqlite') }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+    return {
+      options: { type: 'better-sqlite3', database: join(dir, 'app.sqlite') },
+      cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    };
   }
   const url = await ensureServerDatabase(database, workerDatabaseName(name));
   return { options: { type: database.type, url } as DataSourceOptions, cleanup: () => undefined };
 }
 
-for (const database of serverDatabases()) describe(`transactional dispatch (${database.name})`, () => {
-  let t: TestApp;
+for (const database of serverDatabases())
+  describe(`transactional dispatch (${database.name})`, () => {
+    let t: TestApp;
 
-  beforeEach(async () => {
-    executed.length = 0;
-    t = await createTestApp({ events: [OrderPlacedEvent] }, {}, database);
-  });
-
-  afterEach(async () => {
-    await t.close();
-  });
-
-  it('writes no row when the transaction rolls back', async () => {
-    const rollback = t.dataSource.transaction(async (manager) => {
-      const id = await t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-1' }), { manager });
-      expect(id).toBe('1');
-      throw new Error('payment declined');
+    beforeEach(async () => {
+      executed.length = 0;
+      t = await createTestApp({ events: [OrderPlacedEvent] }, {}, database);
     });
-    await expect(rollback).rejects.toThrow('payment declined');
-    expect(await pendingRows(t.dataSource)).toEqual([]);
-    expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 0 });
-  });
 
-  it('makes the event due when the transaction commits', async () => {
-    const id = await t.dataSource.transaction((manager) => t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-2' }), { manager }));
-    expect(await pendingRows(t.dataSource)).toEqual([expect.objectContaining({ id: Number(id), event_name: 'OrderPlacedEvent' })]);
-    expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 1 });
-    expect(executed).toEqual(['o-2']);
-  });
+    afterEach(async () => {
+      await t.close();
+    });
 
-  it('rejects an EntityManager of another DataSource, storing nothing', async () => {
-    const other = await scratchConnection(database, 'other');
-    const foreign = await new DataSource(other.options).initialize();
-    try {
-      await expect(t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-3' }), { manager: foreign.manager })).rejects.toThrow(
-        /EntityManager belongs to another DataSource .* a transaction cannot span two databases/,
-      );
+    it('writes no row when the transaction rolls back', async () => {
+      const rollback = t.dataSource.transaction(async (manager) => {
+        const id = await t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-1' }), { manager });
+        expect(id).toBe('1');
+        throw new Error('payment declined');
+      });
+      await expect(rollback).rejects.toThrow('payment declined');
       expect(await pendingRows(t.dataSource)).toEqual([]);
-    } finally {
-      await foreign.destroy();
-      other.cleanup();
-    }
+      expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 0 });
+    });
+
+    it('makes the event due when the transaction commits', async () => {
+      const id = await t.dataSource.transaction((manager) =>
+        t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-2' }), { manager }),
+      );
+      expect(await pendingRows(t.dataSource)).toEqual([
+        expect.objectContaining({ id: Number(id), event_name: 'OrderPlacedEvent' }),
+      ]);
+      expect(await t.workers.runWorker(runOncePass('orders'))).toMatchObject({ processed: 1 });
+      expect(executed).toEqual(['o-2']);
+    });
+
+    it('rejects an EntityManager of another DataSource, storing nothing', async () => {
+      const other = await scratchConnection(database, 'other');
+      const foreign = await new DataSource(other.options).initialize();
+      try {
+        await expect(
+          t.events.dispatch(new OrderPlacedEvent({ orderId: 'o-3' }), { manager: foreign.manager }),
+        ).rejects.toThrow(/EntityManager belongs to another DataSource .* a transaction cannot span two databases/);
+        expect(await pendingRows(t.dataSource)).toEqual([]);
+      } finally {
+        await foreign.destroy();
+        other.cleanup();
+      }
+    });
   });
-});
 
 describe('transactional dispatch and sharing on SQLite', () => {
   it('refuses dispatch(event, { manager }): one shared connection would absorb every other write of the process', async () => {
     const t = await createTestApp({ events: [OrderPlacedEvent] });
     try {
-      const attempt = t.dataSource.transaction((manager) => t.events.dispatch(new OrderPlacedEvent({ orderId: 's-1' }), { manager }));
+      const attempt = t.dataSource.transaction((manager) =>
+        t.events.dispatch(new OrderPlacedEvent({ orderId: 's-1' }), { manager }),
+      );
       await expect(attempt).rejects.toThrow(WorkerError);
       await expect(
         t.dataSource.transaction((manager) => t.events.dispatch(new OrderPlacedEvent({ orderId: 's-1' }), { manager })),
@@ -105,13 +126,25 @@ describe('transactional dispatch and sharing on SQLite', () => {
 
   it("refuses to share the application's better-sqlite3 DataSource, by token or in the options", async () => {
     const connection = await scratchConnection(SQLITE, 'app');
-    const dataSource = await new DataSource({ ...connection.options, entities: workerEntitySchemas('better-sqlite3'), synchronize: true }).initialize();
+    const dataSource = await new DataSource({
+      ...connection.options,
+      entities: workerEntitySchemas('better-sqlite3'),
+      synchronize: true,
+    }).initialize();
     try {
-      const byOption = Test.createTestingModule({ imports: [WorkerModule.forRoot({ dataSource, autoStart: false })] }).compile();
-      await expect(byOption).rejects.toThrow('WorkerModule cannot share a better-sqlite3 DataSource with the application');
+      const byOption = Test.createTestingModule({
+        imports: [WorkerModule.forRoot({ dataSource, autoStart: false })],
+      }).compile();
+      await expect(byOption).rejects.toThrow(
+        'WorkerModule cannot share a better-sqlite3 DataSource with the application',
+      );
       const byToken = Test.createTestingModule({
         imports: [
-          TypeOrmModule.forRoot({ ...connection.options, entities: workerEntitySchemas('better-sqlite3'), synchronize: true }),
+          TypeOrmModule.forRoot({
+            ...connection.options,
+            entities: workerEntitySchemas('better-sqlite3'),
+            synchronize: true,
+          }),
           WorkerModule.forRoot({ dataSourceToken: DataSource, autoStart: false }),
         ],
       }).compile();
@@ -123,84 +156,98 @@ describe('transactional dispatch and sharing on SQLite', () => {
   });
 });
 
-for (const database of serverDatabases()) describe(`the application's DataSource (${database.name})`, () => {
-  let connection: { options: DataSourceOptions; cleanup(): void };
-  const type = () => connection.options.type as 'better-sqlite3' | 'postgres' | 'mariadb';
+for (const database of serverDatabases())
+  describe(`the application's DataSource (${database.name})`, () => {
+    let connection: { options: DataSourceOptions; cleanup(): void };
+    const type = () => connection.options.type as 'better-sqlite3' | 'postgres' | 'mariadb';
 
-  beforeEach(async () => {
-    executed.length = 0;
-    connection = await scratchConnection(database, 'app');
-  });
+    beforeEach(async () => {
+      executed.length = 0;
+      connection = await scratchConnection(database, 'app');
+    });
 
-  afterEach(() => connection.cleanup());
+    afterEach(() => connection.cleanup());
 
-  async function boot(imports: Parameters<typeof Module>[0]['imports']): Promise<INestApplicationContext> {
-    @Module({ imports })
-    class AppModule {}
-    const app = await (await Test.createTestingModule({ imports: [AppModule] }).compile()).init();
-    await resetWorkerTables(app.get<DataSource>(WORKER_DATA_SOURCE));
-    return app;
-  }
+    async function boot(imports: Parameters<typeof Module>[0]['imports']): Promise<INestApplicationContext> {
+      @Module({ imports })
+      class AppModule {}
+      const app = await (await Test.createTestingModule({ imports: [AppModule] }).compile()).init();
+      await resetWorkerTables(app.get<DataSource>(WORKER_DATA_SOURCE));
+      return app;
+    }
 
-  async function dispatchAndRun(app: INestApplicationContext): Promise<void> {
-    await app.get(EventService).dispatch(new OrderPlacedEvent({ orderId: 'shared' }));
-    expect(await app.get(WorkerService).runWorker(runOncePass('orders'))).toMatchObject({ processed: 1 });
-    expect(executed).toEqual(['shared']);
-  }
+    async function dispatchAndRun(app: INestApplicationContext): Promise<void> {
+      await app.get(EventService).dispatch(new OrderPlacedEvent({ orderId: 'shared' }));
+      expect(await app.get(WorkerService).runWorker(runOncePass('orders'))).toMatchObject({ processed: 1 });
+      expect(executed).toEqual(['shared']);
+    }
 
-  it("uses TypeOrmModule's default DataSource through dataSourceToken, and leaves closing it to TypeORM", async () => {
-    const app = await boot([
-      TypeOrmModule.forRoot({ ...connection.options, entities: workerEntitySchemas(type()), synchronize: true }),
-      WorkerModule.forRoot({ dataSourceToken: DataSource, events: [OrderPlacedEvent], autoStart: false }),
-    ]);
-    const appDataSource = app.get(DataSource);
-    expect(app.get(WORKER_DATA_SOURCE)).toBe(appDataSource);
-    await dispatchAndRun(app);
-    await app.close();
-    expect(appDataSource.isInitialized).toBe(false);
-  });
-
-  it('uses a named TypeOrmModule DataSource (getDataSourceToken(name)) with forRootAsync', async () => {
-    const app = await boot([
-      TypeOrmModule.forRoot({ ...connection.options, name: 'jobs', entities: workerEntitySchemas(type()), synchronize: true }),
-      WorkerModule.forRootAsync({
-        dataSourceToken: getDataSourceToken('jobs'),
-        useFactory: () => ({ events: [OrderPlacedEvent], autoStart: false }),
-      }),
-    ]);
-    expect(app.get(WORKER_DATA_SOURCE)).toBe(app.get(getDataSourceToken('jobs')));
-    await dispatchAndRun(app);
-    await app.close();
-  });
-
-  it('uses a DataSource given by the options factory and does not close it', async () => {
-    const dataSource = await new DataSource({ ...connection.options, entities: workerEntitySchemas(type()), synchronize: true }).initialize();
-    try {
+    it("uses TypeOrmModule's default DataSource through dataSourceToken, and leaves closing it to TypeORM", async () => {
       const app = await boot([
-        WorkerModule.forRootAsync({ useFactory: () => ({ dataSource, events: [OrderPlacedEvent], autoStart: false }) }),
+        TypeOrmModule.forRoot({ ...connection.options, entities: workerEntitySchemas(type()), synchronize: true }),
+        WorkerModule.forRoot({ dataSourceToken: DataSource, events: [OrderPlacedEvent], autoStart: false }),
       ]);
-      expect(app.get(WORKER_DATA_SOURCE)).toBe(dataSource);
+      const appDataSource = app.get(DataSource);
+      expect(app.get(WORKER_DATA_SOURCE)).toBe(appDataSource);
       await dispatchAndRun(app);
       await app.close();
-      expect(dataSource.isInitialized).toBe(true);
-    } finally {
-      await dataSource.destroy();
-    }
-  });
+      expect(appDataSource.isInitialized).toBe(false);
+    });
 
-  it('refuses a DataSource without the queue entities at startup, saying what to add', async () => {
-    const dataSource = await new DataSource(connection.options).initialize();
-    try {
-      const compile = Test.createTestingModule({ imports: [WorkerModule.forRoot({ dataSource, autoStart: false })] }).compile();
-      await expect(compile).rejects.toThrow(WorkerError);
-      await expect(
-        Test.createTestingModule({ imports: [WorkerModule.forRoot({ dataSource, autoStart: false })] }).compile(),
-      ).rejects.toThrow(`add ...workerEntitySchemas('${type()}') to its entities`);
-    } finally {
-      await dataSource.destroy();
-    }
+    it('uses a named TypeOrmModule DataSource (getDataSourceToken(name)) with forRootAsync', async () => {
+      const app = await boot([
+        TypeOrmModule.forRoot({
+          ...connection.options,
+          name: 'jobs',
+          entities: workerEntitySchemas(type()),
+          synchronize: true,
+        }),
+        WorkerModule.forRootAsync({
+          dataSourceToken: getDataSourceToken('jobs'),
+          useFactory: () => ({ events: [OrderPlacedEvent], autoStart: false }),
+        }),
+      ]);
+      expect(app.get(WORKER_DATA_SOURCE)).toBe(app.get(getDataSourceToken('jobs')));
+      await dispatchAndRun(app);
+      await app.close();
+    });
+
+    it('uses a DataSource given by the options factory and does not close it', async () => {
+      const dataSource = await new DataSource({
+        ...connection.options,
+        entities: workerEntitySchemas(type()),
+        synchronize: true,
+      }).initialize();
+      try {
+        const app = await boot([
+          WorkerModule.forRootAsync({
+            useFactory: () => ({ dataSource, events: [OrderPlacedEvent], autoStart: false }),
+          }),
+        ]);
+        expect(app.get(WORKER_DATA_SOURCE)).toBe(dataSource);
+        await dispatchAndRun(app);
+        await app.close();
+        expect(dataSource.isInitialized).toBe(true);
+      } finally {
+        await dataSource.destroy();
+      }
+    });
+
+    it('refuses a DataSource without the queue entities at startup, saying what to add', async () => {
+      const dataSource = await new DataSource(connection.options).initialize();
+      try {
+        const compile = Test.createTestingModule({
+          imports: [WorkerModule.forRoot({ dataSource, autoStart: false })],
+        }).compile();
+        await expect(compile).rejects.toThrow(WorkerError);
+        await expect(
+          Test.createTestingModule({ imports: [WorkerModule.forRoot({ dataSource, autoStart: false })] }).compile(),
+        ).rejects.toThrow(`add ...workerEntitySchemas('${type()}') to its entities`);
+      } finally {
+        await dataSource.destroy();
+      }
+    });
   });
-});
 
 describe.each(testDatabases())('shipped migrations ($name)', (database) => {
   let connection: { options: DataSourceOptions; cleanup(): void };
@@ -221,7 +268,12 @@ describe.each(testDatabases())('shipped migrations ($name)', (database) => {
     }).initialize();
     try {
       // Start from an empty schema, whatever earlier tests left on this database.
-      for (const table of ['nestjs_failed_workers', 'nestjs_workers', 'nestjs_workers_schedules', 'nestjs_workers_migrations_test']) {
+      for (const table of [
+        'nestjs_failed_workers',
+        'nestjs_workers',
+        'nestjs_workers_schedules',
+        'nestjs_workers_migrations_test',
+      ]) {
         await dataSource.query(`DROP TABLE IF EXISTS ${dataSource.driver.escape(table)}`);
       }
       const migrations = workerMigrations(type());
@@ -247,8 +299,13 @@ describe.each(testDatabases())('shipped migrations ($name)', (database) => {
         );
         expect(collations).toEqual(
           [
-            'nestjs_failed_workers.event_name', 'nestjs_failed_workers.queue_name', 'nestjs_failed_workers.unique_key',
-            'nestjs_workers.event_name', 'nestjs_workers.queue_name', 'nestjs_workers.unique_key', 'nestjs_workers_schedules.name',
+            'nestjs_failed_workers.event_name',
+            'nestjs_failed_workers.queue_name',
+            'nestjs_failed_workers.unique_key',
+            'nestjs_workers.event_name',
+            'nestjs_workers.queue_name',
+            'nestjs_workers.unique_key',
+            'nestjs_workers_schedules.name',
           ].map((name) => ({ name, collation: 'utf8mb4_nopad_bin' })),
         );
       }
@@ -278,7 +335,8 @@ describe.each(testDatabases())('lease expiry migration ($name)', (database) => {
     const type = connection.options.type as 'better-sqlite3' | 'postgres' | 'mariadb';
     const migrations = workerMigrations(type);
     // The lease migration and any that came after it (MySQL/MariaDB: the exact-names one).
-    const fromLease = migrations.length - migrations.findIndex((migration) => migration.name.startsWith('AddNestjsWorkerLeaseExpiry'));
+    const fromLease =
+      migrations.length - migrations.findIndex((migration) => migration.name.startsWith('AddNestjsWorkerLeaseExpiry'));
     const dataSource = await new DataSource({
       ...connection.options,
       entities: workerEntitySchemas(type),
@@ -286,7 +344,12 @@ describe.each(testDatabases())('lease expiry migration ($name)', (database) => {
       migrationsTableName: 'nestjs_workers_migrations_lease_test',
     }).initialize();
     try {
-      for (const table of ['nestjs_failed_workers', 'nestjs_workers', 'nestjs_workers_schedules', 'nestjs_workers_migrations_lease_test']) {
+      for (const table of [
+        'nestjs_failed_workers',
+        'nestjs_workers',
+        'nestjs_workers_schedules',
+        'nestjs_workers_migrations_lease_test',
+      ]) {
         await dataSource.query(`DROP TABLE IF EXISTS ${dataSource.driver.escape(table)}`);
       }
       await dataSource.runMigrations();
@@ -301,14 +364,28 @@ describe.each(testDatabases())('lease expiry migration ($name)', (database) => {
           `VALUES ('q', 'E', NULL, 1, 3, 1000, 1000, ${expiry}, 'token', 'worker'), ('q', 'E', NULL, 0, 3, 1000, 1000, 2000, NULL, NULL)`,
       );
       expect(await dataSource.runMigrations()).toHaveLength(fromLease);
-      const rows = (await dataSource.query('SELECT available_at, lease_expires_at FROM nestjs_workers ORDER BY id')) as Record<string, unknown>[];
-      expect(rows.map((row) => [Number(row.available_at), row.lease_expires_at === null ? null : Number(row.lease_expires_at)])).toEqual([
+      const rows = (await dataSource.query(
+        'SELECT available_at, lease_expires_at FROM nestjs_workers ORDER BY id',
+      )) as Record<string, unknown>[];
+      expect(
+        rows.map((row) => [
+          Number(row.available_at),
+          row.lease_expires_at === null ? null : Number(row.lease_expires_at),
+        ]),
+      ).toEqual([
         [expiry, expiry],
         [2000, null],
       ]);
-      await dataSource.query('UPDATE nestjs_workers SET available_at = 1000, lease_expires_at = ' + String(expiry + 5000) + ' WHERE lease_token IS NOT NULL');
+      await dataSource.query(
+        'UPDATE nestjs_workers SET available_at = 1000, lease_expires_at = ' +
+          String(expiry + 5000) +
+          ' WHERE lease_token IS NOT NULL',
+      );
       for (let undone = 0; undone < fromLease; undone++) await dataSource.undoLastMigration();
-      const reverted = (await dataSource.query('SELECT available_at FROM nestjs_workers ORDER BY id')) as Record<string, unknown>[];
+      const reverted = (await dataSource.query('SELECT available_at FROM nestjs_workers ORDER BY id')) as Record<
+        string,
+        unknown
+      >[];
       expect(reverted.map((row) => Number(row.available_at))).toEqual([expiry + 5000, 2000]);
     } finally {
       await dataSource.destroy();

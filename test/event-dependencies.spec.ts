@@ -47,8 +47,12 @@ describe('event dependencies', () => {
     try {
       const warnings = logger.messages('warn');
       expect(warnings).toEqual([
-        expect.stringMatching(/^Cannot inject NeedsMissingProviderEvent\.service \(NotProvidedService\): .*; executions of this event fail/),
-        expect.stringMatching(/^Cannot inject NeedsRequestScopeEvent\.service \(RequestScopedService\): .*scoped provider/),
+        expect.stringMatching(
+          /^Cannot inject NeedsMissingProviderEvent\.service \(NotProvidedService\): .*; executions of this event fail/,
+        ),
+        expect.stringMatching(
+          /^Cannot inject NeedsRequestScopeEvent\.service \(RequestScopedService\): .*scoped provider/,
+        ),
       ]);
     } finally {
       await t.close();
@@ -65,7 +69,9 @@ describe('event dependencies', () => {
       expect(result).toEqual({ queueName: 'deps', processed: 1, failed: 1, retried: 0, cancelled: 0 });
       expect(OptionalDependencyEvent.sawAudit).toEqual([true]);
       const [failed] = await failedRows(t.dataSource);
-      expect(String(failed!.error)).toContain('EventDependencyError: Cannot inject NeedsMissingProviderEvent.service (NotProvidedService)');
+      expect(String(failed!.error)).toContain(
+        'EventDependencyError: Cannot inject NeedsMissingProviderEvent.service (NotProvidedService)',
+      );
     } finally {
       await t.close();
     }

@@ -26,10 +26,14 @@ describe('event classes per module (issue 14 point 18)', () => {
   it('lets new EventService({ events: [A] }) run although another file has an @QueueEvent class of the same name', async () => {
     const service = new RecordingEventService({ events: [EmailNotificationEvent] });
     const registered = service.getRegisteredEvents().filter((event) => event.name === 'EmailNotificationEvent');
-    expect(registered).toEqual([{ name: 'EmailNotificationEvent', eventClass: EmailNotificationEvent, queueName: 'mail' }]);
+    expect(registered).toEqual([
+      { name: 'EmailNotificationEvent', eventClass: EmailNotificationEvent, queueName: 'mail' },
+    ]);
     await expect(service.dispatch(new EmailNotificationEvent({ to: 'ada@example.com' }))).resolves.toBe('recorded-1');
     // The other file's class is not this service's: dispatching it stores nothing.
-    await expect(service.dispatch(new OtherModulesEmailEvent({ to: 'bob@example.com' }))).rejects.toBeInstanceOf(UnknownEventError);
+    await expect(service.dispatch(new OtherModulesEmailEvent({ to: 'bob@example.com' }))).rejects.toBeInstanceOf(
+      UnknownEventError,
+    );
     expect(service.dispatches.map((dispatch) => dispatch.event.constructor)).toEqual([EmailNotificationEvent]);
   });
 
@@ -45,7 +49,9 @@ describe('event classes per module (issue 14 point 18)', () => {
   it('lets a service that lists other events start, and refuses only a use of the name two collected classes claim', async () => {
     const service = new RecordingEventService({ events: [ListedNeedsProviderEvent] });
     await expect(service.dispatch(new ListedNeedsProviderEvent(null))).resolves.toBe('recorded-1');
-    await expect(service.dispatch(new EmailNotificationEvent({ to: 'ada@example.com' }))).rejects.toBeInstanceOf(DuplicateEventNameError);
+    await expect(service.dispatch(new EmailNotificationEvent({ to: 'ada@example.com' }))).rejects.toBeInstanceOf(
+      DuplicateEventNameError,
+    );
     expect(service.getRegisteredEvents().map((event) => event.name)).not.toContain('EmailNotificationEvent');
     expect(service.dispatches).toHaveLength(1);
   });
@@ -62,8 +68,12 @@ describe('event classes per module (issue 14 point 18)', () => {
     const t = await createTestApp({ events: [EmailNotificationEvent, ListedNeedsProviderEvent], logger });
     try {
       const warnings = logger.messages('warn');
-      expect(warnings).toEqual([expect.stringContaining('Cannot inject ListedNeedsProviderEvent.missing (MISSING_PROVIDER)')]);
-      expect(t.events.getRegisteredEvents().find((event) => event.name === 'EmailNotificationEvent')?.eventClass).toBe(EmailNotificationEvent);
+      expect(warnings).toEqual([
+        expect.stringContaining('Cannot inject ListedNeedsProviderEvent.missing (MISSING_PROVIDER)'),
+      ]);
+      expect(t.events.getRegisteredEvents().find((event) => event.name === 'EmailNotificationEvent')?.eventClass).toBe(
+        EmailNotificationEvent,
+      );
     } finally {
       await t.close();
     }

@@ -135,7 +135,10 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
       expect(plain).toBeDefined();
       expect(padded).toBeDefined();
       expect(padded).not.toBe(plain);
-      expect((await pendingRows(app.dataSource)).map((row) => row.payload)).toEqual(['{"label":"plain"}', '{"label":"padded"}']);
+      expect((await pendingRows(app.dataSource)).map((row) => row.payload)).toEqual([
+        '{"label":"plain"}',
+        '{"label":"padded"}',
+      ]);
       // Each slot still runs once: dispatching it again adds nothing.
       expect(await scheduler.dispatchSlot('digest ', slot)).toBeUndefined();
     } finally {
@@ -163,16 +166,32 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
     ['300 characters', 'q'.repeat(300), 'must be at most 255 characters (got 300)'],
     ['NUL', 'mail\u0000', 'must not contain NUL'],
     ['a lone surrogate', 'mail\ud800', 'must be well-formed Unicode'],
-  ])('refuses a queue name (from getQueueName()) with %s at dispatch, storing nothing', async (_kind, queue, problem) => {
-    await expectInvalid(() => t.events.dispatch(new DynamicQueueEvent({ queue })), 'queue name of DynamicQueueEvent', problem);
-    await expectInvalid(() => t.events.dispatchMany([new DynamicQueueEvent({ queue })]), 'queue name of DynamicQueueEvent', problem);
-    await expectNothingStoredAndNextDispatchWorks();
-  });
+  ])(
+    'refuses a queue name (from getQueueName()) with %s at dispatch, storing nothing',
+    async (_kind, queue, problem) => {
+      await expectInvalid(
+        () => t.events.dispatch(new DynamicQueueEvent({ queue })),
+        'queue name of DynamicQueueEvent',
+        problem,
+      );
+      await expectInvalid(
+        () => t.events.dispatchMany([new DynamicQueueEvent({ queue })]),
+        'queue name of DynamicQueueEvent',
+        problem,
+      );
+      await expectNothingStoredAndNextDispatchWorks();
+    },
+  );
 
   it.each([
     ['a queue name with NUL', { queueName: 'mail\u0000' }, 'queueName', 'must not contain NUL'],
     ['an event name with a lone surrogate', { eventName: 'Event\ud800' }, 'eventName', 'must be well-formed Unicode'],
-    ['a 256-character queue name', { queueName: 'q'.repeat(256) }, 'queueName', 'must be at most 255 characters (got 256)'],
+    [
+      'a 256-character queue name',
+      { queueName: 'q'.repeat(256) },
+      'queueName',
+      'must be at most 255 characters (got 256)',
+    ],
     ['page 1e300', { page: 1e300 }, 'page', `must be at most ${Math.floor(Number.MAX_SAFE_INTEGER / 20)} (got 1e+300)`],
   ])('refuses a failed-store query with %s with a typed error', async (_kind, query, field, problem) => {
     const failed = t.app.get(FailedWorkerService);
@@ -184,18 +203,38 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
 
   it('refuses health and statistics queries for queue names with NUL or lone surrogates', async () => {
     await expectInvalid(() => t.workers.getHealth(['mail', 'mail\u0000']), 'queueNames[1]', 'must not contain NUL');
-    await expectInvalid(() => t.workers.getQueueStatistics(['mail\udc00']), 'queueNames[0]', 'must be well-formed Unicode');
+    await expectInvalid(
+      () => t.workers.getQueueStatistics(['mail\udc00']),
+      'queueNames[0]',
+      'must be well-formed Unicode',
+    );
     expect(await t.workers.getHealth(['mail '])).toEqual([{ queueName: 'mail ', active: 0, failed: 0, total: 0 }]);
   });
 
   it('refuses cancel targets with NUL or lone surrogates', async () => {
-    await expectInvalid(() => t.workers.cancel({ queueName: 'mail', uniqueKey: 'k\u0000' }), 'uniqueKey', 'must not contain NUL');
-    await expectInvalid(() => t.workers.cancel({ queueName: 'mail\udfff', uniqueKey: 'k' }), 'queueName', 'must be well-formed Unicode');
+    await expectInvalid(
+      () => t.workers.cancel({ queueName: 'mail', uniqueKey: 'k\u0000' }),
+      'uniqueKey',
+      'must not contain NUL',
+    );
+    await expectInvalid(
+      () => t.workers.cancel({ queueName: 'mail\udfff', uniqueKey: 'k' }),
+      'queueName',
+      'must be well-formed Unicode',
+    );
   });
 
   it('refuses delaySeconds: 1e300 with a typed error, storing nothing', async () => {
-    await expectInvalid(() => t.events.dispatch(new MailEvent({ label: 'x' }), { delaySeconds: 1e300 }), 'delaySeconds', 'must be at most');
-    await expectInvalid(() => t.events.dispatchMany([new MailEvent({ label: 'x' })], { delaySeconds: 1e300 }), 'delaySeconds', 'must be at most');
+    await expectInvalid(
+      () => t.events.dispatch(new MailEvent({ label: 'x' }), { delaySeconds: 1e300 }),
+      'delaySeconds',
+      'must be at most',
+    );
+    await expectInvalid(
+      () => t.events.dispatchMany([new MailEvent({ label: 'x' })], { delaySeconds: 1e300 }),
+      'delaySeconds',
+      'must be at most',
+    );
     await expectNothingStoredAndNextDispatchWorks();
   });
 
@@ -214,16 +253,24 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
     const [row] = await pendingRows(t.dataSource);
     expect(Buffer.byteLength(String(row!.payload))).toBe(1_572_864 + 11);
     // Two bytes each: 1,048,576 characters are 2 MiB of UTF-8, over the limit although the text is shorter.
-    await expect(t.events.dispatch(new AnyPayloadEvent({ blob: 'é'.repeat(1_048_576) }))).rejects.toThrow('more than maxPayloadBytes');
+    await expect(t.events.dispatch(new AnyPayloadEvent({ blob: 'é'.repeat(1_048_576) }))).rejects.toThrow(
+      'more than maxPayloadBytes',
+    );
   });
 
   it('stores the error of an event that threw a message with NUL, retries it and moves it to the failed store readable', async () => {
     await t.events.dispatch(new NulErrorEvent(null));
-    expect(await t.workers.runWorker(runOncePass('nul-errors', { retries: 2 }))).toMatchObject({ retried: 1, failed: 0 });
+    expect(await t.workers.runWorker(runOncePass('nul-errors', { retries: 2 }))).toMatchObject({
+      retried: 1,
+      failed: 0,
+    });
     const [retried] = await pendingRows(t.dataSource);
     expect(retried).toMatchObject({ attempts: 1 });
     expect(String(retried!.error)).toContain('Error: bad byte \ufffd in the message');
-    expect(await t.workers.runWorker(runOncePass('nul-errors', { retries: 2 }))).toMatchObject({ retried: 0, failed: 1 });
+    expect(await t.workers.runWorker(runOncePass('nul-errors', { retries: 2 }))).toMatchObject({
+      retried: 0,
+      failed: 1,
+    });
     expect(await pendingRows(t.dataSource)).toEqual([]);
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ event_name: 'NulErrorEvent', attempts: 2 });
@@ -233,12 +280,18 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
 
   it('cuts a 20 MB error message to 64 KiB, so the retry and the failed move are stored (MariaDB: under max_allowed_packet)', async () => {
     await t.events.dispatch(new HugeErrorEvent(null));
-    expect(await t.workers.runWorker(runOncePass('huge-errors', { retries: 2 }))).toMatchObject({ retried: 1, failed: 0 });
+    expect(await t.workers.runWorker(runOncePass('huge-errors', { retries: 2 }))).toMatchObject({
+      retried: 1,
+      failed: 0,
+    });
     const [retried] = await pendingRows(t.dataSource);
     expect(String(retried!.error)).toMatch(/^Error: upstream said: x{100}/);
     expect(String(retried!.error)).toMatch(/… \(\d+ more characters cut\)$/);
     expect(String(retried!.error).length).toBeLessThan(65 * 1024);
-    expect(await t.workers.runWorker(runOncePass('huge-errors', { retries: 2 }))).toMatchObject({ retried: 0, failed: 1 });
+    expect(await t.workers.runWorker(runOncePass('huge-errors', { retries: 2 }))).toMatchObject({
+      retried: 0,
+      failed: 1,
+    });
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ event_name: 'HugeErrorEvent', attempts: 2 });
     expect(String(failed!.error)).toMatch(/^Error: upstream said: x{100}/);
@@ -247,51 +300,67 @@ describe.each(testDatabases())('names, keys and payloads at the limits ($name)',
   });
 });
 
-for (const database of serverDatabases().filter((server) => server.type === 'postgres')) describe(`database.schema (${database.name})`, () => {
-  it('refuses a crafted database.schema at startup, executing nothing', async () => {
-    const url = await ensureServerDatabase(database, workerDatabaseName('schema'));
-    const admin = await new DataSource({ type: 'postgres', url }).initialize();
-    try {
-      await admin.query('CREATE TABLE IF NOT EXISTS victim (id int)');
-      const schema = 'x" (id int); DROP TABLE victim; --';
-      const compile = () =>
-        Test.createTestingModule({
-          imports: [WorkerModule.forRoot({ autoStart: false, database: { type: 'postgres', url, schema, synchronize: true, migrationsRun: true } })],
-        }).compile();
-      await expect(compile()).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
-      await expect(compile()).rejects.toThrow('Invalid nestjs-workers option "database.schema": must be a plain PostgreSQL identifier');
-      expect(await admin.query("SELECT to_regclass('public.victim') IS NOT NULL AS present")).toEqual([{ present: true }]);
-      expect(await admin.query("SELECT count(*)::int AS tables FROM pg_tables WHERE tablename LIKE 'nestjs_%'")).toEqual([{ tables: 0 }]);
-    } finally {
-      await admin.destroy();
-    }
+for (const database of serverDatabases().filter((server) => server.type === 'postgres'))
+  describe(`database.schema (${database.name})`, () => {
+    it('refuses a crafted database.schema at startup, executing nothing', async () => {
+      const url = await ensureServerDatabase(database, workerDatabaseName('schema'));
+      const admin = await new DataSource({ type: 'postgres', url }).initialize();
+      try {
+        await admin.query('CREATE TABLE IF NOT EXISTS victim (id int)');
+        const schema = 'x" (id int); DROP TABLE victim; --';
+        const compile = () =>
+          Test.createTestingModule({
+            imports: [
+              WorkerModule.forRoot({
+                autoStart: false,
+                database: { type: 'postgres', url, schema, synchronize: true, migrationsRun: true },
+              }),
+            ],
+          }).compile();
+        await expect(compile()).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
+        await expect(compile()).rejects.toThrow(
+          'Invalid nestjs-workers option "database.schema": must be a plain PostgreSQL identifier',
+        );
+        expect(await admin.query("SELECT to_regclass('public.victim') IS NOT NULL AS present")).toEqual([
+          { present: true },
+        ]);
+        expect(
+          await admin.query("SELECT count(*)::int AS tables FROM pg_tables WHERE tablename LIKE 'nestjs_%'"),
+        ).toEqual([{ tables: 0 }]);
+      } finally {
+        await admin.destroy();
+      }
+    });
   });
-});
 
-for (const database of serverDatabases().filter((server) => server.type === 'mariadb')) describe(`exact names when type is mysql (${database.name})`, () => {
-  it.each([
-    ['migrationsRun', { migrationsRun: true }],
-    ['synchronize', { synchronize: true }],
-  ])("gives MariaDB reached as type 'mysql' (as the sample does) a NO PAD collation with %s: 'key ' and 'key' are two rows", async (how, setUp) => {
-    const url = await ensureServerDatabase(database, workerDatabaseName(`mysqltype_${how}`));
-    const moduleRef = await Test.createTestingModule({
-      imports: [WorkerModule.forRoot({ autoStart: false, database: { type: 'mysql', url, ...setUp } })],
-    }).compile();
-    const app = await moduleRef.init();
-    try {
-      const dataSource = app.get<DataSource>(WORKER_DATA_SOURCE);
-      const collations = (await dataSource.query(
-        'SELECT DISTINCT COLLATION_NAME AS collation FROM information_schema.COLUMNS ' +
-          "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('nestjs_workers', 'nestjs_failed_workers', 'nestjs_workers_schedules') " +
-          "AND COLUMN_NAME IN ('queue_name', 'event_name', 'unique_key', 'name')",
-      )) as { collation: string }[];
-      expect(collations).toEqual([{ collation: 'utf8mb4_nopad_bin' }]);
-      const events = app.get(EventService);
-      await events.dispatch(new MailEvent({ label: 'padded' }), { uniqueKey: 'key ' });
-      await events.dispatch(new MailEvent({ label: 'plain' }), { uniqueKey: 'key' });
-      expect((await pendingRows(dataSource)).map((row) => row.unique_key)).toEqual(['key ', 'key']);
-    } finally {
-      await app.close();
-    }
+for (const database of serverDatabases().filter((server) => server.type === 'mariadb'))
+  describe(`exact names when type is mysql (${database.name})`, () => {
+    it.each([
+      ['migrationsRun', { migrationsRun: true }],
+      ['synchronize', { synchronize: true }],
+    ])(
+      "gives MariaDB reached as type 'mysql' (as the sample does) a NO PAD collation with %s: 'key ' and 'key' are two rows",
+      async (how, setUp) => {
+        const url = await ensureServerDatabase(database, workerDatabaseName(`mysqltype_${how}`));
+        const moduleRef = await Test.createTestingModule({
+          imports: [WorkerModule.forRoot({ autoStart: false, database: { type: 'mysql', url, ...setUp } })],
+        }).compile();
+        const app = await moduleRef.init();
+        try {
+          const dataSource = app.get<DataSource>(WORKER_DATA_SOURCE);
+          const collations = (await dataSource.query(
+            'SELECT DISTINCT COLLATION_NAME AS collation FROM information_schema.COLUMNS ' +
+              "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('nestjs_workers', 'nestjs_failed_workers', 'nestjs_workers_schedules') " +
+              "AND COLUMN_NAME IN ('queue_name', 'event_name', 'unique_key', 'name')",
+          )) as { collation: string }[];
+          expect(collations).toEqual([{ collation: 'utf8mb4_nopad_bin' }]);
+          const events = app.get(EventService);
+          await events.dispatch(new MailEvent({ label: 'padded' }), { uniqueKey: 'key ' });
+          await events.dispatch(new MailEvent({ label: 'plain' }), { uniqueKey: 'key' });
+          expect((await pendingRows(dataSource)).map((row) => row.unique_key)).toEqual(['key ', 'key']);
+        } finally {
+          await app.close();
+        }
+      },
+    );
   });
-});

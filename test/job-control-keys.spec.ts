@@ -15,7 +15,16 @@ import {
   type WorkerLifecycleEvent,
 } from '../lib/index.js';
 import { testDatabases } from './support/databases.js';
-import { createPeerApp, createTestApp, execute, failedRows, pendingRows, runOncePass, type TestApp, waitFor } from './support/test-app.js';
+import {
+  createPeerApp,
+  createTestApp,
+  execute,
+  failedRows,
+  pendingRows,
+  runOncePass,
+  type TestApp,
+  waitFor,
+} from './support/test-app.js';
 
 const ran: string[] = [];
 
@@ -56,7 +65,8 @@ class LongEvent extends BaseEvent<{ label: string; ignoreSignal?: boolean }> {
     LongEvent.started.push(this.getPayload().label);
     await new Promise<void>((resolve) => {
       LongEvent.release = resolve;
-      if (!this.getPayload().ignoreSignal) signal?.addEventListener('abort', () => (LongEvent.reasons.push(signal.reason), resolve()));
+      if (!this.getPayload().ignoreSignal)
+        signal?.addEventListener('abort', () => (LongEvent.reasons.push(signal.reason), resolve()));
     });
     if (signal?.aborted || this.getPayload().ignoreSignal) throw new Error('stopped');
   }
@@ -86,7 +96,14 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
 
   describe('priority', () => {
     it('claims lower priority values first and keeps oldest first among equal priorities', async () => {
-      const dispatched: [string, number][] = [['a0', 0], ['b5', 5], ['c-3', -3], ['d0', 0], ['e-3', -3], ['f10', 10]];
+      const dispatched: [string, number][] = [
+        ['a0', 0],
+        ['b5', 5],
+        ['c-3', -3],
+        ['d0', 0],
+        ['e-3', -3],
+        ['f10', 10],
+      ];
       for (const [label, priority] of dispatched) await t.events.dispatch(new RankedEvent({ label }), { priority });
       await t.workers.runWorker(runOncePass('control-priority', { concurrency: 1 }));
       expect(ran).toEqual(['c-3', 'e-3', 'a0', 'd0', 'b5', 'f10']);
@@ -107,7 +124,9 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
       await t.events.dispatch(new UrgentEvent({ label: 'override' }), { priority: 3 });
       await t.events.dispatch(new RankedEvent({ label: 'default' }));
       expect((await pendingRows(t.dataSource)).map((row) => row.priority)).toEqual([-5, 3, 0]);
-      await execute(t.dataSource, 'UPDATE nestjs_workers SET event_name = ? WHERE priority = -5', ['NoLongerRegistered']);
+      await execute(t.dataSource, 'UPDATE nestjs_workers SET event_name = ? WHERE priority = -5', [
+        'NoLongerRegistered',
+      ]);
       await t.workers.runWorker(runOncePass('control-priority'));
       const [failed] = await failedRows(t.dataSource);
       expect(failed).toMatchObject({ event_name: 'NoLongerRegistered', priority: -5 });
@@ -122,7 +141,10 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
       const second = await t.events.dispatch(new ReportEvent({ n: 2 }), { uniqueKey: 'daily' });
       const otherKey = await t.events.dispatch(new ReportEvent({ n: 3 }), { uniqueKey: 'weekly' });
       const otherQueue = await t.events.dispatch(new OtherQueueReportEvent({ n: 4 }), { uniqueKey: 'daily' });
-      const unkeyed = [await t.events.dispatch(new ReportEvent({ n: 5 })), await t.events.dispatch(new ReportEvent({ n: 6 }))];
+      const unkeyed = [
+        await t.events.dispatch(new ReportEvent({ n: 5 })),
+        await t.events.dispatch(new ReportEvent({ n: 6 })),
+      ];
       expect(second).toBe(first);
       expect(new Set([first, otherKey, otherQueue, ...unkeyed]).size).toBe(5);
       const rows = await pendingRows(t.dataSource);
@@ -134,7 +156,13 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
         ['control-unique', null, 6],
       ]);
       // Only rows that were added are announced.
-      expect(hooks.filter((hook) => hook.name === 'dispatched').map((hook) => hook.attributes.payload)).toEqual([{ n: 1 }, { n: 3 }, { n: 4 }, { n: 5 }, { n: 6 }]);
+      expect(hooks.filter((hook) => hook.name === 'dispatched').map((hook) => hook.attributes.payload)).toEqual([
+        { n: 1 },
+        { n: 3 },
+        { n: 4 },
+        { n: 5 },
+        { n: 6 },
+      ]);
     });
 
     it('keeps the key while the event runs and frees it once the event completed, failed for good or was cancelled', async () => {
@@ -152,7 +180,10 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
       await t.workers.runWorker(runOncePass('control-unique'));
       expect(await failedRows(t.dataSource)).toHaveLength(1);
       const afterFailure = await t.events.dispatch(new ReportEvent({ n: 3 }), { uniqueKey: 'k' });
-      expect(await t.workers.cancel({ queueName: 'control-unique', uniqueKey: 'k' })).toMatchObject({ id: afterFailure, wasRunning: false });
+      expect(await t.workers.cancel({ queueName: 'control-unique', uniqueKey: 'k' })).toMatchObject({
+        id: afterFailure,
+        wasRunning: false,
+      });
       const afterCancel = await t.events.dispatch(new ReportEvent({ n: 4 }), { uniqueKey: 'k' });
       expect(new Set([first, afterCompletion, doomed, afterFailure, afterCancel]).size).toBe(5);
     });
@@ -161,7 +192,9 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
       for (let n = 1; n < 8; n++) peers.push(await createPeerApp(t, { events: EVENTS }, database));
       const dispatchers = [t, ...peers];
       for (let round = 0; round < 5; round++) {
-        const ids = await Promise.all(dispatchers.map((app, n) => app.events.dispatch(new ReportEvent({ n }), { uniqueKey: `race-${round}` })));
+        const ids = await Promise.all(
+          dispatchers.map((app, n) => app.events.dispatch(new ReportEvent({ n }), { uniqueKey: `race-${round}` })),
+        );
         expect(new Set(ids).size).toBe(1);
       }
       const rows = await pendingRows(t.dataSource);
@@ -185,7 +218,11 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
           }),
         ).rejects.toThrow('roll back');
         await t.events.dispatch(new ReportEvent({ n: 5 }), { uniqueKey: 'rolled-back' });
-        expect((await pendingRows(t.dataSource)).map((row) => row.unique_key)).toEqual(['in-tx', 'committed', 'rolled-back']);
+        expect((await pendingRows(t.dataSource)).map((row) => row.unique_key)).toEqual([
+          'in-tx',
+          'committed',
+          'rolled-back',
+        ]);
       });
     }
   });
@@ -202,20 +239,29 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
         wasRunning: false,
         attributes: expect.objectContaining({ id: byId, payload: { n: 1 } }),
       });
-      expect(await t.workers.cancel({ queueName: 'control-unique', uniqueKey: 'nightly' })).toMatchObject({ id: byKey, wasRunning: false });
+      expect(await t.workers.cancel({ queueName: 'control-unique', uniqueKey: 'nightly' })).toMatchObject({
+        id: byKey,
+        wasRunning: false,
+      });
       expect(await t.workers.cancel(byId!)).toBeUndefined();
       expect(await t.workers.cancel({ queueName: 'control-unique-other', uniqueKey: 'nightly' })).toBeUndefined();
       expect(await t.workers.runWorker(runOncePass('control-unique'))).toMatchObject({ processed: 0 });
       expect(ran).toEqual([]);
       expect((await pendingRows(t.dataSource)).map((row) => String(row.id))).toEqual([kept]);
-      expect(hooks.filter((hook) => hook.name === 'cancelled').map((hook) => hook.attributes.payload)).toEqual([{ n: 1 }, { n: 2 }]);
+      expect(hooks.filter((hook) => hook.name === 'cancelled').map((hook) => hook.attributes.payload)).toEqual([
+        { n: 1 },
+        { n: 2 },
+      ]);
     });
 
     it('aborts an event running in this process with EventCancelledError and removes its row instead of retrying it', async () => {
       const id = await t.events.dispatch(new LongEvent({ label: 'running' }), { uniqueKey: 'job' });
       const run = t.workers.runWorker(runOncePass('control-cancel'));
       await waitFor(() => LongEvent.started.length === 1);
-      expect(await t.workers.cancel({ queueName: 'control-cancel', uniqueKey: 'job' })).toMatchObject({ id, wasRunning: true });
+      expect(await t.workers.cancel({ queueName: 'control-cancel', uniqueKey: 'job' })).toMatchObject({
+        id,
+        wasRunning: true,
+      });
       expect(await run).toEqual({ queueName: 'control-cancel', processed: 0, failed: 0, retried: 0, cancelled: 1 });
       expect(LongEvent.reasons).toHaveLength(1);
       expect(LongEvent.reasons[0]).toBeInstanceOf(EventCancelledError);
@@ -246,7 +292,10 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
     it('never retries nor fails over an event that ended in failure before its worker heard of the cancel', async () => {
       const worker = await createPeerApp(t, { events: EVENTS, leaseSeconds: 60 }, database);
       peers.push(worker);
-      for (const [label, attempts] of [['retryable', 0], ['last attempt', 2]] as const) {
+      for (const [label, attempts] of [
+        ['retryable', 0],
+        ['last attempt', 2],
+      ] as const) {
         const id = await t.events.dispatch(new LongEvent({ label, ignoreSignal: true }));
         await execute(t.dataSource, 'UPDATE nestjs_workers SET attempts = ? WHERE id = ?', [attempts, id]);
         const run = worker.workers.runWorker(runOncePass('control-cancel'));
@@ -271,7 +320,9 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
     ])('refuses dispatch with %s, naming the option and storing nothing', async (_label, options, field) => {
       const attempt = t.events.dispatch(new ReportEvent({ n: 1 }), options as never);
       await expect(attempt).rejects.toThrow(InvalidWorkerOptionsError);
-      await expect(t.events.dispatch(new ReportEvent({ n: 1 }), options as never)).rejects.toThrow(`Invalid nestjs-workers option "${field}"`);
+      await expect(t.events.dispatch(new ReportEvent({ n: 1 }), options as never)).rejects.toThrow(
+        `Invalid nestjs-workers option "${field}"`,
+      );
       expect(await pendingRows(t.dataSource)).toEqual([]);
     });
 
@@ -293,7 +344,9 @@ describe.each(testDatabases())('priority, unique events and cancellation ($name)
           async execute(): Promise<void> {}
         }
         return BadPriorityEvent;
-      }).toThrow('Invalid nestjs-workers option "@QueueEvent() on BadPriorityEvent: options.priority": must be an integer');
+      }).toThrow(
+        'Invalid nestjs-workers option "@QueueEvent() on BadPriorityEvent: options.priority": must be an integer',
+      );
     });
   });
 

@@ -21,7 +21,11 @@ class AlwaysFailingEvent extends BaseEvent<null> {
   }
 }
 
-@QueueEvent('control-class-backoff', { retries: 5, runAfterSeconds: 7, backoff: { type: 'exponential', maxSeconds: 20 } })
+@QueueEvent('control-class-backoff', {
+  retries: 5,
+  runAfterSeconds: 7,
+  backoff: { type: 'exponential', maxSeconds: 20 },
+})
 class ClassBackoffEvent extends BaseEvent<null> {
   async execute(): Promise<void> {
     throw new Error('class policy');
@@ -84,7 +88,11 @@ describe.each(testDatabases())('job control ($name)', (database) => {
 
   it('spreads exponential delays with jitter between half the delay and the whole of it', async () => {
     await t.events.dispatch(new AlwaysFailingEvent(null));
-    const delay = await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 100, backoff: { type: 'exponential', jitter: true } });
+    const delay = await attemptAndDelay('control-backoff', {
+      retries: 5,
+      runAfterSeconds: 100,
+      backoff: { type: 'exponential', jitter: true },
+    });
     expect(delay).toBeGreaterThanOrEqual(49.9);
     expect(delay).toBeLessThanOrEqual(100.1);
   });
@@ -93,15 +101,25 @@ describe.each(testDatabases())('job control ($name)', (database) => {
     await t.events.dispatch(new AlwaysFailingEvent(null));
     const calls: string[] = [];
     const custom = (attempt: number, error: Error) => (calls.push(`${attempt}: ${error.message}`), attempt * 3);
-    expect(await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 1, backoff: custom })).toBeCloseTo(3, 0);
-    expect(await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 1, backoff: custom })).toBeCloseTo(6, 0);
+    expect(await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 1, backoff: custom })).toBeCloseTo(
+      3,
+      0,
+    );
+    expect(await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 1, backoff: custom })).toBeCloseTo(
+      6,
+      0,
+    );
     expect(calls).toEqual(['1: still down', '2: still down']);
-    expect(await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 4, backoff: () => Number.NaN })).toBeCloseTo(4, 0);
+    expect(
+      await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 4, backoff: () => Number.NaN }),
+    ).toBeCloseTo(4, 0);
     expect(logger.messages('error')).toContain(
       'The backoff function of AlwaysFailingEvent returned NaN, not a number of seconds ≥ 0; retrying after runAfterSeconds instead',
     );
     // Issue 14 point 13: a due time 1e300 s out is no Date; the row would be neither retried nor moved.
-    expect(await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 2, backoff: () => 1e300 })).toBeCloseTo(2, 0);
+    expect(
+      await attemptAndDelay('control-backoff', { retries: 5, runAfterSeconds: 2, backoff: () => 1e300 }),
+    ).toBeCloseTo(2, 0);
     expect(logger.messages('error')).toContain(
       'The backoff function of AlwaysFailingEvent returned 1e+300, more than the longest delay (10000000000 s); retrying after runAfterSeconds instead',
     );
@@ -125,7 +143,11 @@ describe.each(testDatabases())('job control ($name)', (database) => {
     expect(Number(later!.available_at) - before).toBeGreaterThanOrEqual(60_000);
     expect(Number(later!.available_at) - before).toBeLessThan(61_000);
     expect(Number(latest!.available_at)).toBe(before + 3_600_000);
-    expect((await t.workers.getQueueStatistics(['control-delay']))[0]).toMatchObject({ pending: 2, delayed: 2, due: 0 });
+    expect((await t.workers.getQueueStatistics(['control-delay']))[0]).toMatchObject({
+      pending: 2,
+      delayed: 2,
+      due: 0,
+    });
 
     await t.dataSource.query(`UPDATE nestjs_workers SET available_at = ${Date.now() - 1}`);
     expect(await t.workers.runWorker(runOncePass('control-delay'))).toMatchObject({ processed: 2 });
@@ -133,12 +155,24 @@ describe.each(testDatabases())('job control ($name)', (database) => {
 
   it('rejects bad delays naming the option, and stores nothing', async () => {
     const event = new LaterEvent({ n: 9 });
-    await expect(t.events.dispatch(event, { delaySeconds: -1 })).rejects.toThrow('"delaySeconds": must be a finite number ≥ 0 (got -1)');
-    await expect(t.events.dispatch(event, { delaySeconds: 'soon' as never })).rejects.toThrow('"delaySeconds": must be a finite number ≥ 0 (got "soon")');
-    await expect(t.events.dispatch(event, { delaySeconds: Number.NaN })).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
-    await expect(t.events.dispatch(event, { runAt: new Date('tomorrow') })).rejects.toThrow('"runAt": must be a valid Date (got Invalid Date)');
-    await expect(t.events.dispatch(event, { runAt: '2030-01-01' as never })).rejects.toThrow('"runAt": must be a valid Date (got "2030-01-01")');
-    await expect(t.events.dispatch(event, { delaySeconds: 5, runAt: new Date() })).rejects.toThrow('"delaySeconds": cannot be combined with runAt');
+    await expect(t.events.dispatch(event, { delaySeconds: -1 })).rejects.toThrow(
+      '"delaySeconds": must be a finite number ≥ 0 (got -1)',
+    );
+    await expect(t.events.dispatch(event, { delaySeconds: 'soon' as never })).rejects.toThrow(
+      '"delaySeconds": must be a finite number ≥ 0 (got "soon")',
+    );
+    await expect(t.events.dispatch(event, { delaySeconds: Number.NaN })).rejects.toBeInstanceOf(
+      InvalidWorkerOptionsError,
+    );
+    await expect(t.events.dispatch(event, { runAt: new Date('tomorrow') })).rejects.toThrow(
+      '"runAt": must be a valid Date (got Invalid Date)',
+    );
+    await expect(t.events.dispatch(event, { runAt: '2030-01-01' as never })).rejects.toThrow(
+      '"runAt": must be a valid Date (got "2030-01-01")',
+    );
+    await expect(t.events.dispatch(event, { delaySeconds: 5, runAt: new Date() })).rejects.toThrow(
+      '"delaySeconds": cannot be combined with runAt',
+    );
     await expect(t.events.dispatch(event, { delay: 5 } as never)).rejects.toThrow('"delay": is not an option');
     expect(await pendingRows(t.dataSource)).toEqual([]);
   });
@@ -163,18 +197,37 @@ describe.each(testDatabases())('job control ($name)', (database) => {
 describe('job control options at startup', () => {
   it.each([
     [{ queues: { q: { backoff: 'linear' } } }, 'queues["q"].backoff', 'must be "fixed", "exponential"'],
-    [{ queues: { q: { backoff: { type: 'exponential', maxSeconds: -1 } } } }, 'queues["q"].backoff.maxSeconds', 'must be a finite number ≥ 0 (got -1)'],
-    [{ queues: { q: { backoff: { type: 'exponential', jitter: 'yes' } } } }, 'queues["q"].backoff.jitter', 'must be true or false'],
-    [{ queues: { q: { backoff: { type: 'random' } } } }, 'queues["q"].backoff.type', 'must be "fixed" or "exponential" (got "random")'],
+    [
+      { queues: { q: { backoff: { type: 'exponential', maxSeconds: -1 } } } },
+      'queues["q"].backoff.maxSeconds',
+      'must be a finite number ≥ 0 (got -1)',
+    ],
+    [
+      { queues: { q: { backoff: { type: 'exponential', jitter: 'yes' } } } },
+      'queues["q"].backoff.jitter',
+      'must be true or false',
+    ],
+    [
+      { queues: { q: { backoff: { type: 'random' } } } },
+      'queues["q"].backoff.type',
+      'must be "fixed" or "exponential" (got "random")',
+    ],
     [{ defaults: { timeoutSeconds: 0 } }, 'defaults.timeoutSeconds', 'must be a finite number ≥ 0.001 (got 0)'],
   ])('rejects %j naming %s', async (options, field, problem) => {
-    const compile = () => Test.createTestingModule({ imports: [WorkerModule.forRoot(options as unknown as WorkerModuleOptions)] }).compile();
+    const compile = () =>
+      Test.createTestingModule({
+        imports: [WorkerModule.forRoot(options as unknown as WorkerModuleOptions)],
+      }).compile();
     await expect(compile()).rejects.toThrow(`Invalid nestjs-workers option "${field}": ${problem}`);
   });
 
   it('rejects a bad backoff on @QueueEvent() when the class is defined', () => {
-    expect(() => QueueEvent('q', { backoff: 'sometimes' as never })(class BadBackoffEvent extends BaseEvent<null> {
-      async execute(): Promise<void> {}
-    })).toThrow('Invalid nestjs-workers option "@QueueEvent() on BadBackoffEvent: options.backoff": must be "fixed"');
+    expect(() =>
+      QueueEvent('q', { backoff: 'sometimes' as never })(
+        class BadBackoffEvent extends BaseEvent<null> {
+          async execute(): Promise<void> {}
+        },
+      ),
+    ).toThrow('Invalid nestjs-workers option "@QueueEvent() on BadBackoffEvent: options.backoff": must be "fixed"');
   });
 });

@@ -10,13 +10,24 @@
  */
 import { jest } from '@jest/globals';
 import { serverDatabases } from './support/databases.js';
-import { countBy, overlappingEvents, type RunRecord, skewedClock, type WorkerProcess, workerProcessSuite } from './support/worker-processes.js';
+import {
+  countBy,
+  overlappingEvents,
+  type RunRecord,
+  skewedClock,
+  type WorkerProcess,
+  workerProcessSuite,
+} from './support/worker-processes.js';
 import { waitFor } from './support/test-app.js';
 
 jest.setTimeout(180_000);
 
 function report(figures: Record<string, string | number>): void {
-  process.stdout.write(`${Object.entries(figures).map(([key, value]) => `${key}=${value}`).join(' ')}\n`);
+  process.stdout.write(
+    `${Object.entries(figures)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(' ')}\n`,
+  );
 }
 
 interface LeaseRow {
@@ -31,14 +42,17 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
   const suite = workerProcessSuite(database);
   const { workers } = suite;
 
-  const start = (label: string, settings: Record<string, string>): Promise<WorkerProcess> => suite.start(label, settings);
+  const start = (label: string, settings: Record<string, string>): Promise<WorkerProcess> =>
+    suite.start(label, settings);
 
   async function runsOf(label: string): Promise<RunRecord[]> {
     return (await suite.queue.runs()).filter((run) => run.worker === label);
   }
 
   async function pendingRows(): Promise<LeaseRow[]> {
-    const rows = (await suite.queue.dataSource.query('SELECT payload, attempts, lease_token, locked_by, error FROM nestjs_workers ORDER BY id')) as LeaseRow[];
+    const rows = (await suite.queue.dataSource.query(
+      'SELECT payload, attempts, lease_token, locked_by, error FROM nestjs_workers ORDER BY id',
+    )) as LeaseRow[];
     return rows.map((row) => ({ ...row, attempts: Number(row.attempts) }));
   }
 
@@ -47,7 +61,9 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
   }
 
   function failureDetails(error: Error): Error {
-    return new Error(`${error.message}\n${workers.map((worker) => `--- ${worker.label}\n${worker.output.slice(-3000)}`).join('\n')}`);
+    return new Error(
+      `${error.message}\n${workers.map((worker) => `--- ${worker.label}\n${worker.output.slice(-3000)}`).join('\n')}`,
+    );
   }
 
   it('point 6: workers 60 s ahead and 60 s behind take no live lease, and start new events without delay', async () => {
@@ -57,7 +73,10 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     // Its events outlast the test's second phase, which is the skewed workers' to take.
     await start('normal', { ...settings, MP_EVENT_MS: '9000' });
     await waitFor(async () => (await runsOf('normal')).length === 4, 20_000);
-    const [ahead, behind] = await Promise.all([start('ahead', { ...settings, ...skewedClock(60) }), start('behind', { ...settings, ...skewedClock(-60) })]);
+    const [ahead, behind] = await Promise.all([
+      start('ahead', { ...settings, ...skewedClock(60) }),
+      start('behind', { ...settings, ...skewedClock(-60) }),
+    ]);
     // libfaketime took effect: Node in those processes sees the shifted clock.
     expect(Math.abs(ahead.reportedClock - Date.now() - 60_000)).toBeLessThan(10_000);
     expect(Math.abs(behind.reportedClock - Date.now() + 60_000)).toBeLessThan(10_000);
@@ -72,7 +91,8 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     const runs = await suite.queue.runs();
     const overlapping = overlappingEvents(runs, () => Date.now());
     const labels = ['normal', 'ahead', 'behind'];
-    const firstStart = (label: string): number => Math.min(...runs.filter((run) => run.worker === label).map((run) => run.startedAt));
+    const firstStart = (label: string): number =>
+      Math.min(...runs.filter((run) => run.worker === label).map((run) => run.startedAt));
     const perWorker = countBy(runs, (run) => labels.indexOf(run.worker));
     report({
       database: database.name,
@@ -110,11 +130,20 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     });
     paused.kill('SIGCONT');
     const continuedAt = Date.now();
-    await waitFor(async () => (await runsOf('paused')).some((run) => run.endedAt !== null || run.abortedAt !== null), 15_000);
+    await waitFor(
+      async () => (await runsOf('paused')).some((run) => run.endedAt !== null || run.abortedAt !== null),
+      15_000,
+    );
     const [pausedRun] = await runsOf('paused');
     const stoppedAt = pausedRun!.abortedAt ?? pausedRun!.endedAt!;
     const besideMs = stoppedAt - continuedAt;
-    report({ database: database.name, test: 'lease-lost', leaseSeconds: 2, abortReason: pausedRun!.abortReason ?? 'none', ranBesideNewHolderMs: besideMs });
+    report({
+      database: database.name,
+      test: 'lease-lost',
+      leaseSeconds: 2,
+      abortReason: pausedRun!.abortReason ?? 'none',
+      ranBesideNewHolderMs: besideMs,
+    });
     expect(pausedRun!.abortReason).toBe('LeaseLostError');
     expect(besideMs).toBeLessThan(1_000);
 
@@ -176,14 +205,19 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     await waitFor(async () => (await suite.queue.count('nestjs_workers')) === 0, 30_000).catch((error: Error) => {
       throw failureDetails(error);
     });
-    const failed = (await suite.queue.dataSource.query('SELECT payload, error FROM nestjs_failed_workers')) as { payload: string; error: string }[];
+    const failed = (await suite.queue.dataSource.query('SELECT payload, error FROM nestjs_failed_workers')) as {
+      payload: string;
+      error: string;
+    }[];
     const ran = new Set((await suite.queue.runs()).map((run) => run.eventN));
     expect(failed.filter((row) => !ran.has(eventOf(row)))).toEqual([]);
     expect(failed.map(eventOf).sort()).toEqual([...started].sort());
-    expect(new Set((await runsOf('other')).filter((run) => run.endedAt !== null).map((run) => run.eventN))).toEqual(new Set(back.map(eventOf)));
+    expect(new Set((await runsOf('other')).filter((run) => run.endedAt !== null).map((run) => run.eventN))).toEqual(
+      new Set(back.map(eventOf)),
+    );
   });
 
-  it('point 9: a killed worker\'s events run again after the lease, ahead of the backlog queued after them', async () => {
+  it("point 9: a killed worker's events run again after the lease, ahead of the backlog queued after them", async () => {
     const leaseSeconds = 2;
     const events = 2000;
     await suite.queue.dispatch(events);
@@ -195,9 +229,15 @@ describe.each(serverDatabases())('leases of worker processes on $name', (databas
     victim!.kill('SIGKILL');
     const killedAt = Date.now();
     await victim!.exited;
-    const interrupted = new Set((await runsOf(victim!.label)).filter((run) => run.endedAt === null).map((run) => run.eventN));
-    const rerunsOf = (runs: RunRecord[]): RunRecord[] => runs.filter((run) => interrupted.has(run.eventN) && run.worker !== victim!.label);
-    await waitFor(async () => new Set(rerunsOf(await suite.queue.runs()).map((run) => run.eventN)).size === interrupted.size, 90_000);
+    const interrupted = new Set(
+      (await runsOf(victim!.label)).filter((run) => run.endedAt === null).map((run) => run.eventN),
+    );
+    const rerunsOf = (runs: RunRecord[]): RunRecord[] =>
+      runs.filter((run) => interrupted.has(run.eventN) && run.worker !== victim!.label);
+    await waitFor(
+      async () => new Set(rerunsOf(await suite.queue.runs()).map((run) => run.eventN)).size === interrupted.size,
+      90_000,
+    );
     const reruns = rerunsOf(await suite.queue.runs());
     const backlog = await suite.queue.count('nestjs_workers');
     const delays = reruns.map((run) => run.startedAt - killedAt).sort((a, b) => a - b);

@@ -40,7 +40,11 @@ describe.each(testDatabases())('leases ($name)', (database) => {
   beforeEach(async () => {
     aborts.length = 0;
     started = 0;
-    t = await createTestApp({ leaseSeconds: 1, heartbeatSeconds: 0.1, events: [OrderedEvent, WatchfulEvent] }, {}, database);
+    t = await createTestApp(
+      { leaseSeconds: 1, heartbeatSeconds: 0.1, events: [OrderedEvent, WatchfulEvent] },
+      {},
+      database,
+    );
   });
 
   afterEach(async () => {
@@ -67,7 +71,7 @@ describe.each(testDatabases())('leases ($name)', (database) => {
     expect((await t.workers.getQueueStatistics(['lease-order']))[0]).toMatchObject({ pending: 6, due: 5, running: 1 });
   });
 
-  it('point 6: a worker whose clock is 60 s ahead takes no live lease: expiry is the database\'s call', async () => {
+  it("point 6: a worker whose clock is 60 s ahead takes no live lease: expiry is the database's call", async () => {
     const repository = new TypeOrmWorkerRepository(t.dataSource);
     await t.events.dispatch(new OrderedEvent({ n: 0 }));
     expect(await claim(repository, 'holder', 5_000)).toHaveLength(1);
@@ -90,7 +94,9 @@ describe.each(testDatabases())('leases ($name)', (database) => {
     expect(await run).toEqual({ queueName: 'lease-watch', processed: 0, failed: 0, retried: 0, cancelled: 0 });
     expect(aborts).toEqual([{ reason: 'LeaseLostError', afterMs: expect.any(Number) }]);
     expect(Date.now() - takenAt).toBeLessThan(1_000);
-    expect(await pendingRows(t.dataSource)).toEqual([expect.objectContaining({ lease_token: 'other', locked_by: 'other', attempts: 1, error: null })]);
+    expect(await pendingRows(t.dataSource)).toEqual([
+      expect.objectContaining({ lease_token: 'other', locked_by: 'other', attempts: 1, error: null }),
+    ]);
   });
 
   it('point 8: shutdown gives claimed rows that never started back at once, attempt undone, whatever the grace', async () => {
@@ -114,35 +120,42 @@ describe.each(testDatabases())('leases ($name)', (database) => {
   it.each([
     ['claim', 'claimWorkers'],
     ['queued-items count', 'countDueWorkers'],
-  ] as const)('point 8: shutdown with grace 0 while the %s is in flight still gives the claimed rows back unrun', async (_step, method) => {
-    for (let n = 0; n < 3; n++) await t.events.dispatch(new WatchfulEvent(null));
-    // The database answered; the answer reaches the worker 300 ms later (a slow network, a busy pool).
-    let inFlight!: () => void;
-    const reached = new Promise<void>((resolve) => (inFlight = resolve));
-    const original = TypeOrmWorkerRepository.prototype[method] as (...args: unknown[]) => Promise<unknown>;
-    jest.spyOn(TypeOrmWorkerRepository.prototype, method).mockImplementation(async function (this: TypeOrmWorkerRepository, ...args: unknown[]) {
-      const answer = await original.apply(this, args);
-      inFlight();
-      await sleep(300);
-      return answer as never;
-    });
-    // A batch of 1 out of 3 due rows: the pass counts the rest before its first event starts.
-    const run = t.workers.runWorker(runOncePass('lease-watch', { concurrency: 1, batchSize: 1 }));
-    await reached;
-    await t.workers.shutdown(0);
-    // Nothing ran, and every row is back as it was: no lease, no attempt counted.
-    const rows = await pendingRows(t.dataSource);
-    expect(rows).toHaveLength(3);
-    for (const row of rows) expect(row).toEqual(expect.objectContaining({ attempts: 0, lease_token: null, lease_expires_at: null }));
-    await run;
-    expect(started).toBe(0);
-  });
+  ] as const)(
+    'point 8: shutdown with grace 0 while the %s is in flight still gives the claimed rows back unrun',
+    async (_step, method) => {
+      for (let n = 0; n < 3; n++) await t.events.dispatch(new WatchfulEvent(null));
+      // The database answered; the answer reaches the worker 300 ms later (a slow network, a busy pool).
+      let inFlight!: () => void;
+      const reached = new Promise<void>((resolve) => (inFlight = resolve));
+      const original = TypeOrmWorkerRepository.prototype[method] as (...args: unknown[]) => Promise<unknown>;
+      jest.spyOn(TypeOrmWorkerRepository.prototype, method).mockImplementation(async function (
+        this: TypeOrmWorkerRepository,
+        ...args: unknown[]
+      ) {
+        const answer = await original.apply(this, args);
+        inFlight();
+        await sleep(300);
+        return answer as never;
+      });
+      // A batch of 1 out of 3 due rows: the pass counts the rest before its first event starts.
+      const run = t.workers.runWorker(runOncePass('lease-watch', { concurrency: 1, batchSize: 1 }));
+      await reached;
+      await t.workers.shutdown(0);
+      // Nothing ran, and every row is back as it was: no lease, no attempt counted.
+      const rows = await pendingRows(t.dataSource);
+      expect(rows).toHaveLength(3);
+      for (const row of rows)
+        expect(row).toEqual(expect.objectContaining({ attempts: 0, lease_token: null, lease_expires_at: null }));
+      await run;
+      expect(started).toBe(0);
+    },
+  );
 });
 
 describe.each(serverDatabases())('due times on the database clock ($name)', (database) => {
   afterEach(() => jest.restoreAllMocks());
 
-  it('point 6: a process whose clock is 60 s ahead stamps rows on the server\'s clock: delaySeconds from its now, runAt as given', async () => {
+  it("point 6: a process whose clock is 60 s ahead stamps rows on the server's clock: delaySeconds from its now, runAt as given", async () => {
     const realNow = Date.now.bind(Date);
     jest.spyOn(Date, 'now').mockImplementation(() => realNow() + 60_000);
     const t = await createTestApp({ events: [OrderedEvent] }, {}, database);

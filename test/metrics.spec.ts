@@ -4,8 +4,21 @@
  */
 import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';
-import { Counter, type OpenMetricsContentType, openMetricsContentType, register as globalRegistry, Registry } from 'prom-client';
-import { BaseEvent, InvalidWorkerOptionsError, QueueEvent, WorkerError, WorkerLifecycle, WorkerModule } from '../lib/index.js';
+import {
+  Counter,
+  type OpenMetricsContentType,
+  openMetricsContentType,
+  register as globalRegistry,
+  Registry,
+} from 'prom-client';
+import {
+  BaseEvent,
+  InvalidWorkerOptionsError,
+  QueueEvent,
+  WorkerError,
+  WorkerLifecycle,
+  WorkerModule,
+} from '../lib/index.js';
 import { WorkerMetrics, WorkerMetricsModule, type WorkerMetricsOptions } from '../lib/metrics/index.js';
 import { testDatabases } from './support/databases.js';
 import { createTestApp, RecordingLogger, runOncePass, type TestApp } from './support/test-app.js';
@@ -37,7 +50,10 @@ function parseMetrics(text: string): Sample[] {
       const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
       if (!match) throw new Error(`Not a metric line: ${line}`);
       const labels = Object.fromEntries(
-        [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((pair) => [pair[1]!, pair[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c))]),
+        [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((pair) => [
+          pair[1]!,
+          pair[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)),
+        ]),
       );
       return { name: match[1]!, labels, value: match[3] === '+Inf' ? Infinity : Number(match[3]) };
     });
@@ -45,12 +61,16 @@ function parseMetrics(text: string): Sample[] {
 
 /** The samples of `name` whose labels include `labels`. */
 function samplesOf(samples: Sample[], name: string, labels: Record<string, string> = {}): Sample[] {
-  return samples.filter((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value));
+  return samples.filter(
+    (sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value),
+  );
 }
 
 /** The value of the one sample of `name` with exactly `labels`; undefined when there is none. */
 function valueOf(samples: Sample[], name: string, labels: Record<string, string>): number | undefined {
-  const found = samplesOf(samples, name, labels).filter((sample) => Object.keys(sample.labels).length === Object.keys(labels).length);
+  const found = samplesOf(samples, name, labels).filter(
+    (sample) => Object.keys(sample.labels).length === Object.keys(labels).length,
+  );
   if (found.length > 1) throw new Error(`${found.length} samples of ${name} ${JSON.stringify(labels)}`);
   return found[0]?.value;
 }
@@ -105,7 +125,9 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
     const mail = { queue: 'metrics-mail', event: 'MetricsMailEvent' };
     const report = { queue: 'metrics-report', event: 'MetricsReportEvent' };
     const counters = (name: string) =>
-      samplesOf(samples, `nestjs_workers_events_${name}_total`).map((sample) => `${sample.labels.queue} ${sample.labels.event} ${sample.value}`);
+      samplesOf(samples, `nestjs_workers_events_${name}_total`).map(
+        (sample) => `${sample.labels.queue} ${sample.labels.event} ${sample.value}`,
+      );
     expect(counters('dispatched')).toEqual(['metrics-mail MetricsMailEvent 2', 'metrics-report MetricsReportEvent 2']);
     expect(counters('processed')).toEqual(['metrics-mail MetricsMailEvent 1', 'metrics-report MetricsReportEvent 2']);
     expect(counters('retried')).toEqual(['metrics-mail MetricsMailEvent 1']);
@@ -133,7 +155,13 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
     expect(statistics).toHaveBeenCalledTimes(1);
     expect(statistics).toHaveBeenCalledWith(undefined);
     const [report, mail] = await t.workers.getQueueStatistics(['metrics-report', 'metrics-mail']);
-    const gauges = [['pending', 'pending'], ['due', 'due'], ['running', 'running'], ['delayed', 'delayed'], ['failed', 'failed']] as const;
+    const gauges = [
+      ['pending', 'pending'],
+      ['due', 'due'],
+      ['running', 'running'],
+      ['delayed', 'delayed'],
+      ['failed', 'failed'],
+    ] as const;
     for (const [gauge, field] of gauges) {
       expect(valueOf(samples, `nestjs_workers_queue_${gauge}`, { queue: 'metrics-report' })).toBe(report![field]);
       expect(valueOf(samples, `nestjs_workers_queue_${gauge}`, { queue: 'metrics-mail' })).toBe(mail![field]);
@@ -151,7 +179,9 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
     expect(statistics).toHaveBeenCalledTimes(3); // 2 scrapes + the direct call above
     expect(valueOf(after, 'nestjs_workers_queue_pending', { queue: 'metrics-report' })).toBe(1);
     expect(valueOf(after, 'nestjs_workers_queue_due', { queue: 'metrics-report' })).toBe(0);
-    expect(valueOf(after, 'nestjs_workers_events_processed_total', { queue: 'metrics-report', event: 'MetricsReportEvent' })).toBe(3);
+    expect(
+      valueOf(after, 'nestjs_workers_events_processed_total', { queue: 'metrics-report', event: 'MetricsReportEvent' }),
+    ).toBe(3);
   });
 
   it('still serves the counters when the statistics query fails, keeping the last gauge values and logging the error', async () => {
@@ -161,7 +191,12 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
     await t.events.dispatch(new MetricsReportEvent(null));
 
     const samples = await scrape();
-    expect(valueOf(samples, 'nestjs_workers_events_dispatched_total', { queue: 'metrics-report', event: 'MetricsReportEvent' })).toBe(2);
+    expect(
+      valueOf(samples, 'nestjs_workers_events_dispatched_total', {
+        queue: 'metrics-report',
+        event: 'MetricsReportEvent',
+      }),
+    ).toBe(2);
     expect(valueOf(samples, 'nestjs_workers_queue_pending', { queue: 'metrics-report' })).toBe(1);
     expect(logger.messages('error')).toEqual([
       'Could not read queue statistics for the depth gauges (they keep their last values): database is locked',
@@ -172,7 +207,15 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
   });
 
   it('drops the gauges of a queue the statistics no longer report', async () => {
-    const gone = { queueName: 'metrics-retired', pending: 5, due: 5, running: 0, delayed: 0, failed: 2, oldestDueAgeMs: 1500 };
+    const gone = {
+      queueName: 'metrics-retired',
+      pending: 5,
+      due: 5,
+      running: 0,
+      delayed: 0,
+      failed: 2,
+      oldestDueAgeMs: 1500,
+    };
     jest.spyOn(t.workers, 'getQueueStatistics').mockResolvedValueOnce([gone]);
     const first = await scrape();
     expect(valueOf(first, 'nestjs_workers_queue_pending', { queue: 'metrics-retired' })).toBe(5);
@@ -181,13 +224,19 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
 
     const second = await scrape();
     expect(samplesOf(second, 'nestjs_workers_queue_failed', { queue: 'metrics-retired' })).toEqual([]);
-    expect(samplesOf(second, 'nestjs_workers_queue_pending').map((sample) => sample.labels.queue)).toEqual(['metrics-mail', 'metrics-report']);
+    expect(samplesOf(second, 'nestjs_workers_queue_pending').map((sample) => sample.labels.queue)).toEqual([
+      'metrics-mail',
+      'metrics-report',
+    ]);
   });
 });
 
 describe('WorkerMetrics options', () => {
   it('registers on prom-client’s global registry by default, with a custom prefix, and removes its metrics on close', async () => {
-    const t = await createTestApp({ events: [MetricsReportEvent] }, { imports: [WorkerMetricsModule.register({ prefix: 'myapp_jobs_' })] });
+    const t = await createTestApp(
+      { events: [MetricsReportEvent] },
+      { imports: [WorkerMetricsModule.register({ prefix: 'myapp_jobs_' })] },
+    );
     try {
       const metrics = t.app.get(WorkerMetrics);
       expect(metrics.metricNames).toHaveLength(12);
@@ -195,20 +244,31 @@ describe('WorkerMetrics options', () => {
       await t.events.dispatch(new MetricsReportEvent(null));
       expect(metrics.contentType).toBe(globalRegistry.contentType);
       const samples = parseMetrics(await globalRegistry.metrics());
-      expect(valueOf(samples, 'myapp_jobs_events_dispatched_total', { queue: 'metrics-report', event: 'MetricsReportEvent' })).toBe(1);
+      expect(
+        valueOf(samples, 'myapp_jobs_events_dispatched_total', {
+          queue: 'metrics-report',
+          event: 'MetricsReportEvent',
+        }),
+      ).toBe(1);
       expect(valueOf(samples, 'myapp_jobs_queue_pending', { queue: 'metrics-report' })).toBe(1);
       expect(samplesOf(samples, 'nestjs_workers_events_dispatched_total')).toEqual([]);
     } finally {
       await t.close();
     }
-    expect(globalRegistry.getMetricsAsArray().filter((metric) => String(metric.name).startsWith('myapp_jobs_'))).toEqual([]);
+    expect(
+      globalRegistry.getMetricsAsArray().filter((metric) => String(metric.name).startsWith('myapp_jobs_')),
+    ).toEqual([]);
   });
 
   it('reports only the queues asked for, with the buckets given', async () => {
     const registry = new Registry();
     const t = await createTestApp(
       { events: [MetricsMailEvent, MetricsReportEvent] },
-      { imports: [WorkerMetricsModule.register({ registry, queues: ['metrics-report', 'metrics-idle'], buckets: [0.5, 2] })] },
+      {
+        imports: [
+          WorkerMetricsModule.register({ registry, queues: ['metrics-report', 'metrics-idle'], buckets: [0.5, 2] }),
+        ],
+      },
     );
     try {
       await t.events.dispatch(new MetricsReportEvent(null));
@@ -217,7 +277,9 @@ describe('WorkerMetrics options', () => {
       const statistics = jest.spyOn(t.workers, 'getQueueStatistics');
       const samples = parseMetrics(await t.app.get(WorkerMetrics).metrics());
       expect(statistics).toHaveBeenCalledWith(['metrics-report', 'metrics-idle']);
-      expect(samplesOf(samples, 'nestjs_workers_queue_pending').map((sample) => [sample.labels.queue, sample.value])).toEqual([
+      expect(
+        samplesOf(samples, 'nestjs_workers_queue_pending').map((sample) => [sample.labels.queue, sample.value]),
+      ).toEqual([
         ['metrics-report', 0],
         ['metrics-idle', 0],
       ]);
@@ -231,13 +293,18 @@ describe('WorkerMetrics options', () => {
   it('serves an OpenMetrics registry with its own content type', async () => {
     const registry = new Registry<OpenMetricsContentType>();
     registry.setContentType(openMetricsContentType);
-    const t = await createTestApp({ events: [MetricsReportEvent] }, { imports: [WorkerMetricsModule.register({ registry })] });
+    const t = await createTestApp(
+      { events: [MetricsReportEvent] },
+      { imports: [WorkerMetricsModule.register({ registry })] },
+    );
     try {
       const metrics = t.app.get(WorkerMetrics);
       expect(metrics.contentType).toBe(openMetricsContentType);
       await t.events.dispatch(new MetricsReportEvent(null));
       const text = await metrics.metrics();
-      expect(text).toContain('nestjs_workers_events_dispatched_total{queue="metrics-report",event="MetricsReportEvent"} 1');
+      expect(text).toContain(
+        'nestjs_workers_events_dispatched_total{queue="metrics-report",event="MetricsReportEvent"} 1',
+      );
       expect(text.trimEnd().endsWith('# EOF')).toBe(true);
     } finally {
       await t.close();
@@ -245,14 +312,38 @@ describe('WorkerMetrics options', () => {
   });
 
   it.each<[string, WorkerMetricsOptions, string]>([
-    ['an unknown key', { queue: ['a'] } as WorkerMetricsOptions, 'Invalid nestjs-workers option "queue": is not an option (known: registry, prefix, buckets, queues)'],
-    ['a prefix that cannot start a metric name', { prefix: 'my-app_' }, 'Invalid nestjs-workers option "prefix": must be empty or start a Prometheus metric name'],
-    ['a registry that is not one', { registry: {} as Registry }, 'Invalid nestjs-workers option "registry": must be a prom-client Registry'],
+    [
+      'an unknown key',
+      { queue: ['a'] } as WorkerMetricsOptions,
+      'Invalid nestjs-workers option "queue": is not an option (known: registry, prefix, buckets, queues)',
+    ],
+    [
+      'a prefix that cannot start a metric name',
+      { prefix: 'my-app_' },
+      'Invalid nestjs-workers option "prefix": must be empty or start a Prometheus metric name',
+    ],
+    [
+      'a registry that is not one',
+      { registry: {} as Registry },
+      'Invalid nestjs-workers option "registry": must be a prom-client Registry',
+    ],
     ['empty buckets', { buckets: [] }, 'Invalid nestjs-workers option "buckets": must be a non-empty array of seconds'],
-    ['a negative bucket', { buckets: [-1, 1] }, 'Invalid nestjs-workers option "buckets[0]": must be a finite number ≥ 0 (got -1)'],
-    ['buckets out of order', { buckets: [1, 0.5] }, 'Invalid nestjs-workers option "buckets": must be increasing (0.5 follows 1)'],
+    [
+      'a negative bucket',
+      { buckets: [-1, 1] },
+      'Invalid nestjs-workers option "buckets[0]": must be a finite number ≥ 0 (got -1)',
+    ],
+    [
+      'buckets out of order',
+      { buckets: [1, 0.5] },
+      'Invalid nestjs-workers option "buckets": must be increasing (0.5 follows 1)',
+    ],
     ['no queues', { queues: [] }, 'Invalid nestjs-workers option "queues": must be a non-empty array of queue names'],
-    ['a blank queue name', { queues: ['ok', ' '] }, 'Invalid nestjs-workers option "queues[1]": must be a non-empty string (got " ")'],
+    [
+      'a blank queue name',
+      { queues: ['ok', ' '] },
+      'Invalid nestjs-workers option "queues[1]": must be a non-empty string (got " ")',
+    ],
   ])('refuses %s at register()', (_, options, message) => {
     expect(() => WorkerMetricsModule.register(options)).toThrow(InvalidWorkerOptionsError);
     expect(() => WorkerMetricsModule.register(options)).toThrow(message);
@@ -263,7 +354,10 @@ describe('WorkerMetrics registration and shutdown', () => {
   /** Starts an application whose metrics are expected not to register; closes what did start. */
   async function failedStart(options: WorkerMetricsOptions): Promise<void> {
     const moduleRef = await Test.createTestingModule({
-      imports: [WorkerModule.forRoot({ autoStart: false, database: { database: ':memory:' } }), WorkerMetricsModule.register(options)],
+      imports: [
+        WorkerModule.forRoot({ autoStart: false, database: { database: ':memory:' } }),
+        WorkerMetricsModule.register(options),
+      ],
     }).compile();
     try {
       await moduleRef.init();
@@ -274,7 +368,10 @@ describe('WorkerMetrics registration and shutdown', () => {
 
   it('refuses a second set of metrics on one registry with a clear error, leaving the first one working', async () => {
     const registry = new Registry();
-    const first = await createTestApp({ events: [MetricsReportEvent] }, { imports: [WorkerMetricsModule.register({ registry })] });
+    const first = await createTestApp(
+      { events: [MetricsReportEvent] },
+      { imports: [WorkerMetricsModule.register({ registry })] },
+    );
     try {
       await expect(failedStart({ registry })).rejects.toThrow(WorkerError);
       await expect(failedStart({ registry })).rejects.toThrow(
@@ -282,14 +379,24 @@ describe('WorkerMetrics registration and shutdown', () => {
       );
       await first.events.dispatch(new MetricsReportEvent(null));
       const samples = parseMetrics(await registry.metrics());
-      expect(valueOf(samples, 'nestjs_workers_events_dispatched_total', { queue: 'metrics-report', event: 'MetricsReportEvent' })).toBe(1);
+      expect(
+        valueOf(samples, 'nestjs_workers_events_dispatched_total', {
+          queue: 'metrics-report',
+          event: 'MetricsReportEvent',
+        }),
+      ).toBe(1);
     } finally {
       await first.close();
     }
     // A second set with its own prefix fits on the same registry.
     const other = await createTestApp(
       { events: [MetricsReportEvent] },
-      { imports: [WorkerMetricsModule.register({ registry }), WorkerMetricsModule.register({ registry, prefix: 'other_' })] },
+      {
+        imports: [
+          WorkerMetricsModule.register({ registry }),
+          WorkerMetricsModule.register({ registry, prefix: 'other_' }),
+        ],
+      },
     );
     await other.close();
   });
@@ -297,14 +404,19 @@ describe('WorkerMetrics registration and shutdown', () => {
   it('registers nothing when one of its names is taken', async () => {
     const registry = new Registry();
     new Counter({ name: 'nestjs_workers_queue_failed', help: 'the application’s own', registers: [registry] });
-    await expect(failedStart({ registry })).rejects.toThrow('Metric nestjs_workers_queue_failed is already registered on this registry');
+    await expect(failedStart({ registry })).rejects.toThrow(
+      'Metric nestjs_workers_queue_failed is already registered on this registry',
+    );
     expect(registry.getMetricsAsArray().map((metric) => metric.name)).toEqual(['nestjs_workers_queue_failed']);
   });
 
   it('unsubscribes and removes its metrics on app.close(): later lifecycle events are not counted and raise nothing', async () => {
     const registry = new Registry();
     const logger = new RecordingLogger();
-    const t = await createTestApp({ events: [MetricsReportEvent], logger }, { imports: [WorkerMetricsModule.register({ registry })] });
+    const t = await createTestApp(
+      { events: [MetricsReportEvent], logger },
+      { imports: [WorkerMetricsModule.register({ registry })] },
+    );
     const lifecycle = t.app.get(WorkerLifecycle);
     await t.events.dispatch(new MetricsReportEvent(null));
     const dispatched = registry.getSingleMetric('nestjs_workers_events_dispatched_total') as Counter;
@@ -315,13 +427,27 @@ describe('WorkerMetrics registration and shutdown', () => {
     expect(lifecycle.hasListeners).toBe(false);
     expect(registry.getMetricsAsArray()).toEqual([]);
     expect(await registry.metrics()).toBe('\n');
-    await lifecycle.emit({ name: 'dispatched', queueName: 'metrics-report', eventName: 'MetricsReportEvent', attributes: {} as never });
-    await lifecycle.emit({ name: 'completed', queueName: 'metrics-report', eventName: 'MetricsReportEvent', attributes: {} as never, durationMs: 5 });
+    await lifecycle.emit({
+      name: 'dispatched',
+      queueName: 'metrics-report',
+      eventName: 'MetricsReportEvent',
+      attributes: {} as never,
+    });
+    await lifecycle.emit({
+      name: 'completed',
+      queueName: 'metrics-report',
+      eventName: 'MetricsReportEvent',
+      attributes: {} as never,
+      durationMs: 5,
+    });
     expect((await dispatched.get()).values.map((value) => value.value)).toEqual([1]);
     expect(logger.messages('error')).toEqual([]);
 
     // The same registry takes a new set of metrics after the old one is gone, starting from zero.
-    const again = await createTestApp({ events: [MetricsReportEvent] }, { imports: [WorkerMetricsModule.register({ registry })] });
+    const again = await createTestApp(
+      { events: [MetricsReportEvent] },
+      { imports: [WorkerMetricsModule.register({ registry })] },
+    );
     try {
       const samples = parseMetrics(await again.app.get(WorkerMetrics).metrics());
       expect(samplesOf(samples, 'nestjs_workers_events_dispatched_total')).toEqual([]);

@@ -39,7 +39,9 @@ describe('a database driver that is not installed', () => {
     expect(outcome.error).toEqual({
       name: 'MissingDatabaseDriverError',
       installCommand: 'npm install better-sqlite3@12',
-      message: expect.stringContaining('The embedded SQLite database (type "better-sqlite3", the default) needs the better-sqlite3 package'),
+      message: expect.stringContaining(
+        'The embedded SQLite database (type "better-sqlite3", the default) needs the better-sqlite3 package',
+      ),
     });
     // The same process starts once the driver is there: the hiding is all that failed it.
     expect(await startWithout('')).toEqual({ started: true });
@@ -51,7 +53,10 @@ describe('a database driver that is not installed', () => {
     ['mysql', 'mysql2', 'npm install mysql2'],
   ])('fails startup of type %s without %s, giving "%s"', async (type, packageName, installCommand) => {
     // The driver is loaded before any connection is tried: no server is needed at this address.
-    const outcome = await startWithout(packageName, { type, url: `${type === 'postgres' ? 'postgres' : 'mysql'}://user@127.0.0.1:9/db` });
+    const outcome = await startWithout(packageName, {
+      type,
+      url: `${type === 'postgres' ? 'postgres' : 'mysql'}://user@127.0.0.1:9/db`,
+    });
     expect(outcome.error).toEqual({
       name: 'MissingDatabaseDriverError',
       installCommand,

@@ -116,7 +116,12 @@ describe('WorkerModule.forRoot', () => {
   it('lets an event use Nest providers through @Inject() properties when it executes', async () => {
     const t = await track(createTestApp({}, { imports: [MailModule] }));
     await t.events.dispatch(new WelcomeMailEvent({ to: 'ada@example.com' }));
-    const result = await t.workers.runWorker({ queueName: 'mail-queue', retries: 1, runAfterSeconds: 0, runOnce: true });
+    const result = await t.workers.runWorker({
+      queueName: 'mail-queue',
+      retries: 1,
+      runAfterSeconds: 0,
+      runOnce: true,
+    });
     expect(result.processed).toBe(1);
     expect(t.app.get(MailService).sent).toEqual(['ada@example.com: Welcome!']);
     await t.close();
@@ -124,7 +129,10 @@ describe('WorkerModule.forRoot', () => {
 
   it('registers classes listed in `events` (no decorator, queue from getQueueName()) and polls their queue', async () => {
     const t = await track(
-      createTestApp({ events: [ListedEvent], autoStart: true, defaults: { pollIntervalMs: 20 } }, { imports: [ScheduleModule.forRoot()] }),
+      createTestApp(
+        { events: [ListedEvent], autoStart: true, defaults: { pollIntervalMs: 20 } },
+        { imports: [ScheduleModule.forRoot()] },
+      ),
     );
     await t.events.dispatch(new ListedEvent({ n: 5 }));
     await waitFor(() => ListedEvent.seen.length === 1);
@@ -135,12 +143,15 @@ describe('WorkerModule.forRoot', () => {
     await t.close();
   });
 
-  it('polls at bootstrap through the app\'s SchedulerRegistry, never overlaps a queue with itself, and drains on app.close()', async () => {
+  it("polls at bootstrap through the app's SchedulerRegistry, never overlaps a queue with itself, and drains on app.close()", async () => {
     slowRuns.active = 0;
     slowRuns.maxActive = 0;
     slowRuns.finished = 0;
     const t = await track(
-      createTestApp({ autoStart: true, queues: { 'slow-queue': { pollIntervalMs: 10, concurrency: 1 } } }, { imports: [ScheduleModule.forRoot()] }),
+      createTestApp(
+        { autoStart: true, queues: { 'slow-queue': { pollIntervalMs: 10, concurrency: 1 } } },
+        { imports: [ScheduleModule.forRoot()] },
+      ),
     );
     const registry = t.app.get(SchedulerRegistry);
     expect(registry.getIntervals()).toContain('nestjs-workers:slow-queue');
@@ -186,14 +197,21 @@ describe('WorkerModule.forRoot', () => {
     slowRuns.finished = 0;
     const t = await track(createTestApp({ queues: { 'slow-queue': { concurrency: 3 } } }));
     for (let i = 0; i < 6; i++) await t.events.dispatch(new SlowEvent({ ms: 50 }));
-    const result = await t.workers.runWorker({ queueName: 'slow-queue', retries: 1, runAfterSeconds: 0, runOnce: true });
+    const result = await t.workers.runWorker({
+      queueName: 'slow-queue',
+      retries: 1,
+      runAfterSeconds: 0,
+      runOnce: true,
+    });
     expect(result.processed).toBe(6);
     expect(slowRuns.maxActive).toBe(3);
     await t.close();
   });
 
-  it('polls without ScheduleModule imported by the app, and leaves the app\'s own @Cron() jobs registered once when it is', async () => {
-    const withoutSchedule = await track(createTestApp({ events: [ListedEvent], autoStart: true, defaults: { pollIntervalMs: 20 } }));
+  it("polls without ScheduleModule imported by the app, and leaves the app's own @Cron() jobs registered once when it is", async () => {
+    const withoutSchedule = await track(
+      createTestApp({ events: [ListedEvent], autoStart: true, defaults: { pollIntervalMs: 20 } }),
+    );
     ListedEvent.seen.length = 0;
     await withoutSchedule.events.dispatch(new ListedEvent({ n: 11 }));
     await waitFor(() => ListedEvent.seen.length === 1);
@@ -204,7 +222,9 @@ describe('WorkerModule.forRoot', () => {
       @Cron('0 0 * * *', { name: 'nightly-report' })
       nightly(): void {}
     }
-    const withSchedule = await track(createTestApp({ autoStart: true }, { imports: [ScheduleModule.forRoot()], providers: [Reports] }));
+    const withSchedule = await track(
+      createTestApp({ autoStart: true }, { imports: [ScheduleModule.forRoot()], providers: [Reports] }),
+    );
     const registries = withSchedule.app.get(SchedulerRegistry, { strict: false, each: true });
     expect(registries.map((registry) => registry.doesExist('cron', 'nightly-report'))).toEqual([true]);
     expect(registries[0]!.getIntervals()).toContain('nestjs-workers:mail-queue');
@@ -224,7 +244,9 @@ describe('WorkerModule.forRoot', () => {
   });
 
   it('does not poll when autoStart is false', async () => {
-    const t = await track(createTestApp({ autoStart: false, events: [ListedEvent] }, { imports: [ScheduleModule.forRoot()] }));
+    const t = await track(
+      createTestApp({ autoStart: false, events: [ListedEvent] }, { imports: [ScheduleModule.forRoot()] }),
+    );
     ListedEvent.seen.length = 0;
     await t.events.dispatch(new ListedEvent({ n: 9 }));
     await sleep(1200);
@@ -236,10 +258,12 @@ describe('WorkerModule.forRoot', () => {
 
   it('uses the per-queue retries and runAfterSeconds of the module config when it polls', async () => {
     FlakyEvent.attempts = 0;
-    const t = await track(createTestApp({
-      autoStart: true,
-      queues: { 'flaky-queue': { retries: 2, runAfterSeconds: 0, pollIntervalMs: 20 } },
-    }));
+    const t = await track(
+      createTestApp({
+        autoStart: true,
+        queues: { 'flaky-queue': { retries: 2, runAfterSeconds: 0, pollIntervalMs: 20 } },
+      }),
+    );
     await t.events.dispatch(new FlakyEvent(null));
     await waitFor(async () => (await t.dataSource.query('SELECT COUNT(*) AS n FROM nestjs_failed_workers'))[0].n === 1);
     expect(FlakyEvent.attempts).toBe(2);
@@ -262,7 +286,10 @@ describe('WorkerModule.forRoot', () => {
         WorkerModule.forRoot({
           autoStart: false,
           database: { database: database.file },
-          workerCreator: { useFactory: (dataSource: DataSource) => new CountingCreator(dataSource), inject: [WORKER_DATA_SOURCE] },
+          workerCreator: {
+            useFactory: (dataSource: DataSource) => new CountingCreator(dataSource),
+            inject: [WORKER_DATA_SOURCE],
+          },
         }),
         MailModule,
       ],
@@ -295,7 +322,9 @@ describe('WorkerModule.forRootAsync', () => {
       }),
     );
     const id = await app.get(EventService).dispatch(new WelcomeMailEvent({ to: 'a@example.com' }));
-    const [row] = await app.get<DataSource>(WORKER_DATA_SOURCE).query('SELECT retries FROM nestjs_workers WHERE id = ?', [id]);
+    const [row] = await app
+      .get<DataSource>(WORKER_DATA_SOURCE)
+      .query('SELECT retries FROM nestjs_workers WHERE id = ?', [id]);
     expect(row.retries).toBe(7);
     await app.close();
     database.cleanup();
@@ -312,25 +341,32 @@ describe('WorkerModule.forRootAsync', () => {
     }
     const viaClass = await boot(WorkerModule.forRootAsync({ useClass: WorkerConfigService }));
     await viaClass.get(EventService).dispatch(new WelcomeMailEvent({ to: 'b@example.com' }));
-    await viaClass.get(WorkerService).runWorker({ queueName: 'mail-queue', retries: 1, runAfterSeconds: 0, runOnce: true });
+    await viaClass
+      .get(WorkerService)
+      .runWorker({ queueName: 'mail-queue', retries: 1, runAfterSeconds: 0, runOnce: true });
     expect(logger.messages('log')).toContain('Queued items: 1');
     await viaClass.close();
 
     @Module({ providers: [WorkerConfigService], exports: [WorkerConfigService] })
     class WorkerConfigModule {}
-    const viaExisting = await boot(WorkerModule.forRootAsync({ imports: [WorkerConfigModule], useExisting: WorkerConfigService }));
-    expect(await viaExisting.get(WorkerService).getHealth(['mail-queue'])).toEqual([{ queueName: 'mail-queue', active: 0, failed: 0, total: 0 }]);
+    const viaExisting = await boot(
+      WorkerModule.forRootAsync({ imports: [WorkerConfigModule], useExisting: WorkerConfigService }),
+    );
+    expect(await viaExisting.get(WorkerService).getHealth(['mail-queue'])).toEqual([
+      { queueName: 'mail-queue', active: 0, failed: 0, total: 0 },
+    ]);
     await viaExisting.close();
     database.cleanup();
   });
 
   it('stops startup with an error naming the invalid option', async () => {
-    const compile = (module: ReturnType<typeof WorkerModule.forRootAsync>) => Test.createTestingModule({ imports: [module] }).compile();
+    const compile = (module: ReturnType<typeof WorkerModule.forRootAsync>) =>
+      Test.createTestingModule({ imports: [module] }).compile();
     await expect(
       compile(WorkerModule.forRootAsync({ useFactory: () => ({ queues: { 'email-queue': { retries: 0 } } }) })),
     ).rejects.toThrow('Invalid nestjs-workers option "queues["email-queue"].retries": must be an integer ≥ 1 (got 0)');
-    await expect(compile(WorkerModule.forRootAsync({ useFactory: () => ({ leaseSeconds: -5 }) }))).rejects.toBeInstanceOf(
-      InvalidWorkerOptionsError,
-    );
+    await expect(
+      compile(WorkerModule.forRootAsync({ useFactory: () => ({ leaseSeconds: -5 }) })),
+    ).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
   });
 });

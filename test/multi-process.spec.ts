@@ -6,13 +6,23 @@
  */
 import { jest } from '@jest/globals';
 import { serverDatabases } from './support/databases.js';
-import { countBy, overlappingEvents, type RunRecord, type WorkerProcess, workerProcessSuite } from './support/worker-processes.js';
+import {
+  countBy,
+  overlappingEvents,
+  type RunRecord,
+  type WorkerProcess,
+  workerProcessSuite,
+} from './support/worker-processes.js';
 import { waitFor } from './support/test-app.js';
 
 jest.setTimeout(180_000);
 
 function report(figures: Record<string, string | number>): void {
-  process.stdout.write(`${Object.entries(figures).map(([key, value]) => `${key}=${value}`).join(' ')}\n`);
+  process.stdout.write(
+    `${Object.entries(figures)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(' ')}\n`,
+  );
 }
 
 function duplicates(runs: RunRecord[]): number[] {
@@ -29,10 +39,14 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
 
   async function untilDrained(events: number, timeoutMs: number): Promise<void> {
     await waitFor(async () => (await suite.queue.count('nestjs_workers')) === 0, timeoutMs).catch((error: Error) => {
-      throw new Error(`${error.message}\n${workers.map((worker) => `--- ${worker.label}\n${worker.output.slice(-3000)}`).join('\n')}`);
+      throw new Error(
+        `${error.message}\n${workers.map((worker) => `--- ${worker.label}\n${worker.output.slice(-3000)}`).join('\n')}`,
+      );
     });
     expect(await suite.queue.count('nestjs_failed_workers')).toBe(0);
-    const completed = new Set((await suite.queue.runs()).filter((run) => run.endedAt !== null).map((run) => run.eventN));
+    const completed = new Set(
+      (await suite.queue.runs()).filter((run) => run.endedAt !== null).map((run) => run.eventN),
+    );
     expect(completed.size).toBe(events);
   }
 
@@ -58,17 +72,24 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
       lost: events - new Set(runs.map((run) => run.eventN)).size,
       duplicateRuns: runs.length - events,
       seconds: seconds.toFixed(1),
-      perProcess: [...perWorker.entries()].sort().map(([worker, count]) => `w${worker}:${count}`).join(','),
+      perProcess: [...perWorker.entries()]
+        .sort()
+        .map(([worker, count]) => `w${worker}:${count}`)
+        .join(','),
     });
   });
 
-  it('SIGKILL: the killed worker\'s events finish elsewhere after its leases expire; only interrupted runs repeat', async () => {
+  it("SIGKILL: the killed worker's events finish elsewhere after its leases expire; only interrupted runs repeat", async () => {
     const events = 300;
     await suite.queue.dispatch(events);
     // Events long enough (400 ms) that the runs seen in flight are still running when the kill lands,
     // however slowly the check's query answers on a loaded machine.
     const [victim] = await startWorkers(4, { MP_EVENT_MS: '400', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: '2' });
-    await waitFor(async () => (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 3, 30_000);
+    await waitFor(
+      async () =>
+        (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 3,
+      30_000,
+    );
     victim!.kill('SIGKILL');
     const killedAt = Date.now();
     await victim!.exited;
@@ -87,7 +108,9 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
     }
     expect(overlappingEvents(runs, () => killedAt)).toEqual([]);
     const reruns = runs.filter((run) => interruptedEvents.has(run.eventN) && run.endedAt !== null);
-    const recoveredAt = Math.max(...runs.filter((run) => interruptedEvents.has(run.eventN) && run.endedAt !== null).map((run) => run.endedAt!));
+    const recoveredAt = Math.max(
+      ...runs.filter((run) => interruptedEvents.has(run.eventN) && run.endedAt !== null).map((run) => run.endedAt!),
+    );
     report({
       database: database.name,
       test: 'sigkill',
@@ -107,8 +130,14 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
     const events = 120;
     await suite.queue.dispatch(events);
     const [victim] = await startWorkers(2, { MP_EVENT_MS: '300', MP_CONCURRENCY: '4', MP_GRACE_SECONDS: '10' });
-    await waitFor(async () => (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 2, 30_000);
-    const runningAtTerm = (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length;
+    await waitFor(
+      async () =>
+        (await suite.queue.runs()).filter((run) => run.worker === victim!.label && run.endedAt === null).length >= 2,
+      30_000,
+    );
+    const runningAtTerm = (await suite.queue.runs()).filter(
+      (run) => run.worker === victim!.label && run.endedAt === null,
+    ).length;
     victim!.kill('SIGTERM');
     const termAt = Date.now();
     const exit = await victim!.exited;
@@ -124,6 +153,15 @@ describe.each(serverDatabases())('worker processes sharing $name', (database) =>
     const runs = await suite.queue.runs();
     expect(runs).toHaveLength(events);
     expect(duplicates(runs)).toEqual([]);
-    report({ database: database.name, test: 'sigterm', events, processes: 2, runningAtTerm, exitCode: exit.code ?? 'none', drainMs: exitMs, duplicateRuns: 0 });
+    report({
+      database: database.name,
+      test: 'sigterm',
+      events,
+      processes: 2,
+      runningAtTerm,
+      exitCode: exit.code ?? 'none',
+      drainMs: exitMs,
+      duplicateRuns: 0,
+    });
   });
 });

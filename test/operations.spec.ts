@@ -13,7 +13,14 @@ import {
   type WorkerLifecycleEvent,
 } from '../lib/index.js';
 import { testDatabases } from './support/databases.js';
-import { createTestApp, failedRows, pendingRows, RecordingLogger, runOncePass, type TestApp } from './support/test-app.js';
+import {
+  createTestApp,
+  failedRows,
+  pendingRows,
+  RecordingLogger,
+  runOncePass,
+  type TestApp,
+} from './support/test-app.js';
 
 const outcomes = { shouldFail: true };
 
@@ -86,7 +93,12 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
     await failEvents();
     const all = await failedStore.list();
     expect(all).toMatchObject({ total: 4, page: 1, pageSize: 20 });
-    expect(all.items.map((item) => item.eventName)).toEqual(['OpsInvoiceEvent', 'OpsMailEvent', 'OpsMailEvent', 'OpsMailEvent']);
+    expect(all.items.map((item) => item.eventName)).toEqual([
+      'OpsInvoiceEvent',
+      'OpsMailEvent',
+      'OpsMailEvent',
+      'OpsMailEvent',
+    ]);
     expect(all.items[1]).toMatchObject({ queueName: 'ops-mail', payload: { to: 'c@x' }, attempts: 1, retries: 1 });
     expect(all.items[1]!.error).toContain('mailbox of c@x is full');
     expect(all.items[1]!.failedAt).toBeInstanceOf(Date);
@@ -94,7 +106,9 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
     const secondPage = await failedStore.list({ queueName: 'ops-mail', page: 2, pageSize: 2 });
     expect(secondPage).toMatchObject({ total: 3, page: 2, pageSize: 2 });
     expect(secondPage.items.map((item) => item.payload)).toEqual([{ to: 'a@x' }]);
-    expect((await failedStore.list({ eventName: 'OpsInvoiceEvent' })).items.map((item) => item.payload)).toEqual([{ invoice: 7 }]);
+    expect((await failedStore.list({ eventName: 'OpsInvoiceEvent' })).items.map((item) => item.payload)).toEqual([
+      { invoice: 7 },
+    ]);
   });
 
   it('shows one failed event and retries it: a new pending row with attempts reset, gone from the failed store', async () => {
@@ -105,7 +119,13 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
     await failedStore.retry(newest!.id);
     await expect(failedStore.get(newest!.id)).rejects.toBeInstanceOf(FailedWorkerNotFoundError);
     expect(await pendingRows(t.dataSource)).toEqual([
-      expect.objectContaining({ queue_name: 'ops-mail', event_name: 'OpsMailEvent', attempts: 0, error: null, payload: '{"to":"c@x"}' }),
+      expect.objectContaining({
+        queue_name: 'ops-mail',
+        event_name: 'OpsMailEvent',
+        attempts: 0,
+        error: null,
+        payload: '{"to":"c@x"}',
+      }),
     ]);
     outcomes.shouldFail = false;
     expect(await t.workers.runWorker(runOncePass('ops-mail'))).toMatchObject({ processed: 1 });
@@ -117,7 +137,11 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
     const [one] = (await failedStore.list({ queueName: 'ops-mail' })).items;
     expect(await failedStore.retryAll({ queueName: 'ops-mail' })).toBe(3);
     await expect(failedStore.retry(one!.id)).rejects.toThrow(`No failed event with id "${one!.id}"`);
-    expect((await pendingRows(t.dataSource)).map((row) => row.queue_name)).toEqual(['ops-mail', 'ops-mail', 'ops-mail']);
+    expect((await pendingRows(t.dataSource)).map((row) => row.queue_name)).toEqual([
+      'ops-mail',
+      'ops-mail',
+      'ops-mail',
+    ]);
     expect((await failedRows(t.dataSource)).map((row) => row.queue_name)).toEqual(['ops-billing']);
     expect(await failedStore.retryAll()).toBe(1);
     expect(await failedRows(t.dataSource)).toEqual([]);
@@ -136,13 +160,19 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
   it('refuses bad input with typed errors and changes nothing', async () => {
     await failEvents();
     await expect(failedStore.retry('999999')).rejects.toBeInstanceOf(FailedWorkerNotFoundError);
-    await expect(failedStore.get('abc')).rejects.toThrow('Invalid nestjs-workers option "id": must be a failed event id, a positive integer (got "abc")');
+    await expect(failedStore.get('abc')).rejects.toThrow(
+      'Invalid nestjs-workers option "id": must be a failed event id, a positive integer (got "abc")',
+    );
     await expect(failedStore.list({ pageSize: 0 })).rejects.toThrow('"pageSize": must be an integer ≥ 1 (got 0)');
     await expect(failedStore.list({ pageSize: 501 })).rejects.toThrow('"pageSize": must be at most 500 (got 501)');
     await expect(failedStore.list({ page: 1.5 })).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
     await expect(failedStore.list({ queue: 'ops-mail' } as never)).rejects.toThrow('"queue": is not an option');
-    await expect(failedStore.purge(new Date('not a date'))).rejects.toThrow('"olderThan": must be a valid Date (got Invalid Date)');
-    await expect(failedStore.purge('2026-01-01' as never)).rejects.toThrow('"olderThan": must be a valid Date (got string)');
+    await expect(failedStore.purge(new Date('not a date'))).rejects.toThrow(
+      '"olderThan": must be a valid Date (got Invalid Date)',
+    );
+    await expect(failedStore.purge('2026-01-01' as never)).rejects.toThrow(
+      '"olderThan": must be a valid Date (got string)',
+    );
     expect((await failedStore.list()).total).toBe(4);
     expect(await pendingRows(t.dataSource)).toEqual([]);
   });
@@ -153,11 +183,36 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
     // One retries later (delayed), one is leased (running), one is still due.
     await t.workers.runWorker(runOncePass('ops-flaky', { concurrency: 1, runAfterSeconds: 60, retries: 2 }));
     const statistics = await t.workers.getQueueStatistics(['ops-flaky', 'ops-mail', 'nothing-here']);
-    expect(statistics[0]).toMatchObject({ queueName: 'ops-flaky', pending: 3, due: 0, running: 0, delayed: 3, failed: 0, oldestDueAgeMs: null });
-    expect(statistics[1]).toMatchObject({ queueName: 'ops-mail', pending: 0, due: 0, running: 0, delayed: 0, failed: 3 });
-    expect(statistics[2]).toEqual({ queueName: 'nothing-here', pending: 0, due: 0, running: 0, delayed: 0, failed: 0, oldestDueAgeMs: null });
+    expect(statistics[0]).toMatchObject({
+      queueName: 'ops-flaky',
+      pending: 3,
+      due: 0,
+      running: 0,
+      delayed: 3,
+      failed: 0,
+      oldestDueAgeMs: null,
+    });
+    expect(statistics[1]).toMatchObject({
+      queueName: 'ops-mail',
+      pending: 0,
+      due: 0,
+      running: 0,
+      delayed: 0,
+      failed: 3,
+    });
+    expect(statistics[2]).toEqual({
+      queueName: 'nothing-here',
+      pending: 0,
+      due: 0,
+      running: 0,
+      delayed: 0,
+      failed: 0,
+      oldestDueAgeMs: null,
+    });
 
-    await t.dataSource.query('UPDATE nestjs_workers SET available_at = 1 WHERE id = (SELECT MIN(id) FROM (SELECT id FROM nestjs_workers) ids)');
+    await t.dataSource.query(
+      'UPDATE nestjs_workers SET available_at = 1 WHERE id = (SELECT MIN(id) FROM (SELECT id FROM nestjs_workers) ids)',
+    );
     await t.dataSource.query(
       "UPDATE nestjs_workers SET lease_token = 'held', lease_expires_at = 9999999999999 WHERE id = (SELECT MAX(id) FROM (SELECT id FROM nestjs_workers) ids)",
     );
@@ -167,7 +222,9 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
 
     // Without names: every known queue (registered events) and every queue with rows.
     const everything = await t.workers.getQueueStatistics();
-    expect(everything.map((entry) => entry.queueName)).toEqual(expect.arrayContaining(['ops-billing', 'ops-flaky', 'ops-mail']));
+    expect(everything.map((entry) => entry.queueName)).toEqual(
+      expect.arrayContaining(['ops-billing', 'ops-flaky', 'ops-mail']),
+    );
     expect(everything.find((entry) => entry.queueName === 'ops-billing')).toMatchObject({ failed: 1, pending: 0 });
   });
 });
@@ -175,7 +232,11 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
 describe.each(testDatabases())('lifecycle hooks ($name)', (database) => {
   it('calls @OnWorkerEvent() methods on dispatch, completion, retry and final failure; a throwing hook is logged only', async () => {
     const logger = new RecordingLogger();
-    const t = await createTestApp({ events: EVENTS, logger }, { providers: [HookRecorder, RequestScopedHook] }, database);
+    const t = await createTestApp(
+      { events: EVENTS, logger },
+      { providers: [HookRecorder, RequestScopedHook] },
+      database,
+    );
     try {
       const hooks = t.app.get(HookRecorder);
       outcomes.shouldFail = false;
@@ -197,10 +258,18 @@ describe.each(testDatabases())('lifecycle hooks ($name)', (database) => {
       expect(dispatched!.event).toBeInstanceOf(OpsMailEvent);
       expect(completed!.durationMs).toEqual(expect.any(Number));
       expect(completed!.event).toBeInstanceOf(OpsMailEvent);
-      expect(retrying).toMatchObject({ attributes: { attempts: 1 }, error: expect.objectContaining({ message: 'flaky' }) });
-      expect(failed).toMatchObject({ attributes: { attempts: 2 }, error: expect.objectContaining({ message: 'flaky' }) });
+      expect(retrying).toMatchObject({
+        attributes: { attempts: 1 },
+        error: expect.objectContaining({ message: 'flaky' }),
+      });
+      expect(failed).toMatchObject({
+        attributes: { attempts: 2 },
+        error: expect.objectContaining({ message: 'flaky' }),
+      });
       // The throwing hook was logged and processing went on.
-      expect(logger.messages('error')).toContain("Worker lifecycle hook HookRecorder.explode failed on 'completed' of OpsMailEvent: hook bug");
+      expect(logger.messages('error')).toContain(
+        "Worker lifecycle hook HookRecorder.explode failed on 'completed' of OpsMailEvent: hook bug",
+      );
       expect(logger.messages('warn')).toContain(
         '@OnWorkerEvent() on RequestScopedHook.never is skipped: the provider is request-scoped, so there is no instance to call',
       );

@@ -29,7 +29,10 @@ function freePort(): Promise<number> {
 }
 
 function postgresCommand(...args: string[]): string {
-  return execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n').pop()!;
+  return execFileSync('bash', [SCRIPT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    .trim()
+    .split('\n')
+    .pop()!;
 }
 
 // Runs wherever the PostgreSQL suites run (.ci/run always): the script installs PostgreSQL 15 if needed.
@@ -64,7 +67,9 @@ describe.each(postgres)('a PostgreSQL restart under load ($name)', (database) =>
     await queue.dispatch(events);
     workers.push(
       ...(await Promise.all(
-        ['r1', 'r2', 'r3'].map((label) => WorkerProcess.start(label, queue!, { MP_EVENT_MS: '20', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: '2' })),
+        ['r1', 'r2', 'r3'].map((label) =>
+          WorkerProcess.start(label, queue!, { MP_EVENT_MS: '20', MP_CONCURRENCY: '4', MP_LEASE_SECONDS: '2' }),
+        ),
       )),
     );
     await waitFor(async () => (await queue!.runs()).length >= 150, 30_000);
@@ -76,16 +81,22 @@ describe.each(postgres)('a PostgreSQL restart under load ($name)', (database) =>
     const upAt = Date.now();
 
     // The parent's own pool lost its connections too; TypeORM's pg pool replaces them on demand.
-    await waitFor(async () => (await queue!.count('nestjs_workers').catch(() => -1)) === 0, 90_000).catch((error: Error) => {
-      throw new Error(`${error.message}\n${workers.map((worker) => `--- ${worker.label}\n${worker.output.slice(-3000)}`).join('\n')}`);
-    });
+    await waitFor(async () => (await queue!.count('nestjs_workers').catch(() => -1)) === 0, 90_000).catch(
+      (error: Error) => {
+        throw new Error(
+          `${error.message}\n${workers.map((worker) => `--- ${worker.label}\n${worker.output.slice(-3000)}`).join('\n')}`,
+        );
+      },
+    );
     expect(await queue.count('nestjs_failed_workers')).toBe(0);
     const runs = await queue.runs();
     const completed = runs.filter((run) => run.endedAt !== null);
     expect(new Set(completed.map((run) => run.eventN)).size).toBe(events);
     expect(overlappingEvents(completed, () => Date.now())).toEqual([]);
     // The outage was felt and reported, polling backed off, and resumed once the server was back.
-    expect(workers.some((worker) => /Polling queue mp failed \(\d+ in a row\); next try in \d+ ms/.test(worker.output))).toBe(true);
+    expect(
+      workers.some((worker) => /Polling queue mp failed \(\d+ in a row\); next try in \d+ ms/.test(worker.output)),
+    ).toBe(true);
     expect(workers.some((worker) => /Queue mp is polling again after \d+ failed polls/.test(worker.output))).toBe(true);
     const finishedAt = Math.max(...completed.map((run) => run.endedAt!));
     process.stdout.write(

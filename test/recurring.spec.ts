@@ -17,7 +17,15 @@ import {
   type WorkerModuleOptions,
 } from '../lib/index.js';
 import { testDatabases } from './support/databases.js';
-import { createPeerApp, createTestApp, pendingRows, runOncePass, sleep, type TestApp, waitFor } from './support/test-app.js';
+import {
+  createPeerApp,
+  createTestApp,
+  pendingRows,
+  runOncePass,
+  sleep,
+  type TestApp,
+  waitFor,
+} from './support/test-app.js';
 
 const executions: string[] = [];
 
@@ -50,7 +58,13 @@ class DispatchRecorder {
   }
 }
 
-const NIGHTLY = { event: ReportEvent, cron: '0 3 * * *', payload: { kind: 'nightly' }, name: 'nightly-report', timeZone: 'UTC' };
+const NIGHTLY = {
+  event: ReportEvent,
+  cron: '0 3 * * *',
+  payload: { kind: 'nightly' },
+  name: 'nightly-report',
+  timeZone: 'UTC',
+};
 
 /** The next 03:00 UTC: the next slot of NIGHTLY. */
 function nextNightlySlot(): Date {
@@ -58,7 +72,13 @@ function nextNightlySlot(): Date {
   const today = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), 3);
   return new Date(today > now.getTime() ? today : today + 86_400_000);
 }
-const PARIS_MORNING = { event: ReportEvent, cron: '0 9 * * *', payload: { kind: 'morning' }, name: 'paris-morning', timeZone: 'Europe/Paris' };
+const PARIS_MORNING = {
+  event: ReportEvent,
+  cron: '0 9 * * *',
+  payload: { kind: 'morning' },
+  name: 'paris-morning',
+  timeZone: 'Europe/Paris',
+};
 
 describe.each(testDatabases())('recurring events ($name)', (database) => {
   const apps: TestApp[] = [];
@@ -80,7 +100,9 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
     const [first, ...others] = await replicas({ events: [TickEvent, ReportEvent], recurring: [NIGHTLY] });
     const slots = [1, 2, 3, 4].map((day) => new Date(Date.UTC(2026, 0, day, 3)));
     for (const slot of slots) {
-      const ids = await Promise.all(apps.map((app) => app.app.get(RecurringEventScheduler).dispatchSlot('nightly-report', slot)));
+      const ids = await Promise.all(
+        apps.map((app) => app.app.get(RecurringEventScheduler).dispatchSlot('nightly-report', slot)),
+      );
       expect(ids.filter((id) => id !== undefined)).toHaveLength(1);
       await first!.workers.runWorker(runOncePass('recurring-reports'));
       // The slot's row has run and is gone; a late replica still does not dispatch it again.
@@ -88,7 +110,9 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
     }
     expect(executions).toEqual(['nightly', 'nightly', 'nightly', 'nightly']);
     // An older slot than the last dispatched one is never dispatched.
-    expect(await first!.app.get(RecurringEventScheduler).dispatchSlot('nightly-report', new Date(Date.UTC(2025, 11, 31, 3)))).toBeUndefined();
+    expect(
+      await first!.app.get(RecurringEventScheduler).dispatchSlot('nightly-report', new Date(Date.UTC(2025, 11, 31, 3))),
+    ).toBeUndefined();
   });
 
   it('stores the slot as a delayed row of the queue with its payload and the unique key name@slot', async () => {
@@ -107,11 +131,17 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
     ]);
     // Not due before its slot; cancellable by its key.
     expect(await t!.workers.runWorker(runOncePass('recurring-reports'))).toMatchObject({ processed: 0 });
-    expect(await t!.workers.cancel({ queueName: 'recurring-reports', uniqueKey: `nightly-report@${slot.toISOString()}` })).toMatchObject({ id });
+    expect(
+      await t!.workers.cancel({ queueName: 'recurring-reports', uniqueKey: `nightly-report@${slot.toISOString()}` }),
+    ).toMatchObject({ id });
   });
 
   it('runs on real timers in 3 instances: every second of a 6-field schedule is dispatched once and runs once', async () => {
-    const options: WorkerModuleOptions = { events: [TickEvent, ReportEvent], autoStart: true, queues: { 'recurring-ticks': { pollIntervalMs: 50 } } };
+    const options: WorkerModuleOptions = {
+      events: [TickEvent, ReportEvent],
+      autoStart: true,
+      queues: { 'recurring-ticks': { pollIntervalMs: 50 } },
+    };
     dispatched.length = 0;
     const started = Date.now();
     // The recorder hook is in place before any timer starts (hooks are found at init, timers start at bootstrap).
@@ -141,25 +171,45 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
   it('dispatches by hand only real slots no later than the next one', async () => {
     const [t] = await replicas({ events: [TickEvent, ReportEvent], recurring: [NIGHTLY] });
     const scheduler = t!.app.get(RecurringEventScheduler);
-    await expect(scheduler.dispatchSlot('nightly-report', new Date('nonsense'))).rejects.toThrow('Invalid nestjs-workers option "slotAt": must be a valid Date');
-    await expect(scheduler.dispatchSlot('nightly-report', new Date(Date.UTC(2026, 0, 1, 4)))).rejects.toThrow('is not a slot of nightly-report (0 3 * * *)');
-    await expect(scheduler.dispatchSlot('nightly-report', new Date(nextNightlySlot().getTime() + 86_400_000))).rejects.toThrow('is later than the next slot');
-    await expect(scheduler.dispatchSlot('weekly', nextNightlySlot())).rejects.toThrow('No recurring event schedule named "weekly"');
+    await expect(scheduler.dispatchSlot('nightly-report', new Date('nonsense'))).rejects.toThrow(
+      'Invalid nestjs-workers option "slotAt": must be a valid Date',
+    );
+    await expect(scheduler.dispatchSlot('nightly-report', new Date(Date.UTC(2026, 0, 1, 4)))).rejects.toThrow(
+      'is not a slot of nightly-report (0 3 * * *)',
+    );
+    await expect(
+      scheduler.dispatchSlot('nightly-report', new Date(nextNightlySlot().getTime() + 86_400_000)),
+    ).rejects.toThrow('is later than the next slot');
+    await expect(scheduler.dispatchSlot('weekly', nextNightlySlot())).rejects.toThrow(
+      'No recurring event schedule named "weekly"',
+    );
     expect(await pendingRows(t!.dataSource)).toEqual([]);
   });
 
   it('lists the schedules with the next slot read in their time zone', async () => {
     const [t] = await replicas({ events: [TickEvent, ReportEvent], recurring: [NIGHTLY, PARIS_MORNING] });
     const scheduler = t!.app.get(RecurringEventScheduler);
-    expect(scheduler.list().map(({ name, queueName, eventName, nextSlotAt }) => ({ name, queueName, eventName, nextSlotAt }))).toEqual([
+    expect(
+      scheduler
+        .list()
+        .map(({ name, queueName, eventName, nextSlotAt }) => ({ name, queueName, eventName, nextSlotAt })),
+    ).toEqual([
       { name: 'nightly-report', queueName: 'recurring-reports', eventName: 'ReportEvent', nextSlotAt: undefined },
       { name: 'paris-morning', queueName: 'recurring-reports', eventName: 'ReportEvent', nextSlotAt: undefined },
       { name: 'TickEvent', queueName: 'recurring-ticks', eventName: 'TickEvent', nextSlotAt: undefined },
     ]);
     for (const app of apps.splice(0)) await app.close();
     const [running] = await replicas({ events: [ReportEvent], recurring: [PARIS_MORNING], autoStart: true });
-    const next = running!.app.get(RecurringEventScheduler).list().find((schedule) => schedule.name === 'paris-morning')!.nextSlotAt!;
-    const inParis = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', hour12: false }).format(next);
+    const next = running!.app
+      .get(RecurringEventScheduler)
+      .list()
+      .find((schedule) => schedule.name === 'paris-morning')!.nextSlotAt!;
+    const inParis = new Intl.DateTimeFormat('en-GB', {
+      timeZone: 'Europe/Paris',
+      hour: '2-digit',
+      minute: '2-digit',
+      hour12: false,
+    }).format(next);
     expect(inParis).toBe('09:00');
     expect(next.getTime()).toBeGreaterThan(Date.now());
     expect(next.getTime() - Date.now()).toBeLessThanOrEqual(24 * 3_600_000);
@@ -168,7 +218,9 @@ describe.each(testDatabases())('recurring events ($name)', (database) => {
 
 describe('recurring events: bad schedules', () => {
   async function boot(options: WorkerModuleOptions): Promise<void> {
-    const moduleRef = await Test.createTestingModule({ imports: [WorkerModule.forRoot({ autoStart: false, database: { database: ':memory:' }, ...options })] }).compile();
+    const moduleRef = await Test.createTestingModule({
+      imports: [WorkerModule.forRoot({ autoStart: false, database: { database: ':memory:' }, ...options })],
+    }).compile();
     try {
       await moduleRef.init();
     } finally {
@@ -177,32 +229,61 @@ describe('recurring events: bad schedules', () => {
   }
 
   it.each([
-    ['an invalid cron expression', 'recurring[0].cron', { event: ReportEvent, cron: 'every monday' }, 'is not a valid cron expression'],
+    [
+      'an invalid cron expression',
+      'recurring[0].cron',
+      { event: ReportEvent, cron: 'every monday' },
+      'is not a valid cron expression',
+    ],
     ['an out-of-range field', 'recurring[0].cron', { event: ReportEvent, cron: '61 * * * *' }, 'out of range'],
-    ['a cron that is not a string', 'recurring[0].cron', { event: ReportEvent, cron: 5 }, 'must be a cron expression string'],
-    ['an unknown time zone', 'recurring[0].timeZone', { event: ReportEvent, cron: '0 * * * *', timeZone: 'Mars/Olympus' }, 'is not a known time zone'],
-    ['an unknown option', 'recurring[0].every', { event: ReportEvent, cron: '0 * * * *', every: 'hour' }, 'is not an option'],
+    [
+      'a cron that is not a string',
+      'recurring[0].cron',
+      { event: ReportEvent, cron: 5 },
+      'must be a cron expression string',
+    ],
+    [
+      'an unknown time zone',
+      'recurring[0].timeZone',
+      { event: ReportEvent, cron: '0 * * * *', timeZone: 'Mars/Olympus' },
+      'is not a known time zone',
+    ],
+    [
+      'an unknown option',
+      'recurring[0].every',
+      { event: ReportEvent, cron: '0 * * * *', every: 'hour' },
+      'is not an option',
+    ],
     ['a missing event', 'recurring[0].event', { cron: '0 * * * *' }, 'must be a queued event class'],
     ['a cron that never fires', 'recurring[0].cron', { event: ReportEvent, cron: '0 0 31 4 *' }, 'never fires'],
-    ['a name too long for its unique keys', 'recurring[0].name', { event: ReportEvent, cron: '0 * * * *', name: 'n'.repeat(201) }, 'must be at most 200 characters'],
+    [
+      'a name too long for its unique keys',
+      'recurring[0].name',
+      { event: ReportEvent, cron: '0 * * * *', name: 'n'.repeat(201) },
+      'must be at most 200 characters',
+    ],
   ])('stops startup on %s, naming %s', async (_label, field, definition, problem) => {
     const attempt = boot({ events: [ReportEvent], recurring: [definition as never] });
     await expect(attempt).rejects.toThrow(InvalidWorkerOptionsError);
-    await expect(boot({ events: [ReportEvent], recurring: [definition as never] })).rejects.toThrow(`Invalid nestjs-workers option "${field}": `);
+    await expect(boot({ events: [ReportEvent], recurring: [definition as never] })).rejects.toThrow(
+      `Invalid nestjs-workers option "${field}": `,
+    );
     await expect(boot({ events: [ReportEvent], recurring: [definition as never] })).rejects.toThrow(problem);
   });
 
   it('stops startup on an event that is not registered, has no queue, or a schedule name used twice', async () => {
-    await expect(boot({ events: [ReportEvent], recurring: [{ event: UnqueuedEvent, cron: '0 * * * *' }] })).rejects.toThrow(
-      'Invalid nestjs-workers option "recurring[0].event": UnqueuedEvent is not a registered event',
+    await expect(
+      boot({ events: [ReportEvent], recurring: [{ event: UnqueuedEvent, cron: '0 * * * *' }] }),
+    ).rejects.toThrow('Invalid nestjs-workers option "recurring[0].event": UnqueuedEvent is not a registered event');
+    await expect(
+      boot({ events: [ReportEvent, UnqueuedEvent], recurring: [{ event: UnqueuedEvent, cron: '0 * * * *' }] }),
+    ).rejects.toThrow('UnqueuedEvent has no queue: only queued events can recur');
+    await expect(
+      boot({ events: [ReportEvent], recurring: [NIGHTLY, { ...NIGHTLY, cron: '0 4 * * *' }] }),
+    ).rejects.toThrow('Invalid nestjs-workers option "recurring[1].name": schedule name "nightly-report" is taken');
+    await expect(boot({ recurring: { event: ReportEvent } as never })).rejects.toThrow(
+      'Invalid nestjs-workers option "recurring": must be an array',
     );
-    await expect(boot({ events: [ReportEvent, UnqueuedEvent], recurring: [{ event: UnqueuedEvent, cron: '0 * * * *' }] })).rejects.toThrow(
-      'UnqueuedEvent has no queue: only queued events can recur',
-    );
-    await expect(boot({ events: [ReportEvent], recurring: [NIGHTLY, { ...NIGHTLY, cron: '0 4 * * *' }] })).rejects.toThrow(
-      'Invalid nestjs-workers option "recurring[1].name": schedule name "nightly-report" is taken',
-    );
-    await expect(boot({ recurring: { event: ReportEvent } as never })).rejects.toThrow('Invalid nestjs-workers option "recurring": must be an array');
   });
 
   it('refuses a bad @RecurringEvent() when the class is defined', () => {
@@ -213,7 +294,9 @@ describe('recurring events: bad schedules', () => {
         async execute(): Promise<void> {}
       }
       return TooManyFieldsEvent;
-    }).toThrow('Invalid nestjs-workers option "@RecurringEvent() on TooManyFieldsEvent: cron": is not a valid cron expression');
+    }).toThrow(
+      'Invalid nestjs-workers option "@RecurringEvent() on TooManyFieldsEvent: cron": is not a valid cron expression',
+    );
     expect(() => {
       @QueueEvent('recurring-bad')
       @RecurringEvent('0 * * * *', { timeZone: 'Nowhere/Special' })
@@ -221,6 +304,8 @@ describe('recurring events: bad schedules', () => {
         async execute(): Promise<void> {}
       }
       return NowhereEvent;
-    }).toThrow('Invalid nestjs-workers option "@RecurringEvent() on NowhereEvent: options.timeZone": is not a known time zone');
+    }).toThrow(
+      'Invalid nestjs-workers option "@RecurringEvent() on NowhereEvent: options.timeZone": is not a known time zone',
+    );
   });
 });

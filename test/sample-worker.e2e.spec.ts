@@ -34,7 +34,9 @@ describe('sample standalone worker process', () => {
 
   it('runs events dispatched by another process and exits 0 after a graceful drain on SIGTERM', async () => {
     dispatcher = await (
-      await Test.createTestingModule({ imports: [AppModule.register({ autoStart: false, digestCron: false, database: database.file })] }).compile()
+      await Test.createTestingModule({
+        imports: [AppModule.register({ autoStart: false, digestCron: false, database: database.file })],
+      }).compile()
     ).init();
     const events = dispatcher.get(EventService);
     const dataSource = dispatcher.get<DataSource>(WORKER_DATA_SOURCE);
@@ -49,9 +51,11 @@ describe('sample standalone worker process', () => {
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     await waitFor(() => output.includes('Worker running'), 30_000);
 
-    for (const userId of ['1', '2', '3']) await events.dispatch(new EmailNotificationEvent({ userId, message: `Hello ${userId}` }));
+    for (const userId of ['1', '2', '3'])
+      await events.dispatch(new EmailNotificationEvent({ userId, message: `Hello ${userId}` }));
     await waitFor(async () => (await pendingRows(dataSource)).length === 0, 15_000);
-    for (const userId of ['1', '2', '3']) expect(output).toContain(`Mail to user-${userId}@example.com: Hello ${userId}`);
+    for (const userId of ['1', '2', '3'])
+      expect(output).toContain(`Mail to user-${userId}@example.com: Hello ${userId}`);
 
     child.kill('SIGTERM');
     const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];

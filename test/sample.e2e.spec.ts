@@ -61,7 +61,17 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     cleanup = database.cleanup;
     const databaseUrl = db.serverUrl ? await ensureServerDatabase(db, workerDatabaseName('sample')) : undefined;
     const moduleRef = await Test.createTestingModule({
-      imports: [AppModule.register({ autoStart: false, digestCron: false, queueReport: false, adminToken: ADMIN_TOKEN, ...options, database: database.file, databaseUrl })],
+      imports: [
+        AppModule.register({
+          autoStart: false,
+          digestCron: false,
+          queueReport: false,
+          adminToken: ADMIN_TOKEN,
+          ...options,
+          database: database.file,
+          databaseUrl,
+        }),
+      ],
     }).compile();
     app = moduleRef.createNestApplication({ logger: false });
     await app.init();
@@ -96,7 +106,9 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
       result: { queueName: 'email-queue', processed: 1, failed: 0, retried: 0, cancelled: 0 },
     });
 
-    await request(server).get('/mail/sent').expect(200, [{ to: 'user-123@example.com', message: 'Hi' }]);
+    await request(server)
+      .get('/mail/sent')
+      .expect(200, [{ to: 'user-123@example.com', message: 'Hi' }]);
     expect(await workersHealth(server)).toEqual(EMPTY_HEALTH);
   });
 
@@ -113,7 +125,12 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
 
     const accepted = await request(server)
       .post('/notifications/batch')
-      .send({ notifications: [{ userId: '1', message: 'first' }, { userId: '2', message: 'second' }] })
+      .send({
+        notifications: [
+          { userId: '1', message: 'first' },
+          { userId: '2', message: 'second' },
+        ],
+      })
       .expect(201);
     expect(accepted.body).toEqual({ ids: [expect.any(String), expect.any(String)] });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(2, 0));
@@ -145,7 +162,10 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
   it('answers 400 with the library message for invalid run options and bad notifications', async () => {
     const server = (await startSample()).getHttpServer();
 
-    const negative = await admin(server).post('/workers/run').send({ queueName: 'email-queue', retries: -1 }).expect(400);
+    const negative = await admin(server)
+      .post('/workers/run')
+      .send({ queueName: 'email-queue', retries: -1 })
+      .expect(400);
     expect(negative.body).toEqual({ error: expect.stringContaining('"retries": must be an integer ≥ 1 (got -1)') });
     // The seed's `||` would have turned 0 into 3; here it is reported.
     const zero = await admin(server).post('/workers/run').send({ retries: 0 }).expect(400);
@@ -163,10 +183,13 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     jest.spyOn(started.get(WorkerService), 'getQueueStatistics').mockRejectedValue(new Error('database is locked'));
 
     const { body } = await request(started.getHttpServer()).get('/health/workers').expect(503);
-    expect(body).toMatchObject({ status: 'error', error: { workers: { status: 'down', message: 'Queue statistics unavailable: database is locked' } } });
+    expect(body).toMatchObject({
+      status: 'error',
+      error: { workers: { status: 'down', message: 'Queue statistics unavailable: database is locked' } },
+    });
   });
 
-  it('reports each queue\'s statistics, and 503 once a queue has more failed events than allowed', async () => {
+  it("reports each queue's statistics, and 503 once a queue has more failed events than allowed", async () => {
     const started = await startSample();
     const server = started.getHttpServer();
     await request(server).post('/notifications').send({ userId: '5', message: 'Due' }).expect(201);
@@ -182,11 +205,16 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     });
 
     // The sample allows 100 failed events per queue (WorkerHealthModule.register({ maxFailed: 100 })).
-    jest.spyOn(started.get(WorkerService), 'getQueueStatistics').mockResolvedValue([
-      { queueName: 'email-queue', pending: 0, due: 0, running: 0, delayed: 0, failed: 101, oldestDueAgeMs: null },
-    ]);
+    jest
+      .spyOn(started.get(WorkerService), 'getQueueStatistics')
+      .mockResolvedValue([
+        { queueName: 'email-queue', pending: 0, due: 0, running: 0, delayed: 0, failed: 101, oldestDueAgeMs: null },
+      ]);
     const down = await request(server).get('/health/workers').expect(503);
-    expect(down.body.error.workers).toMatchObject({ status: 'down', problems: ['email-queue: 101 failed events (max 100)'] });
+    expect(down.body.error.workers).toMatchObject({
+      status: 'down',
+      problems: ['email-queue: 101 failed events (max 100)'],
+    });
   });
 
   it('serves Prometheus metrics at GET /metrics', async () => {
@@ -194,9 +222,16 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     await request(server).post('/notifications').send({ userId: '8', message: 'Counted' }).expect(201);
     await admin(server).post('/workers/run').send({ queueName: 'email-queue' }).expect(200);
 
-    const scraped = await request(server).get('/metrics').expect(200).expect('content-type', /^text\/plain/);
-    expect(scraped.text).toContain('nestjs_workers_events_dispatched_total{queue="email-queue",event="EmailNotificationEvent"} 1');
-    expect(scraped.text).toContain('nestjs_workers_events_processed_total{queue="email-queue",event="EmailNotificationEvent"} 1');
+    const scraped = await request(server)
+      .get('/metrics')
+      .expect(200)
+      .expect('content-type', /^text\/plain/);
+    expect(scraped.text).toContain(
+      'nestjs_workers_events_dispatched_total{queue="email-queue",event="EmailNotificationEvent"} 1',
+    );
+    expect(scraped.text).toContain(
+      'nestjs_workers_events_processed_total{queue="email-queue",event="EmailNotificationEvent"} 1',
+    );
     expect(scraped.text).toContain('nestjs_workers_queue_pending{queue="email-queue"} 0');
   });
 
@@ -204,13 +239,17 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const started = await startSample();
     const server = started.getHttpServer();
     jest.spyOn(started.get(MailService), 'send').mockRejectedValue(new Error('SMTP down'));
-    for (const userId of ['1', '2', '3']) await request(server).post('/notifications').send({ userId, message: 'Lost' }).expect(201);
+    for (const userId of ['1', '2', '3'])
+      await request(server).post('/notifications').send({ userId, message: 'Lost' }).expect(201);
     await admin(server).post('/workers/run').send({ queueName: 'email-queue', retries: 1 }).expect(200);
 
     const page = await admin(server).get('/failed-events?queueName=email-queue&pageSize=2').expect(200);
     expect(page.body).toMatchObject({ total: 3, page: 1, pageSize: 2 });
     // Newest first; the three failed concurrently (concurrency 4), so their order is the order they failed in.
-    const all = (await admin(server).get('/failed-events').expect(200)).body.items as { id: string; failedAt: string }[];
+    const all = (await admin(server).get('/failed-events').expect(200)).body.items as {
+      id: string;
+      failedAt: string;
+    }[];
     const failedAts = all.map((item) => Date.parse(item.failedAt));
     expect(failedAts).toEqual([...failedAts].sort((a, b) => b - a));
     expect(page.body.items.map((item: { id: string }) => item.id)).toEqual(all.slice(0, 2).map((item) => item.id));
@@ -220,7 +259,9 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     expect(shown.body.error).toContain('SMTP down');
 
     await admin(server).post(`/failed-events/${newest!.id}/retry`).expect(200, { retried: 1 });
-    await admin(server).post(`/failed-events/${newest!.id}/retry`).expect(404, { error: `No failed event with id "${newest!.id}" in the failed store` });
+    await admin(server)
+      .post(`/failed-events/${newest!.id}/retry`)
+      .expect(404, { error: `No failed event with id "${newest!.id}" in the failed store` });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(1, 2));
     await admin(server).delete(`/failed-events/${page.body.items[1].id}`).expect(204);
     await admin(server).delete(`/failed-events/${page.body.items[1].id}`).expect(404);
@@ -230,11 +271,15 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const badPage = await admin(server).get('/failed-events?pageSize=1000').expect(400);
     expect(badPage.body.error).toContain('"pageSize": must be at most 500 (got 1000)');
     expect((await admin(server).get('/failed-events?page=first').expect(400)).body.error).toContain('"page"');
-    expect((await admin(server).get('/failed-events/abc').expect(400)).body.error).toContain('must be a failed event id');
+    expect((await admin(server).get('/failed-events/abc').expect(400)).body.error).toContain(
+      'must be a failed event id',
+    );
     expect((await admin(server).delete('/failed-events?olderThan=yesterday').expect(400)).body.error).toContain(
       '"olderThan": must be a valid Date',
     );
-    await admin(server).delete(`/failed-events?olderThan=${new Date(Date.now() + 1000).toISOString()}`).expect(200, { deleted: 0 });
+    await admin(server)
+      .delete(`/failed-events?olderThan=${new Date(Date.now() + 1000).toISOString()}`)
+      .expect(200, { deleted: 0 });
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(2, 0));
   });
 
@@ -244,7 +289,9 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     await request(server).post('/notifications').send({ userId: '42', message: 'Polled' }).expect(201);
 
     await waitFor(async () => (await request(server).get('/mail/sent')).body.length === 1);
-    await request(server).get('/mail/sent').expect(200, [{ to: 'user-42@example.com', message: 'Polled' }]);
+    await request(server)
+      .get('/mail/sent')
+      .expect(200, [{ to: 'user-42@example.com', message: 'Polled' }]);
     await waitFor(async () => (await workersHealth(server)).total === 0);
   });
 
@@ -265,11 +312,20 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const id = await started.get(DigestScheduler).dispatchDigest();
 
     expect(id).toEqual(expect.any(String));
-    expect((await workersHealth(server)).queues).toContainEqual({ queueName: 'maintenance-queue', pending: 1, failed: 0 });
-    const run = await admin(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
+    expect((await workersHealth(server)).queues).toContainEqual({
+      queueName: 'maintenance-queue',
+      pending: 1,
+      failed: 0,
+    });
+    const run = await admin(server)
+      .post('/workers/run')
+      .send({ queueName: 'maintenance-queue', retries: 2 })
+      .expect(200);
     expect(run.body.result.processed).toBe(1);
     const sent = (await request(server).get('/mail/sent').expect(200)).body as { to: string; message: string }[];
-    expect(sent).toEqual([{ to: DIGEST_RECIPIENT, message: expect.stringMatching(/^Daily digest for \d{4}-\d{2}-\d{2}$/) }]);
+    expect(sent).toEqual([
+      { to: DIGEST_RECIPIENT, message: expect.stringMatching(/^Daily digest for \d{4}-\d{2}-\d{2}$/) },
+    ]);
   });
 
   it('queues urgent notifications first, a deduplicated one once, and cancels a queued one', async () => {
@@ -277,16 +333,33 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const server = started.getHttpServer();
     const dataSource = started.get<DataSource>(WORKER_DATA_SOURCE);
     await request(server).post('/notifications').send({ userId: '1', message: 'newsletter' }).expect(201);
-    await request(server).post('/notifications').send({ userId: '2', message: 'password reset', urgent: true }).expect(201);
-    const claimOrder = (await dataSource.query('SELECT payload FROM nestjs_workers ORDER BY priority, available_at, id')) as { payload: string }[];
+    await request(server)
+      .post('/notifications')
+      .send({ userId: '2', message: 'password reset', urgent: true })
+      .expect(201);
+    const claimOrder = (await dataSource.query(
+      'SELECT payload FROM nestjs_workers ORDER BY priority, available_at, id',
+    )) as { payload: string }[];
     expect(claimOrder.map((row) => JSON.parse(row.payload).message)).toEqual(['password reset', 'newsletter']);
 
-    const first = await request(server).post('/notifications').send({ userId: '3', message: 'digest', dedupeKey: 'digest:3' }).expect(201);
-    const again = await request(server).post('/notifications').send({ userId: '3', message: 'digest', dedupeKey: 'digest:3' }).expect(201);
+    const first = await request(server)
+      .post('/notifications')
+      .send({ userId: '3', message: 'digest', dedupeKey: 'digest:3' })
+      .expect(201);
+    const again = await request(server)
+      .post('/notifications')
+      .send({ userId: '3', message: 'digest', dedupeKey: 'digest:3' })
+      .expect(201);
     expect(again.body).toEqual(first.body);
-    const badKey = await request(server).post('/notifications').send({ userId: '3', message: 'x', dedupeKey: '' }).expect(400);
+    const badKey = await request(server)
+      .post('/notifications')
+      .send({ userId: '3', message: 'x', dedupeKey: '' })
+      .expect(400);
     expect(badKey.body.error).toContain('Invalid nestjs-workers option "uniqueKey"');
-    await request(server).post('/notifications').send({ userId: '3', message: 'x', urgent: 'yes' }).expect(400, { error: 'urgent must be a boolean' });
+    await request(server)
+      .post('/notifications')
+      .send({ userId: '3', message: 'x', urgent: 'yes' })
+      .expect(400, { error: 'urgent must be a boolean' });
 
     await admin(server).delete(`/notifications/${first.body.id}`).expect(200, { id: first.body.id, wasRunning: false });
     await admin(server).delete(`/notifications/${first.body.id}`).expect(404);
@@ -311,31 +384,54 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
       () => request(server).delete(`/failed-events?olderThan=${new Date().toISOString()}`),
       () => request(server).delete(`/notifications/${queued.body.id}`),
     ]) {
-      expect((await call().expect(401)).body).toEqual({ error: 'Send the admin token as "Authorization: Bearer <token>"' });
+      expect((await call().expect(401)).body).toEqual({
+        error: 'Send the admin token as "Authorization: Bearer <token>"',
+      });
       expect((await wrong(call()).expect(403)).body).toEqual({ error: 'Wrong admin token' });
     }
 
     // Nothing ran and nothing was cancelled; the public endpoints stay open.
     await request(server).get('/mail/sent').expect(200, []);
     expect(await workersHealth(server)).toEqual(healthWithEmailRows(1, 0));
-    await admin(server).delete(`/notifications/${queued.body.id}`).expect(200, { id: queued.body.id, wasRunning: false });
+    await admin(server)
+      .delete(`/notifications/${queued.body.id}`)
+      .expect(200, { id: queued.body.id, wasRunning: false });
   });
 
   it('moves a webhook to an unreachable partner to the failed store after its 3 attempts, and delivers a good one', async () => {
     const started = await startSample({ autoStart: true });
     const server = started.getHttpServer();
-    await request(server).post('/webhooks').send({ url: 'not a url' }).expect(400, { error: 'url must be an http(s) URL' });
+    await request(server)
+      .post('/webhooks')
+      .send({ url: 'not a url' })
+      .expect(400, { error: 'url must be an http(s) URL' });
 
-    const failing = await request(server).post('/webhooks').send({ url: 'https://unreachable.example/hook', body: { order: 7 } }).expect(201);
-    const good = await request(server).post('/webhooks').send({ url: 'https://partner.example/hook', body: { order: 8 } }).expect(201);
+    const failing = await request(server)
+      .post('/webhooks')
+      .send({ url: 'https://unreachable.example/hook', body: { order: 7 } })
+      .expect(201);
+    const good = await request(server)
+      .post('/webhooks')
+      .send({ url: 'https://partner.example/hook', body: { order: 8 } })
+      .expect(201);
 
     // webhook-queue: 3 attempts, 2 s apart.
-    await waitFor(async () => (await admin(server).get('/failed-events?queueName=webhook-queue')).body.total === 1, 15_000);
-    const [failed] = (await admin(server).get('/failed-events?queueName=webhook-queue').expect(200)).body.items as Record<string, unknown>[];
-    expect(failed).toMatchObject({ eventName: 'WebhookDeliveryEvent', attempts: 3, payload: { url: 'https://unreachable.example/hook', body: { order: 7 } } });
+    await waitFor(
+      async () => (await admin(server).get('/failed-events?queueName=webhook-queue')).body.total === 1,
+      15_000,
+    );
+    const [failed] = (await admin(server).get('/failed-events?queueName=webhook-queue').expect(200)).body
+      .items as Record<string, unknown>[];
+    expect(failed).toMatchObject({
+      eventName: 'WebhookDeliveryEvent',
+      attempts: 3,
+      payload: { url: 'https://unreachable.example/hook', body: { order: 7 } },
+    });
     expect(failed!.error).toContain('connect ECONNREFUSED unreachable.example:443');
     expect(failing.body.id).not.toEqual(good.body.id);
-    await request(server).get('/webhooks/delivered').expect(200, [{ url: 'https://partner.example/hook', body: { order: 8 } }]);
+    await request(server)
+      .get('/webhooks/delivered')
+      .expect(200, [{ url: 'https://partner.example/hook', body: { order: 8 } }]);
   });
 
   it('dispatches each slot of the recurring queue report once, and the report mails the statistics', async () => {
@@ -343,13 +439,24 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const server = started.getHttpServer();
     await request(server).post('/notifications').send({ userId: '5', message: 'pending' }).expect(201);
     const scheduler = started.get(RecurringEventScheduler);
-    expect(scheduler.list()).toEqual([expect.objectContaining({ name: QUEUE_REPORT_SCHEDULE, cron: '0 */5 * * * *', queueName: 'maintenance-queue' })]);
+    expect(scheduler.list()).toEqual([
+      expect.objectContaining({ name: QUEUE_REPORT_SCHEDULE, cron: '0 */5 * * * *', queueName: 'maintenance-queue' }),
+    ]);
     const slot = new Date(Math.floor(Date.now() / 300_000) * 300_000);
     expect(await scheduler.dispatchSlot(QUEUE_REPORT_SCHEDULE, slot)).toEqual(expect.any(String));
     expect(await scheduler.dispatchSlot(QUEUE_REPORT_SCHEDULE, slot)).toBeUndefined();
-    const run = await admin(server).post('/workers/run').send({ queueName: 'maintenance-queue', retries: 2 }).expect(200);
+    const run = await admin(server)
+      .post('/workers/run')
+      .send({ queueName: 'maintenance-queue', retries: 2 })
+      .expect(200);
     expect(run.body.result.processed).toBe(1);
     const sent = (await request(server).get('/mail/sent').expect(200)).body as { to: string; message: string }[];
-    expect(sent).toEqual([{ to: DIGEST_RECIPIENT, message: 'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed; webhook-queue: 0 pending, 0 failed' }]);
+    expect(sent).toEqual([
+      {
+        to: DIGEST_RECIPIENT,
+        message:
+          'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed; webhook-queue: 0 pending, 0 failed',
+      },
+    ]);
   });
 });

@@ -49,7 +49,12 @@ class ImmediateEvent extends BaseEvent<{ note: string }> {
 }
 
 async function openDataSource(file: string): Promise<DataSource> {
-  return new DataSource({ type: 'better-sqlite3', database: file, entities: workerEntitySchemas('better-sqlite3'), synchronize: true }).initialize();
+  return new DataSource({
+    type: 'better-sqlite3',
+    database: file,
+    entities: workerEntitySchemas('better-sqlite3'),
+    synchronize: true,
+  }).initialize();
 }
 
 describe('seed API outside Nest', () => {
@@ -115,13 +120,23 @@ describe('seed API outside Nest', () => {
     const id = await eventService.dispatch(new SeedStyleEvent({ value: 42 }));
     expect(id).toEqual(expect.any(String));
     const [row] = await pendingRows(dataSource);
-    expect(row).toMatchObject({ queue_name: 'seed-queue', event_name: 'SeedStyleEvent', payload: '{"value":42}', attempts: 0 });
+    expect(row).toMatchObject({
+      queue_name: 'seed-queue',
+      event_name: 'SeedStyleEvent',
+      payload: '{"value":42}',
+      attempts: 0,
+    });
 
     expect(await eventService.dispatch(new ImmediateEvent({ note: 'now' }))).toBeUndefined();
     expect(ImmediateEvent.seen).toEqual(['now']);
     expect(await pendingRows(dataSource)).toHaveLength(1);
 
-    const result = await workerService.runWorker({ queueName: 'seed-queue', retries: 3, runAfterSeconds: 0, runOnce: true });
+    const result = await workerService.runWorker({
+      queueName: 'seed-queue',
+      retries: 3,
+      runAfterSeconds: 0,
+      runOnce: true,
+    });
     expect(result).toEqual({ queueName: 'seed-queue', processed: 1, failed: 0, retried: 0, cancelled: 0 });
     expect(SeedStyleEvent.seen).toEqual([42]);
   });
@@ -159,17 +174,35 @@ describe('seed API outside Nest', () => {
     await other.deleteWorkerData();
     expect(await repository.getWorkers()).toHaveLength(1);
 
-    const failed = creator.createFailedWorkerModel({ ...data, attempts: 3, error: 'SMTP connection failed', failedAt: now });
+    const failed = creator.createFailedWorkerModel({
+      ...data,
+      attempts: 3,
+      error: 'SMTP connection failed',
+      failedAt: now,
+    });
     await failed.saveWorkerData();
     const [failedRow] = await failedRows(dataSource);
-    expect(failedRow).toMatchObject({ event_name: 'EmailNotificationEvent', attempts: 3, error: 'SMTP connection failed', failed_at: now.getTime() });
+    expect(failedRow).toMatchObject({
+      event_name: 'EmailNotificationEvent',
+      attempts: 3,
+      error: 'SMTP connection failed',
+      failed_at: now.getTime(),
+    });
   });
 
   it("answers the seed's health check written against the repository", async () => {
     const creator = new TypeOrmWorkerCreator(dataSource);
     const workerRepository = new TypeOrmWorkerRepository(dataSource);
     const now = new Date();
-    const base = { payload: null, attempts: 1, retries: 3, queueName: 'q', eventName: 'E', createdAt: now, updatedAt: now };
+    const base = {
+      payload: null,
+      attempts: 1,
+      retries: 3,
+      queueName: 'q',
+      eventName: 'E',
+      createdAt: now,
+      updatedAt: now,
+    };
     await creator.createWorkerModel(base).saveWorkerData();
     await creator.createWorkerModel({ ...base, error: 'boom' }).saveWorkerData();
 
@@ -273,7 +306,14 @@ describe('seed API with a repository of your own (getWorkers() only)', () => {
     StopsTheWorkerEvent.workers = workerService;
 
     // The first event stops the worker: one claim of one row, and the count of the rest before it.
-    await workerService.runWorker({ queueName: 'capped-queue', retries: 1, runAfterSeconds: 0, workerCreator: InMemoryWorkerCreator, concurrency: 1, batchSize: 1 });
+    await workerService.runWorker({
+      queueName: 'capped-queue',
+      retries: 1,
+      runAfterSeconds: 0,
+      workerCreator: InMemoryWorkerCreator,
+      concurrency: 1,
+      batchSize: 1,
+    });
 
     expect(logger.messages('log')).toEqual([`Queued items: ${1 + QUEUED_ITEMS_COUNT_LIMIT}+`]);
     InMemoryWorkerCreator.store = { pending: [], failed: [] };
@@ -290,7 +330,14 @@ describe('seed API with a repository of your own (getWorkers() only)', () => {
     for (const id of [1, 2, 3]) await eventService.dispatch(new CountedEvent({ id }));
 
     // One row per claim: the first claim leaves two due rows, which the count adds (the held one not again).
-    await workerService.runWorker({ queueName: 'counted-queue', retries: 1, runAfterSeconds: 0, workerCreator: InMemoryWorkerCreator, concurrency: 1, batchSize: 1 });
+    await workerService.runWorker({
+      queueName: 'counted-queue',
+      retries: 1,
+      runAfterSeconds: 0,
+      workerCreator: InMemoryWorkerCreator,
+      concurrency: 1,
+      batchSize: 1,
+    });
 
     expect(CountedEvent.logger.messages('log')).toEqual(['Queued items: 3', 'ran 1', 'ran 2', 'ran 3']);
     InMemoryWorkerCreator.store = { pending: [], failed: [] };

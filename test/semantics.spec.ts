@@ -13,7 +13,15 @@ import {
   WorkerService,
 } from '../lib/index.js';
 import { testDatabases } from './support/databases.js';
-import { createTestApp, failedRows, pendingRows, RecordingLogger, runOncePass, sleep, type TestApp } from './support/test-app.js';
+import {
+  createTestApp,
+  failedRows,
+  pendingRows,
+  RecordingLogger,
+  runOncePass,
+  sleep,
+  type TestApp,
+} from './support/test-app.js';
 
 const log: string[] = [];
 
@@ -78,7 +86,8 @@ class LongEvent extends BaseEvent<null> {
   }
 }
 
-const options = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions => runOncePass('default', overrides);
+const options = (overrides: Partial<TEventWorkerOptions> = {}): TEventWorkerOptions =>
+  runOncePass('default', overrides);
 
 describe.each(testDatabases())('delivery semantics ($name)', (database) => {
   let t: TestApp;
@@ -96,7 +105,13 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
 
   it('deletes the row when the event succeeds', async () => {
     await t.events.dispatch(new RecordEvent({ label: 'a' }));
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({
+      queueName: 'default',
+      processed: 1,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(log).toEqual(['a']);
     expect(await pendingRows(t.dataSource)).toEqual([]);
     expect(await failedRows(t.dataSource)).toEqual([]);
@@ -119,7 +134,13 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     expect(String(row!.error)).toContain('SMTP connection failed for later');
     expect(Number(row!.available_at)).toBeGreaterThanOrEqual(before + 1000);
 
-    expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toEqual({
+      queueName: 'default',
+      processed: 0,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     await sleep(1100);
     expect(await t.workers.runWorker(options({ runAfterSeconds: 1 }))).toMatchObject({ retried: 1 });
     expect(log).toEqual(['fail later', 'fail later']);
@@ -159,7 +180,11 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     const [claimedByB] = await workerB.claimWorkers({ ...claim, workerId: 'B', leaseMs: 60_000, dueBy: new Date() });
     expect(claimedByB?.getWorkerData()?.attempts).toBe(2);
 
-    const failedModel = creator.createFailedWorkerModel({ ...claimedByA!.getWorkerData()!, error: 'late', failedAt: new Date() });
+    const failedModel = creator.createFailedWorkerModel({
+      ...claimedByA!.getWorkerData()!,
+      error: 'late',
+      failedAt: new Date(),
+    });
     await expect(workerA.failWorker(claimedByA!, failedModel)).rejects.toBeInstanceOf(LeaseLostError);
     await expect(workerA.completeWorker(claimedByA!)).rejects.toBeInstanceOf(LeaseLostError);
     await expect(
@@ -170,7 +195,10 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     const [row] = await pendingRows(t.dataSource);
     expect(row).toMatchObject({ locked_by: 'B', attempts: 2, error: null });
 
-    await workerB.failWorker(claimedByB!, creator.createFailedWorkerModel({ ...claimedByB!.getWorkerData()!, error: 'final' }));
+    await workerB.failWorker(
+      claimedByB!,
+      creator.createFailedWorkerModel({ ...claimedByB!.getWorkerData()!, error: 'final' }),
+    );
     expect(await pendingRows(t.dataSource)).toEqual([]);
     expect(await failedRows(t.dataSource)).toHaveLength(1);
   });
@@ -181,11 +209,29 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     await t.events.dispatch(new OneShotEvent(null));
     await t.events.dispatch(new RecordEvent({ label: 'ok2' }));
 
-    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 2, failed: 1, retried: 1, cancelled: 0 });
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({
+      queueName: 'default',
+      processed: 2,
+      failed: 1,
+      retried: 1,
+      cancelled: 0,
+    });
     // The retry fell due during the pass but waits for the next one.
     expect(log).toEqual(['ok1', 'fail retry', 'one-shot', 'ok2']);
-    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0, cancelled: 0 });
-    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({
+      queueName: 'default',
+      processed: 0,
+      failed: 1,
+      retried: 0,
+      cancelled: 0,
+    });
+    expect(await t.workers.runWorker(options({ retries: 2 }))).toEqual({
+      queueName: 'default',
+      processed: 0,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
   });
 
   it('lets @QueueEvent options win over runWorker options, which win over the queue config', async () => {
@@ -208,7 +254,9 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     t.events.registerEvents(CaseQueueEvent);
     await t.events.dispatch(new CaseQueueEvent(null));
     expect(await t.workers.runWorker(options({ queueName: 'casequeue' }))).toMatchObject({ processed: 0 });
-    expect((await t.workers.getQueueStatistics(['casequeue', 'CaseQueue'])).map((queue) => queue.pending)).toEqual([0, 1]);
+    expect((await t.workers.getQueueStatistics(['casequeue', 'CaseQueue'])).map((queue) => queue.pending)).toEqual([
+      0, 1,
+    ]);
     expect(await t.workers.runWorker(options({ queueName: 'CaseQueue' }))).toMatchObject({ processed: 1 });
     expect(log).toEqual(['case']);
   });
@@ -227,7 +275,9 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     await t.workers.runWorker(options({ runOnce: true }));
     expect(logger.messages('log')).toEqual(['Queued items: 2']);
     expect(logger.messages('error')).toEqual([
-      expect.stringMatching(/^Event processing failed: FailEvent \(row 2, attempt 1 of 3\): SMTP connection failed for b$/),
+      expect.stringMatching(
+        /^Event processing failed: FailEvent \(row 2, attempt 1 of 3\): SMTP connection failed for b$/,
+      ),
     ]);
   });
 
@@ -270,21 +320,51 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
   it('leases claimed rows: another worker cannot claim them until the lease expires, and the expired attempt counts', async () => {
     await t.events.dispatch(new RecordEvent({ label: 'crashed' }));
     const crashed = new TypeOrmWorkerRepository(t.dataSource);
-    const [abandoned] = await crashed.claimWorkers({ queueName: 'default', limit: 1, workerId: 'dead-worker', leaseMs: 300, dueBy: new Date() });
+    const [abandoned] = await crashed.claimWorkers({
+      queueName: 'default',
+      limit: 1,
+      workerId: 'dead-worker',
+      leaseMs: 300,
+      dueBy: new Date(),
+    });
     expect(abandoned?.getWorkerData()?.attempts).toBe(1);
 
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 0, failed: 0, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({
+      queueName: 'default',
+      processed: 0,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     await sleep(350);
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({
+      queueName: 'default',
+      processed: 1,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(log).toEqual(['crashed']);
   });
 
   it('fails a row whose final attempt never finished (worker died) instead of running it past retries', async () => {
     await t.events.dispatch(new RecordEvent({ label: 'never' }));
     const crashed = new TypeOrmWorkerRepository(t.dataSource);
-    await crashed.claimWorkers({ queueName: 'default', limit: 1, workerId: 'dead-worker', leaseMs: 1, dueBy: new Date() });
+    await crashed.claimWorkers({
+      queueName: 'default',
+      limit: 1,
+      workerId: 'dead-worker',
+      leaseMs: 1,
+      dueBy: new Date(),
+    });
     await sleep(10);
-    expect(await t.workers.runWorker(options({ retries: 1 }))).toEqual({ queueName: 'default', processed: 0, failed: 1, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options({ retries: 1 }))).toEqual({
+      queueName: 'default',
+      processed: 0,
+      failed: 1,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(log).toEqual([]);
     const [failed] = await failedRows(t.dataSource);
     expect(failed).toMatchObject({ attempts: 2, retries: 1 });
@@ -294,7 +374,13 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
   it('gives back claimed rows that never started, undoing their attempt', async () => {
     await t.events.dispatch(new RecordEvent({ label: 'r' }));
     const repository = new TypeOrmWorkerRepository(t.dataSource);
-    const claimed = await repository.claimWorkers({ queueName: 'default', limit: 5, workerId: 'w', leaseMs: 60_000, dueBy: new Date() });
+    const claimed = await repository.claimWorkers({
+      queueName: 'default',
+      limit: 5,
+      workerId: 'w',
+      leaseMs: 60_000,
+      dueBy: new Date(),
+    });
     await repository.releaseWorkers(claimed);
     const [row] = await pendingRows(t.dataSource);
     // Due again from when it was first queued, so it keeps its place ahead of younger rows.
@@ -323,13 +409,24 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     for (let n = 0; n < 20; n++) await t.events.dispatch(new FailEvent({ label: `crowd ${n}` }));
     const repository = new TypeOrmWorkerRepository(t.dataSource);
     const creator = new TypeOrmWorkerCreator(t.dataSource);
-    const claimed = await repository.claimWorkers({ queueName: 'default', limit: 20, workerId: 'A', leaseMs: 60_000, dueBy: new Date() });
+    const claimed = await repository.claimWorkers({
+      queueName: 'default',
+      limit: 20,
+      workerId: 'A',
+      leaseMs: 60_000,
+      dueBy: new Date(),
+    });
     // Another worker has taken over half of the rows, so half of the moves must change nothing.
     await t.dataSource.query("UPDATE nestjs_workers SET lease_token = 'taken-over' WHERE id % 2 = 0");
     const moves = claimed.map((model) =>
-      repository.failWorker(model, creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'final', failedAt: new Date() })),
+      repository.failWorker(
+        model,
+        creator.createFailedWorkerModel({ ...model.getWorkerData()!, error: 'final', failedAt: new Date() }),
+      ),
     );
-    const dispatches = Array.from({ length: 20 }, (_, n) => t.events.dispatch(new OtherQueueEvent({ label: `late ${n}` })));
+    const dispatches = Array.from({ length: 20 }, (_, n) =>
+      t.events.dispatch(new OtherQueueEvent({ label: `late ${n}` })),
+    );
 
     const moved = await Promise.allSettled(moves);
     expect(moved.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(10);
@@ -340,7 +437,9 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
 
     const failedIds = (await failedRows(t.dataSource)).map((row) => JSON.parse(String(row.payload)).label);
     const pending = await pendingRows(t.dataSource);
-    const pendingIds = pending.filter((row) => row.queue_name === 'default').map((row) => JSON.parse(String(row.payload)).label);
+    const pendingIds = pending
+      .filter((row) => row.queue_name === 'default')
+      .map((row) => JSON.parse(String(row.payload)).label);
     expect(failedIds).toHaveLength(10);
     expect(pendingIds).toHaveLength(10);
     expect(new Set([...failedIds, ...pendingIds]).size).toBe(20);
@@ -365,14 +464,24 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
 
   it('renews the lease of a long event while it runs (heartbeat), so no other worker starts it meanwhile', async () => {
     longRuns = 0;
-    const short = await createTestApp({ logger, leaseSeconds: 1, heartbeatSeconds: 0.2, events: [LongEvent] }, {}, database);
+    const short = await createTestApp(
+      { logger, leaseSeconds: 1, heartbeatSeconds: 0.2, events: [LongEvent] },
+      {},
+      database,
+    );
     try {
       await short.events.dispatch(new LongEvent(null));
       const run = short.workers.runWorker(options({ queueName: 'long-running' }));
       await sleep(1250);
       // Past the 1 s lease: without renewals this worker would take the row over and run it again.
       const rival = new TypeOrmWorkerRepository(short.dataSource);
-      const stolen = await rival.claimWorkers({ queueName: 'long-running', limit: 1, workerId: 'rival', leaseMs: 60_000, dueBy: new Date() });
+      const stolen = await rival.claimWorkers({
+        queueName: 'long-running',
+        limit: 1,
+        workerId: 'rival',
+        leaseMs: 60_000,
+        dueBy: new Date(),
+      });
       expect(stolen).toEqual([]);
       const [row] = await pendingRows(short.dataSource);
       expect(Number(row!.lease_expires_at)).toBeGreaterThan(Date.now() + 500);
@@ -401,7 +510,13 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
         return eventService.getEventOptions(name);
       },
     });
-    expect(await standalone.runWorker(options({ concurrency: 1 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 1, cancelled: 0 });
+    expect(await standalone.runWorker(options({ concurrency: 1 }))).toEqual({
+      queueName: 'default',
+      processed: 1,
+      failed: 0,
+      retried: 1,
+      cancelled: 0,
+    });
     expect(log).toEqual(['second']);
     const [row] = await pendingRows(t.dataSource);
     expect(row).toMatchObject({ attempts: 1, lease_token: null });
@@ -428,7 +543,13 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
     standalone.setWorkerRepository(new UnreadableFirstRepository(t.dataSource));
     standalone.setWorkerCreator(new TypeOrmWorkerCreator(t.dataSource));
     standalone.configure({ leaseSeconds: 1 });
-    expect(await standalone.runWorker(options({ concurrency: 2 }))).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
+    expect(await standalone.runWorker(options({ concurrency: 2 }))).toEqual({
+      queueName: 'default',
+      processed: 1,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(log).toEqual(['readable']);
     expect(logger.messages('error').join('\n')).toContain('driver returned a row it cannot decode');
     const [row] = await pendingRows(t.dataSource);
@@ -437,7 +558,13 @@ describe.each(testDatabases())('delivery semantics ($name)', (database) => {
 
     // Past the 1 s lease with room for the last heartbeat, which may land as the batch ends.
     await sleep(1400);
-    expect(await t.workers.runWorker(options())).toEqual({ queueName: 'default', processed: 1, failed: 0, retried: 0, cancelled: 0 });
+    expect(await t.workers.runWorker(options())).toEqual({
+      queueName: 'default',
+      processed: 1,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(log).toEqual(['readable', 'unreadable']);
   });
 });

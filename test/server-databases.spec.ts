@@ -39,9 +39,18 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
   async function seeded(): Promise<Awaited<ReturnType<typeof createTestApp>>> {
     const t = await createTestApp({ events: [PlanEvent, OtherPlanEvent] }, {}, database);
     const rows = Array.from({ length: 3000 }, (_, n) => n);
-    await t.events.dispatchMany(rows.map((n) => (n % 3 === 0 ? new PlanEvent({ n }) : new OtherPlanEvent({ n }))), { priority: 0 });
-    await t.events.dispatchMany(rows.filter((n) => n % 5 === 0).map((n) => new PlanEvent({ n })), { priority: -1 });
-    await t.events.dispatchMany(rows.slice(0, 2000).map((n) => new PlanEvent({ n })), { delaySeconds: 3600 });
+    await t.events.dispatchMany(
+      rows.map((n) => (n % 3 === 0 ? new PlanEvent({ n }) : new OtherPlanEvent({ n }))),
+      { priority: 0 },
+    );
+    await t.events.dispatchMany(
+      rows.filter((n) => n % 5 === 0).map((n) => new PlanEvent({ n })),
+      { priority: -1 },
+    );
+    await t.events.dispatchMany(
+      rows.slice(0, 2000).map((n) => new PlanEvent({ n })),
+      { delaySeconds: 3600 },
+    );
     await t.dataSource.query(database.type === 'postgres' ? 'ANALYZE nestjs_workers' : 'ANALYZE TABLE nestjs_workers');
     return t;
   }
@@ -82,20 +91,31 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
     try {
       // An idle queue: everything due was claimed, 2,000 delayed rows remain.
       await t.workers.runWorker(runOncePass('plan-a', { batchSize: 5000 }));
-      await t.dataSource.query(database.type === 'postgres' ? 'ANALYZE nestjs_workers' : 'ANALYZE TABLE nestjs_workers');
+      await t.dataSource.query(
+        database.type === 'postgres' ? 'ANALYZE nestjs_workers' : 'ANALYZE TABLE nestjs_workers',
+      );
       const countSql = (placeholder: (n: number) => string) =>
         `SELECT COUNT(*) AS due_count FROM (SELECT id FROM nestjs_workers WHERE queue_name = ${placeholder(1)} AND ` +
         `${claimable().replace('?', placeholder(2))} ORDER BY available_at, id LIMIT ${placeholder(3)}) due`;
       if (database.type === 'postgres') {
-        const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(`EXPLAIN (FORMAT JSON) ${countSql((n) => `$${n}`)}`, ['plan-a', Date.now(), 10])) as {
+        const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(
+          `EXPLAIN (FORMAT JSON) ${countSql((n) => `$${n}`)}`,
+          ['plan-a', Date.now(), 10],
+        )) as {
           'QUERY PLAN': unknown;
         }[];
         const text = JSON.stringify(plan);
         expect(text).toContain('"Index Name":"IDX_nestjs_workers_due"');
         expect(text).toMatch(/"Index Cond":"\(\(\(queue_name\)::text = 'plan-a'::text\) AND \(available_at <= /);
       } else {
-        const hinted = countSql(() => '?').replace('FROM nestjs_workers WHERE', 'FROM nestjs_workers FORCE INDEX (IDX_nestjs_workers_due) WHERE');
-        const steps = (await t.dataSource.query(`EXPLAIN ${hinted}`, ['plan-a', Date.now(), 10])) as { key: string | null; type: string }[];
+        const hinted = countSql(() => '?').replace(
+          'FROM nestjs_workers WHERE',
+          'FROM nestjs_workers FORCE INDEX (IDX_nestjs_workers_due) WHERE',
+        );
+        const steps = (await t.dataSource.query(`EXPLAIN ${hinted}`, ['plan-a', Date.now(), 10])) as {
+          key: string | null;
+          type: string;
+        }[];
         expect(steps).toContainEqual(expect.objectContaining({ key: 'IDX_nestjs_workers_due', type: 'range' }));
       }
       // With nothing due, a claim is that count alone and claims nothing.
@@ -123,30 +143,37 @@ describe.each(serverDatabases())('transactional dispatch isolation ($name)', (da
   });
 });
 
-describe.each(serverDatabases().filter((database) => database.type === 'postgres'))('PostgreSQL claim statement ($name)', (database) => {
-  it('updates the locked ids through the primary key (no scan of the table) and leaves the session as it was', async () => {
-    const t = await createTestApp({ events: [PlanEvent] }, {}, database);
-    try {
-      await t.events.dispatchMany(Array.from({ length: 2000 }, (_, n) => new PlanEvent({ n })));
-      await t.dataSource.query('ANALYZE nestjs_workers');
-      const claims: { sql: string; parameters: unknown[] }[] = [];
-      const query = t.dataSource.query.bind(t.dataSource);
-      t.dataSource.query = ((sql: string, parameters?: unknown[]) => {
-        if (sql.startsWith('WITH claimed AS')) claims.push({ sql, parameters: parameters ?? [] });
-        return query(sql, parameters);
-      }) as typeof t.dataSource.query;
-      expect(await t.workers.runWorker(runOncePass('plan-a', { batchSize: 50 }))).toMatchObject({ processed: 2000 });
-      const [claim] = claims;
-      const [{ 'QUERY PLAN': plan }] = (await query(`EXPLAIN (FORMAT JSON) ${claim!.sql}`, claim!.parameters)) as { 'QUERY PLAN': unknown }[];
-      const text = JSON.stringify(plan);
-      expect(text).not.toContain('"Node Type":"Seq Scan"');
-      expect(text).toMatch(/"Index Name":"PK_[^"]*","Relation Name":"nestjs_workers"/);
-      // The claim's commit skips its WAL flush through a setting local to its own transaction.
-      expect(claim!.sql).toContain("set_config('synchronous_commit', 'off', true)");
-      const settings = (await Promise.all(Array.from({ length: 5 }, () => query('SHOW synchronous_commit')))) as { synchronous_commit: string }[][];
-      expect(settings.map(([row]) => row!.synchronous_commit)).toEqual(Array(5).fill('on'));
-    } finally {
-      await t.close();
-    }
-  });
-});
+describe.each(serverDatabases().filter((database) => database.type === 'postgres'))(
+  'PostgreSQL claim statement ($name)',
+  (database) => {
+    it('updates the locked ids through the primary key (no scan of the table) and leaves the session as it was', async () => {
+      const t = await createTestApp({ events: [PlanEvent] }, {}, database);
+      try {
+        await t.events.dispatchMany(Array.from({ length: 2000 }, (_, n) => new PlanEvent({ n })));
+        await t.dataSource.query('ANALYZE nestjs_workers');
+        const claims: { sql: string; parameters: unknown[] }[] = [];
+        const query = t.dataSource.query.bind(t.dataSource);
+        t.dataSource.query = ((sql: string, parameters?: unknown[]) => {
+          if (sql.startsWith('WITH claimed AS')) claims.push({ sql, parameters: parameters ?? [] });
+          return query(sql, parameters);
+        }) as typeof t.dataSource.query;
+        expect(await t.workers.runWorker(runOncePass('plan-a', { batchSize: 50 }))).toMatchObject({ processed: 2000 });
+        const [claim] = claims;
+        const [{ 'QUERY PLAN': plan }] = (await query(`EXPLAIN (FORMAT JSON) ${claim!.sql}`, claim!.parameters)) as {
+          'QUERY PLAN': unknown;
+        }[];
+        const text = JSON.stringify(plan);
+        expect(text).not.toContain('"Node Type":"Seq Scan"');
+        expect(text).toMatch(/"Index Name":"PK_[^"]*","Relation Name":"nestjs_workers"/);
+        // The claim's commit skips its WAL flush through a setting local to its own transaction.
+        expect(claim!.sql).toContain("set_config('synchronous_commit', 'off', true)");
+        const settings = (await Promise.all(Array.from({ length: 5 }, () => query('SHOW synchronous_commit')))) as {
+          synchronous_commit: string;
+        }[][];
+        expect(settings.map(([row]) => row!.synchronous_commit)).toEqual(Array(5).fill('on'));
+      } finally {
+        await t.close();
+      }
+    });
+  },
+);

@@ -15,7 +15,13 @@ import {
   workerEntitySchemas,
   workerMigrations,
 } from '../lib/index.js';
-import { ensureServerDatabase, openConnections, type TestDatabase, testDatabases, workerDatabaseName } from './support/databases.js';
+import {
+  ensureServerDatabase,
+  openConnections,
+  type TestDatabase,
+  testDatabases,
+  workerDatabaseName,
+} from './support/databases.js';
 import { tempDatabase, waitFor } from './support/test-app.js';
 
 /** Two different classes that both register as "SameNamedEvent". */
@@ -44,11 +50,20 @@ interface Target {
 async function target(database: TestDatabase, purpose: string, options: Partial<Target['options']>): Promise<Target> {
   if (database.type === 'better-sqlite3') {
     const file = tempDatabase();
-    return { options: { database: file.file, ...options } as Target['options'], connectionsOf: file.file, cleanup: file.cleanup };
+    return {
+      options: { database: file.file, ...options } as Target['options'],
+      connectionsOf: file.file,
+      cleanup: file.cleanup,
+    };
   }
   const name = workerDatabaseName(purpose);
   const url = await ensureServerDatabase(database, name);
-  return { options: { type: database.type, url, ...options } as Target['options'], connectionsOf: name, url, cleanup: () => undefined };
+  return {
+    options: { type: database.type, url, ...options } as Target['options'],
+    connectionsOf: name,
+    url,
+    cleanup: () => undefined,
+  };
 }
 
 /** Starts the module on `options` the way an application does (create, then init, which runs the hooks). */
@@ -72,12 +87,17 @@ describe.each(testDatabases())('startup on $name', (database) => {
     const startup = start({ database: t.options });
     await expect(startup).rejects.toBeInstanceOf(MissingWorkerTablesError);
     await expect(startup).rejects.toThrow('nestjs_workers');
-    await expect(startup).rejects.toThrow(database.type === 'better-sqlite3' ? 'synchronize at true' : 'migrationsRun: true');
+    await expect(startup).rejects.toThrow(
+      database.type === 'better-sqlite3' ? 'synchronize at true' : 'migrationsRun: true',
+    );
     await expect(startup).rejects.toThrow(`workerMigrations('${migrationsType}')`);
     await expectNoConnections(database, t);
     if (database.type !== 'better-sqlite3') {
       // As the error advises: the package's migrations create the tables, and the module boots.
-      const close = await start({ autoStart: false, database: { ...t.options, migrationsRun: true } as Target['options'] });
+      const close = await start({
+        autoStart: false,
+        database: { ...t.options, migrationsRun: true } as Target['options'],
+      });
       await close();
     }
     t.cleanup();
@@ -88,8 +108,15 @@ describe.each(testDatabases())('startup on $name', (database) => {
       const t = await target(database, 'oldschema', {});
       const type = database.type as 'postgres' | 'mariadb';
       // The tables as the release before the lease-expiry migration left them.
-      const migrations = workerMigrations(type).filter((migration) => !migration.name.startsWith('AddNestjsWorkerLeaseExpiry'));
-      const earlier = await new DataSource({ type, url: t.url, migrations, migrationsTableName: 'nestjs_workers_migrations' }).initialize();
+      const migrations = workerMigrations(type).filter(
+        (migration) => !migration.name.startsWith('AddNestjsWorkerLeaseExpiry'),
+      );
+      const earlier = await new DataSource({
+        type,
+        url: t.url,
+        migrations,
+        migrationsTableName: 'nestjs_workers_migrations',
+      }).initialize();
       await earlier.runMigrations();
       await earlier.destroy();
 
@@ -99,7 +126,10 @@ describe.each(testDatabases())('startup on $name', (database) => {
       await expect(startup).rejects.toThrow('migrationsRun: true');
       await expectNoConnections(database, t);
       // As the error advises: migrationsRun runs the one migration the database lacks, and the module boots.
-      const close = await start({ autoStart: false, database: { ...t.options, migrationsRun: true } as Target['options'] });
+      const close = await start({
+        autoStart: false,
+        database: { ...t.options, migrationsRun: true } as Target['options'],
+      });
       await close();
     });
   }
@@ -112,7 +142,9 @@ describe.each(testDatabases())('startup on $name', (database) => {
       try {
         const startup = start({ dataSource });
         await expect(startup).rejects.toBeInstanceOf(MissingWorkerTablesError);
-        await expect(startup).rejects.toThrow(`add ...workerMigrations('${migrationsType}') to the migrations of your own DataSource`);
+        await expect(startup).rejects.toThrow(
+          `add ...workerMigrations('${migrationsType}') to the migrations of your own DataSource`,
+        );
         // The application's DataSource is the application's to close.
         expect(dataSource.isInitialized).toBe(true);
       } finally {
@@ -136,7 +168,11 @@ describe.each(testDatabases())('startup on $name', (database) => {
 
   it('closes its DataSource when a recurring schedule is refused at startup (onModuleInit)', async () => {
     const t = await target(database, 'startup', { synchronize: true });
-    const startup = start({ database: t.options, queues: { 'startup-queue': {} }, recurring: [{ event: UnregisteredEvent, cron: '*/5 * * * *' }] });
+    const startup = start({
+      database: t.options,
+      queues: { 'startup-queue': {} },
+      recurring: [{ event: UnregisteredEvent, cron: '*/5 * * * *' }],
+    });
     await expect(startup).rejects.toBeInstanceOf(InvalidWorkerOptionsError);
     await expect(startup).rejects.toThrow('recurring[0].event');
     await expectNoConnections(database, t);

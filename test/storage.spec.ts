@@ -19,14 +19,44 @@ describe('SQLite storage', () => {
     const t = await createTestApp({ database: { busyTimeoutMs: 1234 } });
     try {
       const columns = async (table: string) =>
-        ((await t.dataSource.query(`PRAGMA table_info(${table})`)) as { name: string }[]).map((column) => column.name).sort();
-      expect(await columns('nestjs_workers')).toEqual(
-        ['attempts', 'available_at', 'created_at', 'deleted_at', 'error', 'event_name', 'id', 'lease_expires_at', 'lease_token', 'locked_by', 'payload', 'priority', 'queue_name', 'retries', 'unique_key', 'updated_at'],
-      );
-      expect(await columns('nestjs_failed_workers')).toEqual(
-        ['attempts', 'created_at', 'deleted_at', 'error', 'event_name', 'failed_at', 'id', 'payload', 'priority', 'queue_name', 'retries', 'unique_key', 'updated_at'],
-      );
-      const indexColumns = async (index: string) => ((await t.dataSource.query(`PRAGMA index_info('${index}')`)) as { name: string }[]).map((c) => c.name);
+        ((await t.dataSource.query(`PRAGMA table_info(${table})`)) as { name: string }[])
+          .map((column) => column.name)
+          .sort();
+      expect(await columns('nestjs_workers')).toEqual([
+        'attempts',
+        'available_at',
+        'created_at',
+        'deleted_at',
+        'error',
+        'event_name',
+        'id',
+        'lease_expires_at',
+        'lease_token',
+        'locked_by',
+        'payload',
+        'priority',
+        'queue_name',
+        'retries',
+        'unique_key',
+        'updated_at',
+      ]);
+      expect(await columns('nestjs_failed_workers')).toEqual([
+        'attempts',
+        'created_at',
+        'deleted_at',
+        'error',
+        'event_name',
+        'failed_at',
+        'id',
+        'payload',
+        'priority',
+        'queue_name',
+        'retries',
+        'unique_key',
+        'updated_at',
+      ]);
+      const indexColumns = async (index: string) =>
+        ((await t.dataSource.query(`PRAGMA index_info('${index}')`)) as { name: string }[]).map((c) => c.name);
       expect(await indexColumns('IDX_nestjs_workers_due')).toEqual(['queue_name', 'available_at', 'id']);
       expect(await indexColumns('IDX_nestjs_workers_claim')).toEqual(['queue_name', 'priority', 'available_at', 'id']);
       expect(await t.dataSource.query('PRAGMA busy_timeout')).toEqual([{ timeout: 1234 }]);
@@ -52,13 +82,18 @@ describe('SQLite storage', () => {
       expect(details).toContain('SEARCH nestjs_workers USING INDEX IDX_nestjs_workers_claim (queue_name=?)');
       expect(details).not.toContain('TEMP B-TREE');
       // The count that bounds the claim is one range of the due index when delayed rows dominate.
-      await t.events.dispatchMany(Array.from({ length: 3000 }, (_, n) => new StoredEvent({ n })), { delaySeconds: 3600 });
+      await t.events.dispatchMany(
+        Array.from({ length: 3000 }, (_, n) => new StoredEvent({ n })),
+        { delaySeconds: 3600 },
+      );
       await t.dataSource.query('ANALYZE');
       const countPlan = (await t.dataSource.query(
         `EXPLAIN QUERY PLAN SELECT COUNT(*) FROM (SELECT id FROM nestjs_workers WHERE queue_name = ? AND ${claimable} ORDER BY available_at, id LIMIT 10) due`,
         ['storage', Date.now()],
       )) as { detail: string }[];
-      expect(countPlan.map((step) => step.detail).join('\n')).toContain('USING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)');
+      expect(countPlan.map((step) => step.detail).join('\n')).toContain(
+        'USING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)',
+      );
     } finally {
       await t.close();
     }
@@ -77,8 +112,12 @@ describe('SQLite storage', () => {
       const [reloaded] = await t.dataSource.query('SELECT deleted_at FROM nestjs_workers WHERE id = 1');
       expect(reloaded).toEqual({ deleted_at: deletedAt.getTime() });
       expect((await repository.getWorkers()).map((model) => model.getWorkerData()?.payload)).toEqual([{ n: 2 }]);
-      expect(await t.workers.getHealth(['storage'])).toEqual([{ queueName: 'storage', active: 1, failed: 0, total: 1 }]);
-      expect(await t.workers.runWorker({ queueName: 'storage', retries: 1, runAfterSeconds: 0 })).toMatchObject({ processed: 1 });
+      expect(await t.workers.getHealth(['storage'])).toEqual([
+        { queueName: 'storage', active: 1, failed: 0, total: 1 },
+      ]);
+      expect(await t.workers.runWorker({ queueName: 'storage', retries: 1, runAfterSeconds: 0 })).toMatchObject({
+        processed: 1,
+      });
       expect(await t.dataSource.query('SELECT id FROM nestjs_workers')).toEqual([{ id: 1 }]);
     } finally {
       await t.close();
@@ -89,7 +128,9 @@ describe('SQLite storage', () => {
     const t = await createTestApp({ database: { database: ':memory:' } });
     try {
       await t.events.dispatch(new StoredEvent({ n: 1 }));
-      expect(await t.workers.runWorker({ queueName: 'storage', retries: 1, runAfterSeconds: 0, runOnce: true })).toMatchObject({ processed: 1 });
+      expect(
+        await t.workers.runWorker({ queueName: 'storage', retries: 1, runAfterSeconds: 0, runOnce: true }),
+      ).toMatchObject({ processed: 1 });
     } finally {
       await t.close();
     }
@@ -109,7 +150,10 @@ describe('SQLite storage', () => {
     const second = await open();
     try {
       const now = Date.now();
-      const values = Array.from({ length: 300 }, (_, n) => `('storage', 'StoredEvent', '{"n":${n}}', 0, 3, ${now}, ${now}, ${now})`);
+      const values = Array.from(
+        { length: 300 },
+        (_, n) => `('storage', 'StoredEvent', '{"n":${n}}', 0, 3, ${now}, ${now}, ${now})`,
+      );
       await first.query(
         `INSERT INTO nestjs_workers (queue_name, event_name, payload, attempts, retries, available_at, created_at, updated_at) VALUES ${values.join(',')}`,
       );
@@ -118,7 +162,13 @@ describe('SQLite storage', () => {
       await Promise.all(
         workers.map(async (worker, index) => {
           for (;;) {
-            const batch = await worker.claimWorkers({ queueName: 'storage', limit: 7, workerId: `w${index}`, leaseMs: 60_000, dueBy: new Date() });
+            const batch = await worker.claimWorkers({
+              queueName: 'storage',
+              limit: 7,
+              workerId: `w${index}`,
+              leaseMs: 60_000,
+              dueBy: new Date(),
+            });
             if (batch.length === 0) return;
             claimedBy[index]!.push(...batch.map((model) => model.getWorkerData()!.id!));
             await new Promise((resolve) => setImmediate(resolve));
@@ -130,7 +180,9 @@ describe('SQLite storage', () => {
       expect(all).toHaveLength(300);
       expect(claimedBy[0]!.length).toBeGreaterThan(0);
       expect(claimedBy[1]!.length).toBeGreaterThan(0);
-      const [{ leased }] = await first.query("SELECT COUNT(*) AS leased FROM nestjs_workers WHERE lease_token IS NOT NULL AND attempts = 1");
+      const [{ leased }] = await first.query(
+        'SELECT COUNT(*) AS leased FROM nestjs_workers WHERE lease_token IS NOT NULL AND attempts = 1',
+      );
       expect(leased).toBe(300);
     } finally {
       await first.destroy();

@@ -18,13 +18,25 @@ import {
   WorkerModule,
 } from '../lib/index.js';
 import { DispatchAssertionError, drain, drainAll, RecordingEventService } from '../lib/testing/index.js';
-import { createTestApp, failedRows, pendingRows, RecordingLogger, sleep, type TestApp, tempDatabase } from './support/test-app.js';
+import {
+  createTestApp,
+  failedRows,
+  pendingRows,
+  RecordingLogger,
+  sleep,
+  type TestApp,
+  tempDatabase,
+} from './support/test-app.js';
 
 /** Events that actually ran (the recorder must run none). */
 const executed: string[] = [];
 
 @QueueEvent('testing-mail')
-class TestingWelcomeEvent extends BaseEvent<{ userId: string; tags?: string[]; profile?: { plan: string; seats: number } }> {
+class TestingWelcomeEvent extends BaseEvent<{
+  userId: string;
+  tags?: string[];
+  profile?: { plan: string; seats: number };
+}> {
   async execute(): Promise<void> {
     executed.push(`welcome ${this.getPayload().userId}`);
   }
@@ -166,7 +178,9 @@ describe('RecordingEventService', () => {
     expect(recorder.dispatched(TestingWelcomeEvent).map((event) => event.getPayload().userId)).toEqual(['u1', 'u2']);
     expect(recorder.dispatched(TestingSyncEvent)).toHaveLength(1);
     expect(recorder.dispatched(TestingLegacyEvent)).toEqual([]);
-    expect(recorder.dispatches.map(({ id, queueName, eventName, options }) => ({ id, queueName, eventName, options }))).toEqual([
+    expect(
+      recorder.dispatches.map(({ id, queueName, eventName, options }) => ({ id, queueName, eventName, options })),
+    ).toEqual([
       { id: 'recorded-1', queueName: 'testing-mail', eventName: 'TestingWelcomeEvent', options: {} },
       { id: 'recorded-2', queueName: 'testing-mail', eventName: 'TestingWelcomeEvent', options: {} },
       { id: undefined, queueName: undefined, eventName: 'TestingSyncEvent', options: {} },
@@ -175,7 +189,9 @@ describe('RecordingEventService', () => {
 
   it('expectDispatched accepts partial payloads, predicates and counts', async () => {
     const recorder = new RecordingEventService();
-    await recorder.dispatch(new TestingWelcomeEvent({ userId: 'u1', tags: ['a', 'b'], profile: { plan: 'pro', seats: 3 } }));
+    await recorder.dispatch(
+      new TestingWelcomeEvent({ userId: 'u1', tags: ['a', 'b'], profile: { plan: 'pro', seats: 3 } }),
+    );
     await recorder.dispatch(new TestingWelcomeEvent({ userId: 'u2' }));
     await recorder.dispatch(new TestingSyncEvent({ note: 'n' }));
 
@@ -234,8 +250,12 @@ describe('RecordingEventService', () => {
     );
 
     // A predicate is shown by its source.
-    const predicate = assertionError(() => recorder.expectDispatched(TestingWelcomeEvent, (payload) => payload.userId === 'u9'));
-    expect(predicate.message).toMatch(/^Expected TestingWelcomeEvent to be dispatched at least once with a payload matching the predicate .*u9/);
+    const predicate = assertionError(() =>
+      recorder.expectDispatched(TestingWelcomeEvent, (payload) => payload.userId === 'u9'),
+    );
+    expect(predicate.message).toMatch(
+      /^Expected TestingWelcomeEvent to be dispatched at least once with a payload matching the predicate .*u9/,
+    );
     expect(predicate.message).toContain(list);
 
     expect(() => recorder.expectDispatched(TestingWelcomeEvent, undefined, -1)).toThrow(TypeError);
@@ -252,7 +272,9 @@ describe('RecordingEventService', () => {
     expect(assertionError(() => recorder.expectNotDispatched(TestingWelcomeEvent, { tags: ['x'] })).message).toContain(
       'Expected TestingWelcomeEvent not to be dispatched with a payload matching {"tags":["x"]}, but it was dispatched once with such a payload.',
     );
-    expect(() => recorder.expectNotDispatched(TestingWelcomeEvent, (payload) => payload.userId === 'u1')).toThrow(DispatchAssertionError);
+    expect(() => recorder.expectNotDispatched(TestingWelcomeEvent, (payload) => payload.userId === 'u1')).toThrow(
+      DispatchAssertionError,
+    );
     expect(assertionError(() => recorder.expectDispatched(TestingWelcomeEvent, { userId: 'u2' })).message).toContain(
       'but it was dispatched 0 times with such a payload (1 time in all).',
     );
@@ -272,8 +294,12 @@ describe('RecordingEventService', () => {
     const dated = recorder.dispatch(new TestingAnyPayloadEvent({ at: new Date(0) }));
     await expect(dated).rejects.toBeInstanceOf(UnserializablePayloadError);
     await expect(dated).rejects.toThrow('Cannot dispatch TestingAnyPayloadEvent: payload.at is a Date instance');
-    await expect(recorder.dispatch(new TestingAnyPayloadEvent({ send: () => undefined }))).rejects.toThrow('payload.send is a function');
-    await expect(recorder.dispatch(new TestingAnyPayloadEvent({ big: 1n }))).rejects.toBeInstanceOf(UnserializablePayloadError);
+    await expect(recorder.dispatch(new TestingAnyPayloadEvent({ send: () => undefined }))).rejects.toThrow(
+      'payload.send is a function',
+    );
+    await expect(recorder.dispatch(new TestingAnyPayloadEvent({ big: 1n }))).rejects.toBeInstanceOf(
+      UnserializablePayloadError,
+    );
     expect(recorder.dispatches).toEqual([]);
     // No id was used up by the rejected dispatches.
     await expect(recorder.dispatch(new TestingAnyPayloadEvent({ ok: true }))).resolves.toBe('recorded-1');
@@ -310,7 +336,10 @@ describe('RecordingEventService', () => {
       const logger = new RecordingLogger();
       const recorder = new RecordingEventService();
       const moduleRef = await Test.createTestingModule({
-        imports: [WorkerModule.forRoot({ autoStart: false, database: { database: database.file }, logger }), TestingSignupModule],
+        imports: [
+          WorkerModule.forRoot({ autoStart: false, database: { database: database.file }, logger }),
+          TestingSignupModule,
+        ],
       })
         .overrideProvider(EventService)
         .useValue(recorder)
@@ -331,12 +360,20 @@ describe('RecordingEventService', () => {
       // A dispatch inside a transaction is recorded with its manager, and writes nothing either.
       const dataSource = app.get<DataSource>(WORKER_DATA_SOURCE);
       await dataSource.transaction(async (manager) => {
-        await expect(recorder.dispatch(new TestingWelcomeEvent({ userId: 'u8' }), { manager })).resolves.toBe('recorded-2');
+        await expect(recorder.dispatch(new TestingWelcomeEvent({ userId: 'u8' }), { manager })).resolves.toBe(
+          'recorded-2',
+        );
       });
       expect(recorder.dispatchesOf(TestingWelcomeEvent)[1]?.options.manager).toBeDefined();
 
       expect(await pendingRows(dataSource)).toEqual([]);
-      await expect(drain(app, 'testing-mail')).resolves.toEqual({ queueName: 'testing-mail', processed: 0, failed: 0, retried: 0, cancelled: 0 });
+      await expect(drain(app, 'testing-mail')).resolves.toEqual({
+        queueName: 'testing-mail',
+        processed: 0,
+        failed: 0,
+        retried: 0,
+        cancelled: 0,
+      });
       // The recorder runs no event, so the events' @Inject() properties raise no startup warnings.
       expect(logger.messages('warn')).toEqual([]);
     });
@@ -347,7 +384,9 @@ describe('drain() and drainAll()', () => {
   let testApp: TestApp | undefined;
   let logger: RecordingLogger;
 
-  async function start(queues: Record<string, { retries?: number; runAfterSeconds?: number; concurrency?: number }>): Promise<TestApp> {
+  async function start(
+    queues: Record<string, { retries?: number; runAfterSeconds?: number; concurrency?: number }>,
+  ): Promise<TestApp> {
     logger = new RecordingLogger();
     testApp = await createTestApp({ queues, logger });
     return testApp;
@@ -364,12 +403,24 @@ describe('drain() and drainAll()', () => {
     await events.dispatch(new TestingDrainEvent({ id: 'b', failTimes: 2 }));
     await events.dispatch(new TestingDrainEvent({ id: 'c', next: 'd' }));
 
-    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 4, failed: 0, retried: 2, cancelled: 0 });
+    await expect(drain(app, 'testing-drain')).resolves.toEqual({
+      queueName: 'testing-drain',
+      processed: 4,
+      failed: 0,
+      retried: 2,
+      cancelled: 0,
+    });
     expect([...drainRuns.done].sort()).toEqual(['a', 'b', 'c', 'd']);
     expect(drainRuns.attempts.get('b')).toBe(3);
     expect(await pendingRows(dataSource)).toEqual([]);
     expect(await failedRows(dataSource)).toEqual([]);
-    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 0, failed: 0, retried: 0, cancelled: 0 });
+    await expect(drain(app, 'testing-drain')).resolves.toEqual({
+      queueName: 'testing-drain',
+      processed: 0,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
   });
 
   it("reports failures once the queue's configured attempts are used up", async () => {
@@ -377,7 +428,13 @@ describe('drain() and drainAll()', () => {
     await events.dispatch(new TestingDrainEvent({ id: 'doomed', failTimes: 99 }));
     await events.dispatch(new TestingDrainEvent({ id: 'fine' }));
 
-    await expect(drain(app, 'testing-drain')).resolves.toEqual({ queueName: 'testing-drain', processed: 1, failed: 1, retried: 1, cancelled: 0 });
+    await expect(drain(app, 'testing-drain')).resolves.toEqual({
+      queueName: 'testing-drain',
+      processed: 1,
+      failed: 1,
+      retried: 1,
+      cancelled: 0,
+    });
     expect(drainRuns.attempts.get('doomed')).toBe(2);
     expect(await pendingRows(dataSource)).toEqual([]);
     const failed = await failedRows(dataSource);
@@ -390,18 +447,36 @@ describe('drain() and drainAll()', () => {
     const { app, events, dataSource } = await start({ 'testing-delayed': { retries: 3, runAfterSeconds: 60 } });
     await events.dispatch(new TestingDelayedRetryEvent({ id: 'later' }));
 
-    await expect(drain(app, 'testing-delayed')).resolves.toEqual({ queueName: 'testing-delayed', processed: 0, failed: 0, retried: 1, cancelled: 0 });
+    await expect(drain(app, 'testing-delayed')).resolves.toEqual({
+      queueName: 'testing-delayed',
+      processed: 0,
+      failed: 0,
+      retried: 1,
+      cancelled: 0,
+    });
     const pending = await pendingRows(dataSource);
     expect(pending).toHaveLength(1);
     expect(pending[0]).toMatchObject({ attempts: 1 });
-    await expect(drain(app, 'testing-delayed')).resolves.toEqual({ queueName: 'testing-delayed', processed: 0, failed: 0, retried: 0, cancelled: 0 });
+    await expect(drain(app, 'testing-delayed')).resolves.toEqual({
+      queueName: 'testing-delayed',
+      processed: 0,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
   });
 
   it("runs events with the queue's configured concurrency", async () => {
     const { app, events } = await start({ 'testing-parallel': { concurrency: 3 } });
     for (let index = 0; index < 6; index++) await events.dispatch(new TestingParallelEvent({ id: `p${index}` }));
 
-    await expect(drain(app, 'testing-parallel')).resolves.toEqual({ queueName: 'testing-parallel', processed: 6, failed: 0, retried: 0, cancelled: 0 });
+    await expect(drain(app, 'testing-parallel')).resolves.toEqual({
+      queueName: 'testing-parallel',
+      processed: 6,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(parallelRuns.maxActive).toBe(3);
     expect(parallelRuns.done).toHaveLength(6);
   });
@@ -420,11 +495,39 @@ describe('drain() and drainAll()', () => {
 
     const results = await drainAll(app);
     const byQueue = new Map(results.map((result) => [result.queueName, result]));
-    expect(results.slice(0, 3).map((result) => result.queueName)).toEqual(['testing-drain', 'testing-parallel', 'testing-empty']);
-    expect(byQueue.get('testing-drain')).toEqual({ queueName: 'testing-drain', processed: 2, failed: 0, retried: 1, cancelled: 0 });
-    expect(byQueue.get('testing-parallel')).toEqual({ queueName: 'testing-parallel', processed: 2, failed: 0, retried: 0, cancelled: 0 });
-    expect(byQueue.get('testing-mail')).toEqual({ queueName: 'testing-mail', processed: 1, failed: 0, retried: 0, cancelled: 0 });
-    expect(byQueue.get('testing-empty')).toEqual({ queueName: 'testing-empty', processed: 0, failed: 0, retried: 0, cancelled: 0 });
+    expect(results.slice(0, 3).map((result) => result.queueName)).toEqual([
+      'testing-drain',
+      'testing-parallel',
+      'testing-empty',
+    ]);
+    expect(byQueue.get('testing-drain')).toEqual({
+      queueName: 'testing-drain',
+      processed: 2,
+      failed: 0,
+      retried: 1,
+      cancelled: 0,
+    });
+    expect(byQueue.get('testing-parallel')).toEqual({
+      queueName: 'testing-parallel',
+      processed: 2,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
+    expect(byQueue.get('testing-mail')).toEqual({
+      queueName: 'testing-mail',
+      processed: 1,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
+    expect(byQueue.get('testing-empty')).toEqual({
+      queueName: 'testing-empty',
+      processed: 0,
+      failed: 0,
+      retried: 0,
+      cancelled: 0,
+    });
     expect(byQueue.has('testing-delayed')).toBe(true);
     expect(new Set(results.map((result) => result.queueName)).size).toBe(results.length);
     expect([...drainRuns.done].sort()).toEqual(['d1', 'd2']);
@@ -434,7 +537,9 @@ describe('drain() and drainAll()', () => {
 
   it('says what is missing when the application has no WorkerModule', async () => {
     const moduleRef = await Test.createTestingModule({ providers: [] }).compile();
-    await expect(drain(moduleRef, 'testing-drain')).rejects.toThrow('drain() needs an application (or testing module) that imports WorkerModule');
+    await expect(drain(moduleRef, 'testing-drain')).rejects.toThrow(
+      'drain() needs an application (or testing module) that imports WorkerModule',
+    );
     await expect(drainAll(moduleRef)).rejects.toThrow('drainAll() needs an application');
     await moduleRef.close();
   });

@@ -19,7 +19,11 @@ class WakeEvent extends BaseEvent<{ n: number }> {
 const postgres = serverDatabases().filter((database) => database.type === 'postgres');
 
 /** Polls once a minute: anything that runs sooner was woken. */
-const SLOW_POLLING: WorkerModuleOptions = { events: [WakeEvent], autoStart: true, queues: { wakeups: { pollIntervalMs: 60_000, concurrency: 4, batchSize: 100 } } };
+const SLOW_POLLING: WorkerModuleOptions = {
+  events: [WakeEvent],
+  autoStart: true,
+  queues: { wakeups: { pollIntervalMs: 60_000, concurrency: 4, batchSize: 100 } },
+};
 
 describe.each(postgres)('wake-ups through LISTEN/NOTIFY ($name)', (database) => {
   let t: TestApp | undefined;
@@ -73,7 +77,15 @@ describe.each(postgres)('wake-ups through LISTEN/NOTIFY ($name)', (database) => 
     )) as { killed: boolean }[];
     expect(killed.filter((row) => row.killed)).toHaveLength(1);
     // Reconnected after 250 ms, then every queue is polled once (notifications may have been missed).
-    await waitFor(async () => ((await t!.dataSource.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'LISTEN nestjs_workers'")) as { n: number }[])[0]!.n === 1, 3000);
+    await waitFor(
+      async () =>
+        (
+          (await t!.dataSource.query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'LISTEN nestjs_workers'",
+          )) as { n: number }[]
+        )[0]!.n === 1,
+      3000,
+    );
     const dispatchedAt = Date.now();
     await t.events.dispatch(new WakeEvent({ n: 3 }));
     await waitFor(() => started.length === 1, 2000);

@@ -11,8 +11,10 @@ const entries = {
   for (const [entry, name] of Object.entries(entries)) {
     const required = require(entry);
     const imported = await import(entry);
-    if (typeof required[name] !== 'function') throw new Error(`require('${entry}').${name} is ${typeof required[name]}`);
-    if (required[name] !== imported[name]) throw new Error(`${entry}: require() and import() loaded two copies of ${name}`);
+    if (typeof required[name] !== 'function')
+      throw new Error(`require('${entry}').${name} is ${typeof required[name]}`);
+    if (required[name] !== imported[name])
+      throw new Error(`${entry}: require() and import() loaded two copies of ${name}`);
     console.log(`${entry}: require() and import() load one copy (${Object.keys(required).length} exports)`);
   }
 })().catch((error) => {

@@ -14,6 +14,7 @@ try {
   throw new Error('startup succeeded without better-sqlite3');
 } catch (error) {
   if (!(error instanceof MissingDatabaseDriverError)) throw error;
-  if (!error.message.includes('npm install better-sqlite3@12')) throw new Error(`no install command in: ${error.message}`);
+  if (!error.message.includes('npm install better-sqlite3@12'))
+    throw new Error(`no install command in: ${error.message}`);
   console.log(`without better-sqlite3: ${error.name}: ${error.message}`);
 }

@@ -7,7 +7,7 @@ import {
   assertPriority,
   assertRetrySettings,
   assertStoredName,
-} from '../processing/worker-options.validation.js';
+} from '../common/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { callerOrigin, rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
 

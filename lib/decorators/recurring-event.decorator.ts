@@ -13,8 +13,14 @@ import type { RecurringEventMetadata } from '../worker-metadata.accessor.js';
 export function RecurringEvent(cron: string, options: RecurringEventOptions = {}): ClassDecorator {
   return (target) => {
     const where = `@RecurringEvent() on ${target.name}`;
-    assertRecurringSchedule((key) => (key === 'cron' ? `${where}: cron` : key === 'options' ? `${where}: options` : `${where}: options.${key}`), cron, options);
-    const declared = (Reflect.getOwnMetadata(RECURRING_EVENT_METADATA, target) as RecurringEventMetadata[] | undefined) ?? [];
+    assertRecurringSchedule(
+      (key) =>
+        key === 'cron' ? `${where}: cron` : key === 'options' ? `${where}: options` : `${where}: options.${key}`,
+      cron,
+      options,
+    );
+    const declared =
+      (Reflect.getOwnMetadata(RECURRING_EVENT_METADATA, target) as RecurringEventMetadata[] | undefined) ?? [];
     Reflect.defineMetadata(RECURRING_EVENT_METADATA, [...declared, { ...options, cron }], target);
   };
 }

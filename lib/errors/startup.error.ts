@@ -14,7 +14,10 @@ export class MissingDatabaseDriverError extends WorkerError {
     cause?: unknown,
   ) {
     const installCommand = `npm install ${packageSpec}`;
-    const database = type === 'better-sqlite3' ? 'The embedded SQLite database (type "better-sqlite3", the default)' : `Database type "${type}"`;
+    const database =
+      type === 'better-sqlite3'
+        ? 'The embedded SQLite database (type "better-sqlite3", the default)'
+        : `Database type "${type}"`;
     super(`${database} needs the ${packageName} package, which is not installed: run ${installCommand}`, { cause });
     this.installCommand = installCommand;
   }
@@ -42,7 +45,9 @@ export class MissingWorkerTablesError extends WorkerError {
     const problems = [
       ...(missingTables.length > 0 ? [`the queue tables ${missingTables.join(', ')} do not exist`] : []),
       ...(missingColumns.length > 0
-        ? [`the columns ${missingColumns.join(', ')} do not exist (a database of an earlier release: run the newer migrations)`]
+        ? [
+            `the columns ${missingColumns.join(', ')} do not exist (a database of an earlier release: run the newer migrations)`,
+          ]
         : []),
     ];
     const sentence = problems.join('; and ');

@@ -74,7 +74,9 @@ export class DuplicateEventNameError extends WorkerError {
 /** A worker tried to change a row whose lease it no longer holds; the other holder's work stands. */
 export class LeaseLostError extends WorkerError {
   constructor(readonly workerId: string) {
-    super(`Lease on worker row ${workerId} was lost (it expired and another worker may hold it); the change was not applied`);
+    super(
+      `Lease on worker row ${workerId} was lost (it expired and another worker may hold it); the change was not applied`,
+    );
   }
 }
 

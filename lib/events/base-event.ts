@@ -1,3 +1,4 @@
+import type { IBaseEvent } from '../interfaces/base-event.interface.js';
 import { getQueueEventMetadata } from '../worker-metadata.accessor.js';
 
 /**
@@ -5,7 +6,7 @@ import { getQueueEventMetadata } from '../worker-metadata.accessor.js';
  * @QueueEvent() or an overridden getQueueName()) dispatch stores it for a worker; without one
  * dispatch runs it at once.
  */
-export abstract class BaseEvent<TPayload = unknown> {
+export abstract class BaseEvent<TPayload = unknown> implements IBaseEvent<TPayload> {
   constructor(protected readonly payload: TPayload) {}
 
   /**
@@ -28,9 +29,6 @@ export abstract class BaseEvent<TPayload = unknown> {
     return eventNameOf(this.constructor);
   }
 }
-
-/** A concrete event class. */
-export type EventClass<TEvent extends BaseEvent = BaseEvent> = new (payload: never) => TEvent;
 
 export function eventNameOf(eventClass: Function): string {
   return getQueueEventMetadata(eventClass)?.name ?? eventClass.name;

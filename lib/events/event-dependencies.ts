@@ -1,6 +1,6 @@
 import { OPTIONAL_PROPERTY_DEPS_METADATA, PROPERTY_DEPS_METADATA } from '@nestjs/common/constants.js';
 import { EventDependencyError } from '../errors/worker.error.js';
-import type { BaseEvent } from './base-event.js';
+import type { IBaseEvent } from '../interfaces/base-event.interface.js';
 
 /** Resolves a Nest injection token (class, string, symbol) to an instance. */
 export type DependencyResolver = (token: unknown) => unknown;
@@ -15,7 +15,7 @@ interface PropertyDependency {
  * cannot construct them; the standard `@Inject(Token)` property decorator still declares what they
  * need, and this resolves it the moment before `execute()`.
  */
-export function injectEventDependencies(event: BaseEvent, resolve: DependencyResolver | undefined): void {
+export function injectEventDependencies(event: IBaseEvent, resolve: DependencyResolver | undefined): void {
   for (const [key, instance] of resolveEventDependencies(event.constructor, event.getName(), resolve)) {
     (event as unknown as Record<string | symbol, unknown>)[key] = instance;
   }

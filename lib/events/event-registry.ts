@@ -1,8 +1,9 @@
 import { DuplicateEventNameError, UnknownEventError } from '../errors/worker.error.js';
-import { assertStoredName } from '../processing/worker-options.validation.js';
+import { assertStoredName } from '../common/worker-options.validation.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import { getDecoratedEventClasses, getEventClassOrigin, getQueueEventMetadata } from '../worker-metadata.accessor.js';
-import { type BaseEvent, type EventClass, eventNameOf } from './base-event.js';
+import { type BaseEvent, eventNameOf } from './base-event.js';
+import type { EventClass } from '../interfaces/base-event.interface.js';
 
 export interface RegisteredEvent {
   name: string;
@@ -87,7 +88,11 @@ export class EventRegistry {
       // A collected class never displaces (nor clashes with) a class its owner listed under that name.
       if (existing.listed && !listed) return;
       if (existing.listed === listed) {
-        const clash = new DuplicateEventNameError(name, describeOrigin(existing.eventClass, listed), describeOrigin(eventClass, listed));
+        const clash = new DuplicateEventNameError(
+          name,
+          describeOrigin(existing.eventClass, listed),
+          describeOrigin(eventClass, listed),
+        );
         if (listed) throw clash;
         this.ambiguous.set(name, clash);
         return;
@@ -118,7 +123,9 @@ function describeOrigin(eventClass: EventClass, listed: boolean): string {
  */
 function queueOfUndecorated(eventClass: EventClass): string | undefined {
   try {
-    const queueName: unknown = (eventClass.prototype as BaseEvent).getQueueName.call(Object.create(eventClass.prototype));
+    const queueName: unknown = (eventClass.prototype as BaseEvent).getQueueName.call(
+      Object.create(eventClass.prototype),
+    );
     return typeof queueName === 'string' && queueName !== '' ? queueName : undefined;
   } catch {
     return undefined;

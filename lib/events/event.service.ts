@@ -12,17 +12,17 @@ import {
   assertPlainObject,
   assertPriority,
   assertStoredName,
-} from '../processing/worker-options.validation.js';
+} from '../common/worker-options.validation.js';
 import type { DispatchOptions, IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { IWorkerAttributes, TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES, MAX_DELAY_SECONDS } from '../worker.constants.js';
-import type { BaseEvent, EventClass } from './base-event.js';
+import type { EventClass, IBaseEvent } from '../interfaces/base-event.interface.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';
 import { checkedPayload } from './payload-serializer.js';
-import type { WorkerLifecycle } from '../processing/worker-lifecycle.js';
+import type { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
 import type { DatabaseClock } from '../storage/database-clock.js';
 import { TypeOrmWorkerCreator } from '../storage/typeorm-worker.creator.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
@@ -40,7 +40,6 @@ function assertDispatchOptions(options: DispatchOptions): void {
   if (options.uniqueKey !== undefined) assertStoredName('uniqueKey', options.uniqueKey);
 }
 
-
 /** When a dispatched row becomes due: now, or later by delaySeconds or runAt. */
 function dueTime(options: DispatchOptions, now: Date): Date | undefined {
   if (options.delaySeconds !== undefined && options.runAt !== undefined) {
@@ -52,7 +51,10 @@ function dueTime(options: DispatchOptions, now: Date): Date | undefined {
   }
   if (options.runAt !== undefined) {
     if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) {
-      throw new InvalidWorkerOptionsError('runAt', `must be a valid Date (got ${options.runAt instanceof Date ? 'Invalid Date' : JSON.stringify(options.runAt)})`);
+      throw new InvalidWorkerOptionsError(
+        'runAt',
+        `must be a valid Date (got ${options.runAt instanceof Date ? 'Invalid Date' : JSON.stringify(options.runAt)})`,
+      );
     }
     return options.runAt;
   }
@@ -62,14 +64,18 @@ function dueTime(options: DispatchOptions, now: Date): Date | undefined {
 /** A unique key is only enforced by the package's own tables. */
 function assertKeyable(model: IWorkerModel, options: DispatchOptions): void {
   if (options.uniqueKey !== undefined && !(model instanceof TypeOrmWorkerModel)) {
-    throw new WorkerError('dispatch(event, { uniqueKey }) needs the TypeORM worker creator: a replaced creator cannot enforce the key');
+    throw new WorkerError(
+      'dispatch(event, { uniqueKey }) needs the TypeORM worker creator: a replaced creator cannot enforce the key',
+    );
   }
 }
 
 async function insertWithin(model: IWorkerModel, manager: EntityManager): Promise<void> {
   assertTransactionalDispatch(manager);
   if (!(model instanceof TypeOrmWorkerModel)) {
-    throw new WorkerError('dispatch(event, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction');
+    throw new WorkerError(
+      'dispatch(event, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction',
+    );
   }
   await model.insert(manager);
 }
@@ -165,7 +171,7 @@ export class EventService implements IEventService {
    * Stores a queued event and resolves to its row id once the row is written (committed, unless
    * `options.manager` makes it part of the caller's transaction); runs an unqueued event at once.
    */
-  async dispatch(event: BaseEvent, options: DispatchOptions = {}): Promise<string | undefined> {
+  async dispatch(event: IBaseEvent, options: DispatchOptions = {}): Promise<string | undefined> {
     const queueName = event.getQueueName();
     if (!queueName) {
       injectEventDependencies(event, this.resolveDependency);
@@ -180,7 +186,8 @@ export class EventService implements IEventService {
     // A taken unique key adopts the existing row: nothing new was dispatched.
     const added = !(model instanceof TypeOrmWorkerModel) || model.insertedNewRow;
     // Within a caller's transaction the row becomes visible when that transaction commits.
-    if (attributes && added) await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
+    if (attributes && added)
+      await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
     return attributes?.id;
   }
 
@@ -188,14 +195,23 @@ export class EventService implements IEventService {
    * The row a dispatch of a queued event stores, built and checked but not stored (the recurring
    * scheduler stores it in its own transaction). Throws what dispatch() throws for bad input.
    */
-  buildWorkerModel(event: BaseEvent, queueName: string, options: DispatchOptions = {}): { model: IWorkerModel; eventName: string } {
+  buildWorkerModel(
+    event: IBaseEvent,
+    queueName: string,
+    options: DispatchOptions = {},
+  ): { model: IWorkerModel; eventName: string } {
     assertDispatchOptions(options);
     const now = new Date(this.clock()?.now() ?? Date.now());
     return this.modelOf(event, queueName, options, { now, availableAt: dueTime(options, now) });
   }
 
   /** buildWorkerModel() with the options already checked and the times worked out (dispatchMany does that once for all events). */
-  private modelOf(event: BaseEvent, queueName: string, options: DispatchOptions, times: { now: Date; availableAt: Date | undefined }): { model: IWorkerModel; eventName: string } {
+  private modelOf(
+    event: IBaseEvent,
+    queueName: string,
+    options: DispatchOptions,
+    times: { now: Date; availableAt: Date | undefined },
+  ): { model: IWorkerModel; eventName: string } {
     const { attributes, eventName } = this.attributesOf(event, queueName, options, times);
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
     const model = this.workerCreator.createWorkerModel(attributes);
@@ -205,7 +221,7 @@ export class EventService implements IEventService {
 
   /** The attributes of the row a queued event is stored as; throws for an event class that is not registered. */
   private attributesOf(
-    event: BaseEvent,
+    event: IBaseEvent,
     queueName: string,
     options: DispatchOptions,
     times: { now: Date; availableAt: Date | undefined },
@@ -238,27 +254,34 @@ export class EventService implements IEventService {
    * of its own. `options` apply to every event (delaySeconds, runAt, priority, manager; not
    * uniqueKey). Resolves to the ids in the order of `events`. Events without a queue are refused.
    */
-  async dispatchMany(events: BaseEvent[], options: DispatchOptions = {}): Promise<string[]> {
+  async dispatchMany(events: IBaseEvent[], options: DispatchOptions = {}): Promise<string[]> {
     if (!Array.isArray(events)) throw new InvalidWorkerOptionsError('events', 'must be an array of queued events');
     if (options.uniqueKey !== undefined) {
-      throw new InvalidWorkerOptionsError('uniqueKey', 'cannot be given to dispatchMany (one key cannot hold several events): dispatch keyed events one by one');
+      throw new InvalidWorkerOptionsError(
+        'uniqueKey',
+        'cannot be given to dispatchMany (one key cannot hold several events): dispatch keyed events one by one',
+      );
     }
     assertDispatchOptions(options);
     // One statement, one instant: every row of it is created (and due) at the same time.
     const clock = this.clock();
     const now = new Date(clock ? await clock.current(options.manager) : Date.now());
     const times = { now, availableAt: dueTime(options, now) };
-    const queueOf = (event: BaseEvent, index: number): string => {
+    const queueOf = (event: IBaseEvent, index: number): string => {
       const queueName = event?.getQueueName?.();
       if (!queueName) {
-        throw new WorkerError(`dispatchMany() takes queued events only: events[${index}] (${event?.constructor?.name ?? typeof event}) has no queue`);
+        throw new WorkerError(
+          `dispatchMany() takes queued events only: events[${index}] (${event?.constructor?.name ?? typeof event}) has no queue`,
+        );
       }
       return queueName;
     };
     if (options.manager) assertTransactionalDispatch(options.manager);
     if (this.workerCreator instanceof TypeOrmWorkerCreator && !this.lifecycle?.hasListeners) {
       // Nothing needs a model per row (no 'dispatched' listener): rows go straight from the events.
-      const rows = events.map((event, index) => this.attributesOf(event, queueOf(event, index), options, times).attributes);
+      const rows = events.map(
+        (event, index) => this.attributesOf(event, queueOf(event, index), options, times).attributes,
+      );
       return this.workerCreator.insertNewRows(rows, options.manager);
     }
     const built = events.map((event, index) => {
@@ -269,11 +292,15 @@ export class EventService implements IEventService {
     if (models.every((model): model is TypeOrmWorkerModel => model instanceof TypeOrmWorkerModel)) {
       await TypeOrmWorkerModel.insertMany(models, options.manager);
     } else if (options.manager) {
-      throw new WorkerError('dispatchMany(events, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction');
+      throw new WorkerError(
+        'dispatchMany(events, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction',
+      );
     } else {
       for (const model of models) await model.saveWorkerData();
     }
-    const ids = models.map((model) => (model instanceof TypeOrmWorkerModel ? model.id : model.getWorkerData()?.id) ?? '');
+    const ids = models.map(
+      (model) => (model instanceof TypeOrmWorkerModel ? model.id : model.getWorkerData()?.id) ?? '',
+    );
     if (this.lifecycle?.hasListeners) {
       for (const { model, queueName, eventName, event } of built) {
         const attributes = model.getWorkerData();
@@ -283,9 +310,9 @@ export class EventService implements IEventService {
     return ids;
   }
 
-  createEvent(eventName: string, payload: TSerializableValues | null): BaseEvent {
+  createEvent(eventName: string, payload: TSerializableValues | null): IBaseEvent {
     const { eventClass } = this.registry.get(eventName);
-    const event = new (eventClass as new (payload: TSerializableValues | null) => BaseEvent)(payload);
+    const event = new (eventClass as new (payload: TSerializableValues | null) => IBaseEvent)(payload);
     injectEventDependencies(event, this.resolveDependency);
     return event;
   }

@@ -40,7 +40,11 @@ export function checkedPayload(eventName: string, payload: unknown, limits: Payl
  * prototypes), then writes the copy's JSON: a getter that answers 1 and then NaN is checked and
  * stored as the same 1 (a check followed by JSON.stringify of the original would read it twice).
  */
-function checked(eventName: string, payload: unknown, limits: PayloadLimits): { copy: TSerializableValues | null; json: string | null } {
+function checked(
+  eventName: string,
+  payload: unknown,
+  limits: PayloadLimits,
+): { copy: TSerializableValues | null; json: string | null } {
   if (payload === undefined || payload === null) return { copy: null, json: null };
   if (typeof payload === 'object') {
     // Taken once: a copy stored again later (changed in place, say) is checked again.
@@ -56,7 +60,11 @@ function checked(eventName: string, payload: unknown, limits: PayloadLimits): { 
   if (limits.maxBytes !== undefined && json.length > limits.maxBytes / 3) {
     const bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > limits.maxBytes) {
-      throw new UnserializablePayloadError(eventName, 'payload', `is ${bytes} bytes of JSON, more than maxPayloadBytes (${limits.maxBytes})`);
+      throw new UnserializablePayloadError(
+        eventName,
+        'payload',
+        `is ${bytes} bytes of JSON, more than maxPayloadBytes (${limits.maxBytes})`,
+      );
     }
   }
   return { copy, json };
@@ -110,7 +118,8 @@ function copyChecked(eventName: string, value: unknown, path: string, ancestors:
     if (child === undefined) continue;
     const copied = copyChecked(eventName, child, `${path}.${key}`, ancestors, depth + 1);
     // An own "__proto__" key stays a key (assigning it would set the copy's prototype instead).
-    if (key === '__proto__') Object.defineProperty(copy, key, { value: copied, enumerable: true, writable: true, configurable: true });
+    if (key === '__proto__')
+      Object.defineProperty(copy, key, { value: copied, enumerable: true, writable: true, configurable: true });
     else copy[key] = copied;
   }
   ancestors.delete(object);

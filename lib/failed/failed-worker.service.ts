@@ -1,7 +1,17 @@
 import type { DataSource } from 'typeorm';
 import { CorruptPayloadError, FailedWorkerNotFoundError, InvalidWorkerOptionsError } from '../errors/worker.error.js';
-import type { FailedWorkerPage, FailedWorkerQuery, FailedWorkerRecord } from '../interfaces/failed-workers.interface.js';
-import { assertInteger, assertKnownKeys, assertPlainObject, assertStoredName, rowIdOf } from '../processing/worker-options.validation.js';
+import type {
+  FailedWorkerPage,
+  FailedWorkerQuery,
+  FailedWorkerRecord,
+} from '../interfaces/failed-workers.interface.js';
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertPlainObject,
+  assertStoredName,
+  rowIdOf,
+} from '../common/worker-options.validation.js';
 import { dialectFor } from '../storage/dialects/dialect-for.js';
 import type { WorkerDialect } from '../storage/dialects/worker-dialect.js';
 import type { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
@@ -37,7 +47,8 @@ export class FailedWorkerService {
     const page = query.page ?? 1;
     const pageSize = query.pageSize ?? DEFAULT_FAILED_PAGE_SIZE;
     assertInteger('pageSize', pageSize, 1);
-    if (pageSize > MAX_FAILED_PAGE_SIZE) throw new InvalidWorkerOptionsError('pageSize', `must be at most ${MAX_FAILED_PAGE_SIZE} (got ${pageSize})`);
+    if (pageSize > MAX_FAILED_PAGE_SIZE)
+      throw new InvalidWorkerOptionsError('pageSize', `must be at most ${MAX_FAILED_PAGE_SIZE} (got ${pageSize})`);
     // The row offset, (page - 1) × pageSize, must stay an exact integer for the OFFSET clause.
     assertInteger('page', page, 1, Math.floor(Number.MAX_SAFE_INTEGER / pageSize));
     const [rows, total] = await this.store.page(this.filterOf(query), (page - 1) * pageSize, pageSize);
@@ -71,7 +82,10 @@ export class FailedWorkerService {
   /** Deletes failed events that failed before `olderThan`; returns how many. */
   async purge(olderThan: Date): Promise<number> {
     if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
-      throw new InvalidWorkerOptionsError('olderThan', `must be a valid Date (got ${olderThan instanceof Date ? 'Invalid Date' : typeof olderThan})`);
+      throw new InvalidWorkerOptionsError(
+        'olderThan',
+        `must be a valid Date (got ${olderThan instanceof Date ? 'Invalid Date' : typeof olderThan})`,
+      );
     }
     return this.store.purge(olderThan.getTime());
   }

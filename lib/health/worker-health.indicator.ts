@@ -2,7 +2,12 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { describeError } from '../errors/describe-error.js';
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
-import { assertInteger, assertKnownKeys, assertNumber, assertPlainObject } from '../processing/worker-options.validation.js';
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertNumber,
+  assertPlainObject,
+} from '../common/worker-options.validation.js';
 import { WorkerService } from '../processing/worker.service.js';
 
 /** When the workers count as unhealthy. Thresholds left out are not checked. */
@@ -24,7 +29,8 @@ export function validateHealthThresholds(thresholds: WorkerHealthThresholds): Wo
   const raw: unknown = thresholds;
   assertPlainObject('health thresholds', raw);
   assertKnownKeys('', raw, THRESHOLD_KEYS);
-  if (thresholds.maxOldestDueAgeSeconds !== undefined) assertNumber('maxOldestDueAgeSeconds', thresholds.maxOldestDueAgeSeconds, 0);
+  if (thresholds.maxOldestDueAgeSeconds !== undefined)
+    assertNumber('maxOldestDueAgeSeconds', thresholds.maxOldestDueAgeSeconds, 0);
   if (thresholds.maxFailed !== undefined) assertInteger('maxFailed', thresholds.maxFailed, 0);
   return thresholds;
 }
@@ -57,8 +63,14 @@ export class WorkerHealthIndicator {
     }
     const problems: string[] = [];
     for (const queue of statistics) {
-      if (maxOldestDueAgeSeconds !== undefined && queue.oldestDueAgeMs !== null && queue.oldestDueAgeMs > maxOldestDueAgeSeconds * 1000) {
-        problems.push(`${queue.queueName}: oldest due event waiting ${Math.round(queue.oldestDueAgeMs / 1000)} s (max ${maxOldestDueAgeSeconds} s)`);
+      if (
+        maxOldestDueAgeSeconds !== undefined &&
+        queue.oldestDueAgeMs !== null &&
+        queue.oldestDueAgeMs > maxOldestDueAgeSeconds * 1000
+      ) {
+        problems.push(
+          `${queue.queueName}: oldest due event waiting ${Math.round(queue.oldestDueAgeMs / 1000)} s (max ${maxOldestDueAgeSeconds} s)`,
+        );
       }
       if (maxFailed !== undefined && queue.failed > maxFailed) {
         problems.push(`${queue.queueName}: ${queue.failed} failed events (max ${maxFailed})`);

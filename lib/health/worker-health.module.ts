@@ -1,6 +1,11 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
-import { validateHealthThresholds, WORKER_HEALTH_THRESHOLDS, WorkerHealthIndicator, type WorkerHealthThresholds } from './worker-health.indicator.js';
+import {
+  validateHealthThresholds,
+  WORKER_HEALTH_THRESHOLDS,
+  WorkerHealthIndicator,
+  type WorkerHealthThresholds,
+} from './worker-health.indicator.js';
 
 /**
  * Provides WorkerHealthIndicator (import it beside WorkerModule). `register(thresholds)` sets the
@@ -12,7 +17,10 @@ export class WorkerHealthModule {
     return {
       module: WorkerHealthModule,
       imports: [TerminusModule],
-      providers: [{ provide: WORKER_HEALTH_THRESHOLDS, useValue: validateHealthThresholds(thresholds) }, WorkerHealthIndicator],
+      providers: [
+        { provide: WORKER_HEALTH_THRESHOLDS, useValue: validateHealthThresholds(thresholds) },
+        WorkerHealthIndicator,
+      ],
       exports: [WorkerHealthIndicator, TerminusModule],
     };
   }

@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import type { BaseEvent } from '../events/base-event.js';
+import type { IBaseEvent } from './base-event.interface.js';
 import type { QueueEventOptions } from './queue-event-options.interface.js';
 import type { TSerializableValues } from './worker-attributes.interface.js';
 
@@ -30,9 +30,9 @@ export interface DispatchOptions {
 /** What WorkerService needs of an event service: dispatch, and turning a stored row back into an event. */
 export interface IEventService {
   /** Stores a queued event (resolves to its row id) or runs an unqueued one at once (resolves to undefined). */
-  dispatch(event: BaseEvent, options?: DispatchOptions): Promise<string | undefined>;
+  dispatch(event: IBaseEvent, options?: DispatchOptions): Promise<string | undefined>;
   /** Rebuilds a registered event from its stored name and payload, dependencies injected. Throws UnknownEventError. */
-  createEvent(eventName: string, payload: TSerializableValues | null): BaseEvent;
+  createEvent(eventName: string, payload: TSerializableValues | null): IBaseEvent;
   /** Options declared with @QueueEvent() for that name (they win over the queue's options). */
   getEventOptions(eventName: string): QueueEventOptions | undefined;
 }

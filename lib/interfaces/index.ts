@@ -1,3 +1,4 @@
+export * from './base-event.interface.js';
 export * from './event-service.interface.js';
 export * from './logger.interface.js';
 export * from './queue-event-options.interface.js';

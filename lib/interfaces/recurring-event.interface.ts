@@ -1,4 +1,4 @@
-import type { EventClass } from '../events/base-event.js';
+import type { EventClass } from './base-event.interface.js';
 import type { TSerializableValues } from './worker-attributes.interface.js';
 
 /** How a recurring event is dispatched, besides its cron expression. */

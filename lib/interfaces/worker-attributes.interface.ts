@@ -1,11 +1,6 @@
 /** What a payload may hold: values that survive a JSON round trip unchanged. */
 export type TSerializableValues =
-  | string
-  | number
-  | boolean
-  | null
-  | TSerializableValues[]
-  | { [key: string]: TSerializableValues | undefined };
+  string | number | boolean | null | TSerializableValues[] | { [key: string]: TSerializableValues | undefined };
 
 /** A stored worker row, as the seed defines it (the pending and the failed store share it). */
 export interface IWorkerAttributes {

@@ -1,7 +1,7 @@
 import type { InjectionToken, OptionalFactoryDependency, Provider, Type } from '@nestjs/common';
 import type { RecurringEventDefinition } from './recurring-event.interface.js';
 import type { DataSource } from 'typeorm';
-import type { EventClass } from '../events/base-event.js';
+import type { EventClass } from './base-event.interface.js';
 import type { BackoffOption } from './backoff.interface.js';
 import type { ILoggerService } from './logger.interface.js';
 import type { IWorkerCreator } from './worker-creator.interface.js';

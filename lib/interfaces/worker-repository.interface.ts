@@ -118,7 +118,10 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
    * Cancels a pending row (removed) or a running one (marked so its worker aborts it and removes it).
    * Resolves to undefined when no such row is pending. Optional for custom repositories.
    */
-  cancelWorker?(target: { id: string } | { queueName: string; uniqueKey: string }, now: number): Promise<CancelledEvent | undefined>;
+  cancelWorker?(
+    target: { id: string } | { queueName: string; uniqueKey: string },
+    now: number,
+  ): Promise<CancelledEvent | undefined>;
   /** Statistics per queue in one query; every queue with rows when `queueNames` is omitted. Optional for custom repositories. */
   getQueueStatistics?(queueNames?: string[]): Promise<QueueStatistics[]>;
 }

@@ -1,5 +1,10 @@
 import { type DynamicModule, Module } from '@nestjs/common';
-import { validateMetricsOptions, WORKER_METRICS_OPTIONS, WorkerMetrics, type WorkerMetricsOptions } from './worker-metrics.js';
+import {
+  validateMetricsOptions,
+  WORKER_METRICS_OPTIONS,
+  WorkerMetrics,
+  type WorkerMetricsOptions,
+} from './worker-metrics.js';
 
 /**
  * Provides WorkerMetrics; import it beside WorkerModule (whose WorkerService and WorkerLifecycle it

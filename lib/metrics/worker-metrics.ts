@@ -1,12 +1,24 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit, Optional } from '@nestjs/common';
-import { Counter, Gauge, Histogram, type OpenMetricsContentType, type Registry, register as globalRegistry } from 'prom-client';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  type OpenMetricsContentType,
+  type Registry,
+  register as globalRegistry,
+} from 'prom-client';
 import { describeError } from '../errors/describe-error.js';
 import { InvalidWorkerOptionsError, WorkerError } from '../errors/worker.error.js';
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { WorkerLifecycleEvent } from '../interfaces/worker-lifecycle.interface.js';
-import { WorkerLifecycle } from '../processing/worker-lifecycle.js';
-import { assertKnownKeys, assertNumber, assertPlainObject, assertStoredName } from '../processing/worker-options.validation.js';
+import { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
+import {
+  assertKnownKeys,
+  assertNumber,
+  assertPlainObject,
+  assertStoredName,
+} from '../common/worker-options.validation.js';
 import { WorkerService } from '../processing/worker.service.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
 import { WORKER_CONFIG } from '../worker.constants.js';
@@ -29,7 +41,9 @@ export interface WorkerMetricsOptions {
 export const WORKER_METRICS_OPTIONS = 'NESTJS_WORKERS_METRICS_OPTIONS';
 
 export const DEFAULT_METRICS_PREFIX = 'nestjs_workers_';
-export const DEFAULT_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export const DEFAULT_DURATION_BUCKETS: readonly number[] = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
 
 const OPTION_KEYS = ['registry', 'prefix', 'buckets', 'queues'] as const;
 const PREFIX_PATTERN = /^([a-zA-Z_:][a-zA-Z0-9_:]*)?$/;
@@ -42,24 +56,36 @@ export function validateMetricsOptions(options: WorkerMetricsOptions): WorkerMet
   const { registry, prefix, buckets, queues } = raw;
   if (registry !== undefined) {
     const methods = registry as Record<string, unknown> | null;
-    if (typeof methods?.metrics !== 'function' || typeof methods.getSingleMetric !== 'function' || typeof methods.removeSingleMetric !== 'function') {
+    if (
+      typeof methods?.metrics !== 'function' ||
+      typeof methods.getSingleMetric !== 'function' ||
+      typeof methods.removeSingleMetric !== 'function'
+    ) {
       throw new InvalidWorkerOptionsError('registry', 'must be a prom-client Registry');
     }
   }
   if (prefix !== undefined && (typeof prefix !== 'string' || !PREFIX_PATTERN.test(prefix))) {
-    throw new InvalidWorkerOptionsError('prefix', `must be empty or start a Prometheus metric name: [a-zA-Z_:][a-zA-Z0-9_:]* (got ${JSON.stringify(prefix)})`);
+    throw new InvalidWorkerOptionsError(
+      'prefix',
+      `must be empty or start a Prometheus metric name: [a-zA-Z_:][a-zA-Z0-9_:]* (got ${JSON.stringify(prefix)})`,
+    );
   }
   if (buckets !== undefined) {
-    if (!Array.isArray(buckets) || buckets.length === 0) throw new InvalidWorkerOptionsError('buckets', 'must be a non-empty array of seconds');
+    if (!Array.isArray(buckets) || buckets.length === 0)
+      throw new InvalidWorkerOptionsError('buckets', 'must be a non-empty array of seconds');
     buckets.forEach((bound: unknown, index) => {
       assertNumber(`buckets[${index}]`, bound, 0);
       if (index > 0 && (bound as number) <= (buckets[index - 1] as number)) {
-        throw new InvalidWorkerOptionsError('buckets', `must be increasing (${String(bound)} follows ${String(buckets[index - 1])})`);
+        throw new InvalidWorkerOptionsError(
+          'buckets',
+          `must be increasing (${String(bound)} follows ${String(buckets[index - 1])})`,
+        );
       }
     });
   }
   if (queues !== undefined) {
-    if (!Array.isArray(queues) || queues.length === 0) throw new InvalidWorkerOptionsError('queues', 'must be a non-empty array of queue names');
+    if (!Array.isArray(queues) || queues.length === 0)
+      throw new InvalidWorkerOptionsError('queues', 'must be a non-empty array of queue names');
     queues.forEach((queue: unknown, index) => assertStoredName(`queues[${index}]`, queue));
   }
   return options;
@@ -75,7 +101,10 @@ const COUNTERS: Record<CountedEvent, [name: string, help: string]> = {
   cancelled: ['events_cancelled_total', 'Events cancelled before or while they ran'],
 };
 
-const DURATION = ['event_duration_seconds', 'Execution time of an attempt, by outcome (completed, retrying, failed)'] as const;
+const DURATION = [
+  'event_duration_seconds',
+  'Execution time of an attempt, by outcome (completed, retrying, failed)',
+] as const;
 
 const DEPTH_GAUGES: Record<string, [help: string, read: (queue: QueueStatistics) => number]> = {
   queue_pending: ['Events in the pending table (due, delayed and running)', (queue) => queue.pending],
@@ -130,14 +159,18 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
 
   /** The full names of the metrics this instance registers (prefix included). */
   get metricNames(): string[] {
-    return [...Object.values(COUNTERS).map(([name]) => name), DURATION[0], ...Object.keys(DEPTH_GAUGES)].map((name) => this.prefix + name);
+    return [...Object.values(COUNTERS).map(([name]) => name), DURATION[0], ...Object.keys(DEPTH_GAUGES)].map(
+      (name) => this.prefix + name,
+    );
   }
 
   onModuleInit(): void {
     // Every name is checked before any is registered: a clash leaves the registry as it was.
     const taken = this.metricNames.find((name) => this.registry.getSingleMetric(name) !== undefined);
     if (taken) {
-      throw new WorkerError(`Metric ${taken} is already registered on this registry: give each WorkerMetricsModule its own registry or prefix`);
+      throw new WorkerError(
+        `Metric ${taken} is already registered on this registry: give each WorkerMetricsModule its own registry or prefix`,
+      );
     }
     const registers = [this.registry];
     const counter = ([name, help]: [string, string]) => {
@@ -197,7 +230,9 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
       statistics = await this.workerService.getQueueStatistics(this.options.queues);
     } catch (error) {
       // The counters and histogram still scrape; the gauges keep their last values.
-      this.logger.error(`Could not read queue statistics for the depth gauges (they keep their last values): ${describeError(error)}`);
+      this.logger.error(
+        `Could not read queue statistics for the depth gauges (they keep their last values): ${describeError(error)}`,
+      );
       return;
     }
     for (const [name, [, read]] of Object.entries(DEPTH_GAUGES)) {

@@ -1,5 +1,5 @@
 import { EventTimeoutError } from '../errors/worker.error.js';
-import type { BaseEvent } from '../events/base-event.js';
+import type { IBaseEvent } from '../interfaces/base-event.interface.js';
 
 /**
  * One claimed row's attempt, from the claim until its outcome is recorded. cancel() and the heartbeat
@@ -37,11 +37,14 @@ export class ClaimedRun {
    * cancel); the attempt then fails with that reason. The event's own code may still be running then:
    * it should stop on the signal.
    */
-  async execute(event: BaseEvent, eventName: string, timeoutSeconds: number | undefined): Promise<void> {
+  async execute(event: IBaseEvent, eventName: string, timeoutSeconds: number | undefined): Promise<void> {
     if (this.reason) throw this.reason;
     this.controller = new AbortController();
     const interrupted = new Promise<never>((_, reject) => (this.interrupt = reject));
-    const timer = timeoutSeconds === undefined ? undefined : setTimeout(() => this.abort(new EventTimeoutError(eventName, timeoutSeconds)), timeoutSeconds * 1000);
+    const timer =
+      timeoutSeconds === undefined
+        ? undefined
+        : setTimeout(() => this.abort(new EventTimeoutError(eventName, timeoutSeconds)), timeoutSeconds * 1000);
     try {
       // race() handles `interrupted` even when it rejects after execute() settled.
       await Promise.race([event.execute(this.controller.signal), interrupted]);

@@ -31,11 +31,16 @@ export function retryDelaySeconds(
       onInvalid(`returned ${seconds}, more than the longest delay (${MAX_DELAY_SECONDS} s)`);
       return runAfterSeconds;
     }
-    onInvalid(`returned ${typeof seconds === 'number' ? String(seconds) : JSON.stringify(seconds)}, not a number of seconds ≥ 0`);
+    onInvalid(
+      `returned ${typeof seconds === 'number' ? String(seconds) : JSON.stringify(seconds)}, not a number of seconds ≥ 0`,
+    );
     return runAfterSeconds;
   }
   const options = backoff === 'exponential' ? { type: 'exponential' as const } : backoff;
   if (options.type === 'fixed') return runAfterSeconds;
-  const delay = Math.min((runAfterSeconds || 1) * 2 ** (attempt - 1), options.maxSeconds ?? DEFAULT_MAX_BACKOFF_SECONDS);
+  const delay = Math.min(
+    (runAfterSeconds || 1) * 2 ** (attempt - 1),
+    options.maxSeconds ?? DEFAULT_MAX_BACKOFF_SECONDS,
+  );
   return options.jitter ? delay / 2 + random() * (delay / 2) : delay;
 }

@@ -10,9 +10,16 @@ import type {
 
 export function isQueueRepository(repository: IWorkerRepository): repository is IWorkerQueueRepository {
   const candidate = repository as Partial<IWorkerQueueRepository>;
-  return ['claimWorkers', 'countDueWorkers', 'completeWorker', 'retryWorker', 'failWorker', 'renewLeases', 'releaseWorkers', 'getQueueHealth'].every(
-    (method) => typeof candidate[method as keyof IWorkerQueueRepository] === 'function',
-  );
+  return [
+    'claimWorkers',
+    'countDueWorkers',
+    'completeWorker',
+    'retryWorker',
+    'failWorker',
+    'renewLeases',
+    'releaseWorkers',
+    'getQueueHealth',
+  ].every((method) => typeof candidate[method as keyof IWorkerQueueRepository] === 'function');
 }
 
 /**
@@ -63,7 +70,13 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
   retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
     return this.settle(model, async () => {
       const data = model.getWorkerData();
-      if (data) await model.updateWorkerData({ ...data, error: retry.error, retries: retry.retries, updatedAt: retry.availableAt });
+      if (data)
+        await model.updateWorkerData({
+          ...data,
+          error: retry.error,
+          retries: retry.retries,
+          updatedAt: retry.availableAt,
+        });
     });
   }
 

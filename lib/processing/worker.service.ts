@@ -12,19 +12,29 @@ import {
   WorkerError,
   WorkerNotConfiguredError,
 } from '../errors/worker.error.js';
-import type { BaseEvent } from '../events/base-event.js';
+import type { IBaseEvent } from '../interfaces/base-event.interface.js';
 import type { CancelledEvent, CancelTarget } from '../interfaces/cancel.interface.js';
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
-import { emptyStatistics } from './queue-statistics.js';
-import type { WorkerLifecycle } from './worker-lifecycle.js';
+import { emptyStatistics } from '../common/queue-statistics.js';
+import type { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
 import type { IEventService } from '../interfaces/event-service.interface.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/worker-creator.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
-import type { IWorkerQueueRepository, IWorkerRepository, QueueHealth, RetryRequest } from '../interfaces/worker-repository.interface.js';
-import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE, QUEUED_ITEMS_COUNT_LIMIT } from '../worker.constants.js';
+import type {
+  IWorkerQueueRepository,
+  IWorkerRepository,
+  QueueHealth,
+  RetryRequest,
+} from '../interfaces/worker-repository.interface.js';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_LEASE_SECONDS,
+  HEARTBEATS_PER_LEASE,
+  QUEUED_ITEMS_COUNT_LIMIT,
+} from '../worker.constants.js';
 import { describeError } from '../errors/describe-error.js';
 import { retryDelaySeconds } from './retry-policy.js';
 import { ClaimedRun } from './claimed-run.js';
@@ -40,11 +50,19 @@ import {
   assertRetrySettings,
   assertStoredName,
   rowIdOf,
-} from './worker-options.validation.js';
+} from '../common/worker-options.validation.js';
 
 /** Every key of TEventWorkerOptions: a misspelt option (queueNme) is refused, not ignored. */
 const RUN_WORKER_KEYS = [
-  'queueName', 'retries', 'runAfterSeconds', 'runOnce', 'workerCreator', 'concurrency', 'batchSize', 'backoff', 'timeoutSeconds',
+  'queueName',
+  'retries',
+  'runAfterSeconds',
+  'runOnce',
+  'workerCreator',
+  'concurrency',
+  'batchSize',
+  'backoff',
+  'timeoutSeconds',
 ] as const satisfies readonly (keyof TEventWorkerOptions)[];
 
 export interface WorkerServiceSettings {
@@ -80,7 +98,7 @@ interface RunContext {
   recording?: Promise<void>;
 }
 
-type LifecycleOutcome = { queueName: string; eventName: string; attributes: IWorkerAttributes; event?: BaseEvent };
+type LifecycleOutcome = { queueName: string; eventName: string; attributes: IWorkerAttributes; event?: IBaseEvent };
 
 interface FailedAttempt {
   model: IWorkerModel;
@@ -204,10 +222,13 @@ export class WorkerService {
    */
   async getQueueStatistics(queueNames?: string[]): Promise<QueueStatistics[]> {
     const repository = this.requireRepository();
-    if (!repository.getQueueStatistics) throw new WorkerError('The worker repository in use does not provide getQueueStatistics()');
+    if (!repository.getQueueStatistics)
+      throw new WorkerError('The worker repository in use does not provide getQueueStatistics()');
     if (queueNames) return repository.getQueueStatistics(checkedQueueNames(queueNames));
     const withRows = await repository.getQueueStatistics();
-    const known = this.knownQueues().filter((queueName) => !withRows.some((statistics) => statistics.queueName === queueName));
+    const known = this.knownQueues().filter(
+      (queueName) => !withRows.some((statistics) => statistics.queueName === queueName),
+    );
     return [...withRows, ...known.map(emptyStatistics)].sort((a, b) => a.queueName.localeCompare(b.queueName));
   }
 
@@ -226,7 +247,12 @@ export class WorkerService {
     if (cancelled.wasRunning) {
       this.abortCancelled(cancelled.id, cancelled.eventName);
     } else if (cancelled.attributes) {
-      await this.lifecycle?.emit({ name: 'cancelled', queueName: cancelled.queueName, eventName: cancelled.eventName, attributes: cancelled.attributes });
+      await this.lifecycle?.emit({
+        name: 'cancelled',
+        queueName: cancelled.queueName,
+        eventName: cancelled.eventName,
+        attributes: cancelled.attributes,
+      });
     }
     return cancelled;
   }
@@ -391,9 +417,19 @@ export class WorkerService {
         // Once per pass that found work (idle polls cost a single query), before its first event
         // starts, as the seed logs it. Only a full batch asks what else is due: one count per pass.
         if (firstOfPass && !this.stopping) {
-          await this.logQueuedItems(repository, options.queueName, batch.length, tookAllDue ? undefined : context.dueBy);
+          await this.logQueuedItems(
+            repository,
+            options.queueName,
+            batch.length,
+            tookAllDue ? undefined : context.dueBy,
+          );
         }
-        pool = startPool(givenBack ? [] : batch, concurrency, () => !this.stopping, (model) => this.processSafely(model, context));
+        pool = startPool(
+          givenBack ? [] : batch,
+          concurrency,
+          () => !this.stopping,
+          (model) => this.processSafely(model, context),
+        );
         const unstarted = await pool.done;
         this.unstartedBatches.delete(unstartedOfBatch);
         if (unstarted.length > 0) await repository.releaseWorkers(unstarted);
@@ -419,7 +455,12 @@ export class WorkerService {
    * Logs the seed's "Queued items: N": this batch plus what is still due at `countBy`, or the batch
    * alone when it took everything due (`countBy` undefined).
    */
-  private async logQueuedItems(repository: IWorkerQueueRepository, queueName: string, claimed: number, countBy: Date | undefined): Promise<void> {
+  private async logQueuedItems(
+    repository: IWorkerQueueRepository,
+    queueName: string,
+    claimed: number,
+    countBy: Date | undefined,
+  ): Promise<void> {
     if (countBy === undefined) {
       this.logger.log(`Queued items: ${claimed}`);
       return;
@@ -454,7 +495,8 @@ export class WorkerService {
       renewing = true;
       try {
         const renewal = await repository.renewLeases(batch, this.leaseMs);
-        const { cancelled, lost } = !renewal || Array.isArray(renewal) ? { cancelled: renewal ?? [], lost: [] } : renewal;
+        const { cancelled, lost } =
+          !renewal || Array.isArray(renewal) ? { cancelled: renewal ?? [], lost: [] } : renewal;
         for (const id of cancelled) this.abortCancelled(id);
         for (const id of lost) {
           // Another worker took the row after the lease expired (this process was paused, or could not
@@ -511,7 +553,7 @@ export class WorkerService {
     let permanent = failure !== undefined;
     let maxAttempts = options.retries;
     let policy: Pick<TEventWorkerOptions, 'runAfterSeconds' | 'backoff' | 'timeoutSeconds'> = options;
-    let event: BaseEvent | undefined;
+    let event: IBaseEvent | undefined;
     const startedAt = performance.now();
     try {
       const eventOptions = eventService.getEventOptions(data.eventName);
@@ -528,7 +570,9 @@ export class WorkerService {
       }
       if (!failure) {
         event = eventService.createEvent(data.eventName, data.payload);
-        this.logger.debug?.(`Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`);
+        this.logger.debug?.(
+          `Processing ${data.eventName} (row ${data.id}, attempt ${data.attempts} of ${maxAttempts})`,
+        );
         await run.execute(event, data.eventName, policy.timeoutSeconds);
       }
     } catch (thrown) {
@@ -562,11 +606,24 @@ export class WorkerService {
       const attempt = { model, outcome, durationMs: performance.now() - startedAt, error: failure };
       if (permanent || data.attempts >= maxAttempts) {
         const now = new Date(await currentTime(repository));
-        const failed = context.creator.createFailedWorkerModel({ ...data, error, retries: maxAttempts, failedAt: now, updatedAt: now });
+        const failed = context.creator.createFailedWorkerModel({
+          ...data,
+          error,
+          retries: maxAttempts,
+          failedAt: now,
+          updatedAt: now,
+        });
         context.failing.push({ ...attempt, failed });
       } else {
-        const delaySeconds = retryDelaySeconds(policy.backoff, policy.runAfterSeconds, data.attempts, failure, (problem) =>
-          this.logger.error(`The backoff function of ${data.eventName} ${problem}; retrying after runAfterSeconds instead`),
+        const delaySeconds = retryDelaySeconds(
+          policy.backoff,
+          policy.runAfterSeconds,
+          data.attempts,
+          failure,
+          (problem) =>
+            this.logger.error(
+              `The backoff function of ${data.eventName} ${problem}; retrying after runAfterSeconds instead`,
+            ),
         );
         // Strictly after the pass start, so a runOnce pass never picks its own retries up again.
         const dueAt = (await currentTime(repository)) + delaySeconds * 1000;
@@ -575,7 +632,9 @@ export class WorkerService {
       }
     } catch (storageError) {
       if (storageError instanceof LeaseLostError) {
-        this.logger.warn(`${storageError.message}; the worker that holds it now decides the outcome of ${data.eventName}`);
+        this.logger.warn(
+          `${storageError.message}; the worker that holds it now decides the outcome of ${data.eventName}`,
+        );
       } else {
         this.logger.error(
           `Could not record the outcome of ${data.eventName} (row ${data.id}); it runs again when its lease expires: ` +
@@ -645,7 +704,11 @@ export class WorkerService {
   }
 
   /** A repository's outcomes by row id, in the order of `entries`. */
-  private byEntry<O extends string>(entries: FailedAttempt[], outcomes: Map<string, O | 'cancelled' | 'lease-lost'>, done: O): Recorded[] {
+  private byEntry<O extends string>(
+    entries: FailedAttempt[],
+    outcomes: Map<string, O | 'cancelled' | 'lease-lost'>,
+    done: O,
+  ): Recorded[] {
     return entries.map(({ outcome }): Recorded => {
       const found = outcomes.get(outcome.attributes.id ?? '');
       if (found === done) return 'recorded';
@@ -659,7 +722,10 @@ export class WorkerService {
   }
 
   /** For repositories without the batch methods: one write per row, each failing on its own. */
-  private async oneByOne<E extends FailedAttempt>(entries: E[], record: (entry: E) => Promise<void>): Promise<Recorded[]> {
+  private async oneByOne<E extends FailedAttempt>(
+    entries: E[],
+    record: (entry: E) => Promise<void>,
+  ): Promise<Recorded[]> {
     const recorded: Recorded[] = [];
     for (const entry of entries) {
       try {
@@ -690,7 +756,11 @@ export class WorkerService {
     const models = succeeded.map(({ model }) => model);
     let lost: Set<string>;
     try {
-      lost = new Set(repository.completeWorkers ? await repository.completeWorkers(models) : await completeOneByOne(repository, models));
+      lost = new Set(
+        repository.completeWorkers
+          ? await repository.completeWorkers(models)
+          : await completeOneByOne(repository, models),
+      );
     } catch (error) {
       this.logger.error(
         `Could not record ${models.length} finished events of queue ${options.queueName}; they run again when their lease expires: ` +
@@ -699,17 +769,23 @@ export class WorkerService {
       return;
     }
     for (const id of lost) {
-      this.logger.warn(`${new LeaseLostError(id).message}; the worker that holds it now decides the outcome of its event`);
+      this.logger.warn(
+        `${new LeaseLostError(id).message}; the worker that holds it now decides the outcome of its event`,
+      );
     }
-    const recorded = lost.size === 0 ? succeeded : succeeded.filter(({ outcome }) => !lost.has(outcome.attributes.id ?? ''));
+    const recorded =
+      lost.size === 0 ? succeeded : succeeded.filter(({ outcome }) => !lost.has(outcome.attributes.id ?? ''));
     result.processed += recorded.length;
     if (!this.lifecycle?.hasListeners) return;
-    for (const { outcome, durationMs } of recorded) await this.lifecycle.emit({ name: 'completed', ...outcome, durationMs });
+    for (const { outcome, durationMs } of recorded)
+      await this.lifecycle.emit({ name: 'completed', ...outcome, durationMs });
   }
 
   private async recordCancelled(outcome: LifecycleOutcome, durationMs: number, result: RunWorkerResult): Promise<void> {
     result.cancelled++;
-    this.logger.log(`${outcome.eventName} (row ${outcome.attributes.id}) was cancelled; its row is removed and not retried`);
+    this.logger.log(
+      `${outcome.eventName} (row ${outcome.attributes.id}) was cancelled; its row is removed and not retried`,
+    );
     await this.lifecycle?.emit({ name: 'cancelled', ...outcome, durationMs });
   }
 
@@ -717,14 +793,20 @@ export class WorkerService {
    * The claimed row's attributes. A payload that no longer parses becomes a permanent failure whose
    * failed copy keeps the raw text (as a JSON string); a row that cannot be read at all is left leased.
    */
-  private readClaimed(model: IWorkerModel, queueName: string): { data: IWorkerAttributes; failure?: Error } | undefined {
+  private readClaimed(
+    model: IWorkerModel,
+    queueName: string,
+  ): { data: IWorkerAttributes; failure?: Error } | undefined {
     try {
       const data = model.getWorkerData();
       if (data) return { data };
       this.logger.error(`A claimed row of queue ${queueName} has no data; it stays leased until its lease expires`);
     } catch (error) {
-      if (error instanceof CorruptPayloadError) return { data: { ...error.attributes, payload: error.rawPayload }, failure: error };
-      this.logger.error(`Could not read a claimed row of queue ${queueName}; it runs again when its lease expires: ${describeError(error)}`);
+      if (error instanceof CorruptPayloadError)
+        return { data: { ...error.attributes, payload: error.rawPayload }, failure: error };
+      this.logger.error(
+        `Could not read a claimed row of queue ${queueName}; it runs again when its lease expires: ${describeError(error)}`,
+      );
     }
     return undefined;
   }

@@ -1,6 +1,6 @@
 import { CronTime, validateCronExpression } from 'cron';
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
-import { assertKnownKeys, assertPlainObject, assertStoredName } from '../processing/worker-options.validation.js';
+import { assertKnownKeys, assertPlainObject, assertStoredName } from '../common/worker-options.validation.js';
 
 const RECURRING_OPTION_KEYS = ['payload', 'timeZone', 'name'] as const;
 
@@ -18,28 +18,45 @@ export function assertRecurringSchedule(
   assertPlainObject(field('options'), options);
   assertKnownKeys(field('options'), options, [...extraKeys, 'cron', ...RECURRING_OPTION_KEYS]);
   if (typeof cron !== 'string' || cron.trim() === '') {
-    throw new InvalidWorkerOptionsError(field('cron'), `must be a cron expression string (got ${JSON.stringify(cron)})`);
+    throw new InvalidWorkerOptionsError(
+      field('cron'),
+      `must be a cron expression string (got ${JSON.stringify(cron)})`,
+    );
   }
   const { valid, error } = validateCronExpression(cron);
-  if (!valid) throw new InvalidWorkerOptionsError(field('cron'), `is not a valid cron expression (${JSON.stringify(cron)}): ${error?.message ?? 'rejected'}`);
+  if (!valid)
+    throw new InvalidWorkerOptionsError(
+      field('cron'),
+      `is not a valid cron expression (${JSON.stringify(cron)}): ${error?.message ?? 'rejected'}`,
+    );
   const { timeZone, name } = options;
   if (name !== undefined) {
     // name@<ISO slot> is each dispatch's unique key (at most 255 characters).
     assertStoredName(field('name'), name, MAX_SCHEDULE_NAME_LENGTH);
   }
   if (timeZone !== undefined) {
-    if (typeof timeZone !== 'string') throw new InvalidWorkerOptionsError(field('timeZone'), `must be an IANA time zone name (got ${JSON.stringify(timeZone)})`);
+    if (typeof timeZone !== 'string')
+      throw new InvalidWorkerOptionsError(
+        field('timeZone'),
+        `must be an IANA time zone name (got ${JSON.stringify(timeZone)})`,
+      );
     try {
       new CronTime(cron, timeZone);
     } catch {
-      throw new InvalidWorkerOptionsError(field('timeZone'), `is not a known time zone (got ${JSON.stringify(timeZone)})`);
+      throw new InvalidWorkerOptionsError(
+        field('timeZone'),
+        `is not a known time zone (got ${JSON.stringify(timeZone)})`,
+      );
     }
   }
   try {
     new CronSlots(cron, timeZone as string | undefined).after(new Date());
   } catch (error) {
     // A valid expression can still name no instant at all (0 0 31 4 *: April has no 31st).
-    throw new InvalidWorkerOptionsError(field('cron'), `never fires (${JSON.stringify(cron)}): ${error instanceof Error ? error.message : String(error)}`);
+    throw new InvalidWorkerOptionsError(
+      field('cron'),
+      `never fires (${JSON.stringify(cron)}): ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 

@@ -1,13 +1,20 @@
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { describeError } from '../errors/describe-error.js';
 import { InvalidWorkerOptionsError, WorkerError } from '../errors/worker.error.js';
-import type { EventClass } from '../events/base-event.js';
+import type { EventClass } from '../interfaces/base-event.interface.js';
 import { EventService } from '../events/event.service.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { RecurringEventOptions, RecurringSchedule } from '../interfaces/recurring-event.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
-import { WorkerLifecycle } from '../processing/worker-lifecycle.js';
+import { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
 import { dialectFor } from '../storage/dialects/dialect-for.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
 import { dispatchRecurringSlot, insertRow } from '../storage/worker-statements.js';
@@ -81,7 +88,9 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
       schedule.nextSlotAt = slotAt;
       this.waitFor(schedule, slotAt);
     }
-    this.logger.log(`Recurring events: ${[...this.schedules.values()].map((schedule) => `${schedule.name} (${schedule.cron})`).join(', ')}`);
+    this.logger.log(
+      `Recurring events: ${[...this.schedules.values()].map((schedule) => `${schedule.name} (${schedule.cron})`).join(', ')}`,
+    );
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -112,30 +121,53 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
    */
   async dispatchSlot(name: string, slotAt: Date): Promise<string | undefined> {
     const schedule = this.schedules.get(name);
-    if (!schedule) throw new WorkerError(`No recurring event schedule named ${JSON.stringify(name)} (known: ${[...this.schedules.keys()].join(', ') || 'none'})`);
+    if (!schedule)
+      throw new WorkerError(
+        `No recurring event schedule named ${JSON.stringify(name)} (known: ${[...this.schedules.keys()].join(', ') || 'none'})`,
+      );
     if (!(slotAt instanceof Date) || Number.isNaN(slotAt.getTime())) {
-      throw new InvalidWorkerOptionsError('slotAt', `must be a valid Date (got ${slotAt instanceof Date ? 'Invalid Date' : JSON.stringify(slotAt)})`);
+      throw new InvalidWorkerOptionsError(
+        'slotAt',
+        `must be a valid Date (got ${slotAt instanceof Date ? 'Invalid Date' : JSON.stringify(slotAt)})`,
+      );
     }
     // Only real slots, and none beyond the next one: a later one would suppress every slot before it.
     if (schedule.slots.after(new Date(slotAt.getTime() - 1)).getTime() !== slotAt.getTime()) {
-      throw new InvalidWorkerOptionsError('slotAt', `${slotAt.toISOString()} is not a slot of ${name} (${schedule.cron})`);
+      throw new InvalidWorkerOptionsError(
+        'slotAt',
+        `${slotAt.toISOString()} is not a slot of ${name} (${schedule.cron})`,
+      );
     }
     if (slotAt.getTime() > schedule.slots.after(new Date()).getTime()) {
       throw new InvalidWorkerOptionsError('slotAt', `${slotAt.toISOString()} is later than the next slot of ${name}`);
     }
     await this.ensureSlotRow(name);
     const uniqueKey = `${name}@${slotAt.toISOString()}`;
-    const event = new (schedule.eventClass as new (payload: TSerializableValues | null) => InstanceType<EventClass>)(schedule.payload);
+    const event = new (schedule.eventClass as new (payload: TSerializableValues | null) => InstanceType<EventClass>)(
+      schedule.payload,
+    );
     const { model } = this.eventService.buildWorkerModel(event, schedule.queueName, { runAt: slotAt, uniqueKey });
-    if (!(model instanceof TypeOrmWorkerModel)) throw new WorkerError('Recurring events need the TypeORM worker creator: a replaced creator cannot join the slot transaction');
+    if (!(model instanceof TypeOrmWorkerModel))
+      throw new WorkerError(
+        'Recurring events need the TypeORM worker creator: a replaced creator cannot join the slot transaction',
+      );
     const tables = workerTables(this.dataSource);
     const row = insertRow(tables.pending, model.databaseRow(), (column) => this.dataSource.driver.escape(column));
     const id = await dialectFor(this.dataSource).atomically(
-      dispatchRecurringSlot(tables, { name, slotAt: slotAt.getTime(), now: Date.now() }, row, { queueName: schedule.queueName, uniqueKey }),
+      dispatchRecurringSlot(tables, { name, slotAt: slotAt.getTime(), now: Date.now() }, row, {
+        queueName: schedule.queueName,
+        uniqueKey,
+      }),
     );
     const attributes = model.getWorkerData();
     if (id !== undefined && attributes) {
-      await this.lifecycle.emit({ name: 'dispatched', queueName: schedule.queueName, eventName: schedule.eventName, attributes: { ...attributes, id }, event });
+      await this.lifecycle.emit({
+        name: 'dispatched',
+        queueName: schedule.queueName,
+        eventName: schedule.eventName,
+        attributes: { ...attributes, id },
+        event,
+      });
     }
     return id;
   }
@@ -149,17 +181,27 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
   ): void {
     const registered = this.eventService.getRegisteredEvents().find((candidate) => candidate.eventClass === eventClass);
     if (!registered) {
-      throw new InvalidWorkerOptionsError(field('event'), `${eventClass.name} is not a registered event: decorate it with @QueueEvent() or list it in events`);
+      throw new InvalidWorkerOptionsError(
+        field('event'),
+        `${eventClass.name} is not a registered event: decorate it with @QueueEvent() or list it in events`,
+      );
     }
     const payload = options.payload ?? null;
     const event = new (eventClass as new (payload: TSerializableValues | null) => InstanceType<EventClass>)(payload);
     const queueName = event.getQueueName();
-    if (!queueName) throw new InvalidWorkerOptionsError(field('event'), `${eventClass.name} has no queue: only queued events can recur`);
+    if (!queueName)
+      throw new InvalidWorkerOptionsError(
+        field('event'),
+        `${eventClass.name} has no queue: only queued events can recur`,
+      );
     // Builds (and so checks) the row once now: an unserializable payload stops startup, not a slot.
     this.eventService.buildWorkerModel(event, queueName, { uniqueKey: 'startup-check' });
     const name = options.name ?? registered.name;
     if (name.length > MAX_SCHEDULE_NAME_LENGTH) {
-      throw new InvalidWorkerOptionsError(field('name'), `must be given: the event's name is longer than ${MAX_SCHEDULE_NAME_LENGTH} characters`);
+      throw new InvalidWorkerOptionsError(
+        field('name'),
+        `must be given: the event's name is longer than ${MAX_SCHEDULE_NAME_LENGTH} characters`,
+      );
     }
     if (this.schedules.has(name)) {
       throw new InvalidWorkerOptionsError(
@@ -167,7 +209,16 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
         `schedule name ${JSON.stringify(name)} is taken by another recurring event: give each schedule of one event its own name`,
       );
     }
-    this.schedules.set(name, { name, cron, timeZone: options.timeZone, eventName: registered.name, queueName, eventClass, payload, slots: new CronSlots(cron, options.timeZone) });
+    this.schedules.set(name, {
+      name,
+      cron,
+      timeZone: options.timeZone,
+      eventName: registered.name,
+      queueName,
+      eventClass,
+      payload,
+      slots: new CronSlots(cron, options.timeZone),
+    });
   }
 
   /** The schedule's row in the slot table; two replicas creating it at once is fine, one insert wins. */
@@ -185,10 +236,13 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
   private waitFor(schedule: PreparedSchedule, slotAt: Date): void {
     if (!this.running) return;
     const delay = slotAt.getTime() - Date.now();
-    const timer = setTimeout(() => {
-      if (delay > MAX_TIMER_MS || Date.now() < slotAt.getTime()) this.waitFor(schedule, slotAt);
-      else void this.fire(schedule, slotAt);
-    }, Math.min(Math.max(delay, 0), MAX_TIMER_MS));
+    const timer = setTimeout(
+      () => {
+        if (delay > MAX_TIMER_MS || Date.now() < slotAt.getTime()) this.waitFor(schedule, slotAt);
+        else void this.fire(schedule, slotAt);
+      },
+      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
+    );
     this.timers.set(schedule.name, timer);
   }
 
@@ -200,14 +254,18 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
       const id = await dispatch;
       if (id !== undefined) this.logger.debug?.(`Dispatched ${schedule.name} for ${slotAt.toISOString()} (row ${id})`);
     } catch (error) {
-      this.logger.error(`Could not dispatch recurring event ${schedule.name} for ${slotAt.toISOString()}: ${describeError(error)}`);
+      this.logger.error(
+        `Could not dispatch recurring event ${schedule.name} for ${slotAt.toISOString()}: ${describeError(error)}`,
+      );
     } finally {
       this.inFlight.delete(dispatch);
     }
     try {
       this.arm(schedule, new Date(Math.max(Date.now(), slotAt.getTime())));
     } catch (error) {
-      this.logger.error(`Recurring event ${schedule.name} stops: no slot follows ${slotAt.toISOString()}: ${describeError(error)}`);
+      this.logger.error(
+        `Recurring event ${schedule.name} stops: no slot follows ${slotAt.toISOString()}: ${describeError(error)}`,
+      );
     }
   }
 }

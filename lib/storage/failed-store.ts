@@ -18,8 +18,10 @@ export class FailedStore {
       .addOrderBy('failed.id', 'DESC')
       .skip(offset)
       .take(limit);
-    if (filter.queueName !== undefined) builder.andWhere('failed.queueName = :queueName', { queueName: filter.queueName });
-    if (filter.eventName !== undefined) builder.andWhere('failed.eventName = :eventName', { eventName: filter.eventName });
+    if (filter.queueName !== undefined)
+      builder.andWhere('failed.queueName = :queueName', { queueName: filter.queueName });
+    if (filter.eventName !== undefined)
+      builder.andWhere('failed.eventName = :eventName', { eventName: filter.eventName });
     return builder.getManyAndCount();
   }
 
@@ -31,7 +33,12 @@ export class FailedStore {
 
   /** Deletes one failed row; resolves to whether there was one. */
   async delete(id: string): Promise<boolean> {
-    const result = await this.dataSource.manager.createQueryBuilder().delete().from(FailedWorkerEntity).where('id = :id', { id }).execute();
+    const result = await this.dataSource.manager
+      .createQueryBuilder()
+      .delete()
+      .from(FailedWorkerEntity)
+      .where('id = :id', { id })
+      .execute();
     return Boolean(result.affected);
   }
 

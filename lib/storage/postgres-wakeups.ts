@@ -88,10 +88,15 @@ export class PostgresWakeups {
         return;
       }
       this.client = listening;
-      this.keepalive = setInterval(() => void listening.query('SELECT 1').catch((error: unknown) => this.lost(listening, error)), KEEPALIVE_MS);
+      this.keepalive = setInterval(
+        () => void listening.query('SELECT 1').catch((error: unknown) => this.lost(listening, error)),
+        KEEPALIVE_MS,
+      );
       this.keepalive.unref();
       if (this.failures > 0) {
-        this.logger.log(`Listening for new events again (PostgreSQL LISTEN ${WAKEUP_CHANNEL}) after ${this.failures} failed attempts`);
+        this.logger.log(
+          `Listening for new events again (PostgreSQL LISTEN ${WAKEUP_CHANNEL}) after ${this.failures} failed attempts`,
+        );
         this.handlers?.resumed();
       }
       this.failures = 0;

@@ -10,7 +10,10 @@ export async function ensureScheduleRow(dataSource: DataSource, name: string): P
     (await dialect.query({ sql: `SELECT name FROM ${schedules} WHERE name = ?`, parameters: [name] })).length > 0;
   if (await exists()) return;
   try {
-    await dialect.query({ sql: `INSERT INTO ${schedules} (name, last_slot_at, updated_at) VALUES (?, 0, ?)`, parameters: [name, Date.now()] });
+    await dialect.query({
+      sql: `INSERT INTO ${schedules} (name, last_slot_at, updated_at) VALUES (?, 0, ?)`,
+      parameters: [name, Date.now()],
+    });
   } catch (error) {
     if (!(await exists())) throw error;
   }

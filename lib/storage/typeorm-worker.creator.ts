@@ -28,10 +28,17 @@ export class TypeOrmWorkerCreator implements IWorkerCreator {
    * one transaction (the caller's with `manager`); resolves to their ids in order.
    */
   insertNewRows(rows: IWorkerAttributes[], manager?: EntityManager): Promise<string[]> {
-    return insertPendingRows(this.dataSource, rows.map((data) => databaseRowOf(this.dataSource, WorkerEntity, storedFieldsOf(data, true))), manager);
+    return insertPendingRows(
+      this.dataSource,
+      rows.map((data) => databaseRowOf(this.dataSource, WorkerEntity, storedFieldsOf(data, true))),
+      manager,
+    );
   }
 
-  private modelFor(table: typeof WorkerEntity | typeof FailedWorkerEntity, data: IWorkerAttributes): TypeOrmWorkerModel {
+  private modelFor(
+    table: typeof WorkerEntity | typeof FailedWorkerEntity,
+    data: IWorkerAttributes,
+  ): TypeOrmWorkerModel {
     const model = new TypeOrmWorkerModel(this.dataSource, table);
     model.setData(data, { asNewRow: true });
     return model;

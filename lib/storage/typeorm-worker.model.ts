@@ -73,7 +73,8 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   /** Inserts the row through `manager` (a transaction's, when the insert is part of one). */
   async insert(manager: EntityManager): Promise<void> {
     assertManagerOf(this.dataSource, manager);
-    const { id, created } = this.table === WorkerEntity ? await this.insertPending(manager) : await this.insertFailed(manager);
+    const { id, created } =
+      this.table === WorkerEntity ? await this.insertPending(manager) : await this.insertFailed(manager);
     this.fields = { ...this.requireFields(), id };
     this.insertedNewRow = created;
     this.cachedAttributes = null;
@@ -90,7 +91,11 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     if (models.some((model) => model.dataSource !== dataSource || model.table !== WorkerEntity)) {
       throw new WorkerError('insertMany takes new pending rows of one DataSource');
     }
-    const ids = await insertPendingRows(dataSource, models.map((model) => model.databaseRow()), manager);
+    const ids = await insertPendingRows(
+      dataSource,
+      models.map((model) => model.databaseRow()),
+      manager,
+    );
     models.forEach((model, index) => {
       model.fields = { ...model.requireFields(), id: ids[index] };
       model.insertedNewRow = true;
@@ -106,20 +111,28 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     for (let attempt = 1; attempt <= UNIQUE_INSERT_ATTEMPTS; attempt++) {
       const id = await dialect.insertPending(manager, row);
       if (id !== undefined) return { id, created: true };
-      const holder = { sql: `SELECT id FROM ${workerTables(this.dataSource).pending} WHERE queue_name = ? AND unique_key = ?`, parameters: [queueName, uniqueKey] };
+      const holder = {
+        sql: `SELECT id FROM ${workerTables(this.dataSource).pending} WHERE queue_name = ? AND unique_key = ?`,
+        parameters: [queueName, uniqueKey],
+      };
       // Plain reads, no locks: first in the caller's transaction (the holder may be its own row), then
       // outside it, where a holder committed after a REPEATABLE READ snapshot is visible.
       const [found] = await dialect.query(holder, manager);
       const [committed] = found || manager === this.dataSource.manager ? [found] : await dialect.query(holder);
       if (committed) return { id: String(committed.id), created: false };
     }
-    throw new WorkerError(`Could not queue ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`);
+    throw new WorkerError(
+      `Could not queue ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`,
+    );
   }
 
   private async insertFailed(manager: EntityManager): Promise<{ id: string; created: boolean }> {
     // A failed row saved through the model API (pending rows and batch moves go through databaseRow()).
     const fields = this.requireFields();
-    const values: Partial<FailedWorkerEntity> = { ...this.columnValues(fields), failedAt: fields.failedAt ?? Date.now() };
+    const values: Partial<FailedWorkerEntity> = {
+      ...this.columnValues(fields),
+      failedAt: fields.failedAt ?? Date.now(),
+    };
     const result = await manager.createQueryBuilder().insert().into(FailedWorkerEntity).values(values).execute();
     const generated = result.identifiers[0]?.id as string | number | undefined;
     if (generated === undefined) throw new WorkerError(`Insert into ${this.table.name} returned no id`);
@@ -139,13 +152,19 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     this.assertAffected(result.affected);
   }
 
-  private fenced<Q extends { where(condition: string, parameters?: object): Q; andWhere(condition: string, parameters?: object): Q }>(query: Q): Q {
+  private fenced<
+    Q extends { where(condition: string, parameters?: object): Q; andWhere(condition: string, parameters?: object): Q },
+  >(query: Q): Q {
     const scoped = query.where('id = :id', { id: this.requireFields().id });
-    return this.leaseToken === null ? scoped : scoped.andWhere('lease_token = :leaseToken', { leaseToken: this.leaseToken });
+    return this.leaseToken === null
+      ? scoped
+      : scoped.andWhere('lease_token = :leaseToken', { leaseToken: this.leaseToken });
   }
 
   /** The columns both tables share, plus failedAt on the failed table. */
-  private columnValues(fields: StoredWorkerFields): Omit<StoredWorkerFields, 'id' | 'failedAt'> & { failedAt?: number } {
+  private columnValues(
+    fields: StoredWorkerFields,
+  ): Omit<StoredWorkerFields, 'id' | 'failedAt'> & { failedAt?: number } {
     const { id: _id, failedAt, availableAt: _availableAt, ...shared } = fields;
     return this.table === FailedWorkerEntity && failedAt !== undefined ? { ...shared, failedAt } : shared;
   }
@@ -164,7 +183,8 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   }
 
   private requireFields(): StoredWorkerFields {
-    if (!this.fields) throw new WorkerError('Worker model has no data: call createWorkerData() or updateWorkerData() first');
+    if (!this.fields)
+      throw new WorkerError('Worker model has no data: call createWorkerData() or updateWorkerData() first');
     return this.fields;
   }
 }
@@ -173,7 +193,11 @@ export class TypeOrmWorkerModel implements IWorkerModel {
  * Inserts new pending rows ({ column: value }) in as few statements as the database allows, in one
  * transaction (the caller's with `manager`, else its own), and resolves to their ids in order.
  */
-export async function insertPendingRows(dataSource: DataSource, rows: Record<string, unknown>[], manager?: EntityManager): Promise<string[]> {
+export async function insertPendingRows(
+  dataSource: DataSource,
+  rows: Record<string, unknown>[],
+  manager?: EntityManager,
+): Promise<string[]> {
   if (rows.length === 0) return [];
   if (manager) assertManagerOf(dataSource, manager);
   const dialect = dialectFor(dataSource);
@@ -202,7 +226,11 @@ export function storedFieldsOf(data: IWorkerAttributes, asNewRow = false): Store
 }
 
 /** The row `fields` are stored as in `table`, keyed by column name (for statements outside the query builder). */
-export function databaseRowOf(dataSource: DataSource, table: WorkerTable, stored: StoredWorkerFields): Record<string, unknown> {
+export function databaseRowOf(
+  dataSource: DataSource,
+  table: WorkerTable,
+  stored: StoredWorkerFields,
+): Record<string, unknown> {
   // Read straight from the fields (no intermediate objects): bulk dispatch builds tens of thousands of these.
   const fields = stored as StoredWorkerFields & Record<string, unknown>;
   const pending = table === WorkerEntity;
@@ -231,6 +259,10 @@ function columnNames(dataSource: DataSource, table: WorkerTable): [string, strin
   let tables = columnNamesByTable.get(dataSource);
   if (!tables) columnNamesByTable.set(dataSource, (tables = new Map()));
   let names = tables.get(table);
-  if (!names) tables.set(table, (names = dataSource.getMetadata(table).columns.map((column) => [column.propertyName, column.databaseName])));
+  if (!names)
+    tables.set(
+      table,
+      (names = dataSource.getMetadata(table).columns.map((column) => [column.propertyName, column.databaseName])),
+    );
   return names;
 }

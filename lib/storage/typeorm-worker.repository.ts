@@ -21,7 +21,7 @@ import { type DatabaseClock, databaseClock } from './database-clock.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
-import { emptyStatistics } from '../processing/queue-statistics.js';
+import { emptyStatistics } from '../common/queue-statistics.js';
 import {
   cancelRow,
   type CancelRowTarget,
@@ -59,7 +59,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
 
   /** Every pending row (waiting, retrying or running) that is not soft-deleted, oldest first. */
   async getWorkers(): Promise<IWorkerModel[]> {
-    const rows = await this.dataSource.getRepository(WorkerEntity).find({ where: { deletedAt: IsNull() }, order: { id: 'ASC' } });
+    const rows = await this.dataSource
+      .getRepository(WorkerEntity)
+      .find({ where: { deletedAt: IsNull() }, order: { id: 'ASC' } });
     return rows.map((row) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, { ...row, id: String(row.id) }));
   }
 
@@ -81,11 +83,13 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const raws = await this.dialect.claim({ ...request, limit }, leaseToken);
     if (raws.length >= request.limit) this.busyQueues.add(request.queueName);
     else this.busyQueues.delete(request.queueName);
-    return raws
-      .map(fromRawRow)
-      // A batch runs in claim order: priority, then due time, then age.
-      .sort((a, b) => a.priority - b.priority || a.availableAt - b.availableAt || compareIds(a.id, b.id))
-      .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken));
+    return (
+      raws
+        .map(fromRawRow)
+        // A batch runs in claim order: priority, then due time, then age.
+        .sort((a, b) => a.priority - b.priority || a.availableAt - b.availableAt || compareIds(a.id, b.id))
+        .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken))
+    );
   }
 
   countDueWorkers(queueName: string, dueBy: Date, limit = Number.MAX_SAFE_INTEGER): Promise<number> {
@@ -164,7 +168,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       }
       return { ...leasedRow(model), failedRow: failed.databaseRow() };
     });
-    return this.dialect.atomically(moveLeasedRowsToFailed(this.tables, rows, (name) => this.dataSource.driver.escape(name), this.dialect));
+    return this.dialect.atomically(
+      moveLeasedRowsToFailed(this.tables, rows, (name) => this.dataSource.driver.escape(name), this.dialect),
+    );
   }
 
   /**
@@ -203,7 +209,12 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const row = await this.dialect.atomically(cancelRow(this.tables, target, this.dialect));
     if (!row) return undefined;
     const fields = fromRawRow(row);
-    const cancelled: CancelledEvent = { id: String(fields.id), queueName: fields.queueName, eventName: fields.eventName, wasRunning: row.was_running === true };
+    const cancelled: CancelledEvent = {
+      id: String(fields.id),
+      queueName: fields.queueName,
+      eventName: fields.eventName,
+      wasRunning: row.was_running === true,
+    };
     try {
       cancelled.attributes = toAttributes(fields);
     } catch (error) {
@@ -252,7 +263,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const rows = await this.dialect.query(queueStatisticsStatement(this.tables, queueNames, now));
     const found = rows.map((row) => toQueueStatistics(row, now));
     if (!queueNames) return found;
-    return queueNames.map((queueName) => found.find((statistics) => statistics.queueName === queueName) ?? emptyStatistics(queueName));
+    return queueNames.map(
+      (queueName) => found.find((statistics) => statistics.queueName === queueName) ?? emptyStatistics(queueName),
+    );
   }
 }
 
@@ -277,5 +290,3 @@ function throwUnlessRecorded(id: string, outcome: RetryOutcome | FailedMoveOutco
 function leaseTokensOf(models: IWorkerModel[]): string[] {
   return [...new Set(models.map((model) => leased(model).leaseToken))];
 }
-
-

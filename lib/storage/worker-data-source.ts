@@ -2,7 +2,11 @@ import { DataSource, type DataSourceOptions, DriverPackageNotInstalledError } fr
 import { MissingDatabaseDriverError, MissingWorkerTablesError } from '../errors/startup.error.js';
 import { WorkerError } from '../errors/worker.error.js';
 import type { ResolvedDatabaseOptions, ResolvedServerDatabaseOptions } from '../worker.config.js';
-import { isSupportedDatabaseType, type SupportedDatabaseType, UnsupportedDatabaseError } from './dialects/worker-dialect.js';
+import {
+  isSupportedDatabaseType,
+  type SupportedDatabaseType,
+  UnsupportedDatabaseError,
+} from './dialects/worker-dialect.js';
 import {
   collationForServer,
   FailedWorkerEntity,
@@ -23,7 +27,10 @@ const openedByWorkers = new WeakSet<DataSource>();
  */
 export async function openWorkerDataSource(options: ResolvedDatabaseOptions): Promise<DataSource> {
   // Type 'mysql' runs its migrations and synchronize itself, once the server's collation is known.
-  const dataSource = createDataSource(options, options.type === 'mysql' ? { synchronize: false, migrationsRun: false } : {});
+  const dataSource = createDataSource(
+    options,
+    options.type === 'mysql' ? { synchronize: false, migrationsRun: false } : {},
+  );
   await dataSource.initialize();
   openedByWorkers.add(dataSource);
   try {
@@ -65,7 +72,8 @@ function createDataSource(options: ResolvedDatabaseOptions, overrides: Partial<D
  */
 export async function assertWorkerTables(dataSource: DataSource): Promise<void> {
   const missing = await missingWorkerSchema(dataSource);
-  if (missing.tables.length + missing.columns.length > 0) throw new MissingWorkerTablesError(dataSource.options.type, missing.tables, missing.columns);
+  if (missing.tables.length + missing.columns.length > 0)
+    throw new MissingWorkerTablesError(dataSource.options.type, missing.tables, missing.columns);
 }
 
 /**
@@ -129,12 +137,14 @@ export async function assertUsableDataSource(dataSource: DataSource): Promise<Da
     // One shared connection: the application's transactions would absorb (and could roll back) the queue's writes.
     throw new WorkerError(
       'WorkerModule cannot share a better-sqlite3 DataSource with the application: TypeORM runs all its queries on one ' +
-        'connection, so the application\'s transactions would take in the queue\'s writes. Let the module open its own ' +
+        "connection, so the application's transactions would take in the queue's writes. Let the module open its own " +
         'SQLite file (the database option), or share a PostgreSQL or MySQL/MariaDB DataSource',
     );
   }
   if (!dataSource.isInitialized) {
-    throw new WorkerError('The DataSource given to WorkerModule is not initialized: call dataSource.initialize() first');
+    throw new WorkerError(
+      'The DataSource given to WorkerModule is not initialized: call dataSource.initialize() first',
+    );
   }
   if ([WorkerEntity, FailedWorkerEntity, WorkerScheduleEntity].some((entity) => !dataSource.hasMetadata(entity))) {
     throw new WorkerError(

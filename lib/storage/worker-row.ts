@@ -43,7 +43,10 @@ export function storableErrorText(text: string): string;
 export function storableErrorText(text: string | null): string | null;
 export function storableErrorText(text: string | null): string | null {
   if (text === null) return null;
-  const kept = text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}\n… (${text.length - MAX_ERROR_TEXT} more characters cut)` : text;
+  const kept =
+    text.length > MAX_ERROR_TEXT
+      ? `${text.slice(0, MAX_ERROR_TEXT)}\n… (${text.length - MAX_ERROR_TEXT} more characters cut)`
+      : text;
   return kept.includes('\u0000') ? kept.replaceAll('\u0000', '\ufffd') : kept;
 }
 

@@ -76,7 +76,10 @@ export function multiRowInserts(
   let text = 0;
   const flush = (): void => {
     if (size === 0) return;
-    statements.push({ statement: { sql: head + Array.from({ length: size }, () => tuple).join(', '), parameters }, size });
+    statements.push({
+      statement: { sql: head + Array.from({ length: size }, () => tuple).join(', '), parameters },
+      size,
+    });
     parameters = [];
     size = 0;
     text = 0;
@@ -96,7 +99,9 @@ export function multiRowInserts(
 /** Rows built by one creator share their columns; a row with others widens the list. */
 function columnsOf(rows: Record<string, unknown>[]): string[] {
   const first = Object.keys(rows[0] ?? {});
-  return rows.every((row) => Object.keys(row).length === first.length) ? first : [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  return rows.every((row) => Object.keys(row).length === first.length)
+    ? first
+    : [...new Set(rows.flatMap((row) => Object.keys(row)))];
 }
 
 /** One statement's ids come from one sequence in row order: ascending ids are the rows' order (decimal strings: by length, then text). */
@@ -141,7 +146,12 @@ export function retryLeasedRows(
     for (const [leaseToken, ids] of byLeaseToken(rows)) {
       const { held, cancelled } = yield* lockLeasedRows(tables, leaseToken, ids, limits);
       for (const chunk of chunked([...held], Math.min(RETRIES_PER_UPDATE, limits.maxParameters - 2))) {
-        yield retryStatement(tables, leaseToken, chunk.map((id) => byId.get(id)!), limits.nowSql);
+        yield retryStatement(
+          tables,
+          leaseToken,
+          chunk.map((id) => byId.get(id)!),
+          limits.nowSql,
+        );
       }
       yield* deleteLeasedRows(tables, leaseToken, [...cancelled], limits.maxParameters);
       for (const id of ids) outcomes.set(id, held.has(id) ? 'retried' : cancelled.has(id) ? 'cancelled' : 'lease-lost');
@@ -197,7 +207,8 @@ export function moveLeasedRowsToFailed(
       for (const id of ids) outcomes.set(id, held.has(id) ? 'moved' : cancelled.has(id) ? 'cancelled' : 'lease-lost');
     }
     const moved = rows.filter((row) => outcomes.get(row.id) === 'moved').map((row) => row.failedRow);
-    if (moved.length > 0) for (const { statement } of multiRowInserts(tables.failed, moved, escape, limits.maxParameters)) yield statement;
+    if (moved.length > 0)
+      for (const { statement } of multiRowInserts(tables.failed, moved, escape, limits.maxParameters)) yield statement;
     return outcomes;
   };
 }
@@ -231,15 +242,24 @@ function* lockLeasedRows(
       sql: `SELECT id, deleted_at FROM ${tables.pending} WHERE lease_token = ? AND id IN (${chunk.map(() => '?').join(', ')})${limits.lockRowsClause}`,
       parameters: [leaseToken, ...chunk],
     };
-    for (const row of rows) (row.deleted_at === null || row.deleted_at === undefined ? held : cancelled).add(String(row.id));
+    for (const row of rows)
+      (row.deleted_at === null || row.deleted_at === undefined ? held : cancelled).add(String(row.id));
   }
   return { held, cancelled };
 }
 
 /** Deletes leased rows, fenced by their lease token like every write of a worker. */
-function* deleteLeasedRows(tables: WorkerTables, leaseToken: string, ids: string[], maxParameters: number): Generator<SqlStatement, void, StatementResult> {
+function* deleteLeasedRows(
+  tables: WorkerTables,
+  leaseToken: string,
+  ids: string[],
+  maxParameters: number,
+): Generator<SqlStatement, void, StatementResult> {
   for (const chunk of chunked(ids, maxParameters - 1)) {
-    yield { sql: `DELETE FROM ${tables.pending} WHERE lease_token = ? AND id IN (${chunk.map(() => '?').join(', ')})`, parameters: [leaseToken, ...chunk] };
+    yield {
+      sql: `DELETE FROM ${tables.pending} WHERE lease_token = ? AND id IN (${chunk.map(() => '?').join(', ')})`,
+      parameters: [leaseToken, ...chunk],
+    };
   }
 }
 
@@ -308,7 +328,11 @@ export interface FailedRowFilter {
 export function failedRowCondition(filter: FailedRowFilter): { where: string; parameters: unknown[] } {
   const conditions = ['deleted_at IS NULL'];
   const parameters: unknown[] = [];
-  for (const [column, value] of [['id', filter.id], ['queue_name', filter.queueName], ['event_name', filter.eventName]] as const) {
+  for (const [column, value] of [
+    ['id', filter.id],
+    ['queue_name', filter.queueName],
+    ['event_name', filter.eventName],
+  ] as const) {
     if (value === undefined) continue;
     conditions.push(`${column} = ?`);
     parameters.push(value);
@@ -328,7 +352,10 @@ export function requeueFailed(
 ): AtomicWork<number> {
   return function* () {
     const { where, parameters } = failedRowCondition(filter);
-    const { rows } = yield { sql: `SELECT id FROM ${tables.failed} WHERE ${where} ORDER BY id${lockRowsClause}`, parameters };
+    const { rows } = yield {
+      sql: `SELECT id FROM ${tables.failed} WHERE ${where} ORDER BY id${lockRowsClause}`,
+      parameters,
+    };
     if (rows.length === 0) return 0;
     const ids = rows.map((row) => row.id);
     const idList = ids.map(() => '?').join(', ');
@@ -349,7 +376,11 @@ export function requeueFailed(
  * Statistics of every queue with rows (or of `queueNames`) in one statement over both tables. A row
  * whose lease expired counts as due: any worker may claim it now.
  */
-export function queueStatisticsStatement(tables: WorkerTables, queueNames: string[] | undefined, now: number): SqlStatement {
+export function queueStatisticsStatement(
+  tables: WorkerTables,
+  queueNames: string[] | undefined,
+  now: number,
+): SqlStatement {
   const only = queueNames ? ` AND queue_name IN (${queueNames.map(() => '?').join(', ')})` : '';
   const names = queueNames ?? [];
   // Due: claimable now (a row whose lease expired included); running: under a live lease.
@@ -371,7 +402,8 @@ export function queueStatisticsStatement(tables: WorkerTables, queueNames: strin
 }
 
 export function toQueueStatistics(row: RawWorkerRow, now: number): QueueStatistics {
-  const oldestDueSince = row.oldest_due_since === null || row.oldest_due_since === undefined ? null : Number(row.oldest_due_since);
+  const oldestDueSince =
+    row.oldest_due_since === null || row.oldest_due_since === undefined ? null : Number(row.oldest_due_since);
   return {
     queueName: String(row.queue_name),
     pending: Number(row.pending_count),
@@ -402,7 +434,10 @@ export function dispatchRecurringSlot(
     };
     if (claimed.affected === 0) return undefined;
     yield row;
-    const { rows } = yield { sql: `SELECT id FROM ${tables.pending} WHERE queue_name = ? AND unique_key = ?`, parameters: [held.queueName, held.uniqueKey] };
+    const { rows } = yield {
+      sql: `SELECT id FROM ${tables.pending} WHERE queue_name = ? AND unique_key = ?`,
+      parameters: [held.queueName, held.uniqueKey],
+    };
     return rows[0] === undefined ? undefined : String(rows[0].id);
   };
 }

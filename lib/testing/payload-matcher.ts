@@ -31,7 +31,9 @@ function matchesPartial(actual: unknown, expected: unknown): boolean {
   }
   if (isObject(expected)) {
     if (!isObject(actual) || Array.isArray(actual)) return false;
-    return Object.entries(expected).every(([key, value]) => matchesPartial((actual as Record<string, unknown>)[key], value));
+    return Object.entries(expected).every(([key, value]) =>
+      matchesPartial((actual as Record<string, unknown>)[key], value),
+    );
   }
   return actual === expected || (Number.isNaN(actual) && Number.isNaN(expected));
 }

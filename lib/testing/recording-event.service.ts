@@ -136,7 +136,15 @@ export class RecordingEventService extends EventService {
   override async dispatchMany(events: BaseEvent[], options: DispatchOptions = {}): Promise<string[]> {
     const { manager: _manager, ...stored } = options;
     const ids = await super.dispatchMany(events, stored);
-    events.forEach((event, index) => this.records.push({ event, options: { ...options }, id: ids[index], queueName: event.getQueueName(), eventName: event.getName() }));
+    events.forEach((event, index) =>
+      this.records.push({
+        event,
+        options: { ...options },
+        id: ids[index],
+        queueName: event.getQueueName(),
+        eventName: event.getName(),
+      }),
+    );
     return ids;
   }
 
@@ -161,7 +169,11 @@ export class RecordingEventService extends EventService {
    * Returns the matching events. Throws DispatchAssertionError naming the class, the matcher and
    * everything that was dispatched.
    */
-  expectDispatched<E extends BaseEvent>(eventClass: EventConstructor<E>, payloadMatcher?: PayloadMatcher<PayloadOf<E>>, times?: number): E[] {
+  expectDispatched<E extends BaseEvent>(
+    eventClass: EventConstructor<E>,
+    payloadMatcher?: PayloadMatcher<PayloadOf<E>>,
+    times?: number,
+  ): E[] {
     if (times !== undefined && (!Number.isInteger(times) || times < 0)) {
       throw new TypeError(`expectDispatched(): times must be an integer ≥ 0 (got ${String(times)})`);
     }
@@ -182,7 +194,10 @@ export class RecordingEventService extends EventService {
    * Asserts that `eventClass` was not dispatched (with a payload matching `payloadMatcher`, when
    * given). Throws DispatchAssertionError naming the class, the matcher and everything that was dispatched.
    */
-  expectNotDispatched<E extends BaseEvent>(eventClass: EventConstructor<E>, payloadMatcher?: PayloadMatcher<PayloadOf<E>>): void {
+  expectNotDispatched<E extends BaseEvent>(
+    eventClass: EventConstructor<E>,
+    payloadMatcher?: PayloadMatcher<PayloadOf<E>>,
+  ): void {
     const matching = this.matching(eventClass, payloadMatcher);
     if (matching.length > 0) {
       throw new DispatchAssertionError(
@@ -203,7 +218,10 @@ export class RecordingEventService extends EventService {
     return this.records.filter((record): record is RecordedDispatch<E> => record.event.constructor === eventClass);
   }
 
-  private matching<E extends BaseEvent>(eventClass: EventConstructor<E>, payloadMatcher: PayloadMatcher<PayloadOf<E>> | undefined): E[] {
+  private matching<E extends BaseEvent>(
+    eventClass: EventConstructor<E>,
+    payloadMatcher: PayloadMatcher<PayloadOf<E>> | undefined,
+  ): E[] {
     const events = this.dispatched(eventClass);
     if (payloadMatcher === undefined) return events;
     return events.filter((event) => matchesPayload(event.getPayload(), payloadMatcher));

@@ -29,7 +29,10 @@ export function serverDatabases(): TestDatabase[] {
   const postgres = process.env[POSTGRES_URL_VARIABLE];
   const mysql = process.env[MYSQL_URL_VARIABLE];
   if (process.env.CI === 'true') {
-    for (const [variable, value] of [[POSTGRES_URL_VARIABLE, postgres], [MYSQL_URL_VARIABLE, mysql]]) {
+    for (const [variable, value] of [
+      [POSTGRES_URL_VARIABLE, postgres],
+      [MYSQL_URL_VARIABLE, mysql],
+    ]) {
       if (!value) throw new Error(`${variable} is not set: in CI every database suite must run (see .ci/run)`);
     }
   }
@@ -88,7 +91,10 @@ export function workerDatabaseName(purpose: string): string {
  * Module database options for one test app on `database`. Server databases get one database per
  * Jest worker (test files in one worker run one after another), emptied by `resetWorkerTables`.
  */
-export async function moduleDatabaseOptions(database: TestDatabase, sqliteFile: string): Promise<WorkerModuleOptions['database']> {
+export async function moduleDatabaseOptions(
+  database: TestDatabase,
+  sqliteFile: string,
+): Promise<WorkerModuleOptions['database']> {
   if (database.type === 'better-sqlite3') return { database: sqliteFile };
   const url = await ensureServerDatabase(database, workerDatabaseName('test'));
   return { type: database.type, url, synchronize: true, poolSize: 5 };
@@ -103,7 +109,18 @@ export async function resetWorkerTables(dataSource: DataSource): Promise<void> {
   }
 }
 
-const NUMERIC_COLUMNS = ['id', 'attempts', 'retries', 'priority', 'available_at', 'lease_expires_at', 'created_at', 'updated_at', 'deleted_at', 'failed_at'];
+const NUMERIC_COLUMNS = [
+  'id',
+  'attempts',
+  'retries',
+  'priority',
+  'available_at',
+  'lease_expires_at',
+  'created_at',
+  'updated_at',
+  'deleted_at',
+  'failed_at',
+];
 
 /** A raw row with its numeric columns as numbers, whatever the driver returned (PostgreSQL: bigint strings). */
 export function normalizeRow(row: Record<string, unknown>): Record<string, unknown> {

@@ -46,10 +46,16 @@ export async function createTestApp(
   { emptyTables = true }: { emptyTables?: boolean } = {},
 ): Promise<TestApp> {
   const database = tempDatabase();
-  const databaseOptions = { ...(await moduleDatabaseOptions(on, database.file)), ...options.database } as WorkerModuleOptions['database'];
+  const databaseOptions = {
+    ...(await moduleDatabaseOptions(on, database.file)),
+    ...options.database,
+  } as WorkerModuleOptions['database'];
   const moduleRef = await Test.createTestingModule({
     ...metadata,
-    imports: [WorkerModule.forRoot({ autoStart: false, ...options, database: databaseOptions }), ...(metadata.imports ?? [])],
+    imports: [
+      WorkerModule.forRoot({ autoStart: false, ...options, database: databaseOptions }),
+      ...(metadata.imports ?? []),
+    ],
   }).compile();
   const app = await moduleRef.init();
   const dataSource = app.get<DataSource>(WORKER_DATA_SOURCE);
@@ -72,7 +78,12 @@ export async function createTestApp(
  * database): what a second replica or worker process of the app would be. It leaves the tables as
  * they are.
  */
-export function createPeerApp(t: TestApp, options: WorkerModuleOptions, on: TestDatabase, metadata: ModuleMetadata = {}): Promise<TestApp> {
+export function createPeerApp(
+  t: TestApp,
+  options: WorkerModuleOptions,
+  on: TestDatabase,
+  metadata: ModuleMetadata = {},
+): Promise<TestApp> {
   const database = on.type === 'better-sqlite3' ? { ...options.database, database: t.file } : options.database;
   return createTestApp({ ...options, database } as WorkerModuleOptions, metadata, on, { emptyTables: false });
 }
@@ -105,11 +116,15 @@ export function execute(dataSource: DataSource, text: string, parameters: unknow
 }
 
 export async function pendingRows(dataSource: DataSource): Promise<Record<string, unknown>[]> {
-  return ((await dataSource.query('SELECT * FROM nestjs_workers ORDER BY id')) as Record<string, unknown>[]).map(normalizeRow);
+  return ((await dataSource.query('SELECT * FROM nestjs_workers ORDER BY id')) as Record<string, unknown>[]).map(
+    normalizeRow,
+  );
 }
 
 export async function failedRows(dataSource: DataSource): Promise<Record<string, unknown>[]> {
-  return ((await dataSource.query('SELECT * FROM nestjs_failed_workers ORDER BY id')) as Record<string, unknown>[]).map(normalizeRow);
+  return ((await dataSource.query('SELECT * FROM nestjs_failed_workers ORDER BY id')) as Record<string, unknown>[]).map(
+    normalizeRow,
+  );
 }
 
 export function sleep(ms: number): Promise<void> {

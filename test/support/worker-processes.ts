@@ -20,7 +20,9 @@ export function compiledFixture(file: string): string {
 /** Compiles the worker process (test/fixtures/worker-process.ts) with the library it imports. */
 export function buildWorkerProcess(): void {
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.fixtures.json'), '--outDir', OUT_DIR], { stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.fixtures.json'), '--outDir', OUT_DIR], {
+    stdio: 'inherit',
+  });
 }
 
 /** The event the worker processes run, as the dispatching side knows it (same name and queue). */
@@ -52,7 +54,13 @@ export class SharedQueue {
   static async open(database: TestDatabase, url?: string): Promise<SharedQueue> {
     const queueUrl = url ?? (await ensureServerDatabase(database, workerDatabaseName('mp')));
     const type = database.type as 'postgres' | 'mariadb';
-    const dataSource = await new DataSource({ type, url: queueUrl, entities: workerEntitySchemas(type), synchronize: true, poolSize: 20 }).initialize();
+    const dataSource = await new DataSource({
+      type,
+      url: queueUrl,
+      entities: workerEntitySchemas(type),
+      synchronize: true,
+      poolSize: 20,
+    }).initialize();
     await dataSource.query('DROP TABLE IF EXISTS mp_runs');
     await dataSource.query(
       'CREATE TABLE mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
@@ -68,7 +76,10 @@ export class SharedQueue {
 
   /** Dispatches events n = first … first + count - 1. */
   async dispatch(count: number, first = 0): Promise<void> {
-    const events = new EventService({ workerCreator: new TypeOrmWorkerCreator(this.dataSource), events: [RecordedRunEvent] });
+    const events = new EventService({
+      workerCreator: new TypeOrmWorkerCreator(this.dataSource),
+      events: [RecordedRunEvent],
+    });
     for (let start = 0; start < count; start += 100) {
       const batch = Array.from({ length: Math.min(100, count - start) }, (_, index) => first + start + index);
       await Promise.all(batch.map((n) => events.dispatch(new RecordedRunEvent({ n }))));
@@ -76,7 +87,9 @@ export class SharedQueue {
   }
 
   async runs(): Promise<RunRecord[]> {
-    const rows = (await this.dataSource.query('SELECT event_n, worker, started_at, ended_at, aborted_at, abort_reason FROM mp_runs')) as Record<string, unknown>[];
+    const rows = (await this.dataSource.query(
+      'SELECT event_n, worker, started_at, ended_at, aborted_at, abort_reason FROM mp_runs',
+    )) as Record<string, unknown>[];
     const instant = (value: unknown): number | null => (value === null ? null : Number(value));
     return rows.map((row) => ({
       eventN: Number(row.event_n),
@@ -89,7 +102,9 @@ export class SharedQueue {
   }
 
   async count(table: 'nestjs_workers' | 'nestjs_failed_workers'): Promise<number> {
-    const [row] = (await this.dataSource.query(`SELECT COUNT(*) AS count FROM ${table}`)) as { count: string | number }[];
+    const [row] = (await this.dataSource.query(`SELECT COUNT(*) AS count FROM ${table}`)) as {
+      count: string | number;
+    }[];
     return Number(row!.count);
   }
 
@@ -109,7 +124,10 @@ export class WorkerProcess {
   ) {
     child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+    this.exited = once(child, 'exit').then(([code, signal]) => ({
+      code: code as number | null,
+      signal: signal as NodeJS.Signals | null,
+    }));
   }
 
   static async start(label: string, queue: SharedQueue, settings: Record<string, string> = {}): Promise<WorkerProcess> {
@@ -132,8 +150,10 @@ export class WorkerProcess {
   async waitForOutput(text: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.output.includes(text)) {
-      if (this.child.exitCode !== null) throw new Error(`Worker ${this.label} exited before printing "${text}":\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`Worker ${this.label} did not print "${text}" within ${timeoutMs} ms:\n${this.output}`);
+      if (this.child.exitCode !== null)
+        throw new Error(`Worker ${this.label} exited before printing "${text}":\n${this.output}`);
+      if (Date.now() > deadline)
+        throw new Error(`Worker ${this.label} did not print "${text}" within ${timeoutMs} ms:\n${this.output}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -158,7 +178,11 @@ export class WorkerProcess {
 }
 
 /** Where Debian's `faketime` package puts libfaketime (LD_PRELOAD). */
-const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'];
+const LIBFAKETIME = [
+  '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1',
+  '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1',
+  '/usr/lib/faketime/libfaketime.so.1',
+];
 
 /**
  * Environment that makes a worker process's clock run `offsetSeconds` off (libfaketime). Only the
@@ -167,7 +191,11 @@ const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/us
 export function skewedClock(offsetSeconds: number): Record<string, string> {
   const library = LIBFAKETIME.find((path) => existsSync(path));
   if (!library) throw new Error(`libfaketime not found (${LIBFAKETIME.join(', ')}): apt-get install faketime`);
-  return { LD_PRELOAD: library, FAKETIME: `${offsetSeconds >= 0 ? '+' : ''}${offsetSeconds}s`, FAKETIME_DONT_FAKE_MONOTONIC: '1' };
+  return {
+    LD_PRELOAD: library,
+    FAKETIME: `${offsetSeconds >= 0 ? '+' : ''}${offsetSeconds}s`,
+    FAKETIME_DONT_FAKE_MONOTONIC: '1',
+  };
 }
 
 /** Checks that the runs of each event never overlap in time (an unfinished run lasts until `openUntil`). */
@@ -179,7 +207,8 @@ export function overlappingEvents(runs: RunRecord[], openUntil: (run: RunRecord)
     const sorted = [...eventRuns].sort((a, b) => a.startedAt - b.startedAt);
     for (let index = 1; index < sorted.length; index++) {
       const previous = sorted[index - 1]!;
-      if (sorted[index]!.startedAt < (previous.endedAt ?? previous.abortedAt ?? openUntil(previous))) overlapping.push(eventN);
+      if (sorted[index]!.startedAt < (previous.endedAt ?? previous.abortedAt ?? openUntil(previous)))
+        overlapping.push(eventN);
     }
   }
   return overlapping;
@@ -211,7 +240,8 @@ export function workerProcessSuite(database: TestDatabase): {
     await queue!.reset();
   });
   afterEach(async () => {
-    for (const worker of workers) if (worker.child.signalCode === null && worker.child.exitCode === null) worker.kill('SIGCONT');
+    for (const worker of workers)
+      if (worker.child.signalCode === null && worker.child.exitCode === null) worker.kill('SIGCONT');
     await Promise.all(workers.splice(0).map((worker) => worker.stop()));
   });
   afterAll(async () => {

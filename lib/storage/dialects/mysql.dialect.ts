@@ -60,7 +60,9 @@ export class MysqlWorkerDialect implements WorkerDialect {
   async claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.dataSource.transaction('READ COMMITTED', (manager) => this.claimIn(manager, request, leaseToken));
+        return await this.dataSource.transaction('READ COMMITTED', (manager) =>
+          this.claimIn(manager, request, leaseToken),
+        );
       } catch (error) {
         if (attempt >= CLAIM_ATTEMPTS || !isRetryable(error)) throw error;
       }
@@ -104,7 +106,11 @@ export class MysqlWorkerDialect implements WorkerDialect {
   atomically<T>(work: AtomicWork<T>): Promise<T> {
     // READ COMMITTED, as the claim: no gap locks, so a batch's failed move does not lock against
     // the claim of the next batch running beside it; a deadlock victim simply runs again.
-    return atomicallyOnServer(this.dataSource, work, { isolation: 'READ COMMITTED', retryable: isRetryable, attempts: CLAIM_ATTEMPTS });
+    return atomicallyOnServer(this.dataSource, work, {
+      isolation: 'READ COMMITTED',
+      retryable: isRetryable,
+      attempts: CLAIM_ATTEMPTS,
+    });
   }
 
   within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {

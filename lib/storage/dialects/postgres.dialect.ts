@@ -49,7 +49,9 @@ export class PostgresWorkerDialect implements WorkerDialect {
     private readonly tables: WorkerTables,
   ) {
     this.columnTypes = new Map(
-      dataSource.getMetadata(WorkerEntity).columns.map((column) => [column.databaseName, arrayElementType(String(column.type))]),
+      dataSource
+        .getMetadata(WorkerEntity)
+        .columns.map((column) => [column.databaseName, arrayElementType(String(column.type))]),
     );
     const update = updateReturningClaimSql(tables.pending, this, {
       lockClause: ' FOR UPDATE SKIP LOCKED',
@@ -94,7 +96,10 @@ export class PostgresWorkerDialect implements WorkerDialect {
     const varying = columns.filter((column) => rows.some((row) => (row[column] ?? null) !== (first[column] ?? null)));
     const same = columns.filter((column) => !varying.includes(column));
     // unnest() of no arrays is no rows: with every column the same, the row count comes from generate_series.
-    const source = varying.length > 0 ? `unnest(${varying.map((column) => `?::${typeOf(column)}[]`).join(', ')}) AS source(${varying.map(escape).join(', ')})` : 'generate_series(1, ?)';
+    const source =
+      varying.length > 0
+        ? `unnest(${varying.map((column) => `?::${typeOf(column)}[]`).join(', ')}) AS source(${varying.map(escape).join(', ')})`
+        : 'generate_series(1, ?)';
     return {
       sql:
         `WITH inserted AS (INSERT INTO ${this.tables.pending} (${[...same, ...varying].map(escape).join(', ')}) ` +

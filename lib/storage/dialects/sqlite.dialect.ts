@@ -80,7 +80,8 @@ export class SqliteWorkerDialect implements WorkerDialect {
   }
 
   async atomically<T>(work: AtomicWork<T>): Promise<T> {
-    const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+    const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection })
+      .databaseConnection;
     return connection
       .transaction(() => {
         const steps = work();

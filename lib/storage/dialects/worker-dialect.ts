@@ -84,11 +84,18 @@ export interface WorkerDialect {
 }
 
 export type SupportedDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql' | 'mariadb';
-export const SUPPORTED_DATABASE_TYPES: readonly SupportedDatabaseType[] = ['better-sqlite3', 'postgres', 'mysql', 'mariadb'];
+export const SUPPORTED_DATABASE_TYPES: readonly SupportedDatabaseType[] = [
+  'better-sqlite3',
+  'postgres',
+  'mysql',
+  'mariadb',
+];
 
 export class UnsupportedDatabaseError extends WorkerError {
   constructor(type: string) {
-    super(`nestjs-workers has no claim path for TypeORM database type "${type}" (supported: ${SUPPORTED_DATABASE_TYPES.join(', ')})`);
+    super(
+      `nestjs-workers has no claim path for TypeORM database type "${type}" (supported: ${SUPPORTED_DATABASE_TYPES.join(', ')})`,
+    );
   }
 }
 
@@ -151,7 +158,10 @@ export async function insertUnlessTaken(
   manager: EntityManager,
 ): Promise<string | undefined> {
   const { sql, parameters } = insertRow(pending, row, escape);
-  const [inserted] = await dialect.query({ sql: dialect.returningIds(`${sql} ON CONFLICT DO NOTHING`), parameters }, manager);
+  const [inserted] = await dialect.query(
+    { sql: dialect.returningIds(`${sql} ON CONFLICT DO NOTHING`), parameters },
+    manager,
+  );
   return inserted === undefined ? undefined : String(inserted.id);
 }
 
@@ -159,7 +169,11 @@ export async function insertUnlessTaken(
 export const WAKEUP_CHANNEL = 'nestjs_workers';
 
 /** Feeds `work` the results of its statements, run one after another on `runner` (in whatever transaction it has). */
-export async function runSteps<T>(runner: QueryRunner, work: AtomicWork<T>, spell: (sql: string) => string = (sql) => sql): Promise<T> {
+export async function runSteps<T>(
+  runner: QueryRunner,
+  work: AtomicWork<T>,
+  spell: (sql: string) => string = (sql) => sql,
+): Promise<T> {
   const steps = work();
   let step = steps.next();
   while (!step.done) {
@@ -176,7 +190,10 @@ export async function runSteps<T>(runner: QueryRunner, work: AtomicWork<T>, spel
 
 /** `within` for every dialect: the manager must belong to an open transaction (it has a query runner). */
 export function runWithin<T>(manager: EntityManager, work: AtomicWork<T>, spell?: (sql: string) => string): Promise<T> {
-  if (!manager.queryRunner) throw new WorkerError('This needs the EntityManager of an open transaction (dataSource.transaction((manager) => …))');
+  if (!manager.queryRunner)
+    throw new WorkerError(
+      'This needs the EntityManager of an open transaction (dataSource.transaction((manager) => …))',
+    );
   return runSteps(manager.queryRunner, work, spell);
 }
 
@@ -194,7 +211,11 @@ export interface ServerTransactionSettings {
  * `atomically` on a server: one pooled connection, BEGIN … COMMIT, rolled back when the work or a
  * statement throws. The work is a generator function, so a retry simply runs it again from the start.
  */
-export async function atomicallyOnServer<T>(dataSource: DataSource, work: AtomicWork<T>, settings: ServerTransactionSettings = {}): Promise<T> {
+export async function atomicallyOnServer<T>(
+  dataSource: DataSource,
+  work: AtomicWork<T>,
+  settings: ServerTransactionSettings = {},
+): Promise<T> {
   const { spell, isolation, retryable = () => false, attempts = 1 } = settings;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -205,7 +226,12 @@ export async function atomicallyOnServer<T>(dataSource: DataSource, work: Atomic
   }
 }
 
-async function runInTransaction<T>(dataSource: DataSource, work: AtomicWork<T>, spell: ((sql: string) => string) | undefined, isolation: IsolationLevel | undefined): Promise<T> {
+async function runInTransaction<T>(
+  dataSource: DataSource,
+  work: AtomicWork<T>,
+  spell: ((sql: string) => string) | undefined,
+  isolation: IsolationLevel | undefined,
+): Promise<T> {
   const runner = dataSource.createQueryRunner();
   await runner.connect();
   try {

@@ -144,7 +144,12 @@ export function workerEntitySchemas(
       // The claim walks this index in its ORDER BY (priority, available_at, id): no sort, however long the queue.
       { name: 'IDX_nestjs_workers_claim', columns: ['queueName', 'priority', 'availableAt', 'id'] },
       // NULL keys never collide, so only keyed rows are deduplicated; where the database can, only keyed rows are in it at all.
-      { name: 'IDX_nestjs_workers_unique', columns: ['queueName', 'uniqueKey'], unique: true, ...(mysqlFamily ? {} : { where: KEYED_ROWS }) },
+      {
+        name: 'IDX_nestjs_workers_unique',
+        columns: ['queueName', 'uniqueKey'],
+        unique: true,
+        ...(mysqlFamily ? {} : { where: KEYED_ROWS }),
+      },
     ],
   });
   const failed = new EntitySchema<FailedWorkerEntity>({

@@ -70,13 +70,17 @@ export class CreateNestjsWorkerTablesSqlite1764400000000 implements MigrationInt
         '"error" text, "created_at" bigint NOT NULL, "updated_at" bigint NOT NULL, "deleted_at" bigint, ' +
         '"available_at" bigint NOT NULL, "locked_by" varchar(255), "lease_token" varchar(64))',
     );
-    await queryRunner.query('CREATE INDEX "IDX_nestjs_workers_due" ON "nestjs_workers" ("queue_name", "available_at", "id")');
+    await queryRunner.query(
+      'CREATE INDEX "IDX_nestjs_workers_due" ON "nestjs_workers" ("queue_name", "available_at", "id")',
+    );
     await queryRunner.query(
       'CREATE TABLE "nestjs_failed_workers" ("id" integer PRIMARY KEY AUTOINCREMENT NOT NULL, "queue_name" varchar(255) NOT NULL, ' +
         '"event_name" varchar(255) NOT NULL, "payload" text, "attempts" integer NOT NULL DEFAULT (0), "retries" integer NOT NULL, ' +
         '"error" text, "created_at" bigint NOT NULL, "updated_at" bigint NOT NULL, "deleted_at" bigint, "failed_at" bigint NOT NULL)',
     );
-    await queryRunner.query('CREATE INDEX "IDX_nestjs_failed_workers_queue" ON "nestjs_failed_workers" ("queue_name", "failed_at")');
+    await queryRunner.query(
+      'CREATE INDEX "IDX_nestjs_failed_workers_queue" ON "nestjs_failed_workers" ("queue_name", "failed_at")',
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
@@ -99,8 +103,12 @@ export class AddNestjsWorkerJobControlPostgres1764500000000 implements Migration
       await queryRunner.query(`ALTER TABLE ${table} ADD "priority" integer NOT NULL DEFAULT '0'`);
       await queryRunner.query(`ALTER TABLE ${table} ADD "unique_key" character varying(255)`);
     }
-    await queryRunner.query(`CREATE INDEX "IDX_nestjs_workers_claim" ON ${pending} ("queue_name", "priority", "available_at", "id")`);
-    await queryRunner.query(`CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key")`);
+    await queryRunner.query(
+      `CREATE INDEX "IDX_nestjs_workers_claim" ON ${pending} ("queue_name", "priority", "available_at", "id")`,
+    );
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key")`,
+    );
     await queryRunner.query(
       `CREATE TABLE ${schedules} ("name" character varying(255) NOT NULL, "last_slot_at" bigint NOT NULL, ` +
         `"updated_at" bigint NOT NULL, CONSTRAINT "PK_4e51f4d75ecd881e284e0c805cd" PRIMARY KEY ("name"))`,
@@ -123,10 +131,16 @@ export class AddNestjsWorkerJobControlMysql1764500000000 implements MigrationInt
   async up(queryRunner: QueryRunner): Promise<void> {
     for (const table of ['`nestjs_workers`', '`nestjs_failed_workers`']) {
       await queryRunner.query(`ALTER TABLE ${table} ADD \`priority\` int NOT NULL DEFAULT '0'`);
-      await queryRunner.query(`ALTER TABLE ${table} ADD \`unique_key\` varchar(255) CHARACTER SET "utf8mb4" COLLATE "utf8mb4_bin" NULL`);
+      await queryRunner.query(
+        `ALTER TABLE ${table} ADD \`unique_key\` varchar(255) CHARACTER SET "utf8mb4" COLLATE "utf8mb4_bin" NULL`,
+      );
     }
-    await queryRunner.query('CREATE INDEX `IDX_nestjs_workers_claim` ON `nestjs_workers` (`queue_name`, `priority`, `available_at`, `id`)');
-    await queryRunner.query('CREATE UNIQUE INDEX `IDX_nestjs_workers_unique` ON `nestjs_workers` (`queue_name`, `unique_key`)');
+    await queryRunner.query(
+      'CREATE INDEX `IDX_nestjs_workers_claim` ON `nestjs_workers` (`queue_name`, `priority`, `available_at`, `id`)',
+    );
+    await queryRunner.query(
+      'CREATE UNIQUE INDEX `IDX_nestjs_workers_unique` ON `nestjs_workers` (`queue_name`, `unique_key`)',
+    );
     await queryRunner.query(
       'CREATE TABLE `nestjs_workers_schedules` (`name` varchar(255) CHARACTER SET "utf8mb4" COLLATE "utf8mb4_bin" NOT NULL, ' +
         '`last_slot_at` bigint NOT NULL, `updated_at` bigint NOT NULL, PRIMARY KEY (`name`)) ENGINE=InnoDB',
@@ -150,8 +164,12 @@ export class AddNestjsWorkerJobControlSqlite1764500000000 implements MigrationIn
       await queryRunner.query(`ALTER TABLE ${table} ADD COLUMN "priority" integer NOT NULL DEFAULT (0)`);
       await queryRunner.query(`ALTER TABLE ${table} ADD COLUMN "unique_key" varchar(255)`);
     }
-    await queryRunner.query('CREATE INDEX "IDX_nestjs_workers_claim" ON "nestjs_workers" ("queue_name", "priority", "available_at", "id")');
-    await queryRunner.query('CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key")');
+    await queryRunner.query(
+      'CREATE INDEX "IDX_nestjs_workers_claim" ON "nestjs_workers" ("queue_name", "priority", "available_at", "id")',
+    );
+    await queryRunner.query(
+      'CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key")',
+    );
     await queryRunner.query(
       'CREATE TABLE "nestjs_workers_schedules" ("name" varchar(255) PRIMARY KEY NOT NULL, "last_slot_at" bigint NOT NULL, "updated_at" bigint NOT NULL)',
     );
@@ -178,25 +196,33 @@ export class PartialNestjsWorkerUniqueIndexPostgres1764600000000 implements Migr
   async up(queryRunner: QueryRunner): Promise<void> {
     const [pending] = postgresTables(queryRunner);
     await queryRunner.query(`DROP INDEX ${qualifiedName(queryRunner, 'IDX_nestjs_workers_unique')}`);
-    await queryRunner.query(`CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key") WHERE ${KEYED_ROWS}`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key") WHERE ${KEYED_ROWS}`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     const [pending] = postgresTables(queryRunner);
     await queryRunner.query(`DROP INDEX ${qualifiedName(queryRunner, 'IDX_nestjs_workers_unique')}`);
-    await queryRunner.query(`CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key")`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON ${pending} ("queue_name", "unique_key")`,
+    );
   }
 }
 
 export class PartialNestjsWorkerUniqueIndexSqlite1764600000000 implements MigrationInterface {
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query('DROP INDEX "IDX_nestjs_workers_unique"');
-    await queryRunner.query(`CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key") WHERE ${KEYED_ROWS}`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key") WHERE ${KEYED_ROWS}`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query('DROP INDEX "IDX_nestjs_workers_unique"');
-    await queryRunner.query('CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key")');
+    await queryRunner.query(
+      'CREATE UNIQUE INDEX "IDX_nestjs_workers_unique" ON "nestjs_workers" ("queue_name", "unique_key")',
+    );
   }
 }
 
@@ -227,7 +253,9 @@ export class AddNestjsWorkerLeaseExpirySqlite1764700000000 implements MigrationI
 async function addLeaseExpiry(queryRunner: QueryRunner): Promise<void> {
   const { pending, column } = leaseNames(queryRunner);
   await queryRunner.query(`ALTER TABLE ${pending} ADD ${column('lease_expires_at')} bigint`);
-  await queryRunner.query(`UPDATE ${pending} SET ${column('lease_expires_at')} = ${column('available_at')} WHERE ${column('lease_token')} IS NOT NULL`);
+  await queryRunner.query(
+    `UPDATE ${pending} SET ${column('lease_expires_at')} = ${column('available_at')} WHERE ${column('lease_token')} IS NOT NULL`,
+  );
 }
 
 async function dropLeaseExpiry(queryRunner: QueryRunner): Promise<void> {
@@ -239,7 +267,10 @@ async function dropLeaseExpiry(queryRunner: QueryRunner): Promise<void> {
 }
 
 function leaseNames(queryRunner: QueryRunner): { pending: string; column: (name: string) => string } {
-  return { pending: qualifiedName(queryRunner, 'nestjs_workers'), column: (name) => queryRunner.connection.driver.escape(name) };
+  return {
+    pending: qualifiedName(queryRunner, 'nestjs_workers'),
+    column: (name) => queryRunner.connection.driver.escape(name),
+  };
 }
 
 /*
@@ -264,14 +295,20 @@ async function modifyNameColumns(queryRunner: QueryRunner, collation: string): P
   const column = (name: string, nullable = false): string =>
     `MODIFY \`${name}\` varchar(255) CHARACTER SET utf8mb4 COLLATE ${collation} ${nullable ? 'NULL' : 'NOT NULL'}`;
   for (const table of ['`nestjs_workers`', '`nestjs_failed_workers`']) {
-    await queryRunner.query(`ALTER TABLE ${table} ${column('queue_name')}, ${column('event_name')}, ${column('unique_key', true)}`);
+    await queryRunner.query(
+      `ALTER TABLE ${table} ${column('queue_name')}, ${column('event_name')}, ${column('unique_key', true)}`,
+    );
   }
   await queryRunner.query(`ALTER TABLE \`nestjs_workers_schedules\` ${column('name')}`);
 }
 
 /** Pending, failed and schedules table, in the DataSource's schema when it names one. */
 function postgresTables(queryRunner: QueryRunner): [string, string, string] {
-  return [qualifiedName(queryRunner, 'nestjs_workers'), qualifiedName(queryRunner, 'nestjs_failed_workers'), qualifiedName(queryRunner, 'nestjs_workers_schedules')];
+  return [
+    qualifiedName(queryRunner, 'nestjs_workers'),
+    qualifiedName(queryRunner, 'nestjs_failed_workers'),
+    qualifiedName(queryRunner, 'nestjs_workers_schedules'),
+  ];
 }
 
 /**

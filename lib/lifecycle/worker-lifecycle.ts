@@ -38,7 +38,9 @@ export class WorkerLifecycle {
         try {
           await listener(event);
         } catch (error) {
-          this.logger.error(`Worker lifecycle hook ${label} failed on '${event.name}' of ${event.eventName}: ${describeError(error)}`);
+          this.logger.error(
+            `Worker lifecycle hook ${label} failed on '${event.name}' of ${event.eventName}: ${describeError(error)}`,
+          );
         }
       }),
     );

@@ -1,6 +1,12 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
-import { MAX_BATCH_SIZE, MAX_DELAY_SECONDS, MAX_NAME_LENGTH, MAX_PAYLOAD_BYTES_LIMIT, MAX_TIMER_MS } from '../worker.constants.js';
+import {
+  MAX_BATCH_SIZE,
+  MAX_DELAY_SECONDS,
+  MAX_NAME_LENGTH,
+  MAX_PAYLOAD_BYTES_LIMIT,
+  MAX_TIMER_MS,
+} from '../worker.constants.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -19,12 +25,17 @@ export function assertStoredName(field: string, value: unknown, maxLength = MAX_
   assertNonEmptyString(field, value);
   const text = value as string;
   if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) {
-    throw new InvalidWorkerOptionsError(field, `must be well-formed Unicode (got ${JSON.stringify(text)}, which has a lone surrogate)`);
+    throw new InvalidWorkerOptionsError(
+      field,
+      `must be well-formed Unicode (got ${JSON.stringify(text)}, which has a lone surrogate)`,
+    );
   }
-  if (text.includes('\u0000')) throw new InvalidWorkerOptionsError(field, `must not contain NUL (\\u0000) (got ${JSON.stringify(text)})`);
+  if (text.includes('\u0000'))
+    throw new InvalidWorkerOptionsError(field, `must not contain NUL (\\u0000) (got ${JSON.stringify(text)})`);
   // text.length counts UTF-16 units, never fewer than the characters: only a long text needs counting.
   const length = text.length <= maxLength ? text.length : [...text].length;
-  if (length > maxLength) throw new InvalidWorkerOptionsError(field, `must be at most ${maxLength} characters (got ${length})`);
+  if (length > maxLength)
+    throw new InvalidWorkerOptionsError(field, `must be at most ${maxLength} characters (got ${length})`);
 }
 
 export function assertInteger(field: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void {
@@ -48,7 +59,10 @@ export function assertMaxPayloadBytes(field: string, value: unknown): void {
 /** A claim's row count: at least 1, and a bounded IN list for the batch completion. */
 export function assertBatchSize(field: string, value: unknown): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_BATCH_SIZE) {
-    throw new InvalidWorkerOptionsError(field, `must be an integer between 1 and ${MAX_BATCH_SIZE} (got ${describe(value)})`);
+    throw new InvalidWorkerOptionsError(
+      field,
+      `must be an integer between 1 and ${MAX_BATCH_SIZE} (got ${describe(value)})`,
+    );
   }
 }
 
@@ -67,7 +81,10 @@ export function rowIdOf(id: unknown, what: string): string {
 /** Priorities are stored as a 32-bit integer column. */
 export function assertPriority(field: string, value: unknown): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
-    throw new InvalidWorkerOptionsError(field, `must be an integer between -2147483648 and 2147483647 (got ${describe(value)})`);
+    throw new InvalidWorkerOptionsError(
+      field,
+      `must be an integer between -2147483648 and 2147483647 (got ${describe(value)})`,
+    );
   }
 }
 
@@ -106,11 +123,15 @@ export function assertBackoff(field: string, value: unknown): asserts value is B
     if (options.type === 'fixed') return assertKnownKeys(field, options, ['type']);
     if (options.type === 'exponential') {
       assertKnownKeys(field, options, ['type', 'maxSeconds', 'jitter']);
-      if (options.maxSeconds !== undefined) assertNumber(`${field}.maxSeconds`, options.maxSeconds, 0, MAX_DELAY_SECONDS);
+      if (options.maxSeconds !== undefined)
+        assertNumber(`${field}.maxSeconds`, options.maxSeconds, 0, MAX_DELAY_SECONDS);
       if (options.jitter !== undefined) assertBoolean(`${field}.jitter`, options.jitter);
       return;
     }
-    throw new InvalidWorkerOptionsError(`${field}.type`, `must be "fixed" or "exponential" (got ${JSON.stringify(options.type)})`);
+    throw new InvalidWorkerOptionsError(
+      `${field}.type`,
+      `must be "fixed" or "exponential" (got ${JSON.stringify(options.type)})`,
+    );
   }
   throw new InvalidWorkerOptionsError(
     field,
@@ -122,12 +143,16 @@ export function assertBackoff(field: string, value: unknown): asserts value is B
 export function assertHeartbeat(heartbeatSeconds: unknown, leaseSeconds: number, field = 'heartbeatSeconds'): void {
   assertNumber(field, heartbeatSeconds, 0.05, MAX_TIMER_SECONDS);
   if ((heartbeatSeconds as number) > leaseSeconds / 2) {
-    throw new InvalidWorkerOptionsError(field, `must be at most half of leaseSeconds (${leaseSeconds}), got ${String(heartbeatSeconds)}`);
+    throw new InvalidWorkerOptionsError(
+      field,
+      `must be at most half of leaseSeconds (${leaseSeconds}), got ${String(heartbeatSeconds)}`,
+    );
   }
 }
 
 export function assertBoolean(field: string, value: unknown): void {
-  if (typeof value !== 'boolean') throw new InvalidWorkerOptionsError(field, `must be true or false (got ${describe(value)})`);
+  if (typeof value !== 'boolean')
+    throw new InvalidWorkerOptionsError(field, `must be true or false (got ${describe(value)})`);
 }
 
 export function assertPlainObject(field: string, value: unknown): asserts value is Record<string, unknown> {

@@ -15,9 +15,9 @@ import {
   WorkerLifecycle,
   WorkerService,
 } from '../lib/index.js';
-import type { AtomicWork } from '../lib/storage/dialects/worker-dialect.js';
+import type { AtomicWork } from '../lib/storage/sql/statement.js';
 import { dialectFor } from '../lib/storage/dialects/dialect-for.js';
-import { multiRowInserts } from '../lib/storage/worker-statements.js';
+import { multiRowInserts } from '../lib/storage/sql/insert.js';
 import { testDatabases } from './support/databases.js';
 import {
   createTestApp,

@@ -6,7 +6,11 @@
  */
 import { BaseEvent, QueueEvent } from '../lib/index.js';
 import { dialectFor } from '../lib/storage/dialects/dialect-for.js';
-import { claimableCondition } from '../lib/storage/dialects/worker-dialect.js';
+import { mysqlClaimSelect } from '../lib/storage/dialects/mysql.dialect.js';
+import { postgresClaimStatement } from '../lib/storage/dialects/postgres.dialect.js';
+import type { ClaimParameters } from '../lib/storage/sql/claim.js';
+import { countDueStatement } from '../lib/storage/sql/count-due.js';
+import { workerTables } from '../lib/storage/worker-tables.js';
 import { serverDatabases } from './support/databases.js';
 import { createTestApp, runOncePass } from './support/test-app.js';
 
@@ -30,8 +34,15 @@ class OtherPlanEvent extends BaseEvent<{ n: number }> {
 }
 
 describe.each(serverDatabases())('claim query plan ($name)', (database) => {
-  /** The claim's own condition on this database (due by the pass start and the database's clock, lease not live). */
-  let claimable: () => string;
+  /** The claim's parameters: what a worker sends for a batch of 10. */
+  const claimOf = (dueBy: number): ClaimParameters => ({
+    queueName: 'plan-a',
+    dueBy,
+    limit: 10,
+    workerId: 'plan',
+    leaseToken: 'plan',
+    leaseMs: 60_000,
+  });
   /**
    * 3,000 rows of two queues (some urgent), plus 2,000 delayed rows of the claimed queue: the
    * delayed rows are what a walk in priority order must not pass on an idle poll.
@@ -57,25 +68,27 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
 
   it('claims due rows of one queue by priority, then oldest first, walking the claim index without sorting', async () => {
     const t = await seeded();
-    claimable = () => claimableCondition(dialectFor(t.dataSource));
+    const { pending } = workerTables(t.dataSource);
     try {
       const due = Date.now();
       if (database.type === 'postgres') {
-        const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(
-          `EXPLAIN (FORMAT JSON) SELECT id FROM nestjs_workers WHERE queue_name = $1 AND ${claimable().replace('?', '$2')} ` +
-            'ORDER BY priority, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED',
-          ['plan-a', due],
-        )) as { 'QUERY PLAN': unknown }[];
+        // The whole claim statement: the UPDATE of the locked ids and its SELECT … FOR UPDATE SKIP LOCKED.
+        const { sql, parameters } = postgresClaimStatement(pending).bind(claimOf(due));
+        const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(`EXPLAIN (FORMAT JSON) ${sql}`, parameters)) as {
+          'QUERY PLAN': unknown;
+        }[];
         const text = JSON.stringify(plan);
         expect(text).toContain('"Index Name":"IDX_nestjs_workers_claim"');
         expect(text).not.toContain('"Node Type":"Sort"');
         expect(text).not.toContain('"Node Type":"Seq Scan"');
       } else {
-        const [step] = (await t.dataSource.query(
-          `EXPLAIN SELECT * FROM nestjs_workers${dialectFor(t.dataSource).claimIndexHint} WHERE queue_name = ? AND ${claimable()} ` +
-            'ORDER BY priority, available_at, id LIMIT 10 FOR UPDATE SKIP LOCKED',
-          ['plan-a', due],
-        )) as { key: string; type: string; Extra: string | null }[];
+        // The claim's locking SELECT (the UPDATE after it takes the locked rows by primary key).
+        const { sql, parameters } = mysqlClaimSelect(pending, claimOf(due));
+        const [step] = (await t.dataSource.query(`EXPLAIN ${sql}`, parameters)) as {
+          key: string;
+          type: string;
+          Extra: string | null;
+        }[];
         expect(step).toMatchObject({ key: 'IDX_nestjs_workers_claim' });
         expect(['ref', 'range']).toContain(step!.type);
         expect(step!.Extra ?? '').not.toContain('filesort');
@@ -87,32 +100,28 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
 
   it('bounds the claim by a count of due rows that reads one range of the due index, not the delayed rows', async () => {
     const t = await seeded();
-    claimable = () => claimableCondition(dialectFor(t.dataSource));
+    const dialect = dialectFor(t.dataSource);
     try {
       // An idle queue: everything due was claimed, 2,000 delayed rows remain.
       await t.workers.runWorker(runOncePass('plan-a', { batchSize: 5000 }));
       await t.dataSource.query(
         database.type === 'postgres' ? 'ANALYZE nestjs_workers' : 'ANALYZE TABLE nestjs_workers',
       );
-      const countSql = (placeholder: (n: number) => string) =>
-        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM nestjs_workers WHERE queue_name = ${placeholder(1)} AND ` +
-        `${claimable().replace('?', placeholder(2))} ORDER BY available_at, id LIMIT ${placeholder(3)}) due`;
+      // The count the repository sends (the dialect spells its placeholders, as when it runs it).
+      const { sql, parameters } = countDueStatement(workerTables(t.dataSource).pending, dialect).bind({
+        queueName: 'plan-a',
+        dueBy: Date.now(),
+        limit: 10,
+      });
       if (database.type === 'postgres') {
-        const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(
-          `EXPLAIN (FORMAT JSON) ${countSql((n) => `$${n}`)}`,
-          ['plan-a', Date.now(), 10],
-        )) as {
+        const [{ 'QUERY PLAN': plan }] = (await dialect.query({ sql: `EXPLAIN (FORMAT JSON) ${sql}`, parameters })) as {
           'QUERY PLAN': unknown;
         }[];
         const text = JSON.stringify(plan);
         expect(text).toContain('"Index Name":"IDX_nestjs_workers_due"');
         expect(text).toMatch(/"Index Cond":"\(\(\(queue_name\)::text = 'plan-a'::text\) AND \(available_at <= /);
       } else {
-        const hinted = countSql(() => '?').replace(
-          'FROM nestjs_workers WHERE',
-          'FROM nestjs_workers FORCE INDEX (IDX_nestjs_workers_due) WHERE',
-        );
-        const steps = (await t.dataSource.query(`EXPLAIN ${hinted}`, ['plan-a', Date.now(), 10])) as {
+        const steps = (await dialect.query({ sql: `EXPLAIN ${sql}`, parameters })) as {
           key: string | null;
           type: string;
         }[];

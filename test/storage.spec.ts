@@ -6,7 +6,9 @@
 import { DataSource } from 'typeorm';
 import { BaseEvent, QueueEvent, TypeOrmWorkerRepository, workerEntitySchemas } from '../lib/index.js';
 import { dialectFor } from '../lib/storage/dialects/dialect-for.js';
-import { claimableCondition } from '../lib/storage/dialects/worker-dialect.js';
+import { sqliteClaimStatement } from '../lib/storage/dialects/sqlite.dialect.js';
+import { countDueStatement } from '../lib/storage/sql/count-due.js';
+import { workerTables } from '../lib/storage/worker-tables.js';
 import { createTestApp, tempDatabase } from './support/test-app.js';
 
 @QueueEvent('storage')
@@ -67,18 +69,27 @@ describe('SQLite storage', () => {
 
   it('finds "due rows of queue Q by priority, oldest first" with an index search, not a table scan', async () => {
     const t = await createTestApp();
-    // The claim's own condition (due by the pass start and the database's clock, lease not live).
-    const dialect = dialectFor(t.dataSource);
-    const claimable = claimableCondition(dialect);
+    // The statements the repository sends: the claim (whole) and the due count that bounds it.
+    const { pending } = workerTables(t.dataSource);
+    const claim = (dueBy: number) =>
+      sqliteClaimStatement(pending).bind({
+        queueName: 'storage',
+        dueBy,
+        limit: 10,
+        workerId: 'plan',
+        leaseToken: 'plan',
+        leaseMs: 60_000,
+      });
+    const countDue = (dueBy: number) =>
+      countDueStatement(pending, dialectFor(t.dataSource)).bind({ queueName: 'storage', dueBy, limit: 10 });
+    const plan = async ({ sql, parameters }: { sql: string; parameters: unknown[] }) =>
+      ((await t.dataSource.query(`EXPLAIN QUERY PLAN ${sql}`, parameters)) as { detail: string }[])
+        .map((step) => step.detail)
+        .join('\n');
     try {
       for (let n = 0; n < 50; n++) await t.events.dispatch(new StoredEvent({ n }));
       await t.dataSource.query('ANALYZE');
-      const plan = (await t.dataSource.query(
-        `EXPLAIN QUERY PLAN SELECT id FROM nestjs_workers${dialect.claimIndexHint} WHERE queue_name = ? AND ${claimable} ` +
-          'ORDER BY priority, available_at, id LIMIT 10',
-        ['storage', Date.now()],
-      )) as { detail: string }[];
-      const details = plan.map((step) => step.detail).join('\n');
+      const details = await plan(claim(Date.now()));
       expect(details).toContain('SEARCH nestjs_workers USING INDEX IDX_nestjs_workers_claim (queue_name=?)');
       expect(details).not.toContain('TEMP B-TREE');
       // The count that bounds the claim is one range of the due index when delayed rows dominate.
@@ -87,11 +98,7 @@ describe('SQLite storage', () => {
         { delaySeconds: 3600 },
       );
       await t.dataSource.query('ANALYZE');
-      const countPlan = (await t.dataSource.query(
-        `EXPLAIN QUERY PLAN SELECT COUNT(*) FROM (SELECT id FROM nestjs_workers WHERE queue_name = ? AND ${claimable} ORDER BY available_at, id LIMIT 10) due`,
-        ['storage', Date.now()],
-      )) as { detail: string }[];
-      expect(countPlan.map((step) => step.detail).join('\n')).toContain(
+      expect(await plan(countDue(Date.now()))).toContain(
         'USING INDEX IDX_nestjs_workers_due (queue_name=? AND available_at<?)',
       );
     } finally {

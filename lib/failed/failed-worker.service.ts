@@ -17,7 +17,7 @@ import type { WorkerDialect } from '../storage/dialects/worker-dialect.js';
 import type { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
 import { FailedStore } from '../storage/failed-store.js';
 import { type StoredWorkerFields, toAttributes } from '../storage/worker-row.js';
-import { type FailedRowFilter, requeueFailed } from '../storage/worker-statements.js';
+import { type FailedRowFilter, requeueFailed } from '../storage/sql/failed-store.js';
 import { type WorkerTables, workerTables } from '../storage/worker-tables.js';
 
 export const MAX_FAILED_PAGE_SIZE = 500;

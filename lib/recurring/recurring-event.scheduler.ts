@@ -17,7 +17,8 @@ import type { TSerializableValues } from '../interfaces/worker-attributes.interf
 import { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
 import { dialectFor } from '../storage/dialects/dialect-for.js';
 import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
-import { dispatchRecurringSlot, insertRow } from '../storage/worker-statements.js';
+import { insertRow } from '../storage/sql/insert.js';
+import { dispatchRecurringSlot } from '../storage/sql/recurring-slot.js';
 import { workerTables } from '../storage/worker-tables.js';
 import { ensureScheduleRow } from '../storage/schedule-rows.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';

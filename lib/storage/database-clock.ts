@@ -94,7 +94,7 @@ export function databaseClock(dataSource: DataSource): DatabaseClock {
       return Number(row?.db_now);
     };
     // An embedded database reads the clock of the process it runs in: nothing to measure.
-    clock = new DatabaseClock(dialect.embedded ? undefined : read);
+    clock = new DatabaseClock(dialect.capabilities.embeddedClock ? undefined : read);
     clocks.set(dataSource, clock);
   }
   return clock;

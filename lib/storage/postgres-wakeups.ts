@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { describeError } from '../errors/describe-error.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
-import { WAKEUP_CHANNEL } from './dialects/worker-dialect.js';
+import { WAKEUP_CHANNEL } from './dialects/postgres.dialect.js';
 
 /** The part of a pg PoolClient the listener uses. */
 interface ListeningClient {
@@ -24,11 +24,11 @@ export interface WakeupHandlers {
 }
 
 /**
- * LISTEN on PostgreSQL: dispatches notify the queue's name when they commit (see
- * PostgresWorkerDialect.returningIds) and this wakes the pollers at once instead of at their next
- * interval. One connection of the DataSource's pool is held for it. A connection that errors, ends or
- * stops answering the keepalive is replaced, with backoff, and the pollers are woken after each
- * reconnect. Polling stays the fallback throughout.
+ * LISTEN on PostgreSQL: dispatches notify the queue's name when they commit (see insertWakingWorkers
+ * in dialects/postgres.dialect) and this wakes the pollers at once instead of at their next interval.
+ * One connection of the DataSource's pool is held for it. A connection that errors, ends or stops
+ * answering the keepalive is replaced, with backoff, and the pollers are woken after each reconnect.
+ * Polling stays the fallback throughout.
  */
 export class PostgresWakeups {
   private client?: ListeningClient;

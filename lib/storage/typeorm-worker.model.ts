@@ -6,7 +6,8 @@ import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import { dialectFor } from './dialects/dialect-for.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { workerTables } from './worker-tables.js';
-import { insertRows } from './worker-statements.js';
+import { insertRows } from './sql/insert.js';
+import { runInCallerTransaction } from './storage-capabilities.js';
 import { storableErrorText, type StoredWorkerFields, toAttributes } from './worker-row.js';
 
 export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
@@ -202,7 +203,7 @@ export async function insertPendingRows(
   if (manager) assertManagerOf(dataSource, manager);
   const dialect = dialectFor(dataSource);
   const work = insertRows(workerTables(dataSource).pending, rows, (name) => dataSource.driver.escape(name), dialect);
-  return manager ? dialect.within(manager, work) : dialect.atomically(work);
+  return manager ? runInCallerTransaction(dialect, manager, work) : dialect.atomically(work);
 }
 
 /** The seed's attributes in stored form (payload serialized and checked, instants as epoch ms). */

@@ -15,23 +15,25 @@ import type {
   RetryOutcome,
   RetryRequest,
 } from '../interfaces/worker-repository.interface.js';
+import { emptyStatistics } from '../common/queue-statistics.js';
+import { failedModelsOfCreator, notClaimedHere } from '../worker.messages.js';
 import { dialectFor } from './dialects/dialect-for.js';
-import { claimableCondition, type WorkerDialect } from './dialects/worker-dialect.js';
+import type { WorkerDialect } from './dialects/worker-dialect.js';
 import { type DatabaseClock, databaseClock } from './database-clock.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
+import { cancelRow, type CancelRowTarget } from './sql/cancel.js';
+import { claimParametersOf, compareClaimOrder } from './sql/claim.js';
+import { completeStatement, stillPendingStatement } from './sql/complete.js';
+import { type CountDueParameters, countDueStatement } from './sql/count-due.js';
+import { moveLeasedRowsToFailed } from './sql/fail.js';
+import { byLeaseToken } from './sql/leased-rows.js';
+import type { NamedStatement } from './sql/named-parameters.js';
+import { releaseStatements } from './sql/release.js';
+import { heldRowsStatement, renewStatement } from './sql/renew.js';
+import { retryLeasedRows } from './sql/retry.js';
+import { queueStatisticsStatement, toQueueStatistics } from './sql/statistics.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
-import { emptyStatistics } from '../common/queue-statistics.js';
-import {
-  cancelRow,
-  type CancelRowTarget,
-  byLeaseToken,
-  compareIds,
-  moveLeasedRowsToFailed,
-  queueStatisticsStatement,
-  retryLeasedRows,
-  toQueueStatistics,
-} from './worker-statements.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
 
 /**
@@ -45,11 +47,13 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   private readonly busyQueues = new Set<string>();
 
   private readonly clock: DatabaseClock;
+  private readonly countDueSql: NamedStatement<CountDueParameters>;
 
   constructor(private readonly dataSource: DataSource) {
     this.dialect = dialectFor(dataSource);
     this.tables = workerTables(dataSource);
     this.clock = databaseClock(dataSource);
+    this.countDueSql = countDueStatement(this.tables.pending, this.dialect);
   }
 
   /** The database's time (see DatabaseClock): the worker's pass starts and retry due times. */
@@ -80,14 +84,14 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
 
   private async claimDue(request: ClaimRequest, limit: number): Promise<IWorkerModel[]> {
     const leaseToken = randomUUID();
-    const raws = await this.dialect.claim({ ...request, limit }, leaseToken);
+    const raws = await this.dialect.claim(claimParametersOf({ ...request, limit }, leaseToken));
     if (raws.length >= request.limit) this.busyQueues.add(request.queueName);
     else this.busyQueues.delete(request.queueName);
     return (
       raws
         .map(fromRawRow)
         // A batch runs in claim order: priority, then due time, then age.
-        .sort((a, b) => a.priority - b.priority || a.availableAt - b.availableAt || compareIds(a.id, b.id))
+        .sort(compareClaimOrder)
         .map((fields) => new TypeOrmWorkerModel(this.dataSource, WorkerEntity, fields, leaseToken))
     );
   }
@@ -96,15 +100,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     return this.countDue(queueName, dueBy, limit);
   }
 
-  /** Due rows that are not leased, at most `limit`: one range of the due index, read no further than that. */
+  /** Due rows that are not leased, at most `limit`: one range of the due index (see countDueStatement). */
   private async countDue(queueName: string, dueBy: Date, limit: number): Promise<number> {
-    const [counted] = await this.dialect.query({
-      sql:
-        `SELECT COUNT(*) AS due_count FROM (SELECT id FROM ${this.tables.pending}${this.dialect.dueIndexHint} ` +
-        // ORDER BY the due index's own order: planners then read that range rather than scan and stop early.
-        `WHERE queue_name = ? AND ${claimableCondition(this.dialect)} ORDER BY available_at, id LIMIT ?) due`,
-      parameters: [queueName, dueBy.getTime(), limit],
-    });
+    const [counted] = await this.dialect.query(this.countDueSql.bind({ queueName, dueBy: dueBy.getTime(), limit }));
     return Number(counted?.due_count ?? 0);
   }
 
@@ -116,19 +114,10 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   async completeWorkers(models: IWorkerModel[]): Promise<string[]> {
     const lost: string[] = [];
     for (const [leaseToken, ids] of byLeaseToken(models.map(leasedRow))) {
-      const result = await this.dataSource.manager
-        .createQueryBuilder()
-        .delete()
-        .from(WorkerEntity)
-        .where('lease_token = :leaseToken AND id IN (:...ids)', { leaseToken, ids })
-        .execute();
-      if ((result.affected ?? ids.length) < ids.length) {
+      const { affected } = await this.dialect.execute(completeStatement(this.tables.pending, leaseToken, ids));
+      if (affected < ids.length) {
         // Rare: another worker holds some of them now; the rows still there are the ones it holds.
-        const held = await this.dataSource.manager
-          .createQueryBuilder(WorkerEntity, 'row')
-          .select('row.id', 'id')
-          .where('row.id IN (:...ids)', { ids })
-          .getRawMany<{ id: string | number }>();
+        const held = await this.dialect.query(stillPendingStatement(this.tables.pending, ids));
         lost.push(...held.map((row) => String(row.id)));
       }
     }
@@ -141,7 +130,10 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     throwUnlessRecorded(id, (await this.retryWorkers([{ model, retry }])).get(id));
   }
 
-  /** One transaction: per lease token a locking read of the rows still held, then one UPDATE (see retryLeasedRows). */
+  /**
+   * One transaction: per lease token a locking read of the rows still held, then one UPDATE (see
+   * retryLeasedRows).
+   */
   async retryWorkers(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>> {
     if (entries.length === 0) return new Map();
     const rows = entries.map(({ model, retry }) => ({
@@ -159,12 +151,15 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     throwUnlessRecorded(id, (await this.failWorkers([{ model, failed }])).get(id));
   }
 
-  /** One transaction for the whole batch: locking read, one DELETE per lease token, multi-row INSERTs (see moveLeasedRowsToFailed). */
+  /**
+   * One transaction for the whole batch: locking read, one DELETE per lease token, multi-row INSERTs
+   * (see moveLeasedRowsToFailed).
+   */
   async failWorkers(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>> {
     if (entries.length === 0) return new Map();
     const rows = entries.map(({ model, failed }) => {
       if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
-        throw new WorkerError('TypeOrmWorkerRepository.failWorkers needs failed models made by TypeOrmWorkerCreator');
+        throw new WorkerError(failedModelsOfCreator());
       }
       return { ...leasedRow(model), failedRow: failed.databaseRow() };
     });
@@ -183,23 +178,16 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const leaseTokens = leaseTokensOf(models);
     if (leaseTokens.length === 0) return { cancelled: [], lost: [] };
     const ids = models.map((model) => leased(model).id);
-    await this.dataSource.manager
-      .createQueryBuilder()
-      .update(WorkerEntity)
-      .set({ leaseExpiresAt: () => `${this.dialect.nowSql} + :leaseMs` })
-      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids, leaseTokens, leaseMs })
-      .execute();
+    const { pending } = this.tables;
+    await this.dialect.execute(renewStatement(pending, ids, leaseTokens, leaseMs, this.dialect));
     // Read after the UPDATE: a row still held now was renewed by it (fencing keeps any other worker's out).
-    const held = await this.dataSource.manager
-      .createQueryBuilder(WorkerEntity, 'row')
-      .select('row.id', 'id')
-      .addSelect('row.deleted_at', 'deleted_at')
-      .where('row.id IN (:...ids) AND row.lease_token IN (:...leaseTokens)', { ids, leaseTokens })
-      .getRawMany<{ id: string | number; deleted_at: string | number | null }>();
+    const held = await this.dialect.query(heldRowsStatement(pending, ids, leaseTokens));
     const heldIds = new Set(held.map((row) => String(row.id)));
     return {
       // Cancelled while running: the heartbeat is how a worker in another process hears of it.
-      cancelled: held.filter((row) => row.deleted_at !== null).map((row) => String(row.id)),
+      cancelled: held
+        .filter((row) => row.deleted_at !== null && row.deleted_at !== undefined)
+        .map((row) => String(row.id)),
       lost: ids.filter((id) => !heldIds.has(id)),
     };
   }
@@ -232,18 +220,8 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const leaseTokens = leaseTokensOf(models);
     if (leaseTokens.length === 0) return;
     const ids = models.map((model) => leased(model).id);
-    await this.dataSource.manager
-      .createQueryBuilder()
-      .delete()
-      .from(WorkerEntity)
-      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens) AND deleted_at IS NOT NULL', { ids, leaseTokens })
-      .execute();
-    await this.dataSource.manager
-      .createQueryBuilder()
-      .update(WorkerEntity)
-      .set({ attempts: () => 'attempts - 1', lockedBy: null, leaseToken: null, leaseExpiresAt: null })
-      .where('id IN (:...ids) AND lease_token IN (:...leaseTokens)', { ids, leaseTokens })
-      .execute();
+    for (const statement of releaseStatements(this.tables.pending, ids, leaseTokens))
+      await this.dialect.execute(statement);
   }
 
   /** The seed's health counts, read from the same one-statement statistics. */
@@ -256,7 +234,10 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     }));
   }
 
-  /** Statistics per queue in one statement: every queue with rows, or the ones named (empty ones included). */
+  /**
+   * Statistics per queue in one statement: every queue with rows, or the ones named (empty ones
+   * included).
+   */
   async getQueueStatistics(queueNames?: string[]): Promise<QueueStatistics[]> {
     if (queueNames?.length === 0) return [];
     const now = await this.clock.current();
@@ -271,7 +252,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
 
 function leased(model: IWorkerModel): TypeOrmWorkerModel & { id: string; leaseToken: string } {
   if (!(model instanceof TypeOrmWorkerModel) || model.leaseToken === null || model.id === undefined) {
-    throw new WorkerError('TypeOrmWorkerRepository can only complete, retry or fail rows it claimed itself');
+    throw new WorkerError(notClaimedHere());
   }
   return model as TypeOrmWorkerModel & { id: string; leaseToken: string };
 }

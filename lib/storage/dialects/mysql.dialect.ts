@@ -1,16 +1,18 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
-import type { WorkerTables } from '../worker-tables.js';
-import type { RawWorkerRow } from '../worker-row.js';
-import { insertRow } from '../worker-statements.js';
+import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
+import { insertRow } from '../sql/insert.js';
+import { namedStatement } from '../sql/named-parameters.js';
+import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import {
   type AtomicWork,
-  atomicallyOnServer,
-  claimableCondition,
-  runWithin,
+  placeholders,
+  type SqlSpelling,
   type SqlStatement,
-  type WorkerDialect,
-} from './worker-dialect.js';
+  type StatementResult,
+} from '../sql/statement.js';
+import type { WorkerTables } from '../worker-tables.js';
+import type { RawWorkerRow } from '../worker-row.js';
+import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
 
 /** InnoDB reports a deadlock (1213) or a lock wait timeout (1205); the claim is simply tried again. */
 const RETRYABLE_ERRNOS = new Set([1213, 1205]);
@@ -25,67 +27,87 @@ function isRetryable(error: unknown): boolean {
 const DUPLICATE_KEY_ERRNO = 1062;
 
 /**
- * MySQL 8 / MariaDB ≥ 10.6 have no UPDATE … RETURNING: a locking SELECT … FOR UPDATE SKIP LOCKED
- * over the due index, then one UPDATE by primary key, in one READ COMMITTED transaction (no gap
- * locks, so dispatches into the queue never wait for a claim).
+ * The server's clock when the statement began, in epoch ms, read in UTC. Not UNIX_TIMESTAMP(NOW(3)):
+ * NOW() is local wall time in the session's time zone (SYSTEM by default), and in a zone with
+ * daylight saving the hour repeated in autumn maps back an hour off, so leases taken then would
+ * look expired an hour early. UTC_TIMESTAMP() has no such hour. DIV keeps the result an integer.
+ */
+const NOW_SQL = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000";
+const MYSQL_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
+  nowSql: NOW_SQL,
+  dueBySql: `LEAST(:dueBy, ${NOW_SQL})`,
+};
+
+/**
+ * The claim's first statement: the due rows of the queue through the claim-order index (left to
+ * itself the optimizer reads the due index by queue_name only and sorts), locked, passing over rows
+ * other claims hold. The lease columns are read under the row locks: a row whose lease is live
+ * stays out even if its holder renews between this read and the UPDATE (the renewal waits for the
+ * lock).
+ */
+export function mysqlClaimSelect(pending: string, parameters: ClaimParameters): SqlStatement {
+  return namedStatement<ClaimParameters>(
+    `SELECT * FROM ${pending} FORCE INDEX (IDX_nestjs_workers_claim) ` +
+      `WHERE queue_name = :queueName AND ${claimableCondition(MYSQL_SPELLING)} ` +
+      `ORDER BY ${CLAIM_ORDER} LIMIT :limit FOR UPDATE SKIP LOCKED`,
+  ).bind(parameters);
+}
+
+/**
+ * MySQL 8 / MariaDB ≥ 10.6 have no UPDATE … RETURNING: the claim is mysqlClaimSelect, then one
+ * UPDATE of the rows it locked by primary key, in one transaction. Returns the rows as leased.
+ */
+export function mysqlClaim(pending: string, parameters: ClaimParameters): AtomicWork<RawWorkerRow[]> {
+  const lease = namedStatement<ClaimParameters>(`UPDATE ${pending} SET ${claimAssignments(MYSQL_SPELLING)} `);
+  return function* () {
+    const { rows } = yield mysqlClaimSelect(pending, parameters);
+    if (rows.length === 0) return [];
+    const { sql, parameters: values } = lease.bind(parameters);
+    yield {
+      sql: `${sql}WHERE id IN (${placeholders(rows.length)})`,
+      parameters: [...values, ...rows.map((row) => row.id)],
+    };
+    const leased = { locked_by: parameters.workerId, lease_token: parameters.leaseToken };
+    return rows.map((row) => ({ ...row, ...leased, attempts: Number(row.attempts) + 1 }));
+  };
+}
+
+/**
+ * MySQL 8 / MariaDB ≥ 10.6. Claims and multi-statement work run in READ COMMITTED transactions (no
+ * gap locks, so dispatches into the queue never wait for a claim), and a deadlock victim runs again.
  */
 export class MysqlWorkerDialect implements WorkerDialect {
+  readonly capabilities: StorageCapabilities = {
+    joinsCallerTransaction: true,
+    canListen: false,
+    /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
+    returnsInsertedIds: false,
+    embeddedClock: false,
+  };
   readonly lockRowsClause = ' FOR UPDATE';
   /** mysql2 inlines parameters client-side; this keeps a statement well below max_allowed_packet too. */
   readonly maxParameters = 65_535;
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
   readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
-  readonly claimIndexHint = ' FORCE INDEX (IDX_nestjs_workers_claim)';
-  /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
-  readonly returnsIds = false;
-  /**
-   * The server's clock when the statement began, in epoch ms, read in UTC. Not UNIX_TIMESTAMP(NOW(3)):
-   * NOW() is local wall time in the session's time zone (SYSTEM by default), and in a zone with
-   * daylight saving the hour repeated in autumn maps back an hour off, so leases taken then would
-   * look expired an hour early. UTC_TIMESTAMP() has no such hour. DIV keeps the result an integer.
-   */
-  readonly nowSql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000";
-  readonly dueBySql = `LEAST(?, ${this.nowSql})`;
-  readonly embedded = false;
-
-  returningIds(insertSql: string): string {
-    return insertSql;
-  }
+  readonly nowSql = MYSQL_SPELLING.nowSql;
+  readonly dueBySql = MYSQL_SPELLING.dueBySql;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly tables: WorkerTables,
   ) {}
 
-  async claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.dataSource.transaction('READ COMMITTED', (manager) =>
-          this.claimIn(manager, request, leaseToken),
-        );
-      } catch (error) {
-        if (attempt >= CLAIM_ATTEMPTS || !isRetryable(error)) throw error;
-      }
-    }
+  claim(parameters: ClaimParameters): Promise<RawWorkerRow[]> {
+    return atomicallyOnServer(this.dataSource, mysqlClaim(this.tables.pending, parameters), {
+      isolation: 'READ COMMITTED',
+      retryable: isRetryable,
+      attempts: CLAIM_ATTEMPTS,
+    });
   }
 
-  private async claimIn(manager: EntityManager, request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
-    const { pending } = this.tables;
-    // The lease columns are read under the row locks: a row whose lease is live stays out even if
-    // its holder renews between this read and the UPDATE (the renewal waits for the lock).
-    const rows = (await manager.query(
-      `SELECT * FROM ${pending}${this.claimIndexHint} WHERE queue_name = ? AND ${claimableCondition(this)} ` +
-        `ORDER BY priority, available_at, id LIMIT ? FOR UPDATE SKIP LOCKED`,
-      [request.queueName, request.dueBy.getTime(), request.limit],
-    )) as RawWorkerRow[];
-    if (rows.length === 0) return [];
-    await manager.query(
-      `UPDATE ${pending} SET attempts = attempts + 1, locked_by = ?, lease_token = ?, lease_expires_at = ${this.nowSql} + ?, ` +
-        `updated_at = ${this.nowSql} WHERE id IN (${rows.map(() => '?').join(', ')})`,
-      [request.workerId, leaseToken, request.leaseMs, ...rows.map((row) => row.id)],
-    );
-    const leased = { locked_by: request.workerId, lease_token: leaseToken };
-    return rows.map((row) => ({ ...row, ...leased, attempts: Number(row.attempts) + 1 }));
+  /** As it is: insertId tells the new ids, and MySQL has no NOTIFY. */
+  pendingInsert(insert: SqlStatement): SqlStatement {
+    return insert;
   }
 
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
@@ -101,6 +123,10 @@ export class MysqlWorkerDialect implements WorkerDialect {
 
   query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {
     return manager.query<RawWorkerRow[]>(statement.sql, statement.parameters);
+  }
+
+  execute(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<StatementResult> {
+    return runOne(manager, statement);
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {

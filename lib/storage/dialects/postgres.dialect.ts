@@ -1,19 +1,16 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
 import { WorkerEntity } from '../entities/worker.entity.js';
+import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
+import { insertUnlessTakenStatement } from '../sql/insert.js';
+import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
+import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
+import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import {
-  type AtomicWork,
-  atomicallyOnServer,
-  claimParameters,
-  insertUnlessTaken,
-  runWithin,
-  type SqlStatement,
-  WAKEUP_CHANNEL,
-  updateReturningClaimSql,
-  type WorkerDialect,
-} from './worker-dialect.js';
+import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
+
+/** The channel PostgreSQL workers LISTEN on (see postgres-wakeups); the payload is the queue name. */
+export const WAKEUP_CHANNEL = 'nestjs_workers';
 
 /** `?` → `$1`, `$2`, … (the statements of this package never contain a literal question mark). */
 function numberedPlaceholders(sql: string): string {
@@ -22,24 +19,69 @@ function numberedPlaceholders(sql: string): string {
 }
 
 /**
- * One statement per batch: the inner SELECT walks the due index oldest first and locks what it
- * takes; SKIP LOCKED makes concurrent workers pass over each other's rows instead of waiting.
+ * statement_timestamp(): the server's clock when the statement began, stable within it, so it can
+ * bound an index range (clock_timestamp() is volatile and would turn the range into a filter).
  */
+const NOW_SQL = 'floor(extract(epoch from statement_timestamp()) * 1000)::bigint';
+const POSTGRES_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
+  nowSql: NOW_SQL,
+  dueBySql: `LEAST(:dueBy::bigint, ${NOW_SQL})`,
+};
+
+/**
+ * The claim, one statement per batch: the inner SELECT walks the claim-order index, oldest first,
+ * and locks what it takes; SKIP LOCKED makes concurrent workers pass over each other's rows instead
+ * of waiting. The UPDATE changes no indexed column (a HOT update).
+ */
+export function postgresClaimStatement(pending: string): NamedStatement<ClaimParameters> {
+  const select =
+    `SELECT id FROM ${pending} WHERE queue_name = :queueName AND ${claimableCondition(POSTGRES_SPELLING)} ` +
+    `ORDER BY ${CLAIM_ORDER} LIMIT :limit FOR UPDATE SKIP LOCKED`;
+  return namedStatement(
+    // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
+    `WITH claimed AS (UPDATE ${pending} SET ${claimAssignments(POSTGRES_SPELLING)} ` +
+      // An array of the locked ids, not IN (subquery): the planner then fetches them by primary key
+      // instead of hashing them and scanning the whole table (dead rows included) for matches.
+      `WHERE id = ANY(ARRAY(${select})) RETURNING *) SELECT claimed.* FROM claimed ` +
+      // The claim's commit does not wait for its WAL flush (set_config(…, true) lasts until this
+      // statement's own transaction ends): it saves a disk flush before every batch starts. A
+      // database crash in the next few hundred ms may forget the lease and the attempt count; the
+      // row is then claimable again and the worker's fenced writes change nothing: at-least-once
+      // still holds. Every later synchronous commit (the completion's, the dispatch's) flushes it.
+      "WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL",
+    (position) => `$${position}`,
+  );
+}
+
+/**
+ * An INSERT into the pending table that wakes the workers of its rows' queues: the rows announce
+ * their queues with pg_notify, delivered when the transaction commits (never for a rollback), one
+ * notification per queue and transaction however many rows (PostgreSQL folds identical ones), so a
+ * bulk insert wakes each queue's workers once. Returns the new ids as rows.
+ */
+export function insertWakingWorkers(insert: SqlStatement): SqlStatement {
+  return {
+    sql:
+      `WITH inserted AS (${insert.sql} RETURNING id, queue_name) ` +
+      `SELECT id, pg_notify('${WAKEUP_CHANNEL}', queue_name) AS woke FROM inserted`,
+    parameters: insert.parameters,
+  };
+}
+
+/** PostgreSQL: the claim as one UPDATE … RETURNING, array inserts, and NOTIFY wake-ups on every insert. */
 export class PostgresWorkerDialect implements WorkerDialect {
+  readonly capabilities: StorageCapabilities = {
+    joinsCallerTransaction: true,
+    canListen: true,
+    returnsInsertedIds: true,
+    embeddedClock: false,
+  };
   readonly lockRowsClause = ' FOR UPDATE';
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';
-  readonly claimIndexHint = '';
-  readonly returnsIds = true;
-  readonly embedded = false;
-  /**
-   * statement_timestamp(): the server's clock when the statement began, stable within it, so it can
-   * bound an index range (clock_timestamp() is volatile and would turn the range into a filter).
-   */
-  readonly nowSql = 'floor(extract(epoch from statement_timestamp()) * 1000)::bigint';
-  readonly dueBySql = `LEAST(?::bigint, ${this.nowSql})`;
-  // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
-  private readonly claimSql: string;
+  readonly nowSql = POSTGRES_SPELLING.nowSql;
+  readonly dueBySql = POSTGRES_SPELLING.dueBySql;
+  private readonly claimStatement: NamedStatement<ClaimParameters>;
 
   /** PostgreSQL type of each pending-table column, for the arrays of arrayInsert(). */
   private readonly columnTypes: Map<string, string>;
@@ -53,41 +95,23 @@ export class PostgresWorkerDialect implements WorkerDialect {
         .getMetadata(WorkerEntity)
         .columns.map((column) => [column.databaseName, arrayElementType(String(column.type))]),
     );
-    const update = updateReturningClaimSql(tables.pending, this, {
-      lockClause: ' FOR UPDATE SKIP LOCKED',
-      // An array of the locked ids, not IN (subquery): the planner then fetches them by primary key
-      // instead of hashing them and scanning the whole table (dead rows included) for matches.
-      idsIn: (select) => `id = ANY(ARRAY(${select}))`,
-    });
-    // The claim's commit does not wait for its WAL flush (set_config(…, true) lasts until this
-    // statement's own transaction ends): it saves a disk flush before every batch starts. A database
-    // crash in the next few hundred ms may forget the lease and the attempt count; the row is then
-    // claimable again and the worker's fenced writes change nothing: at-least-once still holds. Every
-    // later synchronous commit (the completion's, the dispatch's) flushes it anyway.
-    this.claimSql = numberedPlaceholders(
-      `WITH claimed AS (${update}) SELECT claimed.* FROM claimed ` +
-        "WHERE (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL",
-    );
+    this.claimStatement = postgresClaimStatement(tables.pending);
   }
 
-  claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
-    return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken));
+  claim(parameters: ClaimParameters): Promise<RawWorkerRow[]> {
+    const { sql, parameters: values } = this.claimStatement.bind(parameters);
+    return this.dataSource.query<RawWorkerRow[]>(sql, values);
   }
 
-  /**
-   * The INSERT's rows announce their queues with pg_notify: delivered when the transaction commits
-   * (never for a rollback), one notification per queue and transaction however many rows (PostgreSQL
-   * folds identical ones), so a bulk insert wakes each queue's workers once.
-   */
-  returningIds(insertSql: string): string {
-    return `WITH inserted AS (${insertSql} RETURNING id, queue_name) SELECT id, pg_notify('${WAKEUP_CHANNEL}', queue_name) AS woke FROM inserted`;
+  pendingInsert(insert: SqlStatement): SqlStatement {
+    return insertWakingWorkers(insert);
   }
 
   /**
    * One statement for all rows: each column whose value differs between rows is a typed array,
    * unnest()ed into rows, and a column that is the same in every row (queue, event name, times, …
    * in a typical bulk dispatch) one parameter. Binding a few arrays instead of a parameter per row
-   * and column is several times faster. Notifies each queue once.
+   * and column is several times faster. Wakes the workers of each queue once (pg_notify per queue).
    */
   arrayInsert(columns: string[], rows: Record<string, unknown>[]): SqlStatement {
     const escape = (name: string): string => this.dataSource.driver.escape(name);
@@ -98,13 +122,19 @@ export class PostgresWorkerDialect implements WorkerDialect {
     // unnest() of no arrays is no rows: with every column the same, the row count comes from generate_series.
     const source =
       varying.length > 0
-        ? `unnest(${varying.map((column) => `?::${typeOf(column)}[]`).join(', ')}) AS source(${varying.map(escape).join(', ')})`
+        ? `unnest(${varying.map((column) => `?::${typeOf(column)}[]`).join(', ')}) ` +
+          `AS source(${varying.map(escape).join(', ')})`
         : 'generate_series(1, ?)';
+    const values = [
+      ...same.map((column) => `?::${typeOf(column)}`),
+      ...varying.map((column) => `source.${escape(column)}`),
+    ];
     return {
       sql:
         `WITH inserted AS (INSERT INTO ${this.tables.pending} (${[...same, ...varying].map(escape).join(', ')}) ` +
-        `SELECT ${[...same.map((column) => `?::${typeOf(column)}`), ...varying.map((column) => `source.${escape(column)}`)].join(', ')} FROM ${source} RETURNING id, queue_name), ` +
-        `woke AS (SELECT pg_notify('${WAKEUP_CHANNEL}', queue_name) FROM (SELECT DISTINCT queue_name FROM inserted) queues) ` +
+        `SELECT ${values.join(', ')} FROM ${source} RETURNING id, queue_name), ` +
+        `woke AS (SELECT pg_notify('${WAKEUP_CHANNEL}', queue_name) ` +
+        'FROM (SELECT DISTINCT queue_name FROM inserted) queues) ' +
         'SELECT id, (SELECT count(*) FROM woke) AS woke FROM inserted',
       parameters: [
         ...same.map((column) => first[column] ?? null),
@@ -113,12 +143,18 @@ export class PostgresWorkerDialect implements WorkerDialect {
     };
   }
 
-  insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
-    return insertUnlessTaken(this, this.tables.pending, row, (name) => this.dataSource.driver.escape(name), manager);
+  async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
+    const insert = insertUnlessTakenStatement(this.tables.pending, row, (name) => this.dataSource.driver.escape(name));
+    const [inserted] = await this.query(this.pendingInsert(insert), manager);
+    return inserted === undefined ? undefined : String(inserted.id);
   }
 
   query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {
     return manager.query<RawWorkerRow[]>(numberedPlaceholders(statement.sql), statement.parameters);
+  }
+
+  execute(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<StatementResult> {
+    return runOne(manager, statement, numberedPlaceholders);
   }
 
   atomically<T>(work: AtomicWork<T>): Promise<T> {

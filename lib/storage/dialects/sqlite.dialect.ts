@@ -1,17 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import type { ClaimRequest } from '../../interfaces/worker-repository.interface.js';
+import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
+import { insertUnlessTakenStatement } from '../sql/insert.js';
+import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
+import { runOne } from '../sql/runner.js';
+import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
-import {
-  type AtomicWork,
-  claimParameters,
-  insertUnlessTaken,
-  runWithin,
-  type SqlStatement,
-  type StatementResult,
-  updateReturningClaimSql,
-  type WorkerDialect,
-} from './worker-dialect.js';
+import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
 
 /** The part of better-sqlite3's Database that `atomically` uses. */
 interface SqliteConnection {
@@ -23,50 +18,82 @@ interface SqliteConnection {
   transaction<T>(work: () => T): { immediate(): T };
 }
 
-/**
- * SQLite has one writer at a time. A single UPDATE … RETURNING statement takes the write lock when it
- * starts (like BEGIN IMMEDIATE) and selects and leases the rows inside that lock, so two processes
- * on one database file can never lease the same row; busy_timeout makes the loser wait its turn.
- */
-export class SqliteWorkerDialect implements WorkerDialect {
-  /** BEGIN IMMEDIATE already holds the file's write lock. */
-  readonly lockRowsClause = '';
-  /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
-  readonly maxParameters = 32_766;
-  readonly dueIndexHint = '';
-  readonly claimIndexHint = '';
-  readonly returnsIds = true;
+const SQLITE_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
   /**
    * SQLite has no server: 'now' is the clock of the machine it runs on, shared by every process that
    * can open the database file (they are on that machine), and the same within one statement.
    */
-  readonly nowSql = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
-  readonly embedded = true;
+  nowSql: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
   /**
    * The pass start alone: it was read from this very clock (an embedded database's clock is the
    * process's, see DatabaseClock), so it never exceeds now; and a bare parameter keeps SQLite's
    * planner on the claim-order index (an expression there makes it sort a range of the due index).
    */
-  readonly dueBySql = '?';
+  dueBySql: ':dueBy',
+};
 
-  returningIds(insertSql: string): string {
-    return `${insertSql} RETURNING id`;
-  }
-  private readonly claimSql: string;
+/**
+ * The claim as one UPDATE … RETURNING: the inner SELECT picks the oldest due rows of the queue
+ * through the claim-order index. SQLite has one writer at a time: the statement takes the write
+ * lock when it starts (like BEGIN IMMEDIATE) and selects and leases the rows inside that lock, so two
+ * processes on one database file can never lease the same row; busy_timeout makes the loser wait
+ * its turn.
+ */
+export function sqliteClaimStatement(pending: string): NamedStatement<ClaimParameters> {
+  return namedStatement(
+    `UPDATE ${pending} SET ${claimAssignments(SQLITE_SPELLING)} WHERE id IN (` +
+      `SELECT id FROM ${pending} WHERE queue_name = :queueName AND ${claimableCondition(SQLITE_SPELLING)} ` +
+      `ORDER BY ${CLAIM_ORDER} LIMIT :limit) RETURNING *`,
+  );
+}
+
+/** SQLite (better-sqlite3), the embedded database: one writer, one TypeORM connection per process. */
+export class SqliteWorkerDialect implements WorkerDialect {
+  readonly capabilities: StorageCapabilities = {
+    // TypeORM runs every better-sqlite3 query on one shared connection: see StorageCapabilities.
+    joinsCallerTransaction: false,
+    canListen: false,
+    returnsInsertedIds: true,
+    embeddedClock: true,
+  };
+  /** BEGIN IMMEDIATE already holds the file's write lock. */
+  readonly lockRowsClause = '';
+  /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
+  readonly maxParameters = 32_766;
+  readonly dueIndexHint = '';
+  readonly nowSql = SQLITE_SPELLING.nowSql;
+  readonly dueBySql = SQLITE_SPELLING.dueBySql;
+  private readonly claimStatement: NamedStatement<ClaimParameters>;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly tables: WorkerTables,
   ) {
-    this.claimSql = updateReturningClaimSql(tables.pending, this, { indexHint: this.claimIndexHint });
+    this.claimStatement = sqliteClaimStatement(tables.pending);
   }
 
-  claim(request: ClaimRequest, leaseToken: string): Promise<RawWorkerRow[]> {
-    return this.dataSource.query<RawWorkerRow[]>(this.claimSql, claimParameters(request, leaseToken));
+  claim(parameters: ClaimParameters): Promise<RawWorkerRow[]> {
+    const { sql, parameters: values } = this.claimStatement.bind(parameters);
+    return this.dataSource.query<RawWorkerRow[]>(sql, values);
   }
 
-  insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
-    return insertUnlessTaken(this, this.tables.pending, row, (name) => this.dataSource.driver.escape(name), manager);
+  /** RETURNING id: the new ids as rows. */
+  pendingInsert(insert: SqlStatement): SqlStatement {
+    return { sql: `${insert.sql} RETURNING id`, parameters: insert.parameters };
+  }
+
+  async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
+    const insert = insertUnlessTakenStatement(this.tables.pending, row, (name) => this.dataSource.driver.escape(name));
+    const [inserted] = await this.query(this.pendingInsert(insert), manager);
+    return inserted === undefined ? undefined : String(inserted.id);
+  }
+
+  query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {
+    return manager.query<RawWorkerRow[]>(statement.sql, statement.parameters);
+  }
+
+  execute(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<StatementResult> {
+    return runOne(manager, statement);
   }
 
   /**
@@ -75,10 +102,6 @@ export class SqliteWorkerDialect implements WorkerDialect {
    * transaction runs synchronously: nothing can interleave with it, and BEGIN IMMEDIATE holds the
    * file's write lock against other processes from the first statement.
    */
-  query(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<RawWorkerRow[]> {
-    return manager.query<RawWorkerRow[]>(statement.sql, statement.parameters);
-  }
-
   async atomically<T>(work: AtomicWork<T>): Promise<T> {
     const connection = (this.dataSource.driver as unknown as { databaseConnection: SqliteConnection })
       .databaseConnection;
@@ -96,10 +119,5 @@ export class SqliteWorkerDialect implements WorkerDialect {
         return step.value;
       })
       .immediate();
-  }
-
-  /** Refused before it gets here (one shared connection, see insertWithin); kept for the interface. */
-  within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {
-    return runWithin(manager, work);
   }
 }

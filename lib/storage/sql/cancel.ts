@@ -1,0 +1,43 @@
+import type { RawWorkerRow } from '../worker-row.js';
+import type { WorkerTables } from '../worker-tables.js';
+import type { AtomicWork, SqlSpelling } from './statement.js';
+
+/** Which pending row a cancel takes: by id, or by queue and unique key. */
+export type CancelRowTarget = { id: string } | { queueName: string; uniqueKey: string };
+
+/**
+ * Cancels one pending row: a waiting one (never leased, or its lease expired) is deleted; a running
+ * one is soft-deleted and loses its unique key, so no worker claims it again, its worker learns of
+ * it at its next heartbeat, and the key is free for a new dispatch. Resolves to the row as it was,
+ * with `was_running`, or undefined when no such row is pending.
+ */
+export function cancelRow(
+  tables: WorkerTables,
+  target: CancelRowTarget,
+  { lockRowsClause, nowSql }: Pick<SqlSpelling, 'lockRowsClause' | 'nowSql'>,
+): AtomicWork<RawWorkerRow | undefined> {
+  return function* () {
+    const byId = 'id' in target;
+    const { rows } = yield {
+      // Whether its lease is live is the database's call, like every lease decision.
+      sql:
+        `SELECT *, CASE WHEN lease_token IS NOT NULL AND lease_expires_at > ${nowSql} THEN 1 ELSE 0 END AS lease_live ` +
+        `FROM ${tables.pending} WHERE ${byId ? 'id = ?' : 'queue_name = ? AND unique_key = ?'} ` +
+        `AND deleted_at IS NULL${lockRowsClause}`,
+      parameters: byId ? [target.id] : [target.queueName, target.uniqueKey],
+    };
+    const [found] = rows;
+    if (!found) return undefined;
+    const { lease_live: leaseLive, ...row } = found;
+    const running = Number(leaseLive) === 1;
+    yield running
+      ? {
+          sql:
+            `UPDATE ${tables.pending} SET deleted_at = ${nowSql}, unique_key = NULL, updated_at = ${nowSql} ` +
+            'WHERE id = ?',
+          parameters: [row.id],
+        }
+      : { sql: `DELETE FROM ${tables.pending} WHERE id = ?`, parameters: [row.id] };
+    return { ...row, was_running: running };
+  };
+}

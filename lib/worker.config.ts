@@ -4,11 +4,7 @@ import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { RecurringEventDefinition } from './interfaces/recurring-event.interface.js';
 import { assertRecurringSchedule } from './recurring/cron-slots.js';
 import type { DataSource } from 'typeorm';
-import type {
-  WorkerModuleOptions,
-  WorkerQueueOptions,
-  WorkerServerDatabaseOptions,
-} from './interfaces/worker-module-options.interface.js';
+import type { WorkerModuleOptions, WorkerQueueOptions } from './interfaces/worker-module-options.interface.js';
 import {
   assertBoolean,
   assertHeartbeat,
@@ -37,23 +33,14 @@ import {
   MAX_DELAY_SECONDS,
   MAX_TIMER_MS,
 } from './worker.constants.js';
+import type {
+  ResolvedDatabaseOptions,
+  ResolvedServerDatabaseOptions,
+  ResolvedSqliteOptions,
+} from './storage/database-options.js';
 
 export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> &
   Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
-
-export interface ResolvedSqliteOptions {
-  type: 'better-sqlite3';
-  database: string;
-  busyTimeoutMs: number;
-  synchronize: boolean;
-}
-
-export type ResolvedServerDatabaseOptions = WorkerServerDatabaseOptions & {
-  synchronize: boolean;
-  migrationsRun: boolean;
-};
-
-export type ResolvedDatabaseOptions = ResolvedSqliteOptions | ResolvedServerDatabaseOptions;
 
 /** Module options validated and defaulted; what the module's providers read. */
 export interface ResolvedWorkerConfig {

@@ -1,7 +1,7 @@
 import { DataSource, type DataSourceOptions, DriverPackageNotInstalledError } from 'typeorm';
 import { MissingDatabaseDriverError, MissingWorkerTablesError } from '../errors/startup.error.js';
 import { WorkerError } from '../errors/worker.error.js';
-import type { ResolvedDatabaseOptions, ResolvedServerDatabaseOptions } from '../worker.config.js';
+import type { ResolvedDatabaseOptions, ResolvedServerDatabaseOptions } from './database-options.js';
 import {
   isSupportedDatabaseType,
   type SupportedDatabaseType,

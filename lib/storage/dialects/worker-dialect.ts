@@ -50,7 +50,10 @@ export interface WorkerDialect extends SqlSpelling, PendingInserts {
    * does not abort the manager's transaction.
    */
   insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined>;
-  /** Runs one statement (`?` placeholders) through `manager` (default: outside any transaction); resolves to its rows. */
+  /**
+   * Runs one statement (`?` placeholders) through `manager` (default: outside any transaction);
+   * resolves to its rows.
+   */
   query(statement: SqlStatement, manager?: EntityManager): Promise<RawWorkerRow[]>;
   /** query() with the whole result: the rows it changed too (DELETE, UPDATE). */
   execute(statement: SqlStatement, manager?: EntityManager): Promise<StatementResult>;

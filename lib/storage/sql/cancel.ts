@@ -21,7 +21,8 @@ export function cancelRow(
     const { rows } = yield {
       // Whether its lease is live is the database's call, like every lease decision.
       sql:
-        `SELECT *, CASE WHEN lease_token IS NOT NULL AND lease_expires_at > ${nowSql} THEN 1 ELSE 0 END AS lease_live ` +
+        `SELECT *, CASE WHEN lease_token IS NOT NULL AND lease_expires_at > ${nowSql} THEN 1 ELSE 0 END ` +
+        'AS lease_live ' +
         `FROM ${tables.pending} WHERE ${byId ? 'id = ?' : 'queue_name = ? AND unique_key = ?'} ` +
         `AND deleted_at IS NULL${lockRowsClause}`,
       parameters: byId ? [target.id] : [target.queueName, target.uniqueKey],

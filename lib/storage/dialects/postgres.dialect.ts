@@ -59,7 +59,7 @@ export function postgresClaimStatement(pending: string): NamedStatement<ClaimPar
  * notification per queue and transaction however many rows (PostgreSQL folds identical ones), so a
  * bulk insert wakes each queue's workers once. Returns the new ids as rows.
  */
-export function insertWakingWorkers(insert: SqlStatement): SqlStatement {
+function insertWakingWorkers(insert: SqlStatement): SqlStatement {
   return {
     sql:
       `WITH inserted AS (${insert.sql} RETURNING id, queue_name) ` +

@@ -118,7 +118,7 @@ export function multiRowInserts(
 }
 
 /** Rows built by one creator share their columns; a row with others widens the list. */
-export function columnsOf(rows: Record<string, unknown>[]): string[] {
+function columnsOf(rows: Record<string, unknown>[]): string[] {
   const first = Object.keys(rows[0] ?? {});
   return rows.every((row) => Object.keys(row).length === first.length)
     ? first

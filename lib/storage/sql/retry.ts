@@ -55,12 +55,7 @@ const RETRIES_PER_UPDATE = 500;
  * checked literals: a bind parameter in a THEN branch has no column type to take on PostgreSQL
  * (it would be text, which the bigint and int columns refuse). Error texts stay bind parameters.
  */
-export function retryStatement(
-  tables: WorkerTables,
-  leaseToken: string,
-  rows: RetriedRow[],
-  nowSql: string,
-): SqlStatement {
+function retryStatement(tables: WorkerTables, leaseToken: string, rows: RetriedRow[], nowSql: string): SqlStatement {
   const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
   const cases = (column: string, value: (row: RetriedRow, index: number) => string): string =>
     `${column} = CASE id ${rows.map((row, index) => `WHEN ${ids[index]} THEN ${value(row, index)}`).join(' ')} ` +

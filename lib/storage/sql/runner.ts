@@ -6,7 +6,7 @@ import type { RawWorkerRow } from '../worker-row.js';
 import type { AtomicWork, SqlStatement, StatementResult } from './statement.js';
 
 /** Turns the `?` placeholders of a statement into the dialect's own (identity where they are `?`). */
-export type Spelling = (sql: string) => string;
+type Spelling = (sql: string) => string;
 
 const asWritten: Spelling = (sql) => sql;
 

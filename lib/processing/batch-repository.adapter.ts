@@ -22,7 +22,7 @@ export interface BatchQueueRepository extends IWorkerQueueRepository {
   retryWorkers(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>>;
   failWorkers(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>>;
   currentTime(): Promise<number>;
-  /** Set when the repository logs why it left a row out of a batch's outcomes (the recorder then does not). */
+  /** Set when the repository logs every row it leaves out of a batch's outcomes (the recorder then does not). */
   readonly explainsMissingOutcomes?: true;
 }
 
@@ -131,14 +131,24 @@ class RowByRowRepository implements BatchQueueRepository {
     return lost;
   }
 
-  retryWorkers(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>> {
-    if (this.repository.retryWorkers) return this.repository.retryWorkers(entries);
+  async retryWorkers(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>> {
+    if (this.repository.retryWorkers) return this.explained(entries, await this.repository.retryWorkers(entries));
     return this.oneByOne(entries, 'retried', (entry) => this.repository.retryWorker(entry.model, entry.retry));
   }
 
-  failWorkers(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>> {
-    if (this.repository.failWorkers) return this.repository.failWorkers(entries);
+  async failWorkers(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>> {
+    if (this.repository.failWorkers) return this.explained(entries, await this.repository.failWorkers(entries));
     return this.oneByOne(entries, 'moved', (entry) => this.repository.failWorker(entry.model, entry.failed));
+  }
+
+  /** The repository's own batch answer, with every row it left out logged (as the recorder would). */
+  private explained<O>(entries: { model: IWorkerModel }[], outcomes: Map<string, O>): Map<string, O> {
+    for (const { model } of entries) {
+      const data = attributesOf(model);
+      if (!outcomes.has(jobKey(model, data?.id)))
+        this.logger().error(messages.noOutcome(data?.eventName ?? '', data?.id));
+    }
+    return outcomes;
   }
 
   /** One write per row, each failing on its own; a row whose write failed otherwise is logged and left out. */

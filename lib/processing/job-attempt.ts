@@ -137,6 +137,7 @@ export async function attemptJob(job: IWorkerModel, dueBy: Date, settings: Attem
     const retry = { error, retries: maxAttempts, availableAt };
     return { kind: 'retry', job, announced, durationMs, error: failure, retry };
   } catch (storageError) {
+    // The database clock or the failed copy could not be had: the row stays leased, nothing is recorded.
     if (storageError instanceof LeaseLostError) logger.warn(messages.leaseLost(storageError.message, data.eventName));
     else logger.error(messages.notRecorded(data.eventName, data.id, describeError(storageError)));
     return UNDECIDED;

@@ -20,3 +20,52 @@ export const notClaimedHere = (): string =>
 
 export const failedModelsOfCreator = (): string =>
   'TypeOrmWorkerRepository.failWorkers needs failed models made by TypeOrmWorkerCreator';
+
+// ---------------------------------------------------------------------------------------------------
+// Processing (lib/processing): the worker service, its batch loop, attempts and outcome records.
+// ---------------------------------------------------------------------------------------------------
+
+export const processingMessages = {
+  notProvided: (method: string) => `The worker repository in use does not provide ${method}()`,
+  leaseLessRepository: () =>
+    'The worker repository given to setWorkerRepository() has only getWorkers(): it runs without leases ' +
+    '(the larascript-events adapter), so run one worker process per queue',
+  shutdownGraceEnded: (graceMs: number) =>
+    `Shutdown grace period (${graceMs} ms) ended with events still running; ` +
+    `their leases expire and another worker runs them again`,
+  notGivenBack: (count: number, error: string) =>
+    `Could not give back ${count} claimed events that never started; they run when their lease expires: ${error}`,
+  queuedItems: (count: number, more = false) => `Queued items: ${count}${more ? '+' : ''}`,
+  notCounted: (queueName: string, error: string) => `Could not count the due events of queue ${queueName}: ${error}`,
+  unexpected: (queueName: string, error: string) =>
+    `Unexpected error while processing a row of queue ${queueName}; it runs again when its lease expires: ${error}`,
+  notRenewed: (queueName: string, error: string) =>
+    `Could not renew the leases of running events in queue ${queueName}: ${error}`,
+  processing: (eventName: string, id: string | undefined, attempt: number, of: number) =>
+    `Processing ${eventName} (row ${id}, attempt ${attempt} of ${of})`,
+  abortedLeaseLost: (lost: string, eventName: string) =>
+    `${lost}; ${eventName} was aborted and the worker that holds it now decides its outcome`,
+  failed: (eventName: string, id: string | undefined, attempt: number, of: number, error: string) =>
+    `Event processing failed: ${eventName} (row ${id}, attempt ${attempt} of ${of}): ${error}`,
+  invalidBackoff: (eventName: string, problem: string) =>
+    `The backoff function of ${eventName} ${problem}; retrying after runAfterSeconds instead`,
+  leaseLost: (lost: string, eventName: string) =>
+    `${lost}; the worker that holds it now decides the outcome of ${eventName}`,
+  completedLeaseLost: (lost: string) => `${lost}; the worker that holds it now decides the outcome of its event`,
+  notRecorded: (eventName: string, id: string | undefined, error: string) =>
+    `Could not record the outcome of ${eventName} (row ${id}); it runs again when its lease expires: ${error}`,
+  noData: (queueName: string) =>
+    `A claimed row of queue ${queueName} has no data; it stays leased until its lease expires`,
+  unreadable: (queueName: string, error: string) =>
+    `Could not read a claimed row of queue ${queueName}; it runs again when its lease expires: ${error}`,
+  failuresNotRecorded: (count: number, queueName: string, error: string) =>
+    `Could not record ${count} failed attempts of queue ${queueName}; they run again when their lease expires: ` +
+    error,
+  finishedNotRecorded: (count: number, queueName: string, error: string) =>
+    `Could not record ${count} finished events of queue ${queueName}; they run again when their lease expires: ` +
+    error,
+  noOutcome: (eventName: string, id: string | undefined) =>
+    `The worker repository reported no outcome for ${eventName} (row ${id}); it runs again when its lease expires`,
+  cancelled: (eventName: string, id: string | undefined) =>
+    `${eventName} (row ${id}) was cancelled; its row is removed and not retried`,
+};

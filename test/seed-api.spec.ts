@@ -73,6 +73,25 @@ describe('seed API outside Nest', () => {
     cleanup();
   });
 
+  it('warns once, at setWorkerRepository, that a plain IWorkerRepository runs without leases; not for TypeOrmWorkerRepository', async () => {
+    const logger = new RecordingLogger();
+    const workerService = new WorkerService();
+    workerService.setLogger(logger);
+    workerService.setWorkerRepository(new TypeOrmWorkerRepository(dataSource));
+    expect(logger.messages('warn')).toEqual([]);
+
+    const plain: IWorkerRepository = { getWorkers: async () => [] };
+    workerService.setWorkerRepository(plain);
+    expect(logger.messages('warn')).toEqual([
+      'The worker repository given to setWorkerRepository() has only getWorkers(): it runs without leases ' +
+        '(the larascript-events adapter), so run one worker process per queue',
+    ]);
+    workerService.setEventService(new EventService({ workerCreator: new TypeOrmWorkerCreator(dataSource) }));
+    workerService.setWorkerCreator(new TypeOrmWorkerCreator(dataSource));
+    await workerService.runWorker({ queueName: 'email-queue', retries: 1, runAfterSeconds: 0, runOnce: true });
+    expect(logger.messages('warn')).toHaveLength(1);
+  });
+
   it('runs the seed\'s "Configure Dependencies" wiring: new WorkerService() plus the four setters, then runWorker', async () => {
     const workerCreator = new TypeOrmWorkerCreator(dataSource);
     const workerRepository = new TypeOrmWorkerRepository(dataSource);

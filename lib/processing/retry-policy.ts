@@ -31,9 +31,8 @@ export function retryDelaySeconds(
       onInvalid(`returned ${seconds}, more than the longest delay (${MAX_DELAY_SECONDS} s)`);
       return runAfterSeconds;
     }
-    onInvalid(
-      `returned ${typeof seconds === 'number' ? String(seconds) : JSON.stringify(seconds)}, not a number of seconds ≥ 0`,
-    );
+    const returned = typeof seconds === 'number' ? String(seconds) : JSON.stringify(seconds);
+    onInvalid(`returned ${returned}, not a number of seconds ≥ 0`);
     return runAfterSeconds;
   }
   const options = backoff === 'exponential' ? { type: 'exponential' as const } : backoff;

@@ -23,14 +23,14 @@ export function isQueueRepository(repository: IWorkerRepository): repository is 
 }
 
 /**
- * Runs the seed's plain repositories (only `getWorkers()` and the model methods): no leases in the
+ * Runs larascript-events' plain repositories (only `getWorkers()` and the model methods): no leases in the
  * database and no atomic failed move, so one worker process per queue. Within the process a claimed
  * row is held until its outcome is written, so a claim never takes a row whose outcome is still
  * being recorded. A retried row's `updatedAt` is set to when it is due again, the one attribute of
- * the seed that can carry it.
+ * larascript-events that can carry it.
  */
 export class SeedRepositoryAdapter implements IWorkerQueueRepository {
-  /** Rows claimed in this process whose outcome is not written yet, by id (or by model, for rows without one). */
+  /** Jobs claimed in this process whose outcome is not written yet, by id (or by model, for rows without one). */
   private readonly held = new Set<string | IWorkerModel>();
 
   constructor(readonly repository: IWorkerRepository) {}
@@ -87,7 +87,7 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
     });
   }
 
-  /** The seed's rows have no leases to renew. */
+  /** larascript-events' rows have no leases to renew. */
   async renewLeases(): Promise<void> {}
 
   async releaseWorkers(models: IWorkerModel[]): Promise<void> {
@@ -99,7 +99,10 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
     }
   }
 
-  /** Rows of the queue never tried, or whose retry time (kept in updatedAt) has come, that no claim holds; oldest first. */
+  /**
+   * Rows of the queue never tried, or whose retry time (kept in updatedAt) has come, that no claim
+   * holds; oldest first.
+   */
   private async dueWorkers(queueName: string, dueBy: Date) {
     return (await this.repository.getWorkers())
       .map((model) => ({ model, data: model.getWorkerData() }))

@@ -1,0 +1,59 @@
+import { LeaseLostError } from '../errors/worker.error.js';
+import { describeError } from '../errors/describe-error.js';
+import type { ILoggerService } from '../interfaces/logger.interface.js';
+import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import type { IWorkerQueueRepository } from '../interfaces/worker-repository.interface.js';
+import { processingMessages as messages } from '../worker.messages.js';
+import type { ClaimedRun } from './claimed-run.js';
+
+export interface Heartbeat {
+  stop(): void;
+}
+
+/** How one batch's heartbeat renews, and whom it tells. */
+export interface HeartbeatSettings {
+  repository: IWorkerQueueRepository;
+  queueName: string;
+  leaseMs: number;
+  intervalMs: number;
+  logger: ILoggerService;
+  /** A job of this process was cancelled (elsewhere): abort its run, whichever batch it is in. */
+  onCancelled(id: string): void;
+}
+
+/**
+ * Extends the batch's leases every heartbeat while its jobs run, so a long event keeps its row.
+ * Renewals are fenced by the lease token: rows already finished, or taken over, are not touched.
+ * `runOf` holds this batch's runs by row id, not the newest run of each id: a row retried at once may
+ * already be claimed again, by a later pass of this process, and that run holds the lease.
+ */
+export function startHeartbeat(
+  jobs: IWorkerModel[],
+  runOf: ReadonlyMap<string, ClaimedRun>,
+  settings: HeartbeatSettings,
+): Heartbeat {
+  const { repository, leaseMs, logger, queueName } = settings;
+  let renewing = false;
+  const beat = async (): Promise<void> => {
+    if (renewing) return;
+    renewing = true;
+    try {
+      const renewal = await repository.renewLeases(jobs, leaseMs);
+      const { cancelled, lost } = !renewal || Array.isArray(renewal) ? { cancelled: renewal ?? [], lost: [] } : renewal;
+      for (const id of cancelled) settings.onCancelled(id);
+      for (const id of lost) {
+        // Another worker took the row after the lease expired (this process was paused, or could not
+        // renew), or it was deleted: stop the event now instead of letting it run beside the new holder.
+        const run = runOf.get(id);
+        if (run && !run.settled) run.abort(new LeaseLostError(id));
+      }
+    } catch (error) {
+      logger.warn(messages.notRenewed(queueName, describeError(error)));
+    } finally {
+      renewing = false;
+    }
+  };
+  const timer = setInterval(() => void beat(), settings.intervalMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

@@ -1,9 +1,9 @@
 /**
- * The repository contract (test/support/repository-contract.ts) on every database of testDatabases()
- * with TypeOrmWorkerRepository (all of it), and on SeedRepositoryAdapter over a larascript-events
- * style repository with getWorkers() only. The adapter has no leases, priority, delayed dispatch,
- * batch writes, cancel, statistics, clock or atomic failed move, so those parts are not registered
- * for it; it gets the lease-less counterparts (a claimed row is held by the adapter until given back).
+ * The IWorkerQueueRepository contract (test/support/repository-contract.ts) on every database of
+ * testDatabases() with TypeOrmWorkerRepository, all of it, and on SeedRepositoryAdapter over a
+ * getWorkers()-only repository (larascript-events). The adapter has no leases, concurrent-claim safety,
+ * priority or delayed dispatch, batch writes, cancel, statistics, clock or atomic failed move: those
+ * parts are not registered for it; it gets the lease-less ones (a claimed row is held until given back).
  */
 import {
   EventService,

@@ -1,9 +1,9 @@
 /**
  * The IWorkerQueueRepository contract (test/support/repository-contract.ts) on every database of
- * testDatabases() with TypeOrmWorkerRepository, all of it, and on SeedRepositoryAdapter over a
- * getWorkers()-only repository (larascript-events). The adapter has no leases, concurrent-claim safety,
- * priority or delayed dispatch, batch writes, cancel, statistics, clock or atomic failed move: those
- * parts are not registered for it; it gets the lease-less ones (a claimed row is held until given back).
+ * testDatabases() with TypeOrmWorkerRepository, all of it, and on SeedRepositoryAdapter (larascript-events)
+ * over getWorkers()-only repositories: in memory, and TypeORM's on SQLite. The adapter has no leases,
+ * concurrent-claim safety, priority or delayed dispatch, batch writes, cancel, statistics, clock or atomic
+ * failed move: those parts are not registered for it; it gets the lease-less ones (held until given back).
  */
 import {
   EventService,
@@ -14,7 +14,7 @@ import {
   type WorkerModuleOptions,
 } from '../lib/index.js';
 import { SeedRepositoryAdapter } from '../lib/processing/seed-repository.adapter.js';
-import { testDatabases } from './support/databases.js';
+import { SQLITE, testDatabases } from './support/databases.js';
 import { PlainWorkerCreator, PlainWorkerRepository, plainStore } from './support/plain-repository.js';
 import {
   CONTRACT_EVENTS,
@@ -74,6 +74,23 @@ for (const database of testDatabases()) {
     };
   });
 }
+
+describeQueueRepository(
+  'SeedRepositoryAdapter over TypeORM getWorkers() only (SQLite)',
+  LARASCRIPT_ADAPTER,
+  async () => {
+    const t = await createTestApp(options, {}, SQLITE);
+    const typeorm = new TypeOrmWorkerRepository(t.dataSource);
+    const failedStore = new FailedWorkerService(t.dataSource);
+    return {
+      repository: new SeedRepositoryAdapter({ getWorkers: () => typeorm.getWorkers() }),
+      events: t.events,
+      creator: new TypeOrmWorkerCreator(t.dataSource),
+      failedRows: async () => (await failedStore.list({ pageSize: MAX_FAILED_PAGE_SIZE })).items,
+      close: () => t.close(),
+    };
+  },
+);
 
 describeQueueRepository('SeedRepositoryAdapter over a getWorkers()-only repository', LARASCRIPT_ADAPTER, async () => {
   const store = plainStore();

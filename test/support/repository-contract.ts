@@ -84,8 +84,8 @@ const SHORT_LEASE_MS = 250;
 const EXPIRED_AFTER_MS = 450;
 const LONG_LEASE_MS = 60_000;
 /** A due time that comes before DUE_AFTER_MS has passed, but not before the next few statements ran. */
-const SOON_MS = 1_000;
-const DUE_AFTER_MS = 1_300;
+const SOON_MS = 2_000;
+const DUE_AFTER_MS = 2_300;
 
 /** Registers the contract suite for the repository `make()` returns (a fresh one per test). */
 export function describeQueueRepository(
@@ -351,10 +351,11 @@ export function describeQueueRepository(
         it('never claims a cancelled row, waiting or running, not even after its lease expired', async () => {
           const [waiting, running, left] = await dispatch(3);
           expect(await f.repository.cancelWorker!({ id: waiting! }, await now())).toMatchObject({ wasRunning: false });
-          const [model] = await claim({ limit: 1, leaseMs: leases ? SHORT_LEASE_MS : LONG_LEASE_MS });
+          // A lease that holds while it is cancelled (so it is running), and has expired after DUE_AFTER_MS.
+          const [model] = await claim({ limit: 1, leaseMs: SOON_MS });
           expect(idOf(model!)).toBe(running);
           expect(await f.repository.cancelWorker!({ id: running! }, await now())).toMatchObject({ wasRunning: true });
-          await sleep(EXPIRED_AFTER_MS);
+          await sleep(DUE_AFTER_MS);
           expect((await claim({ workerId: 'worker-b' })).map(idOf)).toEqual([left]);
           expect(await claim({ workerId: 'worker-b' })).toEqual([]);
         });
@@ -381,8 +382,8 @@ export function describeQueueRepository(
       if (leases) {
         it('counts a row whose lease expired as due again', async () => {
           await dispatch(2);
-          await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
           await claim({ limit: 1 });
+          await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
           expect(await f.repository.countDueWorkers(CONTRACT_QUEUE, new Date(await now()))).toBe(0);
           await sleep(EXPIRED_AFTER_MS);
           expect(await f.repository.countDueWorkers(CONTRACT_QUEUE, new Date(await now()))).toBe(1);
@@ -443,8 +444,8 @@ export function describeQueueRepository(
       if (batchWrites && leases) {
         it('completeWorkers() leaves a row claimed again under another lease and reports it lost', async () => {
           await dispatch(3);
-          const [lost] = await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
           const held = await claim({ limit: 2 });
+          const [lost] = await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
           const holder = await loseLease(lost!);
           expect(await f.repository.completeWorkers!([lost!, ...held])).toEqual([idOf(lost!)]);
           expect((await pending()).map((data) => [data.id, data.attempts])).toEqual([[idOf(lost!), 2]]);
@@ -525,9 +526,9 @@ export function describeQueueRepository(
 
       if (batchWrites && leases && cancel) {
         it("retryWorkers() reports each entry's outcome: retried, lease-lost (untouched) or cancelled (removed)", async () => {
-          const [lostId, retriedId, cancelledId] = await dispatch(3);
+          const [retriedId, cancelledId, lostId] = await dispatch(3);
+          const held = await claim({ limit: 2 });
           const [lost] = await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
-          const held = await claim();
           await loseLease(lost!);
           await f.repository.cancelWorker!({ id: cancelledId! }, await now());
           const availableAt = new Date((await now()) + 60_000);
@@ -543,8 +544,8 @@ export function describeQueueRepository(
           );
           const rows = await pending();
           expect(rows.map((data) => [data.id, data.attempts, data.retries, data.error ?? null])).toEqual([
-            [lostId, 2, 3, null],
             [retriedId, 1, 9, 'late'],
+            [lostId, 2, 3, null],
           ]);
         });
       }
@@ -613,9 +614,9 @@ export function describeQueueRepository(
 
       if (batchWrites && leases && cancel) {
         it("failWorkers() reports each entry's outcome: moved, lease-lost (untouched) or cancelled (removed)", async () => {
-          const [lostId, movedId, cancelledId] = await dispatch(3);
+          const [movedId, cancelledId, lostId] = await dispatch(3);
+          const held = await claim({ limit: 2 });
           const [lost] = await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
-          const held = await claim();
           await loseLease(lost!);
           await f.repository.cancelWorker!({ id: cancelledId! }, await now());
           const outcomes = await f.repository.failWorkers!(
@@ -629,7 +630,7 @@ export function describeQueueRepository(
             ]),
           );
           expect((await pending()).map((data) => [data.id, data.attempts])).toEqual([[lostId, 2]]);
-          expect((await f.failedRows()).map(nOf)).toEqual([1]);
+          expect((await f.failedRows()).map(nOf)).toEqual([0]);
         });
       }
 
@@ -702,9 +703,9 @@ export function describeQueueRepository(
         });
 
         it('reports rows claimed again under another lease as lost, and extends none of them', async () => {
-          const [lostId, heldId] = await dispatch(2);
-          const [lost] = await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
+          const [heldId, lostId] = await dispatch(2);
           const held = await claim({ limit: 1 });
+          const [lost] = await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
           await sleep(EXPIRED_AFTER_MS);
           const [holder] = await claim({ limit: 1, workerId: 'worker-b', leaseMs: SHORT_LEASE_MS });
           expect(holder && idOf(holder)).toBe(lostId);
@@ -828,15 +829,15 @@ export function describeQueueRepository(
       describe('getQueueStatistics', () => {
         it('counts pending, due, running, delayed and failed rows per queue in one call', async () => {
           await dispatch(6);
-          await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
           await claim({ limit: 1 });
           const [failed] = await claim({ limit: 1 });
           await f.repository.failWorker(failed!, failedCopy(failed!));
           const [delayed] = await claim({ limit: 1 });
           await retryLater(delayed!);
+          await claim({ limit: 1, leaseMs: SHORT_LEASE_MS });
           await sleep(EXPIRED_AFTER_MS);
           const [contract, empty] = await f.repository.getQueueStatistics!([CONTRACT_QUEUE, 'contract-empty']);
-          // Rows 0 (lease expired: due again), 1 (running), 3 (delayed), 4 and 5 (due).
+          // Rows 0 (running), 2 (delayed), 3 (lease expired: due again), 4 and 5 (due).
           expect(contract).toEqual({
             queueName: CONTRACT_QUEUE,
             pending: 5,

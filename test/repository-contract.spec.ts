@@ -37,6 +37,7 @@ const TYPEORM: QueueRepositoryCapabilities = {
 
 const LARASCRIPT_ADAPTER: QueueRepositoryCapabilities = {
   leases: false,
+  // Two claims at once may take one row: each reads getWorkers() before the other marks its rows held.
   concurrentClaims: false,
   scheduling: false,
   peers: false,

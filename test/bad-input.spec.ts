@@ -1,6 +1,7 @@
 /**
- * Point 6 of the foundation: bad input gets a clear, typed error and nothing is lost or stored by
- * mistake (DESIGN.md §6).
+ * Bad input on SQLite: payloads that do not survive JSON, unregistered event classes, unknown event
+ * names and unreadable payloads at run time (moved to the failed store), and invalid module or
+ * @QueueEvent() options, each with a typed error and nothing stored or lost.
  */
 import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';

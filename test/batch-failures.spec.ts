@@ -1,7 +1,7 @@
 /**
- * Failed attempts recorded per batch on every database: retryWorkers() and failWorkers() record a
- * batch's failures in one transaction each, fenced by the lease token (a row taken over is not
- * touched, a row cancelled while it ran is removed), and a failed move is all or nothing.
+ * retryWorkers() and failWorkers() of TypeOrmWorkerRepository on every database: a batch's failures
+ * recorded in one transaction each, fenced by the lease token (a row taken over is not touched, a row
+ * cancelled while it ran is removed), the failed move all or nothing, and the per-row fallback.
  */
 import { jest } from '@jest/globals';
 import {

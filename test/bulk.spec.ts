@@ -1,7 +1,6 @@
 /**
- * Issue 4, points 1 and 2 on every database: dispatchMany() (multi-row INSERTs, all or none, ids in
- * order, the caller's transaction) and batch claims (batchSize rows per claim, their completions
- * deleted together).
+ * dispatchMany() and batch claims on every database: multi-row INSERTs (all or none, ids in order,
+ * inside the caller's transaction) and batchSize rows per claim, their completions deleted together.
  */
 import { jest } from '@jest/globals';
 import {

@@ -1,7 +1,7 @@
 /**
- * Issue 3, points 1, 3 and 4 on every database: transactional dispatch, reusing the application's
- * TypeORM DataSource (TypeOrmModule default and named, or given in forRootAsync), and the shipped
- * migrations, which leave nothing for `synchronize` to do.
+ * The DataSource on every database: transactional dispatch (dispatch(event, { manager })), sharing
+ * the application's TypeORM DataSource (TypeOrmModule default and named, or from forRootAsync), and
+ * the shipped migrations, which leave nothing for `synchronize` to do.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 /**
- * Point 6 of the foundation: two event classes with one name is a startup error. In a file of its own
+ * Two event classes with one name stop startup (DuplicateEventNameError). In a file of its own
  * because @QueueEvent() classes register process-wide, and this file's classes clash on purpose.
  */
 import { Test } from '@nestjs/testing';

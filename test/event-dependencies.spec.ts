@@ -1,6 +1,6 @@
 /**
- * Point 3 of the foundation (events use Nest providers): what happens when an event's @Inject()
- * property cannot be resolved — a loud warning at startup, and a clean failure when it runs.
+ * Event @Inject() properties that cannot be resolved: a warning at startup naming every such event,
+ * and a failed attempt with the dependency error when it runs (optional dependencies are skipped).
  */
 import { Inject, Injectable, Optional, Scope } from '@nestjs/common';
 import { BaseEvent, QueueEvent } from '../lib/index.js';

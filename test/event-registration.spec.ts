@@ -1,7 +1,7 @@
 /**
- * Issue 14 point 18: a module or service knows the events it lists; @QueueEvent() classes collected
- * from the rest of the process neither clash with them nor get reported as its own, and a clash
- * names the file each class comes from. In a file of its own: its classes clash on purpose.
+ * Which event classes a module or service owns: the ones it lists; @QueueEvent() classes collected
+ * from the rest of the process neither clash with them nor get reported as its own, and a clash names
+ * the file each class comes from. In a file of its own: its classes clash on purpose.
  */
 import { Inject } from '@nestjs/common';
 import { BaseEvent, DuplicateEventNameError, EventService, QueueEvent, UnknownEventError } from '../lib/index.js';

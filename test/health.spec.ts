@@ -1,6 +1,6 @@
 /**
- * Issue 6, point 4: the @nestjs/terminus indicator (nestjs-workers/terminus) reports each queue's
- * statistics and turns `down` past its thresholds or when the statistics cannot be read.
+ * The @nestjs/terminus indicator (nestjs-workers/terminus) on every database: each queue's
+ * statistics, `down` past maxFailed or maxOldestDueAgeSeconds or when the statistics cannot be read.
  */
 import { HealthCheckService } from '@nestjs/terminus';
 import { BaseEvent, InvalidWorkerOptionsError, QueueEvent } from '../lib/index.js';

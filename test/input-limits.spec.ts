@@ -1,8 +1,8 @@
 /**
- * Issue 14 points 10-13 and 17 on every database: names compare exactly (trailing spaces count),
- * names and keys that could not be stored are refused with typed errors, error text holding NUL is
- * stored readable, and lengths, ranges and payload sizes are bounded at the API. Each refusal stores
- * nothing and leaves the connection fit for the next dispatch.
+ * Names and sizes at the API on every database: queue names, unique keys and schedule names compare
+ * exactly (trailing spaces count), names that could not be stored are refused with typed errors, NUL
+ * in error text is stored readable, and lengths, ranges and payload sizes are bounded. Each refusal
+ * stores nothing and leaves the connection usable.
  */
 import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';

@@ -1,8 +1,7 @@
 /**
- * Issue 5, points 3, 4, 6 and 8 on every database: priority (claim order), unique events (one
- * pending or running row per key, enforced by the database, raced by 8 dispatchers in 8 app
- * instances), cancellation (by id or unique key; waiting, running here, running in another
- * instance; never retried) and their bad input.
+ * Priority, unique events and cancellation on every database: claim order by priority, one pending
+ * or running row per unique key (raced by 8 dispatchers in 8 app instances), WorkerService.cancel()
+ * by id or key (waiting, running here, running in another instance; never retried), and bad input.
  */
 import {
   BaseEvent,

@@ -1,6 +1,6 @@
 /**
- * Issue 5, points 1, 2, 5 and 8 on every database: backoff (fixed, exponential with cap and jitter,
- * custom), delayed dispatch (delaySeconds, runAt), timeouts with an AbortSignal, and bad input.
+ * Per-event job control on every database: backoff (fixed, exponential with cap and jitter,
+ * custom), delayed dispatch (delaySeconds, runAt), timeouts through the AbortSignal, and bad input.
  */
 import { Test } from '@nestjs/testing';
 import {

@@ -1,12 +1,9 @@
 /**
- * Issue 14, points 6–9, with real worker processes sharing one server database (every run recorded
- * in mp_runs on the database's clock):
- * 6. a worker whose clock is 60 s ahead or behind (libfaketime) takes no live lease and delays nothing;
- * 7. a worker paused past its lease (SIGSTOP) has its event aborted with LeaseLostError as soon as it
- *    runs again, and changes nothing the new holder has;
- * 8. SIGTERM past the grace period gives the rows that never started back at once, attempt undone;
- * 9. a killed worker's events run again after the lease, ahead of a backlog due after them.
- * Each test prints its figures (the ones of the issue's closing note).
+ * Leases with real worker processes on one server database (each run recorded in mp_runs on the
+ * database's clock): a worker 60 s ahead or behind (libfaketime) takes no live lease; a worker paused
+ * past its lease (SIGSTOP) is aborted with LeaseLostError and changes nothing; SIGTERM past the grace
+ * gives never-started rows back; a killed worker's events run again ahead of a later backlog.
+ * Each test prints its figures.
  */
 import { jest } from '@jest/globals';
 import { serverDatabases } from './support/databases.js';

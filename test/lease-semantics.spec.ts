@@ -1,7 +1,7 @@
 /**
- * Issue 14, points 6–9, in one process on every database (test/lease-processes.spec.ts has the same
- * with real worker processes): leases decided on the database's clock, a lost lease aborting the
- * event, shutdown giving never-started rows back at once, and an abandoned row keeping its place.
+ * Leases in one process on every database (test/lease-processes.spec.ts does it with processes):
+ * expiry decided on the database's clock, a lost lease aborting the event through the heartbeat,
+ * shutdown giving never-started rows back at once, and an abandoned row keeping its place.
  */
 import { jest } from '@jest/globals';
 import { BaseEvent, QueueEvent, TypeOrmWorkerRepository } from '../lib/index.js';

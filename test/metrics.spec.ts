@@ -1,6 +1,7 @@
 /**
- * Issue 6, point 5: Prometheus metrics (nestjs-workers/prometheus) — counters per queue and event,
- * the execution-time histogram and queue-depth gauges, scraped as text and parsed.
+ * Prometheus metrics (nestjs-workers/prometheus) on every database: counters per queue and event,
+ * the execution-time histogram and queue-depth gauges scraped as text and parsed, registry options,
+ * and registration and removal on close.
  */
 import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';

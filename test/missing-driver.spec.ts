@@ -1,7 +1,6 @@
 /**
- * Issue 14, point 4: database drivers are optional peer dependencies, so an app may start without the
- * one its database type needs. Startup then fails with MissingDatabaseDriverError and the install
- * command. Each case runs a real process in which the driver package cannot be resolved
+ * A database driver package that is not installed: startup fails with MissingDatabaseDriverError and
+ * the install command. Each case runs a real process in which the driver cannot be resolved
  * (test/fixtures/hide-modules.ts), as in an app that never installed it.
  */
 import { execFile } from 'node:child_process';

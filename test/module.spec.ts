@@ -1,6 +1,7 @@
 /**
- * Point 3 of the foundation: WorkerModule.forRoot / forRootAsync, validated options, per-queue options,
- * @QueueEvent collection, polling through @nestjs/schedule, graceful close, and events using providers.
+ * WorkerModule on SQLite: forRoot and forRootAsync (useFactory, useClass, useExisting), validated
+ * options, per-queue options, @QueueEvent() collection, polling through @nestjs/schedule, replaced
+ * providers, graceful close, and events using Nest providers.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,8 +1,7 @@
 /**
- * Issue 3, point 6: real worker processes sharing one server database. Each execution records its
- * start and end in mp_runs, so the tests can prove exactly-once completion, no overlapping runs,
- * recovery after SIGKILL (leases expire, other workers finish the events) and a clean SIGTERM drain.
- * The figures each test prints are the ones quoted in the issue's closing note.
+ * Real worker processes sharing one server database, each execution recorded in mp_runs: every
+ * event completed exactly once, no overlapping runs, recovery after SIGKILL (leases expire, other
+ * workers finish the events) and a clean SIGTERM drain. Each test prints its figures.
  */
 import { jest } from '@jest/globals';
 import { serverDatabases } from './support/databases.js';

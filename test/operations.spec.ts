@@ -1,6 +1,6 @@
 /**
- * Issue 6, points 1–3 and 7 on every database: the failed store (list, show, retry one or all,
- * delete, purge, bad input), queue statistics in one query, and @OnWorkerEvent() lifecycle hooks.
+ * Operations on every database: the failed store through FailedWorkerService (list, show, retry one
+ * or all, delete, purge, bad input), getQueueStatistics() in one query, and @OnWorkerEvent() hooks.
  */
 import { Injectable, Scope } from '@nestjs/common';
 import {

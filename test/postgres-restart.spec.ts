@@ -1,7 +1,7 @@
 /**
- * Issue 3, point 6: PostgreSQL goes away mid-run. On a throwaway server of its own (started with
- * .ci/start-postgres.sh, which CI also uses), three worker processes lose every connection for a
- * while; they log, back off, reconnect, and every event still completes, none of them twice at once.
+ * PostgreSQL going away mid-run, on a throwaway server (.ci/start-postgres.sh): three worker
+ * processes lose every connection for a while, log, back off, reconnect, and every event still
+ * completes, none of them twice at once.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

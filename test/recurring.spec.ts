@@ -1,7 +1,7 @@
 /**
- * Issue 5, points 7 and 8 on every database: recurring events (@RecurringEvent() and the module's
- * `recurring` option) are dispatched once per cron slot across 3 app instances on one database, on
- * real timers and when the instances race for the same slot; bad schedules stop startup.
+ * Recurring events on every database: @RecurringEvent() and the module's `recurring` option dispatch
+ * once per cron slot across 3 app instances on one database, on real timers and when they race for
+ * one slot; bad schedules stop startup.
  */
 import { Injectable, type ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';

@@ -1,7 +1,7 @@
 /**
- * Point 7 of the foundation: the sample's standalone worker (NestFactory.createApplicationContext) is a
- * process of its own that shares the SQLite file with the app that dispatches, runs what it finds,
- * and exits 0 after draining when it receives SIGTERM.
+ * The sample's standalone worker (NestFactory.createApplicationContext) as a process of its own: it
+ * shares the SQLite file with the app that dispatches, runs what it finds, and exits 0 after draining
+ * on SIGTERM.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';

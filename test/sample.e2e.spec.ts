@@ -1,3 +1,8 @@
+/**
+ * The sample app end to end on every database, over HTTP (supertest): dispatch and POST /workers/run,
+ * health and metrics endpoints, the failed store over REST, operator guards, priority, unique keys and
+ * cancel, the daily digest cron and the recurring queue report.
+ */
 import { jest } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';

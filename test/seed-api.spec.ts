@@ -1,6 +1,7 @@
 /**
- * Point 2 of the foundation: the seed's API, with the seed's names and meaning, including its
- * "Configure Dependencies" wiring outside Nest.
+ * The larascript-events API with its names and meaning, on SQLite and on a getWorkers()-only
+ * repository of one's own: the "Configure Dependencies" wiring outside Nest (new WorkerService() and
+ * its setters), BaseEvent, IWorkerModel, IWorkerCreator, IWorkerRepository and the health check.
  */
 import { DataSource } from 'typeorm';
 import {

@@ -1,7 +1,7 @@
 /**
- * Point 5 of the foundation: DESIGN.md §3 in one process — retries as maximum attempts, the retry
- * delay, delete on success, the atomic move to the failed store, runOnce summaries, queue isolation,
- * oldest-first order, logging, health, leases and crash recovery.
+ * Worker semantics in one process on every database: retries as maximum attempts, the retry delay,
+ * delete on success, the atomic move to the failed store, runOnce summaries, queue isolation,
+ * oldest-first order, logging, health, leases, heartbeats and crash recovery.
  */
 import {
   BaseEvent,

@@ -1,8 +1,7 @@
 /**
- * What only a server database can show. Issue 3, point 4: "due rows of queue Q, oldest first" is an
- * index scan of IDX_nestjs_workers_due with no sort step, so a claim touches (and locks) only the
- * rows it takes. Point 3: a row dispatched in an open transaction stays invisible to workers, which
- * claim on other pooled connections, until the transaction commits.
+ * What only a server database shows (PostgreSQL, MariaDB): "due rows of queue Q, oldest first" is an
+ * index scan of IDX_nestjs_workers_due with no sort step, so a claim touches and locks only the rows it
+ * takes; a row dispatched in an open transaction stays invisible to workers until it commits.
  */
 import { BaseEvent, QueueEvent } from '../lib/index.js';
 import { dialectFor } from '../lib/storage/dialects/dialect-for.js';

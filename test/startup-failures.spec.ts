@@ -1,7 +1,7 @@
 /**
- * Issue 14, points 5 and 16: a database without the queue tables fails startup with an error that
- * says how to create them, and a startup that fails after the module opened its DataSource closes it
- * again (Nest calls no shutdown hook then; a MariaDB pool left open keeps the process alive for good).
+ * Startup failures on every database: missing queue tables or columns fail with an error saying how
+ * to create them, and a startup that fails after the module opened its DataSource closes it again
+ * (Nest calls no shutdown hook then).
  */
 import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';

@@ -1,7 +1,7 @@
 /**
- * Point 4 of the foundation: TypeORM storage on embedded SQLite — the two tables with every seed
- * attribute plus id, due time and lease fields, the due index, :memory:, busy timeout, and claims
- * that never hand one row to two workers.
+ * TypeORM storage on embedded SQLite: the two tables with every larascript-events attribute plus id,
+ * due time and lease fields, the due index, :memory:, the busy timeout, and claims that never lease one
+ * row to two workers on separate connections.
  */
 import { DataSource } from 'typeorm';
 import { BaseEvent, QueueEvent, TypeOrmWorkerRepository, workerEntitySchemas } from '../lib/index.js';

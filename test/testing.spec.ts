@@ -1,6 +1,6 @@
 /**
- * Issue 6 point 6: the testing helpers (lib/testing, the `nestjs-workers/testing` entry point):
- * RecordingEventService with its dispatch assertions, and drain()/drainAll().
+ * The testing helpers (nestjs-workers/testing) on SQLite: RecordingEventService and its dispatch
+ * assertions, overriding EventService in a Nest app, and drain()/drainAll().
  */
 import { Body, Controller, Inject, Injectable, Module, Post } from '@nestjs/common';
 import type { INestApplication } from '@nestjs/common';

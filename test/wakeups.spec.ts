@@ -1,7 +1,7 @@
 /**
- * Issue 4, point 3 (PostgreSQL): a committed dispatch wakes the pollers through LISTEN/NOTIFY at once
- * (polling stays the fallback); a rolled-back one does not; a bulk insert wakes a queue once; a
- * broken LISTEN connection is replaced and wakes the pollers again.
+ * LISTEN/NOTIFY wake-ups on PostgreSQL: a committed dispatch wakes the pollers at once (polling stays
+ * the fallback), a rolled-back one does not, a bulk insert wakes a queue once, and a broken LISTEN
+ * connection is replaced.
  */
 import { BaseEvent, QueueEvent, type WorkerModuleOptions } from '../lib/index.js';
 import { serverDatabases } from './support/databases.js';

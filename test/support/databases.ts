@@ -1,7 +1,7 @@
 /**
- * The databases the contract suite runs on: SQLite always; PostgreSQL and MariaDB/MySQL when their
- * URLs are set (`.ci/run` always sets them). With CI=true a missing URL fails the run instead of
- * shrinking it.
+ * The test databases: SQLite always; PostgreSQL and MariaDB/MySQL when their URLs are set (`.ci/run`
+ * always sets them; with CI=true a missing URL fails the run instead of shrinking it). Also one server
+ * database per Jest worker, emptied tables, normalized rows and open-connection counts.
  */
 import { existsSync } from 'node:fs';
 import { DataSource } from 'typeorm';

@@ -1,3 +1,7 @@
+/**
+ * Test apps and helpers: WorkerModule booted on a test database (createTestApp, createPeerApp), a
+ * recording logger, raw row reads and statements on any test database, sleep and waitFor.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,3 +1,8 @@
+/**
+ * Worker processes for the multi-process tests: compiling and starting test/fixtures/worker-process.ts,
+ * the shared queue on one server database, skewed clocks (libfaketime), and reading the runs recorded
+ * in mp_runs.
+ */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';

@@ -36,7 +36,7 @@ import {
   HEARTBEATS_PER_LEASE,
   MAX_DELAY_SECONDS,
   MAX_TIMER_MS,
-} from './worker.constants.js';
+} from './worker.defaults.js';
 
 export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> &
   Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;

@@ -34,7 +34,7 @@ import {
   DEFAULT_LEASE_SECONDS,
   HEARTBEATS_PER_LEASE,
   QUEUED_ITEMS_COUNT_LIMIT,
-} from '../worker.constants.js';
+} from '../worker.defaults.js';
 import { describeError } from '../errors/describe-error.js';
 import { retryDelaySeconds } from './retry-policy.js';
 import { ClaimedRun } from './claimed-run.js';

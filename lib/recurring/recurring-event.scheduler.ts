@@ -21,7 +21,8 @@ import { dispatchRecurringSlot, insertRow } from '../storage/worker-statements.j
 import { workerTables } from '../storage/worker-tables.js';
 import { ensureScheduleRow } from '../storage/schedule-rows.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
-import { MAX_TIMER_MS, WORKER_CONFIG, WORKER_DATA_SOURCE } from '../worker.constants.js';
+import { WORKER_CONFIG, WORKER_DATA_SOURCE } from '../worker.constants.js';
+import { MAX_TIMER_MS } from '../worker.defaults.js';
 import { getRecurringEventMetadata } from '../worker-metadata.accessor.js';
 import { WorkerStartup } from '../worker-startup.js';
 import { CronSlots, MAX_SCHEDULE_NAME_LENGTH } from './cron-slots.js';

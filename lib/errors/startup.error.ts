@@ -54,3 +54,18 @@ export class MissingWorkerTablesError extends WorkerError {
     super(`On this ${type} database ${sentence}. Create them: ${remedy}`);
   }
 }
+
+/**
+ * A second global WorkerModule in one application. Every injection of WorkerService or EventService
+ * would get one of the two unpredictably (and dispatch into its database): give `isGlobal: false` to
+ * each further instance and import it in the module that uses it.
+ */
+export class DuplicateWorkerModuleError extends WorkerError {
+  constructor(readonly globalInstances: number) {
+    super(
+      `WorkerModule is imported ${globalInstances} times as a global module in one application: ` +
+        'only one instance may be global (isGlobal, the default). Give the others isGlobal: false and import ' +
+        'each in the module whose providers use it; the same forRoot() value imported twice is one instance.',
+    );
+  }
+}

@@ -41,7 +41,7 @@ import {
 export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> &
   Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
 
-export interface ResolvedSqliteOptions {
+interface ResolvedSqliteOptions {
   type: 'better-sqlite3';
   database: string;
   busyTimeoutMs: number;
@@ -280,7 +280,8 @@ function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOp
   if (resolved.schema !== undefined && !SCHEMA_NAME.test(resolved.schema)) {
     throw new InvalidWorkerOptionsError(
       'database.schema',
-      `must be a plain PostgreSQL identifier: a letter or _, then letters, digits, _ or $, at most 63 (got ${JSON.stringify(resolved.schema)})`,
+      'must be a plain PostgreSQL identifier: a letter or _, then letters, digits, _ or $, at most 63 ' +
+        `(got ${JSON.stringify(resolved.schema)})`,
     );
   }
   if (resolved.port !== undefined) assertInteger('database.port', resolved.port, 1);

@@ -31,3 +31,7 @@ export const metricAlreadyRegistered = (name: string): string =>
 /** WorkerMetrics could not refresh its depth gauges. */
 export const depthGaugesUnreadable = (reason: string): string =>
   `Could not read queue statistics for the depth gauges (they keep their last values): ${reason}`;
+
+/** drain() / drainAll() were given an application without WorkerModule. */
+export const drainNeedsWorkerModule = (caller: string): string =>
+  `${caller} needs an application (or testing module) that imports WorkerModule`;

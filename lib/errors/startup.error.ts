@@ -46,7 +46,8 @@ export class MissingWorkerTablesError extends WorkerError {
       ...(missingTables.length > 0 ? [`the queue tables ${missingTables.join(', ')} do not exist`] : []),
       ...(missingColumns.length > 0
         ? [
-            `the columns ${missingColumns.join(', ')} do not exist (a database of an earlier release: run the newer migrations)`,
+            `the columns ${missingColumns.join(', ')} do not exist ` +
+              '(a database of an earlier release: run the newer migrations)',
           ]
         : []),
     ];

@@ -38,7 +38,7 @@ export function validateHealthThresholds(thresholds: WorkerHealthThresholds): Wo
 
 /**
  * A @nestjs/terminus health indicator: each queue's statistics (one query), and `down` when a
- * threshold is passed or the statistics cannot be read. Also carries the seed's health summary
+ * threshold is passed or the statistics cannot be read. Also carries larascript-events' health summary
  * (active, failed, total).
  */
 @Injectable()

@@ -126,7 +126,11 @@ export type WorkerProviderOverride<T> =
 
 /** Module-definition options, given beside the options (also to forRootAsync, outside the factory). */
 export interface WorkerModuleExtras {
-  /** Register WorkerService and EventService globally. Default true. */
+  /**
+   * Register WorkerService and EventService globally. Default true. One instance per application may
+   * be global (a second one is refused with DuplicateWorkerModuleError); further instances take
+   * `false` and serve the module that imports them.
+   */
   isGlobal?: boolean;
   /** Replaces the TypeORM repository (IWorkerRepository; leasing needs IWorkerQueueRepository). */
   workerRepository?: WorkerProviderOverride<IWorkerRepository>;

@@ -32,7 +32,7 @@ import {
   HEARTBEATS_PER_LEASE,
   MAX_DELAY_SECONDS,
   MAX_TIMER_MS,
-} from './worker.constants.js';
+} from './worker.defaults.js';
 import type {
   ResolvedDatabaseOptions,
   ResolvedServerDatabaseOptions,
@@ -267,7 +267,8 @@ function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOp
   if (resolved.schema !== undefined && !SCHEMA_NAME.test(resolved.schema)) {
     throw new InvalidWorkerOptionsError(
       'database.schema',
-      `must be a plain PostgreSQL identifier: a letter or _, then letters, digits, _ or $, at most 63 (got ${JSON.stringify(resolved.schema)})`,
+      'must be a plain PostgreSQL identifier: a letter or _, then letters, digits, _ or $, at most 63 ' +
+        `(got ${JSON.stringify(resolved.schema)})`,
     );
   }
   if (resolved.port !== undefined) assertInteger('database.port', resolved.port, 1);

@@ -6,6 +6,7 @@ import { WorkerLifecycle } from './lifecycle/worker-lifecycle.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { ResolvedWorkerConfig } from './worker.config.js';
 import { ON_WORKER_EVENT_METADATA, WORKER_CONFIG } from './worker.constants.js';
+import { handlerSubscribed, requestScopedHandlerSkipped } from './worker.messages.js';
 import { WorkerStartup } from './worker-startup.js';
 
 /**
@@ -36,7 +37,8 @@ export class WorkerExplorer implements OnModuleInit {
   }
 
   private explore(wrapper: InstanceWrapper): void {
-    // useFactory / useValue providers have no metatype worth reading: the instance's class is what counts.
+    // useFactory / useValue providers have no metatype worth reading: the instance's class is what
+    // counts.
     const instance = wrapper.instance as Record<string, unknown> | undefined;
     if (!instance || typeof instance !== 'object') return;
     const prototype = Object.getPrototypeOf(instance) as object | null;
@@ -48,16 +50,14 @@ export class WorkerExplorer implements OnModuleInit {
       if (!names) continue;
       const label = `${instance.constructor.name}.${methodName}`;
       if (!wrapper.isDependencyTreeStatic()) {
-        this.logger.warn(
-          `@OnWorkerEvent() on ${label} is skipped: the provider is request-scoped, so there is no instance to call`,
-        );
+        this.logger.warn(requestScopedHandlerSkipped(label));
         continue;
       }
       this.lifecycle.subscribe(
         (event: WorkerLifecycleEvent) => (names.includes(event.name) ? method.call(instance, event) : undefined),
         label,
       );
-      this.logger.debug?.(`@OnWorkerEvent(${names.join(', ')}) → ${label}`);
+      this.logger.debug?.(handlerSubscribed(names, label));
     }
   }
 }

@@ -12,6 +12,7 @@ import { Test } from '@nestjs/testing';
 import type { DataSource } from 'typeorm';
 import {
   BaseEvent,
+  DuplicateWorkerModuleError,
   EventService,
   InvalidWorkerOptionsError,
   QueueEvent,
@@ -300,6 +301,105 @@ describe('WorkerModule.forRoot', () => {
     expect(created).toEqual(['WelcomeMailEvent']);
     await app.close();
     database.cleanup();
+  });
+});
+
+describe('several WorkerModules in one application', () => {
+  it('refuses a second global instance at startup, before either opens its database', async () => {
+    const [first, second] = [tempDatabase(), tempDatabase()];
+    try {
+      const compiling = Test.createTestingModule({
+        imports: [
+          WorkerModule.forRoot({ database: { database: first.file } }),
+          WorkerModule.forRootAsync({ useFactory: () => ({ database: { database: second.file } }) }),
+        ],
+      }).compile();
+      await expect(compiling).rejects.toBeInstanceOf(DuplicateWorkerModuleError);
+      await expect(compiling).rejects.toThrow(
+        'WorkerModule is imported 2 times as a global module in one application: only one instance may be global',
+      );
+      expect([existsSync(first.file), existsSync(second.file)]).toEqual([false, false]);
+    } finally {
+      first.cleanup();
+      second.cleanup();
+    }
+  });
+
+  it("gives each importing module its own non-global instance (beside the app's global one) with its own database", async () => {
+    const [global, billing, reports] = [tempDatabase(), tempDatabase(), tempDatabase()];
+    @Injectable()
+    class Dispatcher {
+      constructor(
+        readonly events: EventService,
+        @Inject(WORKER_DATA_SOURCE) readonly dataSource: DataSource,
+      ) {}
+    }
+    @Injectable()
+    class AppDispatcher extends Dispatcher {}
+    const feature = (file: string) => {
+      @Module({
+        imports: [WorkerModule.forRoot({ isGlobal: false, autoStart: false, database: { database: file } })],
+        providers: [Dispatcher],
+        exports: [Dispatcher],
+      })
+      class FeatureModule {}
+      return FeatureModule;
+    };
+    const [BillingModule, ReportsModule] = [feature(billing.file), feature(reports.file)];
+    try {
+      const moduleRef = await Test.createTestingModule({
+        imports: [
+          WorkerModule.forRoot({ autoStart: false, database: { database: global.file } }),
+          BillingModule,
+          ReportsModule,
+        ],
+        providers: [AppDispatcher],
+      }).compile();
+      const app = await track(moduleRef.init());
+      const [root, inBilling, inReports] = [
+        app.get(AppDispatcher),
+        app.select(BillingModule).get(Dispatcher, { strict: true }),
+        app.select(ReportsModule).get(Dispatcher, { strict: true }),
+      ];
+      expect(new Set([root.events, inBilling.events, inReports.events]).size).toBe(3);
+      expect([inBilling.dataSource, inReports.dataSource]).not.toContain(root.dataSource);
+      await inBilling.events.dispatch(new WelcomeMailEvent({ to: 'billing@example.com' }));
+      expect(
+        await Promise.all([root, inBilling, inReports].map(async ({ dataSource }) => pendingRows(dataSource))),
+      ).toEqual([[], [expect.objectContaining({ event_name: 'WelcomeMailEvent' })], []]);
+      await app.close();
+    } finally {
+      for (const database of [global, billing, reports]) database.cleanup();
+    }
+  });
+
+  it('shares one instance between the modules that import the same forRoot() value', async () => {
+    const database = tempDatabase();
+    const workers = WorkerModule.forRoot({ isGlobal: false, database: { database: database.file }, queues: { q: {} } });
+    @Injectable()
+    class Consumer {
+      constructor(readonly workerService: WorkerService) {}
+    }
+    @Module({ imports: [workers], providers: [Consumer], exports: [Consumer] })
+    class FirstModule {}
+    @Module({ imports: [workers], providers: [Consumer], exports: [Consumer] })
+    class SecondModule {}
+    try {
+      const moduleRef = await Test.createTestingModule({
+        imports: [ScheduleModule.forRoot(), FirstModule, SecondModule],
+      }).compile();
+      const app = await track(moduleRef.init());
+      expect(app.select(FirstModule).get(Consumer, { strict: true }).workerService).toBe(
+        app.select(SecondModule).get(Consumer, { strict: true }).workerService,
+      );
+      // One poller per queue: the queue is not polled a second time under "nestjs-workers:q#2".
+      const intervals = app.get(SchedulerRegistry).getIntervals();
+      expect(intervals).toContain('nestjs-workers:q');
+      expect(intervals.filter((name) => name.includes('#'))).toEqual([]);
+      await app.close();
+    } finally {
+      database.cleanup();
+    }
   });
 });
 

@@ -18,7 +18,7 @@ import {
   WorkerService,
   workerEntitySchemas,
 } from '../lib/index.js';
-import { QUEUED_ITEMS_COUNT_LIMIT } from '../lib/worker.constants.js';
+import { QUEUED_ITEMS_COUNT_LIMIT } from '../lib/worker.defaults.js';
 import { failedRows, pendingRows, RecordingLogger, tempDatabase } from './support/test-app.js';
 
 const sentEmails: string[] = [];

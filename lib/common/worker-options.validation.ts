@@ -6,7 +6,7 @@ import {
   MAX_NAME_LENGTH,
   MAX_PAYLOAD_BYTES_LIMIT,
   MAX_TIMER_MS,
-} from '../worker.constants.js';
+} from '../worker.defaults.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {

@@ -46,11 +46,27 @@ export class MissingWorkerTablesError extends WorkerError {
       ...(missingTables.length > 0 ? [`the queue tables ${missingTables.join(', ')} do not exist`] : []),
       ...(missingColumns.length > 0
         ? [
-            `the columns ${missingColumns.join(', ')} do not exist (a database of an earlier release: run the newer migrations)`,
+            `the columns ${missingColumns.join(', ')} do not exist ` +
+              '(a database of an earlier release: run the newer migrations)',
           ]
         : []),
     ];
     const sentence = problems.join('; and ');
     super(`On this ${type} database ${sentence}. Create them: ${remedy}`);
+  }
+}
+
+/**
+ * A second global WorkerModule in one application. Every injection of WorkerService or EventService
+ * would get one of the two unpredictably (and dispatch into its database): give `isGlobal: false` to
+ * each further instance and import it in the module that uses it.
+ */
+export class DuplicateWorkerModuleError extends WorkerError {
+  constructor(readonly globalInstances: number) {
+    super(
+      `WorkerModule is imported ${globalInstances} times as a global module in one application: ` +
+        'only one instance may be global (isGlobal, the default). Give the others isGlobal: false and import ' +
+        'each in the module whose providers use it; the same forRoot() value imported twice is one instance.',
+    );
   }
 }

@@ -75,7 +75,8 @@ export class DuplicateEventNameError extends WorkerError {
 export class LeaseLostError extends WorkerError {
   constructor(readonly workerId: string) {
     super(
-      `Lease on worker row ${workerId} was lost (it expired and another worker may hold it); the change was not applied`,
+      `Lease on worker row ${workerId} was lost (it expired and another worker may hold it); ` +
+        'the change was not applied',
     );
   }
 }

@@ -17,7 +17,7 @@ import type { DispatchOptions, IEventService } from '../interfaces/event-service
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { IWorkerAttributes, TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
-import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES, MAX_DELAY_SECONDS } from '../worker.constants.js';
+import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES, MAX_DELAY_SECONDS } from '../worker.defaults.js';
 import type { EventClass, IBaseEvent } from '../interfaces/base-event.interface.js';
 import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
 import { EventRegistry } from './event-registry.js';

@@ -1,6 +1,6 @@
 import { UnserializablePayloadError } from '../errors/worker.error.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
-import { MAX_PAYLOAD_DEPTH } from '../worker.constants.js';
+import { MAX_PAYLOAD_DEPTH } from '../worker.defaults.js';
 
 export interface PayloadLimits {
   /** Largest JSON text, in UTF-8 bytes; no limit when omitted (rows already stored are always movable). */

@@ -9,6 +9,7 @@ import {
   assertPlainObject,
 } from '../common/worker-options.validation.js';
 import { WorkerService } from '../processing/worker.service.js';
+import { oldestDueTooOld, statisticsUnavailable, tooManyFailed } from '../worker.messages.js';
 
 /** When the workers count as unhealthy. Thresholds left out are not checked. */
 export interface WorkerHealthThresholds {
@@ -37,7 +38,7 @@ export function validateHealthThresholds(thresholds: WorkerHealthThresholds): Wo
 
 /**
  * A @nestjs/terminus health indicator: each queue's statistics (one query), and `down` when a
- * threshold is passed or the statistics cannot be read. Also carries the seed's health summary
+ * threshold is passed or the statistics cannot be read. Also carries larascript-events' health summary
  * (active, failed, total).
  */
 @Injectable()
@@ -59,7 +60,7 @@ export class WorkerHealthIndicator {
     try {
       statistics = await this.workerService.getQueueStatistics(queues);
     } catch (error) {
-      return indicator.down({ message: `Queue statistics unavailable: ${describeError(error)}` });
+      return indicator.down({ message: statisticsUnavailable(describeError(error)) });
     }
     const problems: string[] = [];
     for (const queue of statistics) {
@@ -69,11 +70,11 @@ export class WorkerHealthIndicator {
         queue.oldestDueAgeMs > maxOldestDueAgeSeconds * 1000
       ) {
         problems.push(
-          `${queue.queueName}: oldest due event waiting ${Math.round(queue.oldestDueAgeMs / 1000)} s (max ${maxOldestDueAgeSeconds} s)`,
+          oldestDueTooOld(queue.queueName, Math.round(queue.oldestDueAgeMs / 1000), maxOldestDueAgeSeconds),
         );
       }
       if (maxFailed !== undefined && queue.failed > maxFailed) {
-        problems.push(`${queue.queueName}: ${queue.failed} failed events (max ${maxFailed})`);
+        problems.push(tooManyFailed(queue.queueName, queue.failed, maxFailed));
       }
     }
     const active = statistics.reduce((sum, queue) => sum + queue.pending, 0);

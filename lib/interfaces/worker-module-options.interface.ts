@@ -17,9 +17,15 @@ export interface WorkerQueueOptions {
   pollIntervalMs?: number;
   /** Events of this queue run at once by one process. Default 1. */
   concurrency?: number;
-  /** Rows one claim takes (1–10,000); completions of a claim are deleted in one statement. Default: concurrency. */
+  /**
+   * Rows one claim takes (1–10,000); completions of a claim are deleted in one statement. Default:
+   * concurrency.
+   */
   batchSize?: number;
-  /** How the retry delay grows: 'fixed' (default), 'exponential', { type: 'exponential', maxSeconds, jitter } or a function. */
+  /**
+   * How the retry delay grows: 'fixed' (default), 'exponential', { type: 'exponential', maxSeconds,
+   * jitter } or a function.
+   */
   backoff?: BackoffOption;
   /** Seconds an attempt may run before it fails with EventTimeoutError. Default: no limit. */
   timeoutSeconds?: number;
@@ -94,7 +100,10 @@ export interface WorkerModuleOptions {
   listen?: boolean;
   /** How long a claimed event stays leased to its worker (s). Default 30. */
   leaseSeconds?: number;
-  /** How often the leases of running events are extended (s), at most half of leaseSeconds. Default leaseSeconds / 3. */
+  /**
+   * How often the leases of running events are extended (s), at most half of leaseSeconds. Default
+   * leaseSeconds / 3.
+   */
   heartbeatSeconds?: number;
   /** How long app.close() waits for running events (s). Default 10. */
   shutdownGraceSeconds?: number;
@@ -117,7 +126,11 @@ export type WorkerProviderOverride<T> =
 
 /** Module-definition options, given beside the options (also to forRootAsync, outside the factory). */
 export interface WorkerModuleExtras {
-  /** Register WorkerService and EventService globally. Default true. */
+  /**
+   * Register WorkerService and EventService globally. Default true. One instance per application may
+   * be global (a second one is refused with DuplicateWorkerModuleError); further instances take
+   * `false` and serve the module that imports them.
+   */
   isGlobal?: boolean;
   /** Replaces the TypeORM repository (IWorkerRepository; leasing needs IWorkerQueueRepository). */
   workerRepository?: WorkerProviderOverride<IWorkerRepository>;

@@ -22,6 +22,7 @@ import {
 import { WorkerService } from '../processing/worker.service.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
 import { WORKER_CONFIG } from '../worker.constants.js';
+import { depthGaugesUnreadable, metricAlreadyRegistered } from '../worker.messages.js';
 
 /** A prom-client registry, Prometheus text format (the default) or OpenMetrics. */
 export type WorkerMetricsRegistry = Registry | Registry<OpenMetricsContentType>;
@@ -168,9 +169,7 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
     // Every name is checked before any is registered: a clash leaves the registry as it was.
     const taken = this.metricNames.find((name) => this.registry.getSingleMetric(name) !== undefined);
     if (taken) {
-      throw new WorkerError(
-        `Metric ${taken} is already registered on this registry: give each WorkerMetricsModule its own registry or prefix`,
-      );
+      throw new WorkerError(metricAlreadyRegistered(taken));
     }
     const registers = [this.registry];
     const counter = ([name, help]: [string, string]) => {
@@ -230,9 +229,7 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
       statistics = await this.workerService.getQueueStatistics(this.options.queues);
     } catch (error) {
       // The counters and histogram still scrape; the gauges keep their last values.
-      this.logger.error(
-        `Could not read queue statistics for the depth gauges (they keep their last values): ${describeError(error)}`,
-      );
+      this.logger.error(depthGaugesUnreadable(describeError(error)));
       return;
     }
     for (const [name, [, read]] of Object.entries(DEPTH_GAUGES)) {

@@ -1,7 +1,7 @@
 import { describeError } from '../errors/describe-error.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { IWorkerQueueRepository } from '../interfaces/worker-repository.interface.js';
-import { QUEUED_ITEMS_COUNT_LIMIT } from '../worker.constants.js';
+import { QUEUED_ITEMS_COUNT_LIMIT } from '../worker.defaults.js';
 import { processingMessages as messages } from '../worker.messages.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
-import { MAX_DELAY_SECONDS } from '../worker.constants.js';
+import { MAX_DELAY_SECONDS } from '../worker.defaults.js';
 
 export const DEFAULT_MAX_BACKOFF_SECONDS = 3600;
 

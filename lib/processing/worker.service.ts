@@ -11,7 +11,7 @@ import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/worker-creator.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
 import type { IWorkerRepository, QueueHealth } from '../interfaces/worker-repository.interface.js';
-import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.constants.js';
+import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.defaults.js';
 import { processingMessages as messages } from '../worker.messages.js';
 import { assertHeartbeat, assertNumber } from '../common/worker-options.validation.js';
 import { type BatchQueueRepository, withBatchMethods } from './batch-repository.adapter.js';

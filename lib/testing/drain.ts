@@ -4,6 +4,7 @@ import type { RunWorkerResult } from '../interfaces/worker-options.interface.js'
 import { WorkerService } from '../processing/worker.service.js';
 import { knownQueueNames, type ResolvedWorkerConfig } from '../worker.config.js';
 import { WORKER_CONFIG } from '../worker.constants.js';
+import { drainNeedsWorkerModule } from '../worker.messages.js';
 
 interface AppWorkers {
   workers: WorkerService;
@@ -14,7 +15,7 @@ function workersOf(app: INestApplicationContext, caller: string): AppWorkers {
   try {
     return { workers: app.get(WorkerService), config: app.get<ResolvedWorkerConfig>(WORKER_CONFIG) };
   } catch (error) {
-    throw new Error(`${caller} needs an application (or testing module) that imports WorkerModule`, { cause: error });
+    throw new Error(drainNeedsWorkerModule(caller), { cause: error });
   }
 }
 

@@ -19,7 +19,10 @@ export interface RecordedDispatch<E extends BaseEvent = BaseEvent> {
   event: E;
   /** The options given to dispatch() (`{}` when none), `manager` included. */
   options: DispatchOptions;
-  /** What dispatch() resolved to: "recorded-1", "recorded-2", … for a queued event; undefined for one without a queue. */
+  /**
+   * What dispatch() resolved to: "recorded-1", "recorded-2", … for a queued event; undefined for one
+   * without a queue.
+   */
   id: string | undefined;
   /** The event's queue, undefined for an event the real service would have run at once. */
   queueName: string | undefined;
@@ -231,7 +234,8 @@ export class RecordingEventService extends EventService {
   private countText(eventClass: EventConstructor, matched: number, payloadMatcher: unknown): string {
     if (payloadMatcher === undefined) return timesText(matched);
     const all = this.recordsOf(eventClass).length;
-    return `${timesText(matched)} with such a payload${all === matched ? '' : ` (${all} ${all === 1 ? 'time' : 'times'} in all)`}`;
+    const inAll = all === matched ? '' : ` (${all} ${all === 1 ? 'time' : 'times'} in all)`;
+    return `${timesText(matched)} with such a payload${inAll}`;
   }
 
   private describeDispatches(): string {

@@ -9,7 +9,7 @@ import {
 } from '@nestjs/common';
 import { DiscoveryModule, ModuleRef } from '@nestjs/core';
 import type { DataSource } from 'typeorm';
-import { EventService } from './events/event.service.js';
+import { EventService } from './dispatch/event.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
 import type { WorkerModuleExtras, WorkerProviderOverride } from './interfaces/worker-module-options.interface.js';
 import type { IWorkerRepository } from './interfaces/worker-repository.interface.js';

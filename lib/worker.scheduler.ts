@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { describeError } from './errors/describe-error.js';
-import { EventService } from './events/event.service.js';
+import { EventService } from './dispatch/event.service.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { RunWorkerResult } from './interfaces/worker-options.interface.js';
 import { WorkerService } from './processing/worker.service.js';

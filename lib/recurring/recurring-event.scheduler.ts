@@ -10,7 +10,7 @@ import type { DataSource } from 'typeorm';
 import { describeError } from '../errors/describe-error.js';
 import { InvalidWorkerOptionsError, WorkerError } from '../errors/worker.error.js';
 import type { EventClass } from '../interfaces/base-event.interface.js';
-import { EventService } from '../events/event.service.js';
+import { EventService } from '../dispatch/event.service.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { RecurringEventOptions, RecurringSchedule } from '../interfaces/recurring-event.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';

@@ -19,9 +19,13 @@ import type { IWorkerAttributes, TSerializableValues } from '../interfaces/worke
 import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES, MAX_DELAY_SECONDS } from '../worker.constants.js';
 import type { EventClass, IBaseEvent } from '../interfaces/base-event.interface.js';
-import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
-import { EventRegistry } from './event-registry.js';
-import { checkedPayload } from './payload-serializer.js';
+import {
+  type DependencyResolver,
+  injectEventDependencies,
+  resolveEventDependencies,
+} from '../events/event-dependencies.js';
+import { EventRegistry } from '../events/event-registry.js';
+import { checkedPayload } from '../events/payload-serializer.js';
 import type { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
 import type { DatabaseClock } from '../storage/database-clock.js';
 import { TypeOrmWorkerCreator } from '../storage/typeorm-worker.creator.js';

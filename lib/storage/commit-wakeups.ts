@@ -1,0 +1,22 @@
+import type { DataSource } from 'typeorm';
+import type { ILoggerService } from '../interfaces/logger.interface.js';
+import { PostgresWakeups, type WakeupHandlers } from './dialects/postgres-wakeups.js';
+
+export type { WakeupHandlers };
+
+/** A listener for the database's announcements of committed rows, which wake the pollers at once. */
+export interface CommitWakeups {
+  /** Resolves once listening, or once the first attempt failed (it keeps trying in the background). */
+  start(handlers: WakeupHandlers): Promise<void>;
+  /** True while listening. */
+  readonly listening: boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * The wake-up listener of this DataSource's database, or undefined where it announces nothing
+ * (only PostgreSQL does, with LISTEN/NOTIFY): the pollers' intervals are then the only wake-ups.
+ */
+export function commitWakeupsFor(dataSource: DataSource, logger: ILoggerService): CommitWakeups | undefined {
+  return dataSource.options.type === 'postgres' ? new PostgresWakeups(dataSource, logger) : undefined;
+}

@@ -107,7 +107,7 @@ export class EventService implements IEventService {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     assertMaxPayloadBytes('maxPayloadBytes', this.maxPayloadBytes);
     this.registry = new EventRegistry(options.events);
-    this.setWorkerCreator(options.workerCreator);
+    this.useCreator(options.workerCreator);
     this.resolveDependency = options.resolveDependency;
     this.retriesFor = options.retriesFor ?? (() => DEFAULT_RETRIES);
     this.lifecycle = options.lifecycle;
@@ -122,7 +122,12 @@ export class EventService implements IEventService {
     return this.rowStore?.clock;
   }
 
-  setWorkerCreator(workerCreator: IWorkerCreator | undefined): void {
+  setWorkerCreator(workerCreator: IWorkerCreator): void {
+    this.useCreator(workerCreator);
+  }
+
+  /** Not setWorkerCreator(), which subclasses may override: the constructor's creator is always taken. */
+  private useCreator(workerCreator: IWorkerCreator | undefined): void {
     this.workerCreator = workerCreator;
     this.rowStore = isWorkerRowStore(workerCreator) ? workerCreator : undefined;
   }

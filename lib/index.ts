@@ -3,7 +3,7 @@ export * from './errors/index.js';
 export * from './interfaces/index.js';
 export { BaseEvent } from './events/base-event.js';
 export type { DependencyResolver } from './events/event-dependencies.js';
-export { EventService, type EventServiceOptions } from './events/event.service.js';
+export { EventService, type EventServiceOptions } from './dispatch/event.service.js';
 export { WorkerService, type WorkerServiceSettings } from './processing/worker.service.js';
 export { WorkerLifecycle } from './lifecycle/worker-lifecycle.js';
 export { RecurringEventScheduler } from './recurring/recurring-event.scheduler.js';

@@ -2,7 +2,7 @@ import { Logger, type Provider, type Type } from '@nestjs/common';
 import { ModuleRef, ModulesContainer } from '@nestjs/core';
 import type { DataSource } from 'typeorm';
 import { DuplicateWorkerModuleError } from './errors/startup.error.js';
-import { EventService } from './events/event.service.js';
+import { EventService } from './dispatch/event.service.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
 import type {

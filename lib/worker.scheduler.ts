@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { describeError } from './errors/describe-error.js';
-import { EventService } from './events/event.service.js';
+import { EventService } from './dispatch/event.service.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
 import type { RunWorkerResult } from './interfaces/worker-options.interface.js';
 import { WorkerService } from './processing/worker.service.js';
@@ -16,7 +16,8 @@ import { knownQueueNames, type ResolvedWorkerConfig } from './worker.config.js';
 import { POLL_INTERVAL_PREFIX, WORKER_CONFIG, WORKER_DATA_SOURCE } from './worker.constants.js';
 import { MAX_POLL_BACKOFF_MS } from './worker.defaults.js';
 import type { DataSource } from 'typeorm';
-import { PostgresWakeups } from './storage/postgres-wakeups.js';
+import { type CommitWakeups, commitWakeupsFor } from './storage/commit-wakeups.js';
+import { schedulerMessages } from './worker.messages.js';
 import { WorkerStartup } from './worker-startup.js';
 
 /**
@@ -33,7 +34,7 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
   private readonly schedulerRegistry: SchedulerRegistry;
   /** Queues woken while a run of theirs was under way: polled again as soon as it ends. */
   private readonly wokenWhileRunning = new Set<string>();
-  private wakeups?: PostgresWakeups;
+  private wakeups?: CommitWakeups;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: ResolvedWorkerConfig,
@@ -55,12 +56,10 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
 
   private async start(): Promise<void> {
     const events = this.eventService.getRegisteredEvents();
-    this.logger.debug?.(
-      `Registered events: ${events.map((event) => `${event.name} (${event.queueName ?? 'sync'})`).join(', ') || 'none'}`,
-    );
+    this.logger.debug?.(schedulerMessages.registeredEvents(events));
     // Found now rather than at the first execution, which would fail and retry for nothing.
     for (const problem of this.eventService.checkEventDependencies()) {
-      this.logger.warn(`${problem.message}; executions of this event fail until that provider can be resolved`);
+      this.logger.warn(schedulerMessages.unresolvedDependency(problem.message));
     }
     if (!this.config.autoStart) return;
     // Should a later step fail (the PostgreSQL listener, an interval name), nothing keeps polling.
@@ -78,9 +77,9 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       this.intervalNames.push(name);
       void this.poll(queueName);
     }
-    if (queueNames.length > 0) this.logger.log(`Polling queues: ${queueNames.join(', ')}`);
-    if (queueNames.length > 0 && this.config.listen && this.dataSource.options.type === 'postgres') {
-      this.wakeups = new PostgresWakeups(this.dataSource, this.logger);
+    if (queueNames.length > 0) this.logger.log(schedulerMessages.polling(queueNames));
+    if (queueNames.length > 0 && this.config.listen) this.wakeups = commitWakeupsFor(this.dataSource, this.logger);
+    if (this.wakeups) {
       await this.wakeups.start({
         wake: (queueName) => this.wake(queueName),
         resumed: () => queueNames.forEach((queueName) => this.wake(queueName)),
@@ -133,16 +132,14 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
     const { pollIntervalMs, ...queueOptions } = this.config.queueOptions(queueName);
     try {
       const result = await this.workerService.runWorker({ queueName, ...queueOptions });
-      if (backoff) this.logger.log(`Queue ${queueName} is polling again after ${backoff.count} failed polls`);
+      if (backoff) this.logger.log(schedulerMessages.pollingAgain(queueName, backoff.count));
       this.failures.delete(queueName);
       return result;
     } catch (error) {
       const count = (backoff?.count ?? 0) + 1;
       const pauseMs = Math.min(pollIntervalMs * 2 ** count, MAX_POLL_BACKOFF_MS);
       this.failures.set(queueName, { count, resumeAt: Date.now() + pauseMs });
-      this.logger.error(
-        `Polling queue ${queueName} failed (${count} in a row); next try in ${pauseMs} ms: ` + describeError(error),
-      );
+      this.logger.error(schedulerMessages.pollFailed(queueName, count, pauseMs, describeError(error)));
       return undefined;
     } finally {
       this.running.delete(queueName);

@@ -12,13 +12,12 @@ import {
   assertStoredName,
   rowIdOf,
 } from '../common/worker-options.validation.js';
-import { dialectFor } from '../storage/dialects/dialect-for.js';
-import type { WorkerDialect } from '../storage/dialects/worker-dialect.js';
 import type { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
+import { FailedRequeue } from '../storage/failed-requeue.js';
 import { FailedStore } from '../storage/failed-store.js';
 import { type StoredWorkerFields, toAttributes } from '../storage/worker-row.js';
-import { type FailedRowFilter, requeueFailed } from '../storage/sql/failed-store.js';
-import { type WorkerTables, workerTables } from '../storage/worker-tables.js';
+import type { FailedRowFilter } from '../storage/sql/failed-store.js';
+import { failedMessages } from '../worker.messages.js';
 
 export const MAX_FAILED_PAGE_SIZE = 500;
 const DEFAULT_FAILED_PAGE_SIZE = 20;
@@ -30,14 +29,12 @@ const QUERY_KEYS = ['queueName', 'eventName', 'page', 'pageSize'] as const;
  * with a typed error before anything changes.
  */
 export class FailedWorkerService {
-  private readonly dialect: WorkerDialect;
-  private readonly tables: WorkerTables;
   private readonly store: FailedStore;
+  private readonly requeue: FailedRequeue;
 
   constructor(dataSource: DataSource) {
-    this.dialect = dialectFor(dataSource);
-    this.tables = workerTables(dataSource);
     this.store = new FailedStore(dataSource);
+    this.requeue = new FailedRequeue(dataSource);
   }
 
   async list(query: FailedWorkerQuery = {}): Promise<FailedWorkerPage> {
@@ -48,7 +45,7 @@ export class FailedWorkerService {
     const pageSize = query.pageSize ?? DEFAULT_FAILED_PAGE_SIZE;
     assertInteger('pageSize', pageSize, 1);
     if (pageSize > MAX_FAILED_PAGE_SIZE)
-      throw new InvalidWorkerOptionsError('pageSize', `must be at most ${MAX_FAILED_PAGE_SIZE} (got ${pageSize})`);
+      throw new InvalidWorkerOptionsError('pageSize', failedMessages.pageSizeTooLarge(MAX_FAILED_PAGE_SIZE, pageSize));
     // The row offset, (page - 1) × pageSize, must stay an exact integer for the OFFSET clause.
     assertInteger('page', page, 1, Math.floor(Number.MAX_SAFE_INTEGER / pageSize));
     const [rows, total] = await this.store.page(this.filterOf(query), (page - 1) * pageSize, pageSize);
@@ -61,9 +58,12 @@ export class FailedWorkerService {
     return toRecord(row);
   }
 
-  /** Puts one failed event back in line (attempts reset); throws FailedWorkerNotFoundError, changing nothing, if it is not there. */
+  /**
+   * Puts one failed event back in line (attempts reset); throws FailedWorkerNotFoundError, changing
+   * nothing, if it is not there.
+   */
   async retry(id: string): Promise<void> {
-    const requeued = await this.dialect.atomically(requeueFailed(this.tables, { id: this.idOf(id) }, this.dialect));
+    const requeued = await this.requeue.requeue({ id: this.idOf(id) });
     if (requeued === 0) throw new FailedWorkerNotFoundError(id);
   }
 
@@ -72,7 +72,7 @@ export class FailedWorkerService {
     const raw: unknown = filter;
     assertPlainObject('retry filter', raw);
     assertKnownKeys('', raw, ['queueName', 'eventName']);
-    return this.dialect.atomically(requeueFailed(this.tables, this.filterOf(filter), this.dialect));
+    return this.requeue.requeue(this.filterOf(filter));
   }
 
   async delete(id: string): Promise<void> {
@@ -82,10 +82,7 @@ export class FailedWorkerService {
   /** Deletes failed events that failed before `olderThan`; returns how many. */
   async purge(olderThan: Date): Promise<number> {
     if (!(olderThan instanceof Date) || Number.isNaN(olderThan.getTime())) {
-      throw new InvalidWorkerOptionsError(
-        'olderThan',
-        `must be a valid Date (got ${olderThan instanceof Date ? 'Invalid Date' : typeof olderThan})`,
-      );
+      throw new InvalidWorkerOptionsError('olderThan', failedMessages.invalidOlderThan(olderThan));
     }
     return this.store.purge(olderThan.getTime());
   }

@@ -10,17 +10,13 @@ import type { DataSource } from 'typeorm';
 import { describeError } from '../errors/describe-error.js';
 import { InvalidWorkerOptionsError, WorkerError } from '../errors/worker.error.js';
 import type { EventClass } from '../interfaces/base-event.interface.js';
-import { EventService } from '../events/event.service.js';
+import { EventService } from '../dispatch/event.service.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { RecurringEventOptions, RecurringSchedule } from '../interfaces/recurring-event.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
-import { dialectFor } from '../storage/dialects/dialect-for.js';
-import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
-import { insertRow } from '../storage/sql/insert.js';
-import { dispatchRecurringSlot } from '../storage/sql/recurring-slot.js';
-import { workerTables } from '../storage/worker-tables.js';
-import { ensureScheduleRow } from '../storage/schedule-rows.js';
+import { RecurringSlotStore } from '../storage/recurring-slots.js';
+import { recurringMessages } from '../worker.messages.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
 import { WORKER_CONFIG, WORKER_DATA_SOURCE } from '../worker.constants.js';
 import { MAX_TIMER_MS } from '../worker.defaults.js';
@@ -46,15 +42,17 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private running = false;
+  private readonly slotStore: RecurringSlotStore;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: ResolvedWorkerConfig,
-    @Inject(WORKER_DATA_SOURCE) private readonly dataSource: DataSource,
+    @Inject(WORKER_DATA_SOURCE) dataSource: DataSource,
     private readonly eventService: EventService,
     private readonly lifecycle: WorkerLifecycle,
     private readonly startup: WorkerStartup,
   ) {
     this.logger = config.logger ?? new Logger(RecurringEventScheduler.name);
+    this.slotStore = new RecurringSlotStore(dataSource);
   }
 
   /** Collects and checks every schedule, so a bad one stops startup (and closes what the module opened). */
@@ -90,9 +88,7 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
       schedule.nextSlotAt = slotAt;
       this.waitFor(schedule, slotAt);
     }
-    this.logger.log(
-      `Recurring events: ${[...this.schedules.values()].map((schedule) => `${schedule.name} (${schedule.cron})`).join(', ')}`,
-    );
+    this.logger.log(recurringMessages.started([...this.schedules.values()]));
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -123,25 +119,16 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
    */
   async dispatchSlot(name: string, slotAt: Date): Promise<string | undefined> {
     const schedule = this.schedules.get(name);
-    if (!schedule)
-      throw new WorkerError(
-        `No recurring event schedule named ${JSON.stringify(name)} (known: ${[...this.schedules.keys()].join(', ') || 'none'})`,
-      );
+    if (!schedule) throw new WorkerError(recurringMessages.unknownSchedule(name, [...this.schedules.keys()]));
     if (!(slotAt instanceof Date) || Number.isNaN(slotAt.getTime())) {
-      throw new InvalidWorkerOptionsError(
-        'slotAt',
-        `must be a valid Date (got ${slotAt instanceof Date ? 'Invalid Date' : JSON.stringify(slotAt)})`,
-      );
+      throw new InvalidWorkerOptionsError('slotAt', recurringMessages.invalidDate(slotAt));
     }
     // Only real slots, and none beyond the next one: a later one would suppress every slot before it.
     if (schedule.slots.after(new Date(slotAt.getTime() - 1)).getTime() !== slotAt.getTime()) {
-      throw new InvalidWorkerOptionsError(
-        'slotAt',
-        `${slotAt.toISOString()} is not a slot of ${name} (${schedule.cron})`,
-      );
+      throw new InvalidWorkerOptionsError('slotAt', recurringMessages.notASlot(slotAt, name, schedule.cron));
     }
     if (slotAt.getTime() > schedule.slots.after(new Date()).getTime()) {
-      throw new InvalidWorkerOptionsError('slotAt', `${slotAt.toISOString()} is later than the next slot of ${name}`);
+      throw new InvalidWorkerOptionsError('slotAt', recurringMessages.beyondNextSlot(slotAt, name));
     }
     await this.ensureSlotRow(name);
     const uniqueKey = `${name}@${slotAt.toISOString()}`;
@@ -149,18 +136,8 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
       schedule.payload,
     );
     const { model } = this.eventService.buildWorkerModel(event, schedule.queueName, { runAt: slotAt, uniqueKey });
-    if (!(model instanceof TypeOrmWorkerModel))
-      throw new WorkerError(
-        'Recurring events need the TypeORM worker creator: a replaced creator cannot join the slot transaction',
-      );
-    const tables = workerTables(this.dataSource);
-    const row = insertRow(tables.pending, model.databaseRow(), (column) => this.dataSource.driver.escape(column));
-    const id = await dialectFor(this.dataSource).atomically(
-      dispatchRecurringSlot(tables, { name, slotAt: slotAt.getTime(), now: Date.now() }, row, {
-        queueName: schedule.queueName,
-        uniqueKey,
-      }),
-    );
+    if (!this.eventService.storesRows) throw new WorkerError(recurringMessages.needsRowStore);
+    const id = await this.slotStore.dispatch({ name, slotAt }, model);
     const attributes = model.getWorkerData();
     if (id !== undefined && attributes) {
       await this.lifecycle.emit({
@@ -183,32 +160,22 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
   ): void {
     const registered = this.eventService.getRegisteredEvents().find((candidate) => candidate.eventClass === eventClass);
     if (!registered) {
-      throw new InvalidWorkerOptionsError(
-        field('event'),
-        `${eventClass.name} is not a registered event: decorate it with @QueueEvent() or list it in events`,
-      );
+      throw new InvalidWorkerOptionsError(field('event'), recurringMessages.notRegistered(eventClass.name));
     }
     const payload = options.payload ?? null;
     const event = new (eventClass as new (payload: TSerializableValues | null) => InstanceType<EventClass>)(payload);
     const queueName = event.getQueueName();
-    if (!queueName)
-      throw new InvalidWorkerOptionsError(
-        field('event'),
-        `${eventClass.name} has no queue: only queued events can recur`,
-      );
+    if (!queueName) throw new InvalidWorkerOptionsError(field('event'), recurringMessages.noQueue(eventClass.name));
     // Builds (and so checks) the row once now: an unserializable payload stops startup, not a slot.
     this.eventService.buildWorkerModel(event, queueName, { uniqueKey: 'startup-check' });
     const name = options.name ?? registered.name;
     if (name.length > MAX_SCHEDULE_NAME_LENGTH) {
-      throw new InvalidWorkerOptionsError(
-        field('name'),
-        `must be given: the event's name is longer than ${MAX_SCHEDULE_NAME_LENGTH} characters`,
-      );
+      throw new InvalidWorkerOptionsError(field('name'), recurringMessages.nameTooLong(MAX_SCHEDULE_NAME_LENGTH));
     }
     if (this.schedules.has(name)) {
       throw new InvalidWorkerOptionsError(
         options.name === undefined ? where : field('name'),
-        `schedule name ${JSON.stringify(name)} is taken by another recurring event: give each schedule of one event its own name`,
+        recurringMessages.nameTaken(name),
       );
     }
     this.schedules.set(name, {
@@ -225,7 +192,7 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
 
   /** The schedule's row in the slot table; two replicas creating it at once is fine, one insert wins. */
   private ensureSlotRow(name: string): Promise<void> {
-    return ensureScheduleRow(this.dataSource, name);
+    return this.slotStore.ensureSchedule(name);
   }
 
   /** Waits for the first slot after `after`; slots missed while this process was busy or late are skipped. */
@@ -254,20 +221,16 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
     this.inFlight.add(dispatch);
     try {
       const id = await dispatch;
-      if (id !== undefined) this.logger.debug?.(`Dispatched ${schedule.name} for ${slotAt.toISOString()} (row ${id})`);
+      if (id !== undefined) this.logger.debug?.(recurringMessages.dispatched(schedule.name, slotAt, id));
     } catch (error) {
-      this.logger.error(
-        `Could not dispatch recurring event ${schedule.name} for ${slotAt.toISOString()}: ${describeError(error)}`,
-      );
+      this.logger.error(recurringMessages.dispatchFailed(schedule.name, slotAt, describeError(error)));
     } finally {
       this.inFlight.delete(dispatch);
     }
     try {
       this.arm(schedule, new Date(Math.max(Date.now(), slotAt.getTime())));
     } catch (error) {
-      this.logger.error(
-        `Recurring event ${schedule.name} stops: no slot follows ${slotAt.toISOString()}: ${describeError(error)}`,
-      );
+      this.logger.error(recurringMessages.stops(schedule.name, slotAt, describeError(error)));
     }
   }
 }

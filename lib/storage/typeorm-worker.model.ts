@@ -3,8 +3,14 @@ import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
 import { serializePayload } from '../events/payload-serializer.js';
 import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import { rowStoreMessages } from '../worker.messages.js';
 import { dialectFor } from './dialects/dialect-for.js';
+import type { AtomicWork } from './sql/statement.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
+import { deleteRow } from './sql/delete-row.js';
+import { insertFailedRow } from './sql/insert-failed-row.js';
+import { uniqueKeyHolder } from './sql/unique-key-holder.js';
+import { updateRow } from './sql/update-row.js';
 import { workerTables } from './worker-tables.js';
 import { insertRows } from './sql/insert.js';
 import { runInCallerTransaction } from './storage-capabilities.js';
@@ -61,10 +67,13 @@ export class TypeOrmWorkerModel implements IWorkerModel {
       await this.insert(this.dataSource.manager);
       return;
     }
-    const result = await this.fenced(
-      this.dataSource.manager.createQueryBuilder().update(this.table).set(this.columnValues(fields)),
-    ).execute();
-    this.assertAffected(result.affected);
+    const escape = (name: string): string => this.dataSource.driver.escape(name);
+    const values = this.columnValues(fields);
+    const affected = await this.run(
+      this.dataSource.manager,
+      updateRow(this.tableName(), this.target(fields.id), values, escape),
+    );
+    this.assertAffected(affected);
   }
 
   async deleteWorkerData(): Promise<void> {
@@ -90,7 +99,7 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     if (!first) return;
     const { dataSource } = first;
     if (models.some((model) => model.dataSource !== dataSource || model.table !== WorkerEntity)) {
-      throw new WorkerError('insertMany takes new pending rows of one DataSource');
+      throw new WorkerError(rowStoreMessages.insertManyMixed);
     }
     const ids = await insertPendingRows(
       dataSource,
@@ -104,7 +113,10 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     });
   }
 
-  /** Raw SQL through the dialect: a taken unique key is then a normal outcome, not an error that aborts the transaction. */
+  /**
+   * Raw SQL through the dialect: a taken unique key is then a normal outcome, not an error that
+   * aborts the transaction.
+   */
   private async insertPending(manager: EntityManager): Promise<{ id: string; created: boolean }> {
     const dialect = dialectFor(this.dataSource);
     const row = this.databaseRow();
@@ -112,35 +124,26 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     for (let attempt = 1; attempt <= UNIQUE_INSERT_ATTEMPTS; attempt++) {
       const id = await dialect.insertPending(manager, row);
       if (id !== undefined) return { id, created: true };
-      const holder = {
-        sql: `SELECT id FROM ${workerTables(this.dataSource).pending} WHERE queue_name = ? AND unique_key = ?`,
-        parameters: [queueName, uniqueKey],
-      };
+      const holder = uniqueKeyHolder(workerTables(this.dataSource).pending, queueName, uniqueKey);
       // Plain reads, no locks: first in the caller's transaction (the holder may be its own row), then
       // outside it, where a holder committed after a REPEATABLE READ snapshot is visible.
       const [found] = await dialect.query(holder, manager);
       const [committed] = found || manager === this.dataSource.manager ? [found] : await dialect.query(holder);
       if (committed) return { id: String(committed.id), created: false };
     }
-    throw new WorkerError(
-      `Could not queue ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`,
-    );
+    throw new WorkerError(rowStoreMessages.uniqueKeyKeptTaken(queueName, uniqueKey));
   }
 
   private async insertFailed(manager: EntityManager): Promise<{ id: string; created: boolean }> {
-    // A failed row saved through the model API (pending rows and batch moves go through databaseRow()).
-    const fields = this.requireFields();
-    const values: Partial<FailedWorkerEntity> = {
-      ...this.columnValues(fields),
-      failedAt: fields.failedAt ?? Date.now(),
-    };
-    const result = await manager.createQueryBuilder().insert().into(FailedWorkerEntity).values(values).execute();
-    const generated = result.identifiers[0]?.id as string | number | undefined;
-    if (generated === undefined) throw new WorkerError(`Insert into ${this.table.name} returned no id`);
-    return { id: String(generated), created: true };
+    // A failed row saved through the model API (batch moves insert databaseRow() in their own statements).
+    const escape = (name: string): string => this.dataSource.driver.escape(name);
+    const work = insertFailedRow(this.tableName(), this.databaseRow(), escape, dialectFor(this.dataSource));
+    const id = await this.run(manager, work);
+    if (id === undefined) throw new WorkerError(rowStoreMessages.noInsertedId(this.table.name));
+    return { id, created: true };
   }
 
-  /** The row this model inserts, keyed by database column name (for statements outside the query builder). */
+  /** The row this model inserts, keyed by database column name. */
   databaseRow(): Record<string, unknown> {
     return databaseRowOf(this.dataSource, this.table, this.requireFields());
   }
@@ -148,44 +151,59 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   /** Deletes the row through `manager`, fenced by the lease token when there is one. */
   async deleteWith(manager: EntityManager): Promise<void> {
     const id = this.requireFields().id;
-    if (id === undefined) throw new WorkerError('Cannot delete a worker row that was never saved');
-    const result = await this.fenced(manager.createQueryBuilder().delete().from(this.table)).execute();
-    this.assertAffected(result.affected);
+    if (id === undefined) throw new WorkerError(rowStoreMessages.deleteUnsaved);
+    this.assertAffected(await this.run(manager, deleteRow(this.tableName(), this.target(id))));
   }
 
-  private fenced<
-    Q extends { where(condition: string, parameters?: object): Q; andWhere(condition: string, parameters?: object): Q },
-  >(query: Q): Q {
-    const scoped = query.where('id = :id', { id: this.requireFields().id });
-    return this.leaseToken === null
-      ? scoped
-      : scoped.andWhere('lease_token = :leaseToken', { leaseToken: this.leaseToken });
+  /** The row's id and, on a claimed row, the lease token every write to it is fenced by. */
+  private target(id: string): { id: string; leaseToken: string | null } {
+    return { id, leaseToken: this.leaseToken };
   }
 
-  /** The columns both tables share, plus failedAt on the failed table. */
-  private columnValues(
-    fields: StoredWorkerFields,
-  ): Omit<StoredWorkerFields, 'id' | 'failedAt'> & { failedAt?: number } {
+  private tableName(): string {
+    const tables = workerTables(this.dataSource);
+    return this.table === WorkerEntity ? tables.pending : tables.failed;
+  }
+
+  /** Runs `work` in the transaction of `manager` when it belongs to one, else in one of its own. */
+  private run<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {
+    const dialect = dialectFor(this.dataSource);
+    return manager.queryRunner ? runInCallerTransaction(dialect, manager, work) : dialect.atomically(work);
+  }
+
+  /**
+   * The columns an update writes ({ column: value }): those both tables share (the lease columns of
+   * a claimed row included), plus failed_at on the failed table; never the id or the due time.
+   */
+  private columnValues(fields: StoredWorkerFields): Record<string, unknown> {
     const { id: _id, failedAt, availableAt: _availableAt, ...shared } = fields;
-    return this.table === FailedWorkerEntity && failedAt !== undefined ? { ...shared, failedAt } : shared;
+    const properties: Record<string, unknown> =
+      this.table === FailedWorkerEntity && failedAt !== undefined ? { ...shared, failedAt } : shared;
+    const values: Record<string, unknown> = {};
+    for (const [property, column] of columnNames(this.dataSource, this.table)) {
+      if (properties[property] !== undefined) values[column] = properties[property];
+    }
+    return values;
   }
 
-  private assertAffected(affected: number | null | undefined): void {
+  private assertAffected(affected: number): void {
     if (affected !== 0) return;
     const id = this.requireFields().id ?? '(unsaved)';
     if (this.leaseToken !== null) throw new LeaseLostError(id);
-    throw new WorkerError(`Worker row ${id} no longer exists in ${this.table.name}`);
+    throw new WorkerError(rowStoreMessages.rowGone(id, this.table.name));
   }
 
-  /** Replaces the data in memory only; saveWorkerData() stores it. `asNewRow` leaves the id unset whatever `data` has. */
+  /**
+   * Replaces the data in memory only; saveWorkerData() stores it. `asNewRow` leaves the id unset
+   * whatever `data` has.
+   */
   setData(data: IWorkerAttributes, { asNewRow = false } = {}): void {
     this.fields = storedFieldsOf(data, asNewRow);
     this.cachedAttributes = null;
   }
 
   private requireFields(): StoredWorkerFields {
-    if (!this.fields)
-      throw new WorkerError('Worker model has no data: call createWorkerData() or updateWorkerData() first');
+    if (!this.fields) throw new WorkerError(rowStoreMessages.modelWithoutData);
     return this.fields;
   }
 }
@@ -226,7 +244,7 @@ export function storedFieldsOf(data: IWorkerAttributes, asNewRow = false): Store
   };
 }
 
-/** The row `fields` are stored as in `table`, keyed by column name (for statements outside the query builder). */
+/** The row `fields` are stored as in `table`, keyed by column name. */
 export function databaseRowOf(
   dataSource: DataSource,
   table: WorkerTable,
@@ -248,14 +266,13 @@ export function databaseRowOf(
 function assertManagerOf(dataSource: DataSource, manager: EntityManager): void {
   if (manager.connection === dataSource) return;
   throw new WorkerError(
-    `The EntityManager belongs to another DataSource (${manager.connection.options.type}) than the queue tables ` +
-      `(${dataSource.options.type}): a transaction cannot span two databases`,
+    rowStoreMessages.managerOfAnotherDataSource(String(manager.connection.options.type), dataSource.options.type),
   );
 }
 
 const columnNamesByTable = new WeakMap<DataSource, Map<WorkerTable, [property: string, column: string][]>>();
 
-/** Property → column name pairs of a table, read from the metadata once per DataSource (bulk inserts build many rows). */
+/** Property → column name pairs of a table, read from the metadata once per DataSource (bulk inserts build many). */
 function columnNames(dataSource: DataSource, table: WorkerTable): [string, string][] {
   let tables = columnNamesByTable.get(dataSource);
   if (!tables) columnNamesByTable.set(dataSource, (tables = new Map()));

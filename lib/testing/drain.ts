@@ -1,5 +1,5 @@
 import type { INestApplicationContext } from '@nestjs/common';
-import { EventService } from '../events/event.service.js';
+import { EventService } from '../dispatch/event.service.js';
 import type { RunWorkerResult } from '../interfaces/worker-options.interface.js';
 import { WorkerService } from '../processing/worker.service.js';
 import { knownQueueNames, type ResolvedWorkerConfig } from '../worker.config.js';

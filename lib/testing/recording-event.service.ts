@@ -1,5 +1,5 @@
 import type { BaseEvent } from '../events/base-event.js';
-import { EventService, type EventServiceOptions } from '../events/event.service.js';
+import { EventService, type EventServiceOptions } from '../dispatch/event.service.js';
 import { serializePayload } from '../events/payload-serializer.js';
 import type { EventDependencyError } from '../errors/worker.error.js';
 import type { DispatchOptions } from '../interfaces/event-service.interface.js';

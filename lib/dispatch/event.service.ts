@@ -16,18 +16,26 @@ import {
 import type { DispatchOptions, IEventService } from '../interfaces/event-service.interface.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import type { IWorkerAttributes, TSerializableValues } from '../interfaces/worker-attributes.interface.js';
-import type { IWorkerCreator } from '../interfaces/worker-creator.interface.js';
+import {
+  type IWorkerCreator,
+  type IWorkerRowClock,
+  type IWorkerRowStore,
+  isWorkerRowStore,
+} from '../interfaces/worker-creator.interface.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RETRIES, MAX_DELAY_SECONDS } from '../worker.defaults.js';
 import type { EventClass, IBaseEvent } from '../interfaces/base-event.interface.js';
-import { type DependencyResolver, injectEventDependencies, resolveEventDependencies } from './event-dependencies.js';
-import { EventRegistry } from './event-registry.js';
-import { checkedPayload } from './payload-serializer.js';
+import {
+  type DependencyResolver,
+  injectEventDependencies,
+  resolveEventDependencies,
+} from '../events/event-dependencies.js';
+import { EventRegistry } from '../events/event-registry.js';
+import { checkedPayload } from '../events/payload-serializer.js';
 import type { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
-import type { DatabaseClock } from '../storage/database-clock.js';
-import { TypeOrmWorkerCreator } from '../storage/typeorm-worker.creator.js';
-import { TypeOrmWorkerModel } from '../storage/typeorm-worker.model.js';
+import { joinsCallerTransactions } from '../storage/caller-transactions.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { EntityManager } from 'typeorm';
+import { dispatchMessages } from '../worker.messages.js';
 
 const DISPATCH_OPTION_KEYS = ['manager', 'delaySeconds', 'runAt', 'priority', 'uniqueKey'] as const;
 
@@ -43,7 +51,7 @@ function assertDispatchOptions(options: DispatchOptions): void {
 /** When a dispatched row becomes due: now, or later by delaySeconds or runAt. */
 function dueTime(options: DispatchOptions, now: Date): Date | undefined {
   if (options.delaySeconds !== undefined && options.runAt !== undefined) {
-    throw new InvalidWorkerOptionsError('delaySeconds', 'cannot be combined with runAt: give one of them');
+    throw new InvalidWorkerOptionsError('delaySeconds', dispatchMessages.delayAndRunAt);
   }
   if (options.delaySeconds !== undefined) {
     assertNumber('delaySeconds', options.delaySeconds, 0, MAX_DELAY_SECONDS);
@@ -51,50 +59,25 @@ function dueTime(options: DispatchOptions, now: Date): Date | undefined {
   }
   if (options.runAt !== undefined) {
     if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) {
-      throw new InvalidWorkerOptionsError(
-        'runAt',
-        `must be a valid Date (got ${options.runAt instanceof Date ? 'Invalid Date' : JSON.stringify(options.runAt)})`,
-      );
+      throw new InvalidWorkerOptionsError('runAt', dispatchMessages.invalidDate(options.runAt));
     }
     return options.runAt;
   }
   return undefined;
 }
 
-/** A unique key is only enforced by the package's own tables. */
-function assertKeyable(model: IWorkerModel, options: DispatchOptions): void {
-  if (options.uniqueKey !== undefined && !(model instanceof TypeOrmWorkerModel)) {
-    throw new WorkerError(
-      'dispatch(event, { uniqueKey }) needs the TypeORM worker creator: a replaced creator cannot enforce the key',
-    );
-  }
-}
-
-async function insertWithin(model: IWorkerModel, manager: EntityManager): Promise<void> {
-  assertTransactionalDispatch(manager);
-  if (!(model instanceof TypeOrmWorkerModel)) {
-    throw new WorkerError(
-      'dispatch(event, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction',
-    );
-  }
-  await model.insert(manager);
-}
-
+/** Refuses a caller's transaction on a database where it would take in the whole process's writes. */
 function assertTransactionalDispatch(manager: EntityManager): void {
-  if (manager.connection.options.type === 'better-sqlite3') {
-    // TypeORM runs every better-sqlite3 query on one connection: an open transaction there would
-    // also take in the workers' claims and completions and every other dispatch of the process.
-    throw new WorkerError(
-      'dispatch(event, { manager }) needs PostgreSQL or MySQL/MariaDB: on SQLite all queries share one connection, ' +
-        'so a transaction would absorb the writes of every worker and dispatch of the process',
-    );
-  }
+  if (!joinsCallerTransactions(manager.connection)) throw new WorkerError(dispatchMessages.transactionOnSqlite);
 }
 
 export interface EventServiceOptions {
   /** Builds the row model a queued event is stored with. */
   workerCreator?: IWorkerCreator;
-  /** Event classes to register besides the @QueueEvent() ones (needed for classes that only override getQueueName()). */
+  /**
+   * Event classes to register besides the @QueueEvent() ones (needed for classes that only
+   * override getQueueName()).
+   */
   events?: EventClass[];
   /** Resolves `@Inject()` properties of events (WorkerModule wires Nest's ModuleRef). */
   resolveDependency?: DependencyResolver;
@@ -113,6 +96,8 @@ export interface EventServiceOptions {
 export class EventService implements IEventService {
   private readonly registry: EventRegistry;
   private workerCreator?: IWorkerCreator;
+  /** The creator when it stores rows itself (IWorkerRowStore), detected once when it is given. */
+  private rowStore?: IWorkerRowStore;
   private readonly resolveDependency?: DependencyResolver;
   private readonly retriesFor: (queueName: string) => number;
   private readonly lifecycle?: WorkerLifecycle;
@@ -122,7 +107,7 @@ export class EventService implements IEventService {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     assertMaxPayloadBytes('maxPayloadBytes', this.maxPayloadBytes);
     this.registry = new EventRegistry(options.events);
-    this.workerCreator = options.workerCreator;
+    this.useCreator(options.workerCreator);
     this.resolveDependency = options.resolveDependency;
     this.retriesFor = options.retriesFor ?? (() => DEFAULT_RETRIES);
     this.lifecycle = options.lifecycle;
@@ -133,12 +118,23 @@ export class EventService implements IEventService {
    * stores them in one (see DatabaseClock), so a process whose clock is off neither delays its
    * events nor makes them due early; runAt is an absolute instant and stored as given.
    */
-  private clock(): DatabaseClock | undefined {
-    return this.workerCreator instanceof TypeOrmWorkerCreator ? this.workerCreator.clock : undefined;
+  private clock(): IWorkerRowClock | undefined {
+    return this.rowStore?.clock;
   }
 
   setWorkerCreator(workerCreator: IWorkerCreator): void {
+    this.useCreator(workerCreator);
+  }
+
+  /** Not setWorkerCreator(), which subclasses may override: the constructor's creator is always taken. */
+  private useCreator(workerCreator: IWorkerCreator | undefined): void {
     this.workerCreator = workerCreator;
+    this.rowStore = isWorkerRowStore(workerCreator) ? workerCreator : undefined;
+  }
+
+  /** True when the creator stores rows itself (IWorkerRowStore): what recurring slots need. */
+  get storesRows(): boolean {
+    return this.rowStore !== undefined;
   }
 
   registerEvents(...eventClasses: EventClass[]): void {
@@ -180,15 +176,26 @@ export class EventService implements IEventService {
     }
     await this.clock()?.sync(options.manager);
     const { model, eventName } = this.buildWorkerModel(event, queueName, options);
-    if (options.manager) await insertWithin(model, options.manager);
-    else await model.saveWorkerData();
+    const added = await this.store(model, options.manager);
     const attributes = model.getWorkerData();
-    // A taken unique key adopts the existing row: nothing new was dispatched.
-    const added = !(model instanceof TypeOrmWorkerModel) || model.insertedNewRow;
     // Within a caller's transaction the row becomes visible when that transaction commits.
     if (attributes && added)
       await this.lifecycle?.emit({ name: 'dispatched', queueName, eventName, attributes, event });
     return attributes?.id;
+  }
+
+  /**
+   * Stores a built model (through the caller's transaction with `manager`); false when its unique key
+   * was taken and the existing row adopted: nothing new was dispatched.
+   */
+  private async store(model: IWorkerModel, manager: EntityManager | undefined): Promise<boolean> {
+    if (manager) {
+      assertTransactionalDispatch(manager);
+      if (!this.rowStore) throw new WorkerError(dispatchMessages.managerNeedsRowStore('dispatch(event, { manager })'));
+    }
+    if (this.rowStore) return (await this.rowStore.insertModel(model, manager)).inserted;
+    await model.saveWorkerData();
+    return true;
   }
 
   /**
@@ -205,7 +212,10 @@ export class EventService implements IEventService {
     return this.modelOf(event, queueName, options, { now, availableAt: dueTime(options, now) });
   }
 
-  /** buildWorkerModel() with the options already checked and the times worked out (dispatchMany does that once for all events). */
+  /**
+   * buildWorkerModel() with the options already checked and the times worked out (dispatchMany does
+   * that once for all events).
+   */
   private modelOf(
     event: IBaseEvent,
     queueName: string,
@@ -215,7 +225,10 @@ export class EventService implements IEventService {
     const { attributes, eventName } = this.attributesOf(event, queueName, options, times);
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
     const model = this.workerCreator.createWorkerModel(attributes);
-    assertKeyable(model, options);
+    // A unique key is only enforced where the creator stores the rows itself.
+    if (options.uniqueKey !== undefined && !this.rowStore?.enforcesUniqueKeys) {
+      throw new WorkerError(dispatchMessages.uniqueKeyNeedsRowStore);
+    }
     return { model, eventName };
   }
 
@@ -255,12 +268,9 @@ export class EventService implements IEventService {
    * uniqueKey). Resolves to the ids in the order of `events`. Events without a queue are refused.
    */
   async dispatchMany(events: IBaseEvent[], options: DispatchOptions = {}): Promise<string[]> {
-    if (!Array.isArray(events)) throw new InvalidWorkerOptionsError('events', 'must be an array of queued events');
+    if (!Array.isArray(events)) throw new InvalidWorkerOptionsError('events', dispatchMessages.notAnEventArray);
     if (options.uniqueKey !== undefined) {
-      throw new InvalidWorkerOptionsError(
-        'uniqueKey',
-        'cannot be given to dispatchMany (one key cannot hold several events): dispatch keyed events one by one',
-      );
+      throw new InvalidWorkerOptionsError('uniqueKey', dispatchMessages.uniqueKeyInDispatchMany);
     }
     assertDispatchOptions(options);
     // One statement, one instant: every row of it is created (and due) at the same time.
@@ -270,37 +280,25 @@ export class EventService implements IEventService {
     const queueOf = (event: IBaseEvent, index: number): string => {
       const queueName = event?.getQueueName?.();
       if (!queueName) {
-        throw new WorkerError(
-          `dispatchMany() takes queued events only: events[${index}] (${event?.constructor?.name ?? typeof event}) has no queue`,
-        );
+        throw new WorkerError(dispatchMessages.unqueuedInDispatchMany(index, event?.constructor?.name ?? typeof event));
       }
       return queueName;
     };
     if (options.manager) assertTransactionalDispatch(options.manager);
-    if (this.workerCreator instanceof TypeOrmWorkerCreator && !this.lifecycle?.hasListeners) {
+    const { rowStore } = this;
+    if (rowStore && !this.lifecycle?.hasListeners) {
       // Nothing needs a model per row (no 'dispatched' listener): rows go straight from the events.
       const rows = events.map(
         (event, index) => this.attributesOf(event, queueOf(event, index), options, times).attributes,
       );
-      return this.workerCreator.insertNewRows(rows, options.manager);
+      return rowStore.insertNewRows(rows, options.manager);
     }
     const built = events.map((event, index) => {
       const queueName = queueOf(event, index);
       return { ...this.modelOf(event, queueName, options, times), queueName, event };
     });
     const models = built.map(({ model }) => model);
-    if (models.every((model): model is TypeOrmWorkerModel => model instanceof TypeOrmWorkerModel)) {
-      await TypeOrmWorkerModel.insertMany(models, options.manager);
-    } else if (options.manager) {
-      throw new WorkerError(
-        'dispatchMany(events, { manager }) needs the TypeORM worker creator: a replaced creator cannot join a transaction',
-      );
-    } else {
-      for (const model of models) await model.saveWorkerData();
-    }
-    const ids = models.map(
-      (model) => (model instanceof TypeOrmWorkerModel ? model.id : model.getWorkerData()?.id) ?? '',
-    );
+    const ids = await this.storeMany(models, options.manager);
     if (this.lifecycle?.hasListeners) {
       for (const { model, queueName, eventName, event } of built) {
         const attributes = model.getWorkerData();
@@ -308,6 +306,16 @@ export class EventService implements IEventService {
       }
     }
     return ids;
+  }
+
+  /** Stores built models, all or none where the creator stores rows itself; their ids in order. */
+  private async storeMany(models: IWorkerModel[], manager: EntityManager | undefined): Promise<string[]> {
+    if (this.rowStore) return this.rowStore.insertModels(models, manager);
+    // No events, nothing to store: no transaction to join either.
+    if (models.length === 0) return [];
+    if (manager) throw new WorkerError(dispatchMessages.managerNeedsRowStore('dispatchMany(events, { manager })'));
+    for (const model of models) await model.saveWorkerData();
+    return models.map((model) => model.getWorkerData()?.id ?? '');
   }
 
   createEvent(eventName: string, payload: TSerializableValues | null): IBaseEvent {

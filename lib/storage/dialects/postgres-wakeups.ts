@@ -1,7 +1,8 @@
 import type { DataSource } from 'typeorm';
-import { describeError } from '../errors/describe-error.js';
-import type { ILoggerService } from '../interfaces/logger.interface.js';
-import { WAKEUP_CHANNEL } from './dialects/postgres.dialect.js';
+import { describeError } from '../../errors/describe-error.js';
+import type { ILoggerService } from '../../interfaces/logger.interface.js';
+import { rowStoreMessages } from '../../worker.messages.js';
+import { WAKEUP_CHANNEL } from './postgres.dialect.js';
 
 /** The part of a pg PoolClient the listener uses. */
 interface ListeningClient {
@@ -94,9 +95,7 @@ export class PostgresWakeups {
       );
       this.keepalive.unref();
       if (this.failures > 0) {
-        this.logger.log(
-          `Listening for new events again (PostgreSQL LISTEN ${WAKEUP_CHANNEL}) after ${this.failures} failed attempts`,
-        );
+        this.logger.log(rowStoreMessages.listeningAgain(WAKEUP_CHANNEL, this.failures));
         this.handlers?.resumed();
       }
       this.failures = 0;
@@ -118,10 +117,7 @@ export class PostgresWakeups {
     if (this.stopped) return;
     this.failures++;
     const delayMs = Math.min(MAX_RECONNECT_DELAY_MS, 250 * 2 ** (this.failures - 1));
-    this.logger.warn(
-      `The PostgreSQL LISTEN connection for wake-ups failed (${describeError(error)}); polling continues, ` +
-        `reconnecting in ${delayMs} ms`,
-    );
+    this.logger.warn(rowStoreMessages.listenFailed(describeError(error), delayMs));
     this.retry = setTimeout(() => void this.connect(), delayMs);
     this.retry.unref();
   }

@@ -11,16 +11,15 @@ import {
   assertInteger,
   assertKnownKeys,
   assertMaxPayloadBytes,
-  assertNonEmptyString,
   assertNumber,
   assertBatchSize,
   assertPlainObject,
   assertRetrySettings,
   assertStoredName,
+  definedOnly,
   MAX_TIMER_SECONDS,
 } from './common/worker-options.validation.js';
 import {
-  DEFAULT_BUSY_TIMEOUT_MS,
   DEFAULT_CONCURRENCY,
   DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_PAYLOAD_BYTES,
@@ -28,16 +27,11 @@ import {
   DEFAULT_RETRIES,
   DEFAULT_RUN_AFTER_SECONDS,
   DEFAULT_SHUTDOWN_GRACE_SECONDS,
-  DEFAULT_SQLITE_FILE,
   HEARTBEATS_PER_LEASE,
   MAX_DELAY_SECONDS,
   MAX_TIMER_MS,
 } from './worker.defaults.js';
-import type {
-  ResolvedDatabaseOptions,
-  ResolvedServerDatabaseOptions,
-  ResolvedSqliteOptions,
-} from './storage/database-options.js';
+import { type ResolvedDatabaseOptions, resolveDatabaseOptions } from './storage/database-options.js';
 
 export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> &
   Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
@@ -85,24 +79,6 @@ const QUEUE_KEYS = [
   'backoff',
   'timeoutSeconds',
 ] as const;
-const SQLITE_KEYS = ['type', 'database', 'busyTimeoutMs', 'synchronize'] as const;
-const SERVER_KEYS = [
-  'type',
-  'url',
-  'host',
-  'port',
-  'username',
-  'password',
-  'database',
-  'schema',
-  'ssl',
-  'poolSize',
-  'synchronize',
-  'migrationsRun',
-] as const;
-const SERVER_TYPES = ['postgres', 'mysql', 'mariadb'] as const;
-/** An unquoted PostgreSQL identifier (NAMEDATALEN 64: at most 63 bytes; ASCII here, so 63 characters). */
-const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 /** Validates module options at startup; every error names the offending field. */
 export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): ResolvedWorkerConfig {
@@ -177,7 +153,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   }
 
   return {
-    database: resolveDatabase(input.database),
+    database: resolveDatabaseOptions(input.database),
     dataSource: input.dataSource,
     queues,
     defaults,
@@ -206,76 +182,11 @@ export function knownQueueNames(
 function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOptions): ResolvedQueueOptions {
   assertPlainObject(field, value);
   assertKnownKeys(field, value, QUEUE_KEYS);
-  const resolved = { ...fallback, ...stripUndefined(value) } as ResolvedQueueOptions;
+  const resolved = { ...fallback, ...definedOnly(value) } as ResolvedQueueOptions;
   assertRetrySettings((setting) => `${field}.${setting}`, resolved, true);
   assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10, MAX_TIMER_MS);
   assertInteger(`${field}.concurrency`, resolved.concurrency, 1);
   if (resolved.batchSize !== undefined) assertBatchSize(`${field}.batchSize`, resolved.batchSize);
-  return resolved;
-}
-
-function resolveDatabase(value: unknown): ResolvedDatabaseOptions {
-  const input = value ?? {};
-  assertPlainObject('database', input);
-  const type = input.type ?? 'better-sqlite3';
-  if (type === 'better-sqlite3') return resolveSqlite(input);
-  if (SERVER_TYPES.includes(type as (typeof SERVER_TYPES)[number])) return resolveServer(input);
-  throw new InvalidWorkerOptionsError(
-    'database.type',
-    `must be one of better-sqlite3, ${SERVER_TYPES.join(', ')} (got ${JSON.stringify(type)})`,
-  );
-}
-
-function resolveSqlite(input: Record<string, unknown>): ResolvedSqliteOptions {
-  assertKnownKeys('database', input, SQLITE_KEYS);
-  const resolved = {
-    type: 'better-sqlite3' as const,
-    database: DEFAULT_SQLITE_FILE,
-    busyTimeoutMs: DEFAULT_BUSY_TIMEOUT_MS,
-    synchronize: true,
-    ...stripUndefined(input),
-  };
-  assertNonEmptyString('database.database', resolved.database);
-  assertInteger('database.busyTimeoutMs', resolved.busyTimeoutMs, 0);
-  assertBoolean('database.synchronize', resolved.synchronize);
-  return resolved as ResolvedSqliteOptions;
-}
-
-function resolveServer(input: Record<string, unknown>): ResolvedServerDatabaseOptions {
-  assertKnownKeys('database', input, SERVER_KEYS);
-  const resolved = {
-    synchronize: false,
-    migrationsRun: false,
-    ...stripUndefined(input),
-  } as ResolvedServerDatabaseOptions;
-  if (resolved.url === undefined && resolved.host === undefined) {
-    throw new InvalidWorkerOptionsError('database.url', `is required for ${resolved.type} (or give database.host)`);
-  }
-  for (const field of ['url', 'host', 'username', 'database', 'schema'] as const) {
-    if (resolved[field] !== undefined) assertNonEmptyString(`database.${field}`, resolved[field]);
-  }
-  if (resolved.password !== undefined && typeof resolved.password !== 'string') {
-    throw new InvalidWorkerOptionsError('database.password', 'must be a string');
-  }
-  if (resolved.schema !== undefined && resolved.type !== 'postgres') {
-    throw new InvalidWorkerOptionsError(
-      'database.schema',
-      `is a PostgreSQL option (type is ${resolved.type}): use database.database`,
-    );
-  }
-  // TypeORM's synchronize writes the schema into its SQL as given: only a plain identifier is safe there.
-  if (resolved.schema !== undefined && !SCHEMA_NAME.test(resolved.schema)) {
-    throw new InvalidWorkerOptionsError(
-      'database.schema',
-      'must be a plain PostgreSQL identifier: a letter or _, then letters, digits, _ or $, at most 63 ' +
-        `(got ${JSON.stringify(resolved.schema)})`,
-    );
-  }
-  if (resolved.port !== undefined) assertInteger('database.port', resolved.port, 1);
-  if (resolved.poolSize !== undefined) assertInteger('database.poolSize', resolved.poolSize, 1);
-  if (resolved.ssl !== undefined && typeof resolved.ssl !== 'boolean') assertPlainObject('database.ssl', resolved.ssl);
-  assertBoolean('database.synchronize', resolved.synchronize);
-  assertBoolean('database.migrationsRun', resolved.migrationsRun);
   return resolved;
 }
 
@@ -290,8 +201,4 @@ function assertDataSourceLike(value: unknown): asserts value is DataSource {
   ) {
     throw new InvalidWorkerOptionsError('dataSource', 'must be a TypeORM DataSource');
   }
-}
-
-function stripUndefined(value: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined));
 }

@@ -37,8 +37,8 @@ const TYPEORM: QueueRepositoryCapabilities = {
 
 const LARASCRIPT_ADAPTER: QueueRepositoryCapabilities = {
   leases: false,
-  // Two claims at once may take one row: each reads getWorkers() before the other marks its rows held.
-  concurrentClaims: false,
+  // Within one process: a claim holds its rows before it writes them, so a claim beside it skips them.
+  concurrentClaims: true,
   scheduling: false,
   peers: false,
   cancel: false,

@@ -40,9 +40,13 @@ export class SeedRepositoryAdapter implements IWorkerQueueRepository {
   }
 
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
-    const due = (await this.dueWorkers(request.queueName, request.dueBy)).slice(0, request.limit);
+    // Held ones filtered out again after the await (a claim beside this one, two runWorker calls of
+    // one queue, may have taken some meanwhile), and all of them held before the next await.
+    const due = (await this.dueWorkers(request.queueName, request.dueBy))
+      .filter(({ model, data }) => !this.held.has(data.id ?? model))
+      .slice(0, request.limit);
+    for (const { model, data } of due) this.held.add(data.id ?? model);
     for (const { model, data } of due) {
-      this.held.add(data.id ?? model);
       await model.updateWorkerData({ ...data, attempts: data.attempts + 1, updatedAt: new Date() });
     }
     return due.map(({ model }) => model);

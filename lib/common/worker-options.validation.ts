@@ -135,7 +135,8 @@ export function assertBackoff(field: string, value: unknown): asserts value is B
   }
   throw new InvalidWorkerOptionsError(
     field,
-    `must be "fixed", "exponential", { type: "exponential", maxSeconds?, jitter? } or a function (attempt, error) => seconds (got ${JSON.stringify(value)})`,
+    'must be "fixed", "exponential", { type: "exponential", maxSeconds?, jitter? } ' +
+      `or a function (attempt, error) => seconds (got ${JSON.stringify(value)})`,
   );
 }
 

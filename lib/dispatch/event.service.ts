@@ -90,7 +90,7 @@ export interface EventServiceOptions {
 }
 
 /**
- * The seed's event service: `dispatch(event)` stores queued events for a worker and runs the rest at
+ * larascript-events' event service: `dispatch(event)` stores queued events for a worker and runs the rest at
  * once. Injectable under WorkerModule; usable on its own with `new EventService({ workerCreator })`.
  */
 export class EventService implements IEventService {

@@ -117,7 +117,7 @@ function describeOrigin(eventClass: EventClass, listed: boolean): string {
 }
 
 /**
- * The queue of a class that only overrides getQueueName() (the seed's style). It is read from the
+ * The queue of a class that only overrides getQueueName() (larascript-events' style). It is read from the
  * prototype, without a payload; a getQueueName() that needs the payload yields no queue to poll
  * (list the queue under `queues` then).
  */

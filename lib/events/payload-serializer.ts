@@ -56,7 +56,8 @@ function checked(
   }
   const copy = copyChecked(eventName, payload, 'payload', new Set(), 0) as TSerializableValues;
   const json = JSON.stringify(copy);
-  // Fewer UTF-16 units than a third of the limit cannot exceed it (3 bytes per unit at most): only longer texts are measured.
+  // Fewer UTF-16 units than a third of the limit cannot exceed it (3 bytes per unit at most): only
+  // longer texts are measured.
   if (limits.maxBytes !== undefined && json.length > limits.maxBytes / 3) {
     const bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > limits.maxBytes) {

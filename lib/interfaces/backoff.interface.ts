@@ -3,7 +3,7 @@ export type BackoffFunction = (attempt: number, error: Error) => number;
 
 /**
  * How the delay before a retry grows:
- * - 'fixed' (default, the seed's meaning): always `runAfterSeconds`;
+ * - 'fixed' (default, larascript-events' meaning): always `runAfterSeconds`;
  * - 'exponential': `runAfterSeconds` (1 s when 0) doubled per failed attempt, at most `maxSeconds`
  *   (default 3600); `jitter: true` picks uniformly between half that delay and all of it;
  * - a function `(attempt, error) => seconds`.

@@ -1,6 +1,6 @@
 import type { IWorkerAttributes } from './worker-attributes.interface.js';
 
-/** One worker row with its lifecycle, as the seed defines it. */
+/** One worker row with its lifecycle, as larascript-events defines it. */
 export interface IWorkerModel {
   /** Sets the row's data and stores it as a new row. */
   createWorkerData(data: IWorkerAttributes): Promise<void>;

@@ -1,7 +1,7 @@
 import type { BackoffOption } from './backoff.interface.js';
 import type { IWorkerCreatorConstructor } from './worker-creator.interface.js';
 
-/** Options of one `runWorker` call, the seed's `TEventWorkerOptions`. */
+/** Options of one `runWorker` call, larascript-events' `TEventWorkerOptions`. */
 export type TEventWorkerOptions = {
   /** Name of the queue to process; the worker touches no other queue. */
   queueName: string;
@@ -15,7 +15,7 @@ export type TEventWorkerOptions = {
    */
   runOnce?: boolean;
   /**
-   * The creator class for failed rows. Optional here (the seed requires it): when omitted, or when it
+   * The creator class for failed rows. Optional here (larascript-events requires it): when omitted, or when it
    * is the class of the creator already set, the configured creator instance is used.
    */
   workerCreator?: IWorkerCreatorConstructor;

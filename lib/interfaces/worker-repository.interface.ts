@@ -2,7 +2,7 @@ import type { CancelledEvent } from './cancel.interface.js';
 import type { QueueStatistics } from './failed-workers.interface.js';
 import type { IWorkerModel } from './worker-model.interface.js';
 
-/** The seed's repository: reads the queued (pending) worker rows. */
+/** larascript-events' repository: reads the queued (pending) worker rows. */
 export interface IWorkerRepository {
   getWorkers(): Promise<IWorkerModel[]>;
 }
@@ -66,7 +66,7 @@ export interface QueueHealth {
 
 /**
  * A repository that can lease rows to one worker at a time. The built-in TypeORM repository
- * implements it; a repository with only the seed's `getWorkers()` is adapted (no leases: run one
+ * implements it; a repository with only larascript-events' `getWorkers()` is adapted (no leases: run one
  * worker process per queue with such a repository).
  */
 export interface IWorkerQueueRepository extends IWorkerRepository {
@@ -122,6 +122,9 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
     target: { id: string } | { queueName: string; uniqueKey: string },
     now: number,
   ): Promise<CancelledEvent | undefined>;
-  /** Statistics per queue in one query; every queue with rows when `queueNames` is omitted. Optional for custom repositories. */
+  /**
+   * Statistics per queue in one query; every queue with rows when `queueNames` is omitted. Optional
+   * for custom repositories.
+   */
   getQueueStatistics?(queueNames?: string[]): Promise<QueueStatistics[]>;
 }

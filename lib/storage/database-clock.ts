@@ -13,7 +13,7 @@ export const CLOCK_REFRESH_MS = 60_000;
  *
  * Lease decisions (claimable or not, lease expiry, renewal) never use it: they are computed inside
  * the SQL from the database's own clock (WorkerDialect.nowSql), exactly. Due times are different:
- * they are written by every path that stores a row (dispatch, bulk inserts, the seed's model API,
+ * they are written by every path that stores a row (dispatch, bulk inserts, larascript-events' model API,
  * retries, re-queued failed rows) and `runAt` is an absolute instant worked out in JavaScript, so
  * they are stamped with this estimate instead of being rewritten in each statement. Its error is
  * bounded by one round trip of the measurement: the offset taken is the lower bound of what the

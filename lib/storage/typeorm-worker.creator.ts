@@ -9,7 +9,7 @@ import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { databaseRowOf, insertPendingRows, storedFieldsOf, TypeOrmWorkerModel } from './typeorm-worker.model.js';
 
 /**
- * The seed's IWorkerCreator on TypeORM: unsaved models for the pending and the failed table. It
+ * larascript-events' IWorkerCreator on TypeORM: unsaved models for the pending and the failed table. It
  * stores the rows itself too (IWorkerRowStore): bulk inserts, inserts within a caller's
  * transaction, unique keys, and rows stamped on the database's clock.
  */

@@ -22,7 +22,7 @@ export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
 const UNIQUE_INSERT_ATTEMPTS = 5;
 
 /**
- * The seed's IWorkerModel on TypeORM, for either table. A model that came from a claim carries its
+ * larascript-events' IWorkerModel on TypeORM, for either table. A model that came from a claim carries its
  * lease token, and every write it makes is fenced by it: after the lease is lost it changes nothing.
  */
 export class TypeOrmWorkerModel implements IWorkerModel {
@@ -224,7 +224,7 @@ export async function insertPendingRows(
   return manager ? runInCallerTransaction(dialect, manager, work) : dialect.atomically(work);
 }
 
-/** The seed's attributes in stored form (payload serialized and checked, instants as epoch ms). */
+/** larascript-events' attributes in stored form (payload serialized and checked, instants as epoch ms). */
 export function storedFieldsOf(data: IWorkerAttributes, asNewRow = false): StoredWorkerFields {
   return {
     id: asNewRow ? undefined : data.id,

@@ -37,7 +37,7 @@ import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
 
 /**
- * The seed's IWorkerRepository on TypeORM, with leasing: rows are claimed atomically per dialect
+ * larascript-events' IWorkerRepository on TypeORM, with leasing: rows are claimed atomically per dialect
  * and every later write is fenced by the claim's lease token.
  */
 export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
@@ -224,7 +224,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       await this.dialect.execute(statement);
   }
 
-  /** The seed's health counts, read from the same one-statement statistics. */
+  /** larascript-events' health counts, read from the same one-statement statistics. */
   async getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]> {
     return (await this.getQueueStatistics(queueNames)).map(({ queueName, pending, failed }) => ({
       queueName,

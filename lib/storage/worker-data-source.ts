@@ -134,11 +134,13 @@ export async function assertUsableDataSource(dataSource: DataSource): Promise<Da
   const type = dataSource.options.type;
   if (!isSupportedDatabaseType(type)) throw new UnsupportedDatabaseError(type);
   if (type === 'better-sqlite3') {
-    // One shared connection: the application's transactions would absorb (and could roll back) the queue's writes.
+    // One shared connection: the application's transactions would absorb (and could roll back) the
+    // queue's writes.
     throw new WorkerError(
-      'WorkerModule cannot share a better-sqlite3 DataSource with the application: TypeORM runs all its queries on one ' +
-        "connection, so the application's transactions would take in the queue's writes. Let the module open its own " +
-        'SQLite file (the database option), or share a PostgreSQL or MySQL/MariaDB DataSource',
+      'WorkerModule cannot share a better-sqlite3 DataSource with the application: TypeORM runs all its ' +
+        "queries on one connection, so the application's transactions would take in the queue's writes. " +
+        'Let the module open its own SQLite file (the database option), or share a PostgreSQL or ' +
+        'MySQL/MariaDB DataSource',
     );
   }
   if (!dataSource.isInitialized) {
@@ -148,7 +150,8 @@ export async function assertUsableDataSource(dataSource: DataSource): Promise<Da
   }
   if ([WorkerEntity, FailedWorkerEntity, WorkerScheduleEntity].some((entity) => !dataSource.hasMetadata(entity))) {
     throw new WorkerError(
-      `The DataSource given to WorkerModule has no queue entities: add ...workerEntitySchemas('${type}') to its entities ` +
+      'The DataSource given to WorkerModule has no queue entities: ' +
+        `add ...workerEntitySchemas('${type}') to its entities ` +
         `(or TypeOrmModule.forFeature(workerEntitySchemas('${type}')) with autoLoadEntities)`,
     );
   }

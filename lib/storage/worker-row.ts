@@ -37,7 +37,7 @@ export interface LeaseFields {
  * response body in its error) is cut to MAX_ERROR_TEXT characters, with a note of what was cut: on
  * MySQL/MariaDB a statement over max_allowed_packet fails and breaks its pooled connection, and the
  * retry or failed move would be lost with it. Every write of error text (retries, failed rows, the
- * seed model API) goes through here.
+ * larascript-events model API) goes through here.
  */
 export function storableErrorText(text: string): string;
 export function storableErrorText(text: string | null): string | null;
@@ -72,7 +72,7 @@ export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields 
   };
 }
 
-/** Stored fields → the seed's attributes. Throws CorruptPayloadError when the payload no longer parses. */
+/** Stored fields → larascript-events' attributes. Throws CorruptPayloadError when the payload no longer parses. */
 export function toAttributes(fields: StoredWorkerFields): IWorkerAttributes {
   const attributes: IWorkerAttributes = {
     id: fields.id,

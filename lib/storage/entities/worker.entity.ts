@@ -40,7 +40,7 @@ export class WorkerEntity {
   leaseExpiresAt!: number | null;
   createdAt!: number;
   updatedAt!: number;
-  /** The seed's soft delete: a row with deletedAt set is neither claimed nor listed. */
+  /** larascript-events' soft delete: a row with deletedAt set is neither claimed nor listed. */
   deletedAt!: number | null;
 }
 
@@ -143,7 +143,8 @@ export function workerEntitySchemas(
       { name: 'IDX_nestjs_workers_due', columns: ['queueName', 'availableAt', 'id'] },
       // The claim walks this index in its ORDER BY (priority, available_at, id): no sort, however long the queue.
       { name: 'IDX_nestjs_workers_claim', columns: ['queueName', 'priority', 'availableAt', 'id'] },
-      // NULL keys never collide, so only keyed rows are deduplicated; where the database can, only keyed rows are in it at all.
+      // NULL keys never collide, so only keyed rows are deduplicated; where the database can, only
+      // keyed rows are in it at all.
       {
         name: 'IDX_nestjs_workers_unique',
         columns: ['queueName', 'uniqueKey'],

@@ -10,9 +10,6 @@
 export const needsOpenTransaction = (): string =>
   'This needs the EntityManager of an open transaction (dataSource.transaction((manager) => …))';
 
-export const cannotJoinCallerTransaction = (type: string): string =>
-  `The ${type} dialect cannot join a caller's transaction: TypeORM runs all its queries on one connection there`;
-
 export const notAnInteger = (what: string, value: string | number): string =>
   `Cannot write ${what} ${String(value)} into SQL: it is not an integer`;
 

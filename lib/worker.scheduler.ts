@@ -16,7 +16,7 @@ import { knownQueueNames, type ResolvedWorkerConfig } from './worker.config.js';
 import { POLL_INTERVAL_PREFIX, WORKER_CONFIG, WORKER_DATA_SOURCE } from './worker.constants.js';
 import { MAX_POLL_BACKOFF_MS } from './worker.defaults.js';
 import type { DataSource } from 'typeorm';
-import { type CommitWakeups, commitWakeupsFor } from './storage/commit-wakeups.js';
+import { type CommitWakeups, commitWakeupsFor } from './storage/storage-capabilities.js';
 import { schedulerMessages } from './worker.messages.js';
 import { WorkerStartup } from './worker-startup.js';
 

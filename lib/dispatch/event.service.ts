@@ -32,7 +32,8 @@ import {
 import { EventRegistry } from '../events/event-registry.js';
 import { checkedPayload } from '../events/payload-serializer.js';
 import type { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
-import { joinsCallerTransactions } from '../storage/caller-transactions.js';
+import { rowStoreOfModel, rowStoreOfModels } from '../storage/model-row-store.js';
+import { joinsCallerTransactions } from '../storage/storage-capabilities.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { EntityManager } from 'typeorm';
 import { dispatchMessages } from '../worker.messages.js';
@@ -132,11 +133,6 @@ export class EventService implements IEventService {
     this.rowStore = isWorkerRowStore(workerCreator) ? workerCreator : undefined;
   }
 
-  /** True when the creator stores rows itself (IWorkerRowStore): what recurring slots need. */
-  get storesRows(): boolean {
-    return this.rowStore !== undefined;
-  }
-
   registerEvents(...eventClasses: EventClass[]): void {
     this.registry.register(...eventClasses);
   }
@@ -189,11 +185,12 @@ export class EventService implements IEventService {
    * was taken and the existing row adopted: nothing new was dispatched.
    */
   private async store(model: IWorkerModel, manager: EntityManager | undefined): Promise<boolean> {
+    const rowStore = this.rowStore ?? rowStoreOfModel(model);
     if (manager) {
       assertTransactionalDispatch(manager);
-      if (!this.rowStore) throw new WorkerError(dispatchMessages.managerNeedsRowStore('dispatch(event, { manager })'));
+      if (!rowStore) throw new WorkerError(dispatchMessages.managerNeedsRowStore('dispatch(event, { manager })'));
     }
-    if (this.rowStore) return (await this.rowStore.insertModel(model, manager)).inserted;
+    if (rowStore) return (await rowStore.insertModel(model, manager)).inserted;
     await model.saveWorkerData();
     return true;
   }
@@ -225,8 +222,8 @@ export class EventService implements IEventService {
     const { attributes, eventName } = this.attributesOf(event, queueName, options, times);
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
     const model = this.workerCreator.createWorkerModel(attributes);
-    // A unique key is only enforced where the creator stores the rows itself.
-    if (options.uniqueKey !== undefined && !this.rowStore?.enforcesUniqueKeys) {
+    // A unique key is only enforced where the creator, or the storage of its models, stores the rows.
+    if (options.uniqueKey !== undefined && !(this.rowStore ?? rowStoreOfModel(model))?.enforcesUniqueKeys) {
       throw new WorkerError(dispatchMessages.uniqueKeyNeedsRowStore);
     }
     return { model, eventName };
@@ -310,7 +307,8 @@ export class EventService implements IEventService {
 
   /** Stores built models, all or none where the creator stores rows itself; their ids in order. */
   private async storeMany(models: IWorkerModel[], manager: EntityManager | undefined): Promise<string[]> {
-    if (this.rowStore) return this.rowStore.insertModels(models, manager);
+    const rowStore = this.rowStore ?? rowStoreOfModels(models);
+    if (rowStore) return rowStore.insertModels(models, manager);
     // No events, nothing to store: no transaction to join either.
     if (models.length === 0) return [];
     if (manager) throw new WorkerError(dispatchMessages.managerNeedsRowStore('dispatchMany(events, { manager })'));

@@ -15,6 +15,7 @@ import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { RecurringEventOptions, RecurringSchedule } from '../interfaces/recurring-event.interface.js';
 import type { TSerializableValues } from '../interfaces/worker-attributes.interface.js';
 import { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
+import { rowStoreOfModel } from '../storage/model-row-store.js';
 import { RecurringSlotStore } from '../storage/recurring-slots.js';
 import { recurringMessages } from '../worker.messages.js';
 import type { ResolvedWorkerConfig } from '../worker.config.js';
@@ -136,7 +137,7 @@ export class RecurringEventScheduler implements OnModuleInit, OnApplicationBoots
       schedule.payload,
     );
     const { model } = this.eventService.buildWorkerModel(event, schedule.queueName, { runAt: slotAt, uniqueKey });
-    if (!this.eventService.storesRows) throw new WorkerError(recurringMessages.needsRowStore);
+    if (!rowStoreOfModel(model)) throw new WorkerError(recurringMessages.needsRowStore);
     const id = await this.slotStore.dispatch({ name, slotAt }, model);
     const attributes = model.getWorkerData();
     if (id !== undefined && attributes) {

@@ -1,29 +1,45 @@
-import type { DataSource, EntityManager } from 'typeorm';
-import { WorkerError } from '../errors/worker.error.js';
-import { cannotJoinCallerTransaction } from '../worker.messages.js';
-import { dialectFor } from './dialects/dialect-for.js';
-import type { StorageCapabilities, WorkerDialect } from './dialects/worker-dialect.js';
-import type { AtomicWork } from './sql/statement.js';
-
-export type { StorageCapabilities } from './dialects/worker-dialect.js';
+import type { DataSource } from 'typeorm';
+import type { ILoggerService } from '../interfaces/logger.interface.js';
+import { capabilitiesOf } from './dialects/dialect-for.js';
+import { PostgresWakeups, type WakeupHandlers } from './dialects/postgres-wakeups.js';
+import type { StorageCapabilities } from './dialects/worker-dialect.js';
 
 /**
- * What the database behind `dataSource` can do (joins a caller's transaction, can wake listening
- * workers, …): the one question the layers above storage ask instead of testing the database type.
+ * The questions the layers above storage ask instead of testing the database type. Answered from
+ * the dialects' capabilities (data on each dialect), known from the database type alone.
  */
-export function storageCapabilities(dataSource: DataSource): StorageCapabilities {
-  return dialectFor(dataSource).capabilities;
+
+/**
+ * Whether a dispatch may join a caller's transaction on this DataSource (see
+ * StorageCapabilities.joinsCallerTransaction: not on SQLite). A DataSource of a database this
+ * package does not store in is not refused here: dispatch then names the mismatch of the two.
+ */
+export function joinsCallerTransactions(dataSource: DataSource): boolean {
+  return (capabilitiesOf(dataSource.options.type) ?? ALIEN_DATABASE).joinsCallerTransaction;
+}
+
+/** A database this package does not store in: nothing is refused or started on its account. */
+const ALIEN_DATABASE: StorageCapabilities = {
+  joinsCallerTransaction: true,
+  canListen: false,
+  returnsInsertedIds: false,
+  embeddedClock: false,
+};
+
+/** A listener for the database's announcements of committed rows, which wake the pollers at once. */
+export interface CommitWakeups {
+  /** Resolves once listening, or once the first attempt failed (it keeps trying in the background). */
+  start(handlers: WakeupHandlers): Promise<void>;
+  /** True while listening. */
+  readonly listening: boolean;
+  stop(): Promise<void>;
 }
 
 /**
- * Runs `work` in the caller's open transaction (`manager`) where the dialect can join one; refuses
- * with a WorkerError where it cannot (SQLite, see StorageCapabilities.joinsCallerTransaction).
+ * The wake-up listener of this DataSource's database, or undefined where it announces nothing: the
+ * pollers' intervals are then the only wake-ups. canListen is PostgreSQL's alone (LISTEN/NOTIFY),
+ * and its listener lives beside its dialect.
  */
-export function runInCallerTransaction<T>(
-  dialect: WorkerDialect,
-  manager: EntityManager,
-  work: AtomicWork<T>,
-): Promise<T> {
-  if (!dialect.within) throw new WorkerError(cannotJoinCallerTransaction(String(manager.connection.options.type)));
-  return dialect.within(manager, work);
+export function commitWakeupsFor(dataSource: DataSource, logger: ILoggerService): CommitWakeups | undefined {
+  return capabilitiesOf(dataSource.options.type)?.canListen ? new PostgresWakeups(dataSource, logger) : undefined;
 }

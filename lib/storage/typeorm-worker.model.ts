@@ -5,6 +5,7 @@ import type { IWorkerAttributes } from '../interfaces/worker-attributes.interfac
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import { rowStoreMessages } from '../worker.messages.js';
 import { dialectFor } from './dialects/dialect-for.js';
+import { runEach } from './sql/runner.js';
 import type { AtomicWork } from './sql/statement.js';
 import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { deleteRow } from './sql/delete-row.js';
@@ -13,7 +14,6 @@ import { uniqueKeyHolder } from './sql/unique-key-holder.js';
 import { updateRow } from './sql/update-row.js';
 import { workerTables } from './worker-tables.js';
 import { insertRows } from './sql/insert.js';
-import { runInCallerTransaction } from './storage-capabilities.js';
 import { storableErrorText, type StoredWorkerFields, toAttributes } from './worker-row.js';
 
 export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
@@ -32,7 +32,8 @@ export class TypeOrmWorkerModel implements IWorkerModel {
   insertedNewRow = false;
 
   constructor(
-    private readonly dataSource: DataSource,
+    /** The DataSource whose queue tables hold this model's row. */
+    readonly dataSource: DataSource,
     readonly table: WorkerTable,
     fields: StoredWorkerFields | null = null,
     /** Set on claimed rows: the token their writes are fenced by. */
@@ -165,10 +166,15 @@ export class TypeOrmWorkerModel implements IWorkerModel {
     return this.table === WorkerEntity ? tables.pending : tables.failed;
   }
 
-  /** Runs `work` in the transaction of `manager` when it belongs to one, else in one of its own. */
+  /**
+   * Runs `work` in the transaction of `manager` when it belongs to one, else statement by statement
+   * outside any (each work here is one statement).
+   */
   private run<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {
     const dialect = dialectFor(this.dataSource);
-    return manager.queryRunner ? runInCallerTransaction(dialect, manager, work) : dialect.atomically(work);
+    return manager.queryRunner
+      ? dialect.within(manager, work)
+      : runEach(work, (statement) => dialect.execute(statement));
   }
 
   /**
@@ -221,7 +227,7 @@ export async function insertPendingRows(
   if (manager) assertManagerOf(dataSource, manager);
   const dialect = dialectFor(dataSource);
   const work = insertRows(workerTables(dataSource).pending, rows, (name) => dataSource.driver.escape(name), dialect);
-  return manager ? runInCallerTransaction(dialect, manager, work) : dialect.atomically(work);
+  return manager ? dialect.within(manager, work) : dialect.atomically(work);
 }
 
 /** larascript-events' attributes in stored form (payload serialized and checked, instants as epoch ms). */

@@ -3,7 +3,7 @@ import { workerTables } from '../worker-tables.js';
 import { MysqlWorkerDialect } from './mysql.dialect.js';
 import { PostgresWorkerDialect } from './postgres.dialect.js';
 import { SqliteWorkerDialect } from './sqlite.dialect.js';
-import { UnsupportedDatabaseError, type WorkerDialect } from './worker-dialect.js';
+import { type StorageCapabilities, UnsupportedDatabaseError, type WorkerDialect } from './worker-dialect.js';
 
 const dialects = new WeakMap<DataSource, WorkerDialect>();
 
@@ -30,5 +30,23 @@ function createDialect(dataSource: DataSource): WorkerDialect {
       return new MysqlWorkerDialect(dataSource, tables);
     default:
       throw new UnsupportedDatabaseError(type);
+  }
+}
+
+/**
+ * What a database of this TypeORM type can do, without building its dialect (which needs the queue
+ * entities on the DataSource); undefined for a type this package does not store in.
+ */
+export function capabilitiesOf(type: unknown): StorageCapabilities | undefined {
+  switch (type) {
+    case 'better-sqlite3':
+      return SqliteWorkerDialect.capabilities;
+    case 'postgres':
+      return PostgresWorkerDialect.capabilities;
+    case 'mysql':
+    case 'mariadb':
+      return MysqlWorkerDialect.capabilities;
+    default:
+      return undefined;
   }
 }

@@ -77,13 +77,15 @@ export function mysqlClaim(pending: string, parameters: ClaimParameters): Atomic
  * gap locks, so dispatches into the queue never wait for a claim), and a deadlock victim runs again.
  */
 export class MysqlWorkerDialect implements WorkerDialect {
-  readonly capabilities: StorageCapabilities = {
+  /** What this database can do, known from its type alone (see capabilitiesOf). */
+  static readonly capabilities: StorageCapabilities = {
     joinsCallerTransaction: true,
     canListen: false,
     /** A multi-row INSERT's ids are insertId, insertId + 1, … (consecutive for an INSERT … VALUES of known length). */
     returnsInsertedIds: false,
     embeddedClock: false,
   };
+  readonly capabilities = MysqlWorkerDialect.capabilities;
   readonly lockRowsClause = ' FOR UPDATE';
   /** mysql2 inlines parameters client-side; this keeps a statement well below max_allowed_packet too. */
   readonly maxParameters = 65_535;

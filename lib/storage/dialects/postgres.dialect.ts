@@ -70,12 +70,14 @@ function insertWakingWorkers(insert: SqlStatement): SqlStatement {
 
 /** PostgreSQL: the claim as one UPDATE … RETURNING, array inserts, and NOTIFY wake-ups on every insert. */
 export class PostgresWorkerDialect implements WorkerDialect {
-  readonly capabilities: StorageCapabilities = {
+  /** What this database can do, known from its type alone (see capabilitiesOf). */
+  static readonly capabilities: StorageCapabilities = {
     joinsCallerTransaction: true,
     canListen: true,
     returnsInsertedIds: true,
     embeddedClock: false,
   };
+  readonly capabilities = PostgresWorkerDialect.capabilities;
   readonly lockRowsClause = ' FOR UPDATE';
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';

@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
-import { runOne } from '../sql/runner.js';
+import { runOne, runWithin } from '../sql/runner.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -49,13 +49,15 @@ export function sqliteClaimStatement(pending: string): NamedStatement<ClaimParam
 
 /** SQLite (better-sqlite3), the embedded database: one writer, one TypeORM connection per process. */
 export class SqliteWorkerDialect implements WorkerDialect {
-  readonly capabilities: StorageCapabilities = {
+  /** What this database can do, known from its type alone (see capabilitiesOf). */
+  static readonly capabilities: StorageCapabilities = {
     // TypeORM runs every better-sqlite3 query on one shared connection: see StorageCapabilities.
     joinsCallerTransaction: false,
     canListen: false,
     returnsInsertedIds: true,
     embeddedClock: true,
   };
+  readonly capabilities = SqliteWorkerDialect.capabilities;
   /** BEGIN IMMEDIATE already holds the file's write lock. */
   readonly lockRowsClause = '';
   /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
@@ -94,6 +96,15 @@ export class SqliteWorkerDialect implements WorkerDialect {
 
   execute(statement: SqlStatement, manager: EntityManager = this.dataSource.manager): Promise<StatementResult> {
     return runOne(manager, statement);
+  }
+
+  /**
+   * The model API's writes through an EntityManager the application passes (insertMany, insertNewRows,
+   * a failed model's insert): they run on TypeORM's one shared connection, in whatever transaction it
+   * has. Dispatch never comes here with a caller's manager (joinsCallerTransaction is false).
+   */
+  within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T> {
+    return runWithin(manager, work);
   }
 
   /**

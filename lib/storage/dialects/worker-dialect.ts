@@ -60,10 +60,10 @@ export interface WorkerDialect extends SqlSpelling, PendingInserts {
   /** Runs `work` in one transaction that nothing else of this process can join; rolls back if it throws. */
   atomically<T>(work: AtomicWork<T>): Promise<T>;
   /**
-   * Runs `work` in the caller's open transaction (`manager`), on its query runner. Only where
-   * capabilities.joinsCallerTransaction: absent on SQLite.
+   * Runs `work` through the caller's open transaction (`manager`), on its query runner. Dispatch joins
+   * one only where capabilities.joinsCallerTransaction.
    */
-  within?<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T>;
+  within<T>(manager: EntityManager, work: AtomicWork<T>): Promise<T>;
 }
 
 export type SupportedDatabaseType = 'better-sqlite3' | 'postgres' | 'mysql' | 'mariadb';

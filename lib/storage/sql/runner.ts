@@ -107,3 +107,18 @@ async function runInTransaction<T>(
     await runner.release();
   }
 }
+
+/**
+ * Feeds `work` the results of its statements, each run on its own by `execute`, in no transaction:
+ * for the model API's single-statement writes (an UPDATE, a DELETE, an INSERT), which were never
+ * worth a BEGIN and COMMIT.
+ */
+export async function runEach<T>(
+  work: AtomicWork<T>,
+  execute: (statement: SqlStatement) => Promise<StatementResult>,
+): Promise<T> {
+  const steps = work();
+  let step = steps.next();
+  while (!step.done) step = steps.next(await execute(step.value));
+  return step.value;
+}

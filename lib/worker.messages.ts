@@ -3,9 +3,7 @@
  * small functions or constants. An error class keeps its own message.
  */
 
-// ---------------------------------------------------------------------------------------------
-// Storage: statements, dialects and the TypeORM repository (lib/storage)
-// ---------------------------------------------------------------------------------------------
+// ─── Storage: statements, dialects and the TypeORM repository (lib/storage) ────────────────────────────────
 
 export const needsOpenTransaction = (): string =>
   'This needs the EntityManager of an open transaction (dataSource.transaction((manager) => …))';
@@ -19,9 +17,7 @@ export const notClaimedHere = (): string =>
 export const failedModelsOfCreator = (): string =>
   'TypeOrmWorkerRepository.failWorkers needs failed models made by TypeOrmWorkerCreator';
 
-// ---------------------------------------------------------------------------------------------------
-// Processing (lib/processing): the worker service, its batch loop, attempts and outcome records.
-// ---------------------------------------------------------------------------------------------------
+// ─── Processing: the worker service, its batch loop, attempts and outcome records ──────────────────────────
 
 export const processingMessages = {
   notProvided: (method: string) => `The worker repository in use does not provide ${method}()`,
@@ -68,7 +64,7 @@ export const processingMessages = {
     `${eventName} (row ${id}) was cancelled; its row is removed and not retried`,
 };
 
-// ─── Module: WorkerModule and its core providers, the explorer, health and metrics ───────────────
+// ─── Module: WorkerModule and its core providers, the explorer, health and metrics ─────────────────────────
 
 /** The explorer found an @OnWorkerEvent() method on a request-scoped provider. */
 export const requestScopedHandlerSkipped = (label: string): string =>
@@ -101,7 +97,7 @@ export const depthGaugesUnreadable = (reason: string): string =>
 export const drainNeedsWorkerModule = (caller: string): string =>
   `${caller} needs an application (or testing module) that imports WorkerModule`;
 
-// ── Dispatch (EventService), the creator as row store, recurring slots, the failed store ──
+// ─── Dispatch (EventService), the creator as row store, recurring slots, the failed store ──────────────────
 
 /** A value that should have been a valid Date, as the error texts describe it. */
 function describeDate(value: unknown): string {
@@ -148,7 +144,7 @@ export const rowStoreMessages = {
 export const recurringMessages = {
   unknownSchedule: (name: string, known: string[]): string =>
     `No recurring event schedule named ${JSON.stringify(name)} (known: ${known.join(', ') || 'none'})`,
-  invalidDate: (value: unknown): string => `must be a valid Date (got ${describeDate(value)})`,
+  invalidDate: dispatchMessages.invalidDate,
   notASlot: (slotAt: Date, name: string, cron: string): string =>
     `${slotAt.toISOString()} is not a slot of ${name} (${cron})`,
   beyondNextSlot: (slotAt: Date, name: string): string =>

@@ -13,7 +13,6 @@ import {
   rowIdOf,
 } from '../common/worker-options.validation.js';
 import type { FailedWorkerEntity } from '../storage/entities/worker.entity.js';
-import { FailedRequeue } from '../storage/failed-requeue.js';
 import { FailedStore } from '../storage/failed-store.js';
 import { type StoredWorkerFields, toAttributes } from '../storage/worker-row.js';
 import type { FailedRowFilter } from '../storage/sql/failed-store.js';
@@ -30,11 +29,9 @@ const QUERY_KEYS = ['queueName', 'eventName', 'page', 'pageSize'] as const;
  */
 export class FailedWorkerService {
   private readonly store: FailedStore;
-  private readonly requeue: FailedRequeue;
 
   constructor(dataSource: DataSource) {
     this.store = new FailedStore(dataSource);
-    this.requeue = new FailedRequeue(dataSource);
   }
 
   async list(query: FailedWorkerQuery = {}): Promise<FailedWorkerPage> {
@@ -63,7 +60,7 @@ export class FailedWorkerService {
    * nothing, if it is not there.
    */
   async retry(id: string): Promise<void> {
-    const requeued = await this.requeue.requeue({ id: this.idOf(id) });
+    const requeued = await this.store.requeue({ id: this.idOf(id) });
     if (requeued === 0) throw new FailedWorkerNotFoundError(id);
   }
 
@@ -72,7 +69,7 @@ export class FailedWorkerService {
     const raw: unknown = filter;
     assertPlainObject('retry filter', raw);
     assertKnownKeys('', raw, ['queueName', 'eventName']);
-    return this.requeue.requeue(this.filterOf(filter));
+    return this.store.requeue(this.filterOf(filter));
   }
 
   async delete(id: string): Promise<void> {

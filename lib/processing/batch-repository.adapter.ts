@@ -132,21 +132,28 @@ class RowByRowRepository implements BatchQueueRepository {
   }
 
   async retryWorkers(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>> {
-    if (this.repository.retryWorkers) return this.explained(entries, await this.repository.retryWorkers(entries));
+    if (this.repository.retryWorkers)
+      return this.explained(entries, await this.repository.retryWorkers(entries), 'retried');
     return this.oneByOne(entries, 'retried', (entry) => this.repository.retryWorker(entry.model, entry.retry));
   }
 
   async failWorkers(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>> {
-    if (this.repository.failWorkers) return this.explained(entries, await this.repository.failWorkers(entries));
+    if (this.repository.failWorkers)
+      return this.explained(entries, await this.repository.failWorkers(entries), 'moved');
     return this.oneByOne(entries, 'moved', (entry) => this.repository.failWorker(entry.model, entry.failed));
   }
 
-  /** The repository's own batch answer, with every row it left out logged (as the recorder would). */
-  private explained<O>(entries: { model: IWorkerModel }[], outcomes: Map<string, O>): Map<string, O> {
+  /**
+   * The repository's own batch answer, with every row it left out, or answered with no known outcome,
+   * logged (as the recorder would).
+   */
+  private explained<O>(entries: { model: IWorkerModel }[], outcomes: Map<string, O>, done: O): Map<string, O> {
     for (const { model } of entries) {
       const data = attributesOf(model);
-      if (!outcomes.has(jobKey(model, data?.id)))
+      const what = outcomes.get(jobKey(model, data?.id));
+      if (what !== done && what !== 'cancelled' && what !== 'lease-lost') {
         this.logger().error(messages.noOutcome(data?.eventName ?? '', data?.id));
+      }
     }
     return outcomes;
   }

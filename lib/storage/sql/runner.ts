@@ -100,7 +100,9 @@ async function runInTransaction<T>(
       await runner.commitTransaction();
       return value;
     } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      // The work's own error is what the caller (and the deadlock retry) must see, not a failed
+      // ROLLBACK's: the connection is released, and a broken one leaves the pool, either way.
+      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
       throw error;
     }
   } finally {

@@ -15,7 +15,6 @@ import {
   QueueEvent,
   type StoredRow,
   TypeOrmWorkerCreator,
-  WorkerError,
 } from '../lib/index.js';
 import type { EntityManager } from 'typeorm';
 import { testDatabases } from './support/databases.js';

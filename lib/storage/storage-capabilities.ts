@@ -2,7 +2,6 @@ import type { DataSource } from 'typeorm';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import { capabilitiesOf } from './dialects/dialect-for.js';
 import { PostgresWakeups, type WakeupHandlers } from './dialects/postgres-wakeups.js';
-import type { StorageCapabilities } from './dialects/worker-dialect.js';
 
 /**
  * The questions the layers above storage ask instead of testing the database type. Answered from
@@ -15,16 +14,8 @@ import type { StorageCapabilities } from './dialects/worker-dialect.js';
  * package does not store in is not refused here: dispatch then names the mismatch of the two.
  */
 export function joinsCallerTransactions(dataSource: DataSource): boolean {
-  return (capabilitiesOf(dataSource.options.type) ?? ALIEN_DATABASE).joinsCallerTransaction;
+  return capabilitiesOf(dataSource.options.type)?.joinsCallerTransaction ?? true;
 }
-
-/** A database this package does not store in: nothing is refused or started on its account. */
-const ALIEN_DATABASE: StorageCapabilities = {
-  joinsCallerTransaction: true,
-  canListen: false,
-  returnsInsertedIds: false,
-  embeddedClock: false,
-};
 
 /** A listener for the database's announcements of committed rows, which wake the pollers at once. */
 export interface CommitWakeups {

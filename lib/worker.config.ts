@@ -1,6 +1,7 @@
 import type { EventClass } from './interfaces/base-event.interface.js';
 import { InvalidWorkerOptionsError } from './errors/worker.error.js';
 import type { ILoggerService } from './interfaces/logger.interface.js';
+import type { RetentionOptions } from './interfaces/job-state.interface.js';
 import type { RecurringEventDefinition } from './interfaces/recurring-event.interface.js';
 import { assertRecurringSchedule } from './recurring/cron-slots.js';
 import type { DataSource } from 'typeorm';
@@ -15,8 +16,10 @@ import {
   assertBatchSize,
   assertPlainObject,
   assertRetrySettings,
+  assertRetention,
   assertStoredName,
   definedOnly,
+  keepCompletedOf,
   MAX_TIMER_SECONDS,
 } from './common/worker-options.validation.js';
 import {
@@ -24,6 +27,8 @@ import {
   DEFAULT_LEASE_SECONDS,
   DEFAULT_MAX_PAYLOAD_BYTES,
   DEFAULT_POLL_INTERVAL_MS,
+  DEFAULT_PRUNE_INTERVAL_SECONDS,
+  DEFAULT_THROUGHPUT_RETENTION_SECONDS,
   DEFAULT_RETRIES,
   DEFAULT_RUN_AFTER_SECONDS,
   DEFAULT_SHUTDOWN_GRACE_SECONDS,
@@ -33,8 +38,13 @@ import {
 } from './worker.defaults.js';
 import { type ResolvedDatabaseOptions, resolveDatabaseOptions } from './storage/database-options.js';
 
-export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>> &
-  Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize'>;
+export type ResolvedQueueOptions = Required<
+  Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize' | 'keepCompleted' | 'keepFailed'>
+> &
+  Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize' | 'keepFailed'> & {
+    /** false: success deletes the row; else the history's retention ({} keeps everything). */
+    keepCompleted: RetentionOptions | false;
+  };
 
 /** Module options validated and defaulted; what the module's providers read. */
 export interface ResolvedWorkerConfig {
@@ -52,6 +62,8 @@ export interface ResolvedWorkerConfig {
   shutdownGraceSeconds: number;
   maxPayloadBytes: number;
   logger?: ILoggerService;
+  throughputRetentionSeconds: number;
+  pruneIntervalSeconds: number;
   queueOptions(queueName: string): ResolvedQueueOptions;
 }
 
@@ -69,6 +81,8 @@ const MODULE_KEYS = [
   'shutdownGraceSeconds',
   'maxPayloadBytes',
   'logger',
+  'throughputRetentionSeconds',
+  'pruneIntervalSeconds',
 ] as const;
 const QUEUE_KEYS = [
   'retries',
@@ -78,6 +92,8 @@ const QUEUE_KEYS = [
   'batchSize',
   'backoff',
   'timeoutSeconds',
+  'keepCompleted',
+  'keepFailed',
 ] as const;
 
 /** Validates module options at startup; every error names the offending field. */
@@ -93,6 +109,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     pollIntervalMs: DEFAULT_POLL_INTERVAL_MS,
     concurrency: DEFAULT_CONCURRENCY,
     backoff: 'fixed',
+    keepCompleted: false,
   };
   const defaults = input.defaults === undefined ? builtIn : resolveQueue('defaults', input.defaults, builtIn);
 
@@ -138,6 +155,10 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
   assertNumber('shutdownGraceSeconds', shutdownGraceSeconds, 0, MAX_TIMER_SECONDS);
   const maxPayloadBytes = input.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
   assertMaxPayloadBytes('maxPayloadBytes', maxPayloadBytes);
+  const throughputRetentionSeconds = input.throughputRetentionSeconds ?? DEFAULT_THROUGHPUT_RETENTION_SECONDS;
+  assertNumber('throughputRetentionSeconds', throughputRetentionSeconds, 60, MAX_DELAY_SECONDS);
+  const pruneIntervalSeconds = input.pruneIntervalSeconds ?? DEFAULT_PRUNE_INTERVAL_SECONDS;
+  assertNumber('pruneIntervalSeconds', pruneIntervalSeconds, 0.01, MAX_TIMER_SECONDS);
   if (input.logger !== undefined) {
     const logger = input.logger as unknown as Record<string, unknown>;
     for (const method of ['log', 'error', 'warn']) {
@@ -166,6 +187,8 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     shutdownGraceSeconds,
     maxPayloadBytes,
     logger: input.logger,
+    throughputRetentionSeconds,
+    pruneIntervalSeconds,
     queueOptions: (queueName) => queues.get(queueName) ?? defaults,
   };
 }
@@ -182,7 +205,14 @@ export function knownQueueNames(
 function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOptions): ResolvedQueueOptions {
   assertPlainObject(field, value);
   assertKnownKeys(field, value, QUEUE_KEYS);
-  const resolved = { ...fallback, ...definedOnly(value) } as ResolvedQueueOptions;
+  const given = definedOnly(value);
+  const keepCompleted = keepCompletedOf(`${field}.keepCompleted`, given.keepCompleted);
+  if (given.keepFailed !== undefined) assertRetention(`${field}.keepFailed`, given.keepFailed);
+  const resolved = {
+    ...fallback,
+    ...given,
+    keepCompleted: keepCompleted ?? fallback.keepCompleted,
+  } as ResolvedQueueOptions;
   assertRetrySettings((setting) => `${field}.${setting}`, resolved, true);
   assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10, MAX_TIMER_MS);
   assertInteger(`${field}.concurrency`, resolved.concurrency, 1);

@@ -24,6 +24,16 @@ export const MAX_DELAY_SECONDS = 1e10;
  */
 export const MAX_PAYLOAD_DEPTH = 100;
 export const DEFAULT_RUN_AFTER_SECONDS = 0;
+/** Per-minute outcome counts are kept a week, as pg-boss keeps completed jobs. */
+export const DEFAULT_THROUGHPUT_RETENTION_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_PRUNE_INTERVAL_SECONDS = 60;
+/** Rows one pruning statement deletes at most, so pruning never holds locks a claim waits for long. */
+export const PRUNE_BATCH_SIZE = 1000;
+/** Largest progress value (bytes of its JSON text): progress is a small status, written with each heartbeat. */
+export const MAX_PROGRESS_BYTES = 64 * 1024;
+/** findJobs() pages hold at most this many jobs. */
+export const MAX_JOB_PAGE_SIZE = 500;
+export const DEFAULT_JOB_PAGE_SIZE = 20;
 export const DEFAULT_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_CONCURRENCY = 1;
 export const DEFAULT_LEASE_SECONDS = 30;

@@ -129,7 +129,8 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       return undefined;
     }
     this.running.add(queueName);
-    const { pollIntervalMs, ...queueOptions } = this.config.queueOptions(queueName);
+    // keepFailed is the pruner's, not the run's.
+    const { pollIntervalMs, keepFailed, ...queueOptions } = this.config.queueOptions(queueName);
     try {
       const result = await this.workerService.runWorker({ queueName, ...queueOptions });
       if (backoff) this.logger.log(schedulerMessages.pollingAgain(queueName, backoff.count));

@@ -1,5 +1,6 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
+import type { RetentionOptions } from '../interfaces/job-state.interface.js';
 import {
   MAX_BATCH_SIZE,
   MAX_DELAY_SECONDS,
@@ -180,4 +181,30 @@ function describe(value: unknown): string {
 /** The keys of `value` whose value is not undefined: an option given as undefined takes its default. */
 export function definedOnly(value: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined));
+}
+
+/** A retention ({ maxAgeSeconds?, maxCount? }): keepFailed, and keepCompleted's object form. */
+export function assertRetention(field: string, value: unknown): asserts value is RetentionOptions {
+  assertPlainObject(field, value);
+  assertKnownKeys(field, value, ['maxAgeSeconds', 'maxCount']);
+  const retention = value as RetentionOptions;
+  if (retention.maxAgeSeconds !== undefined)
+    assertNumber(`${field}.maxAgeSeconds`, retention.maxAgeSeconds, 1, MAX_DELAY_SECONDS);
+  if (retention.maxCount !== undefined) assertInteger(`${field}.maxCount`, retention.maxCount, 0);
+}
+
+/**
+ * keepCompleted as the code uses it: undefined (not set here: the next level decides), false (off),
+ * or the retention to keep with ({} keeps everything).
+ */
+export function keepCompletedOf(field: string, value: unknown): RetentionOptions | false | undefined {
+  if (value === undefined || value === false) return value;
+  if (value === true) return {};
+  if (typeof value !== 'object' || value === null)
+    throw new InvalidWorkerOptionsError(
+      field,
+      `must be true, false or { maxAgeSeconds?, maxCount? } (got ${describe(value)})`,
+    );
+  assertRetention(field, value);
+  return { ...definedOnly(value as Record<string, unknown>) };
 }

@@ -7,11 +7,20 @@ import {
   assertPriority,
   assertRetrySettings,
   assertStoredName,
+  keepCompletedOf,
 } from '../common/worker-options.validation.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { callerOrigin, rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
 
-const QUEUE_EVENT_KEYS = ['name', 'retries', 'runAfterSeconds', 'backoff', 'timeoutSeconds', 'priority'] as const;
+const QUEUE_EVENT_KEYS = [
+  'name',
+  'retries',
+  'runAfterSeconds',
+  'backoff',
+  'timeoutSeconds',
+  'priority',
+  'keepCompleted',
+] as const;
 
 /**
  * Marks a BaseEvent subclass as queued on `queueName`: dispatching it stores a row that a worker
@@ -37,4 +46,5 @@ function validateQueueEventOptions(where: string, queueName: unknown, options: u
   if (options.name !== undefined) assertStoredName(`${where}: options.name`, options.name);
   assertRetrySettings((setting) => `${where}: options.${setting}`, options, false);
   if (options.priority !== undefined) assertPriority(`${where}: options.priority`, options.priority);
+  keepCompletedOf(`${where}: options.keepCompleted`, options.keepCompleted);
 }

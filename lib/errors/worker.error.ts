@@ -157,3 +157,37 @@ export class EventTimeoutError extends WorkerError {
     super(`${eventName} did not finish within its timeout of ${timeoutSeconds} s`);
   }
 }
+
+/**
+ * Thrown from execute() when retrying cannot help (bad input, a resource gone): the event moves to
+ * the failed store at once, whatever attempts it has left. BullMQ users know it under this name.
+ */
+export class UnrecoverableError extends WorkerError {
+  constructor(reason: string, options?: { cause?: unknown }) {
+    super(reason, options);
+  }
+}
+
+/**
+ * What execute() returned cannot be kept as its result: it does not survive a JSON round trip, or its
+ * JSON is larger than maxPayloadBytes. The event still counts as completed; its history row keeps
+ * this message instead of the result.
+ */
+export class UnserializableResultError extends WorkerError {
+  constructor(
+    readonly eventName: string,
+    readonly problem: string,
+  ) {
+    super(`The result of ${eventName} was not stored: it ${problem}`);
+  }
+}
+
+/** A reportProgress() value that is not small JSON; nothing is recorded. */
+export class UnserializableProgressError extends WorkerError {
+  constructor(
+    readonly eventName: string,
+    readonly problem: string,
+  ) {
+    super(`Progress of ${eventName} was not recorded: it ${problem}`);
+  }
+}

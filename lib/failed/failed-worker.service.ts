@@ -97,7 +97,7 @@ export class FailedWorkerService {
 
 /** A failed row as a record; a payload that no longer parses is kept as its raw text. */
 function toRecord(row: FailedWorkerEntity): FailedWorkerRecord {
-  const fields: StoredWorkerFields = { ...row, id: String(row.id) };
+  const fields: StoredWorkerFields = { ...row, id: String(row.id), availableAt: row.availableAt ?? undefined };
   let attributes;
   try {
     attributes = toAttributes(fields);

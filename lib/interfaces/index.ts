@@ -13,3 +13,4 @@ export * from './worker-lifecycle.interface.js';
 export * from './backoff.interface.js';
 export * from './cancel.interface.js';
 export * from './recurring-event.interface.js';
+export * from './job-state.interface.js';

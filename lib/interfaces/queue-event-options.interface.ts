@@ -1,4 +1,5 @@
 import type { BackoffOption } from './backoff.interface.js';
+import type { RetentionOptions } from './job-state.interface.js';
 
 /** Options given to `@QueueEvent(queue, options)`; they win over the queue's options. */
 export interface QueueEventOptions {
@@ -12,4 +13,9 @@ export interface QueueEventOptions {
   timeoutSeconds?: number;
   /** Default claim priority of this class's events (lower runs first; an integer, default 0). */
   priority?: number;
+  /**
+   * Keep this class's completed and cancelled events in the history (see the queue option of the same
+   * name, which this one overrides; false: never keep them).
+   */
+  keepCompleted?: boolean | RetentionOptions;
 }

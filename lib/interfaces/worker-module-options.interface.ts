@@ -3,6 +3,7 @@ import type { RecurringEventDefinition } from './recurring-event.interface.js';
 import type { DataSource } from 'typeorm';
 import type { EventClass } from './base-event.interface.js';
 import type { BackoffOption } from './backoff.interface.js';
+import type { RetentionOptions } from './job-state.interface.js';
 import type { ILoggerService } from './logger.interface.js';
 import type { IWorkerCreator } from './worker-creator.interface.js';
 import type { IWorkerRepository } from './worker-repository.interface.js';
@@ -29,6 +30,14 @@ export interface WorkerQueueOptions {
   backoff?: BackoffOption;
   /** Seconds an attempt may run before it fails with EventTimeoutError. Default: no limit. */
   timeoutSeconds?: number;
+  /**
+   * Keep completed and cancelled events in the history (getJob, findJobs) instead of deleting them,
+   * pruned by age and count: `true` or `{}` keeps them all, `{ maxAgeSeconds, maxCount }` bounds them.
+   * Default false: success deletes the row. An event class's own keepCompleted wins.
+   */
+  keepCompleted?: boolean | RetentionOptions;
+  /** Prune this queue's failed store by age and count. Default: failed events are kept until deleted. */
+  keepFailed?: RetentionOptions;
 }
 
 /** The embedded database (SQLite through better-sqlite3). */
@@ -115,6 +124,13 @@ export interface WorkerModuleOptions {
   maxPayloadBytes?: number;
   /** Logger for the workers. Default: Nest's Logger. */
   logger?: ILoggerService;
+  /** How long the per-minute outcome counts are kept (s). Default 7 days. */
+  throughputRetentionSeconds?: number;
+  /**
+   * How often one replica prunes the history, the failed store, the outcome counts and the rows of
+   * processes gone (s). Default 60.
+   */
+  pruneIntervalSeconds?: number;
 }
 
 /** A replacement provider for the repository or the creator (the `provide` token is set for you). */

@@ -1,4 +1,5 @@
 import type { BackoffOption } from './backoff.interface.js';
+import type { RetentionOptions } from './job-state.interface.js';
 import type { IWorkerCreatorConstructor } from './worker-creator.interface.js';
 
 /** Options of one `runWorker` call, larascript-events' `TEventWorkerOptions`. */
@@ -31,6 +32,8 @@ export type TEventWorkerOptions = {
   backoff?: BackoffOption;
   /** Seconds an attempt may run before it fails with EventTimeoutError; default none. */
   timeoutSeconds?: number;
+  /** Keep this queue's completed and cancelled events in the history (an event class's own setting wins). */
+  keepCompleted?: boolean | RetentionOptions;
 };
 
 /** What one `runWorker` call did. */

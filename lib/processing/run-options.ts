@@ -8,6 +8,7 @@ import {
   assertPlainObject,
   assertRetrySettings,
   assertStoredName,
+  keepCompletedOf,
   rowIdOf,
 } from '../common/worker-options.validation.js';
 
@@ -22,6 +23,7 @@ const RUN_WORKER_KEYS = [
   'batchSize',
   'backoff',
   'timeoutSeconds',
+  'keepCompleted',
 ] as const satisfies readonly (keyof TEventWorkerOptions)[];
 
 export function validateRunWorkerOptions(options: TEventWorkerOptions): void {
@@ -31,6 +33,7 @@ export function validateRunWorkerOptions(options: TEventWorkerOptions): void {
   assertRetrySettings((setting) => setting, options, true);
   if (options.concurrency !== undefined) assertInteger('concurrency', options.concurrency, 1);
   if (options.batchSize !== undefined) assertBatchSize('batchSize', options.batchSize);
+  keepCompletedOf('keepCompleted', options.keepCompleted);
 }
 
 /** Queue names asked about (getHealth, getQueueStatistics), each checked as a stored name. */

@@ -77,5 +77,11 @@ function toFailedEntity(row: RawWorkerRow): FailedWorkerEntity {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     deletedAt: epochMs(row.deleted_at),
+    jobId: text(row.job_id),
+    availableAt: epochMs(row.available_at),
+    startedAt: epochMs(row.started_at),
+    durationMs: epochMs(row.duration_ms),
+    workerId: text(row.worker_id),
+    progress: text(row.progress),
   };
 }

@@ -7,16 +7,9 @@ import {
   type SupportedDatabaseType,
   UnsupportedDatabaseError,
 } from './dialects/worker-dialect.js';
-import {
-  collationForServer,
-  FailedWorkerEntity,
-  MYSQL_EXACT_COLLATION,
-  WorkerEntity,
-  workerEntitySchemas,
-  WorkerScheduleEntity,
-} from './entities/worker.entity.js';
+import { collationForServer, MYSQL_EXACT_COLLATION, workerEntitySchemas } from './entities/worker.entity.js';
 import { workerMigrations } from './migrations/index.js';
-import { missingWorkerSchema } from './worker-tables.js';
+import { missingWorkerSchema, WORKER_ENTITIES } from './worker-tables.js';
 
 /** DataSources this package opened, and so closes; an application's own DataSource is left alone. */
 const openedByWorkers = new WeakSet<DataSource>();
@@ -148,7 +141,7 @@ export async function assertUsableDataSource(dataSource: DataSource): Promise<Da
       'The DataSource given to WorkerModule is not initialized: call dataSource.initialize() first',
     );
   }
-  if ([WorkerEntity, FailedWorkerEntity, WorkerScheduleEntity].some((entity) => !dataSource.hasMetadata(entity))) {
+  if (WORKER_ENTITIES.some((entity) => !dataSource.hasMetadata(entity))) {
     throw new WorkerError(
       'The DataSource given to WorkerModule has no queue entities: ' +
         `add ...workerEntitySchemas('${type}') to its entities ` +

@@ -1,5 +1,22 @@
 import type { DataSource } from 'typeorm';
-import { FailedWorkerEntity, WorkerEntity, WorkerScheduleEntity } from './entities/worker.entity.js';
+import {
+  FailedWorkerEntity,
+  WorkerEntity,
+  WorkerHistoryEntity,
+  WorkerProcessEntity,
+  WorkerScheduleEntity,
+  WorkerThroughputEntity,
+} from './entities/worker.entity.js';
+
+/** Every entity of the queue tables, in the order WorkerTables names them. */
+export const WORKER_ENTITIES = [
+  WorkerEntity,
+  FailedWorkerEntity,
+  WorkerScheduleEntity,
+  WorkerHistoryEntity,
+  WorkerProcessEntity,
+  WorkerThroughputEntity,
+] as const;
 
 /** The queue tables as they are spelled in raw SQL on this DataSource (schema-qualified, quoted). */
 export interface WorkerTables {
@@ -7,6 +24,12 @@ export interface WorkerTables {
   failed: string;
   /** The recurring events' last dispatched slots. */
   schedules: string;
+  /** Completed and cancelled events kept by keepCompleted. */
+  history: string;
+  /** The worker processes that poll, with their last heartbeat. */
+  processes: string;
+  /** Outcome counts per minute, queue and event name. */
+  throughput: string;
 }
 
 const tablesBySource = new WeakMap<DataSource, WorkerTables>();
@@ -19,13 +42,20 @@ export function workerTables(dataSource: DataSource): WorkerTables {
 }
 
 function readTables(dataSource: DataSource): WorkerTables {
-  const quoted = (entity: typeof WorkerEntity | typeof FailedWorkerEntity | typeof WorkerScheduleEntity): string =>
+  const quoted = (entity: (typeof WORKER_ENTITIES)[number]): string =>
     dataSource
       .getMetadata(entity)
       .tablePath.split('.')
       .map((part) => dataSource.driver.escape(part))
       .join('.');
-  return { pending: quoted(WorkerEntity), failed: quoted(FailedWorkerEntity), schedules: quoted(WorkerScheduleEntity) };
+  return {
+    pending: quoted(WorkerEntity),
+    failed: quoted(FailedWorkerEntity),
+    schedules: quoted(WorkerScheduleEntity),
+    history: quoted(WorkerHistoryEntity),
+    processes: quoted(WorkerProcessEntity),
+    throughput: quoted(WorkerThroughputEntity),
+  };
 }
 
 /** What the queue tables lack on a database: whole tables (TypeORM paths), and columns ("table.column"). */
@@ -44,7 +74,7 @@ export async function missingWorkerSchema(dataSource: DataSource): Promise<Missi
   const queryRunner = dataSource.createQueryRunner();
   try {
     const missing: MissingWorkerSchema = { tables: [], columns: [] };
-    for (const entity of [WorkerEntity, FailedWorkerEntity, WorkerScheduleEntity]) {
+    for (const entity of WORKER_ENTITIES) {
       const metadata = dataSource.getMetadata(entity);
       const table = await queryRunner.getTable(metadata.tablePath);
       if (!table) {

@@ -9,6 +9,9 @@ const epochMs: ValueTransformer = {
 export const PENDING_WORKERS_TABLE = 'nestjs_workers';
 export const FAILED_WORKERS_TABLE = 'nestjs_failed_workers';
 export const WORKER_SCHEDULES_TABLE = 'nestjs_workers_schedules';
+export const WORKER_HISTORY_TABLE = 'nestjs_workers_history';
+export const WORKER_PROCESSES_TABLE = 'nestjs_workers_processes';
+export const WORKER_THROUGHPUT_TABLE = 'nestjs_workers_throughput';
 
 /**
  * A pending event. `availableAt` is its due time, whatever happens to it; while leased,
@@ -38,6 +41,10 @@ export class WorkerEntity {
    * changes no indexed column (on PostgreSQL it can be a HOT update).
    */
   leaseExpiresAt!: number | null;
+  /** When the current (or last) attempt was claimed, on the database's clock. */
+  startedAt!: number | null;
+  /** The last value the running event reported with reportProgress() (JSON text), written with its heartbeat. */
+  progress!: string | null;
   createdAt!: number;
   updatedAt!: number;
   /** larascript-events' soft delete: a row with deletedAt set is neither claimed nor listed. */
@@ -60,6 +67,75 @@ export class FailedWorkerEntity {
   createdAt!: number;
   updatedAt!: number;
   deletedAt!: number | null;
+  /** The pending row's id (the job's id, as getJob() knows it); null on rows failed before it was kept. */
+  jobId!: string | number | null;
+  /** The pending row's due time when its last attempt was claimed. */
+  availableAt!: number | null;
+  startedAt!: number | null;
+  durationMs!: number | null;
+  workerId!: string | null;
+  progress!: string | null;
+}
+
+/**
+ * A finished event kept by `keepCompleted`: moved from the pending table in one transaction with
+ * its delete, under the pending row's id. `state` is 'completed' or 'cancelled'.
+ */
+export class WorkerHistoryEntity {
+  id!: string | number;
+  queueName!: string;
+  eventName!: string;
+  payload!: string | null;
+  attempts!: number;
+  retries!: number;
+  priority!: number;
+  uniqueKey!: string | null;
+  state!: string;
+  progress!: string | null;
+  /** What execute() returned, as JSON text (null when it returned nothing). */
+  result!: string | null;
+  /** Why the result was not kept, or why the event was cancelled. */
+  error!: string | null;
+  createdAt!: number;
+  availableAt!: number;
+  startedAt!: number | null;
+  finishedAt!: number;
+  durationMs!: number | null;
+  workerId!: string | null;
+}
+
+/** A worker process that polls: registered when it starts, refreshed with each heartbeat. */
+export class WorkerProcessEntity {
+  /** WorkerService.workerId: host, pid and a random suffix. */
+  id!: string;
+  host!: string;
+  pid!: number;
+  /** The queues it polls, a JSON array of names. */
+  queues!: string;
+  /** Events it may run at once, over all its queues. */
+  concurrency!: number;
+  /** Events running at its last heartbeat. */
+  running!: number;
+  startedAt!: number;
+  heartbeatAt!: number;
+}
+
+/**
+ * Outcomes per minute, queue and event name: each batch's outcome write adds its counts with one
+ * upsert, so charts need no history rows.
+ */
+export class WorkerThroughputEntity {
+  queueName!: string;
+  /** Start of the minute, epoch ms on the database's clock. */
+  minute!: number;
+  eventName!: string;
+  completed!: number;
+  failed!: number;
+  retried!: number;
+  cancelled!: number;
+  snoozed!: number;
+  /** Sum of the durations of the events counted (ms). */
+  durationMs!: number;
 }
 
 /**
@@ -94,13 +170,21 @@ export function collationForServer(version: string): string {
 /** The condition of the partial unique index (PostgreSQL, SQLite): rows without a key are not in it. */
 export const KEYED_ROWS = '"unique_key" IS NOT NULL';
 
+/** The queue tables' entity schemas for one database type, in the order of WorkerEntitySchemas. */
+export type WorkerEntitySchemas = [
+  EntitySchema<WorkerEntity>,
+  EntitySchema<FailedWorkerEntity>,
+  EntitySchema<WorkerScheduleEntity>,
+  EntitySchema<WorkerHistoryEntity>,
+  EntitySchema<WorkerProcessEntity>,
+  EntitySchema<WorkerThroughputEntity>,
+];
+
 /**
- * The two tables for one database type. Built per type because a 64-bit auto-increment key is
+ * The tables for one database type. Built per type because a 64-bit auto-increment key is
  * spelled differently: SQLite's INTEGER PRIMARY KEY is already 64-bit, elsewhere it is bigint.
  */
-export function workerEntitySchemas(
-  type: DatabaseType,
-): [EntitySchema<WorkerEntity>, EntitySchema<FailedWorkerEntity>, EntitySchema<WorkerScheduleEntity>] {
+export function workerEntitySchemas(type: DatabaseType): WorkerEntitySchemas {
   const id: EntitySchemaColumnOptions = {
     type: type === 'better-sqlite3' ? 'integer' : 'bigint',
     primary: true,
@@ -137,6 +221,8 @@ export function workerEntitySchemas(
       lockedBy: { name: 'locked_by', type: 'varchar', length: 255, nullable: true },
       leaseToken: { name: 'lease_token', type: 'varchar', length: 64, nullable: true },
       leaseExpiresAt: { name: 'lease_expires_at', type: 'bigint', nullable: true, transformer: epochMs },
+      startedAt: { name: 'started_at', type: 'bigint', nullable: true, transformer: epochMs },
+      progress: { type: text, nullable: true },
     },
     indices: [
       // "How many are due": one range, however many delayed rows wait behind it.
@@ -161,8 +247,18 @@ export function workerEntitySchemas(
       id,
       ...shared,
       failedAt: { name: 'failed_at', type: 'bigint', transformer: epochMs },
+      jobId: { name: 'job_id', type: 'bigint', nullable: true },
+      availableAt: { name: 'available_at', type: 'bigint', nullable: true, transformer: epochMs },
+      startedAt: { name: 'started_at', type: 'bigint', nullable: true, transformer: epochMs },
+      durationMs: { name: 'duration_ms', type: 'bigint', nullable: true, transformer: epochMs },
+      workerId: { name: 'worker_id', type: 'varchar', length: 255, nullable: true },
+      progress: { type: text, nullable: true },
     },
-    indices: [{ name: 'IDX_nestjs_failed_workers_queue', columns: ['queueName', 'failedAt'] }],
+    indices: [
+      { name: 'IDX_nestjs_failed_workers_queue', columns: ['queueName', 'failedAt'] },
+      // getJob() finds a failed job by the id it had while pending.
+      { name: 'IDX_nestjs_failed_workers_job', columns: ['jobId'] },
+    ],
   });
   const schedules = new EntitySchema<WorkerScheduleEntity>({
     name: 'NestjsWorkerSchedule',
@@ -174,5 +270,64 @@ export function workerEntitySchemas(
       updatedAt: { name: 'updated_at', type: 'bigint', transformer: epochMs },
     },
   });
-  return [pending, failed, schedules];
+  const history = new EntitySchema<WorkerHistoryEntity>({
+    name: 'NestjsWorkerHistory',
+    target: WorkerHistoryEntity,
+    tableName: WORKER_HISTORY_TABLE,
+    columns: {
+      // The pending row's id, not a new one: getJob() finds the job under the id dispatch gave it.
+      id: { type: id.type, primary: true },
+      ...shared,
+      state: { type: 'varchar', length: 16 },
+      progress: { type: text, nullable: true },
+      result: { type: text, nullable: true },
+      availableAt: { name: 'available_at', type: 'bigint', transformer: epochMs },
+      startedAt: { name: 'started_at', type: 'bigint', nullable: true, transformer: epochMs },
+      finishedAt: { name: 'finished_at', type: 'bigint', transformer: epochMs },
+      durationMs: { name: 'duration_ms', type: 'bigint', nullable: true, transformer: epochMs },
+      workerId: { name: 'worker_id', type: 'varchar', length: 255, nullable: true },
+    },
+    indices: [
+      // findJobs() pages a queue's history newest first (ids follow dispatch order).
+      { name: 'IDX_nestjs_workers_history_queue', columns: ['queueName', 'id'] },
+      // Pruning by age walks the oldest finished rows of a queue.
+      { name: 'IDX_nestjs_workers_history_finished', columns: ['queueName', 'finishedAt'] },
+      // "Was this key done already?" (deduplicating webhooks) and findJobs({ uniqueKey }).
+      { name: 'IDX_nestjs_workers_history_key', columns: ['queueName', 'uniqueKey'] },
+    ],
+  });
+  const processes = new EntitySchema<WorkerProcessEntity>({
+    name: 'NestjsWorkerProcess',
+    target: WorkerProcessEntity,
+    tableName: WORKER_PROCESSES_TABLE,
+    columns: {
+      id: { type: 'varchar', length: 255, primary: true },
+      host: { type: 'varchar', length: 255 },
+      pid: { type: 'int' },
+      queues: { type: text },
+      concurrency: { type: 'int' },
+      running: { type: 'int' },
+      startedAt: { name: 'started_at', type: 'bigint', transformer: epochMs },
+      heartbeatAt: { name: 'heartbeat_at', type: 'bigint', transformer: epochMs },
+    },
+  });
+  const throughput = new EntitySchema<WorkerThroughputEntity>({
+    name: 'NestjsWorkerThroughput',
+    target: WorkerThroughputEntity,
+    tableName: WORKER_THROUGHPUT_TABLE,
+    columns: {
+      queueName: { name: 'queue_name', type: 'varchar', length: 255, primary: true, ...exact },
+      minute: { type: 'bigint', primary: true, transformer: epochMs },
+      eventName: { name: 'event_name', type: 'varchar', length: 255, primary: true, ...exact },
+      completed: { type: 'int', default: 0 },
+      failed: { type: 'int', default: 0 },
+      retried: { type: 'int', default: 0 },
+      cancelled: { type: 'int', default: 0 },
+      snoozed: { type: 'int', default: 0 },
+      durationMs: { name: 'duration_ms', type: 'bigint', default: 0, transformer: epochMs },
+    },
+    // Pruning drops the oldest minutes of every queue.
+    indices: [{ name: 'IDX_nestjs_workers_throughput_minute', columns: ['minute'] }],
+  });
+  return [pending, failed, schedules, history, processes, throughput];
 }

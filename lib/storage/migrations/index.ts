@@ -12,6 +12,11 @@ import {
   AddNestjsWorkerJobControlSqlite1764500000000,
 } from './job-control.js';
 import {
+  AddNestjsWorkerJobHistoryMysql1764900000000,
+  AddNestjsWorkerJobHistoryPostgres1764900000000,
+  AddNestjsWorkerJobHistorySqlite1764900000000,
+} from './job-history.js';
+import {
   AddNestjsWorkerLeaseExpiryMysql1764700000000,
   AddNestjsWorkerLeaseExpiryPostgres1764700000000,
   AddNestjsWorkerLeaseExpirySqlite1764700000000,
@@ -39,6 +44,9 @@ export {
   AddNestjsWorkerLeaseExpiryPostgres1764700000000,
   AddNestjsWorkerLeaseExpirySqlite1764700000000,
   ExactNestjsWorkerNamesMysql1764800000000,
+  AddNestjsWorkerJobHistoryMysql1764900000000,
+  AddNestjsWorkerJobHistoryPostgres1764900000000,
+  AddNestjsWorkerJobHistorySqlite1764900000000,
 };
 
 /** The package's migrations for a database type: add them to your DataSource's `migrations`. */
@@ -50,6 +58,7 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
         AddNestjsWorkerJobControlPostgres1764500000000,
         PartialNestjsWorkerUniqueIndexPostgres1764600000000,
         AddNestjsWorkerLeaseExpiryPostgres1764700000000,
+        AddNestjsWorkerJobHistoryPostgres1764900000000,
       ];
     case 'mysql':
     case 'mariadb':
@@ -58,6 +67,7 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
         AddNestjsWorkerJobControlMysql1764500000000,
         AddNestjsWorkerLeaseExpiryMysql1764700000000,
         ExactNestjsWorkerNamesMysql1764800000000,
+        AddNestjsWorkerJobHistoryMysql1764900000000,
       ];
     case 'better-sqlite3':
       return [
@@ -65,6 +75,7 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
         AddNestjsWorkerJobControlSqlite1764500000000,
         PartialNestjsWorkerUniqueIndexSqlite1764600000000,
         AddNestjsWorkerLeaseExpirySqlite1764700000000,
+        AddNestjsWorkerJobHistorySqlite1764900000000,
       ];
   }
 }

@@ -14,6 +14,13 @@ export class ClaimedRun {
   private interrupt?: (reason: Error) => void;
   private reason?: Error;
   private finished = false;
+  /**
+   * The last value execute() reported with reportProgress(), as JSON text, and whether the heartbeat
+   * has written it yet: the heartbeat writes unsaved progress with the lease renewal, and the outcome
+   * write (history row, failed copy) takes the latest.
+   */
+  latestProgress?: string;
+  progressSaved = true;
 
   /** True once execute() has settled: the attempt is over, only its outcome is left to record. */
   get settled(): boolean {

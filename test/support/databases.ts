@@ -103,7 +103,14 @@ export async function moduleDatabaseOptions(
 /** Empties the queue tables (and the recurring slots) and restarts their ids, so every test starts from row 1. */
 export async function resetWorkerTables(dataSource: DataSource): Promise<void> {
   const type = dataSource.options.type;
-  for (const table of ['nestjs_workers', 'nestjs_failed_workers', 'nestjs_workers_schedules']) {
+  for (const table of [
+    'nestjs_workers',
+    'nestjs_failed_workers',
+    'nestjs_workers_schedules',
+    'nestjs_workers_history',
+    'nestjs_workers_processes',
+    'nestjs_workers_throughput',
+  ]) {
     if (type === 'postgres') await dataSource.query(`TRUNCATE TABLE "${table}" RESTART IDENTITY`);
     else if (type === 'mysql' || type === 'mariadb') await dataSource.query(`TRUNCATE TABLE \`${table}\``);
   }
@@ -120,6 +127,10 @@ const NUMERIC_COLUMNS = [
   'updated_at',
   'deleted_at',
   'failed_at',
+  'job_id',
+  'started_at',
+  'finished_at',
+  'duration_ms',
 ];
 
 /** A raw row with its numeric columns as numbers, whatever the driver returned (PostgreSQL: bigint strings). */

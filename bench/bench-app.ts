@@ -26,7 +26,7 @@ export class NoopEvent extends BaseEvent<{ n: number }> {
 export interface BenchApp {
   events: EventService;
   workers: WorkerService;
-  /** Empties the queue tables. */
+  /** Empties the queue tables (pending, history, throughput). */
   clear(): Promise<void>;
   close(): Promise<void>;
 }
@@ -67,7 +67,10 @@ export async function openBenchApp(
   return {
     events: app.get(EventService),
     workers: app.get(WorkerService),
-    clear: async () => void (await dataSource.query('DELETE FROM nestjs_workers')),
+    clear: async () => {
+      for (const table of ['nestjs_workers', 'nestjs_workers_history', 'nestjs_workers_throughput'])
+        await dataSource.query(`DELETE FROM ${table}`);
+    },
     close: () => app.close(),
   };
 }

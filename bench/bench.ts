@@ -115,38 +115,86 @@ async function measureOurs(open: () => Promise<BenchApp>, withLatency: boolean):
   let processing: number;
   try {
     const events = Array.from({ length: N_BULK }, (_, n) => new NoopEvent({ n }));
-    let started = performance.now();
+    const started = performance.now();
     await app.events.dispatchMany(events);
     enqueue = perSecond(N_BULK, performance.now() - started);
     if (N_PROCESS !== N_BULK) await app.clear();
-    if (N_PROCESS !== N_BULK)
-      await app.events.dispatchMany(Array.from({ length: N_PROCESS }, (_, n) => new NoopEvent({ n })));
-    started = performance.now();
-    let processed = 0;
-    // Two runWorker loops on the queue in one process (SKIP LOCKED keeps them apart), so one claims
-    // while the other runs its batch; graphile-worker runs 10 jobs at once, pg-boss 4 fetch loops.
-    const lane = async (): Promise<void> => {
-      while (processed < N_PROCESS) {
-        const result = await app.workers.runWorker({
-          queueName: 'bench',
-          retries: 1,
-          runAfterSeconds: 0,
-          concurrency: 100,
-          batchSize: 2000,
-        });
-        processed += result.processed;
-        // The other lane holds the last rows: wait for it rather than spin.
-        if (result.processed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    };
-    await Promise.all([lane(), lane()]);
-    processing = perSecond(N_PROCESS, performance.now() - started);
+    processing = await measureProcessing(app, N_PROCESS !== N_BULK);
   } finally {
     await app.close();
   }
   if (!withLatency) return { enqueue, process: processing };
   await vacuum(ourPostgresUrl);
   return { enqueue, process: processing, latency: await measureOurLatency() };
+}
+
+/**
+ * Processing N_PROCESS no-op events (dispatched first when `dispatch`), as WorkerModule's options
+ * would run them; `keepCompleted` keeps each completed event in the history.
+ */
+async function measureProcessing(app: BenchApp, dispatch: boolean, keepCompleted = false): Promise<number> {
+  if (dispatch) await app.events.dispatchMany(Array.from({ length: N_PROCESS }, (_, n) => new NoopEvent({ n })));
+  const started = performance.now();
+  let processed = 0;
+  // Two runWorker loops on the queue in one process (SKIP LOCKED keeps them apart), so one claims
+  // while the other runs its batch; graphile-worker runs 10 jobs at once, pg-boss 4 fetch loops.
+  const lane = async (): Promise<void> => {
+    while (processed < N_PROCESS) {
+      const result = await app.workers.runWorker({
+        queueName: 'bench',
+        retries: 1,
+        runAfterSeconds: 0,
+        concurrency: 100,
+        batchSize: 2000,
+        keepCompleted,
+      });
+      processed += result.processed;
+      // The other lane holds the last rows: wait for it rather than spin.
+      if (result.processed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  await Promise.all([lane(), lane()]);
+  return perSecond(N_PROCESS, performance.now() - started);
+}
+
+const HISTORY_ROUNDS = 3;
+
+function median(values: number[]): number {
+  return percentile(values, 50);
+}
+
+/**
+ * What keeping completed events costs: processing with history off and on, interleaved over
+ * HISTORY_ROUNDS rounds on one warmed-up app (medians), so both see the same machine.
+ */
+async function measureHistoryCost(open: () => Promise<BenchApp>): Promise<{ off: number; on: number }> {
+  const app = await open();
+  try {
+    await measureProcessing(app, true); // warm-up
+    const off: number[] = [];
+    const on: number[] = [];
+    for (let round = 0; round < HISTORY_ROUNDS; round++) {
+      off.push(await measureProcessing(app, true));
+      on.push(await measureProcessing(app, true, true));
+      await app.clear();
+    }
+    return { off: median(off), on: median(on) };
+  } finally {
+    await app.close();
+  }
+}
+
+/** Rows for the history cost on one database: history off, history on (ratio on ÷ off in the measure). */
+function historyRows(database: string, cost: { off: number; on: number }): Row[] {
+  const share = ((cost.on / cost.off) * 100).toFixed(0);
+  return [
+    { measure: `${database}: processing, history off (median of ${HISTORY_ROUNDS})`, ours: cost.off, unit: 'events/s' },
+    {
+      measure: `${database}: processing with keepCompleted (${share} % of off)`,
+      ours: cost.on,
+      unit: 'events/s',
+    },
+  ];
 }
 
 let ourPostgresUrl = '';
@@ -379,6 +427,14 @@ async function main(): Promise<void> {
     },
   );
 
+  log('history cost on PostgreSQL');
+  rows.push(
+    ...historyRows(
+      'PostgreSQL',
+      await measureHistoryCost(() => openBenchApp({ type: 'postgres', url: ourPostgresUrl })),
+    ),
+  );
+
   log('nestjs-workers on SQLite');
   const dir = mkdtempSync(join(tmpdir(), 'nestjs-workers-bench-'));
   try {
@@ -386,6 +442,10 @@ async function main(): Promise<void> {
     rows.push(
       { measure: 'SQLite: bulk enqueue', ours: sqlite.enqueue, unit: 'events/s' },
       { measure: 'SQLite: processing no-op events', ours: sqlite.process, unit: 'events/s' },
+    );
+    log('history cost on SQLite');
+    rows.push(
+      ...historyRows('SQLite', await measureHistoryCost(() => openBenchApp({ database: join(dir, 'bench.sqlite') }))),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -399,6 +459,8 @@ async function main(): Promise<void> {
       { measure: 'MariaDB: bulk enqueue', ours: mariadb.enqueue, unit: 'events/s' },
       { measure: 'MariaDB: processing no-op events', ours: mariadb.process, unit: 'events/s' },
     );
+    log('history cost on MariaDB');
+    rows.push(...historyRows('MariaDB', await measureHistoryCost(() => openBenchApp({ type: 'mariadb', url }))));
   } else {
     notes.push('MariaDB: skipped (no WORKERS_TEST_MYSQL_URL).');
   }

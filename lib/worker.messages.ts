@@ -197,7 +197,7 @@ export const progressMessages = {
 
 export const processRegistryMessages = {
   notSaved: (workerId: string, error: string): string =>
-    `Could not save the row of worker process ${workerId} (it stays unlisted until a later heartbeat saves it): ${error}`,
+    `Could not save the row of worker process ${workerId} (the next heartbeat tries again): ${error}`,
   notRemoved: (workerId: string, error: string): string =>
     `Could not remove the row of worker process ${workerId} (the pruner drops it once its heartbeat is old): ${error}`,
 } as const;

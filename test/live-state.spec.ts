@@ -19,7 +19,15 @@ import {
 } from '../lib/index.js';
 import { DEFAULT_CONCURRENCY, MAX_PROGRESS_BYTES } from '../lib/worker.defaults.js';
 import { serverDatabases, type TestDatabase, testDatabases } from './support/databases.js';
-import { createTestApp, execute, runOncePass, sleep, type TestApp, waitFor } from './support/test-app.js';
+import {
+  createTestApp,
+  execute,
+  RecordingLogger,
+  runOncePass,
+  sleep,
+  type TestApp,
+  waitFor,
+} from './support/test-app.js';
 import { workerProcessSuite } from './support/worker-processes.js';
 
 jest.setTimeout(60_000);
@@ -331,6 +339,22 @@ describe.each(testDatabases())('live state ($name)', (database: TestDatabase) =>
       } finally {
         await observer.destroy();
       }
+    });
+
+    it('logs a row write that fails, and the work goes on', async () => {
+      const logger = new RecordingLogger();
+      t = await createTestApp({ events: [BusyEvent], heartbeatSeconds: 0.05, logger }, {}, database);
+      const repository = t.app.get<IWorkerQueueRepository>(WORKER_REPOSITORY);
+      let attempts = 0;
+      repository.saveWorkerProcess = () => (attempts++, Promise.reject(new Error('processes table is gone')));
+      gate.open();
+      await t.events.dispatch(new BusyEvent(null));
+      expect(await t.workers.runWorker(runOncePass('live-a'))).toMatchObject({ processed: 1, failed: 0 });
+      // The heartbeat keeps trying.
+      await waitFor(() => attempts >= 3, 3_000);
+      expect(logger.messages('warn')).toContainEqual(
+        expect.stringMatching(/Could not save the row of worker process .*processes table is gone/),
+      );
     });
 
     it('is not written for an app that never runs a worker', async () => {

@@ -185,3 +185,19 @@ export const schedulerMessages = {
   pollFailed: (queueName: string, failures: number, pauseMs: number, reason: string): string =>
     `Polling queue ${queueName} failed (${failures} in a row); next try in ${pauseMs} ms: ${reason}`,
 } as const;
+
+export const progressMessages = {
+  undefinedValue: (): string => 'is undefined (report a number or a small JSON value)',
+  /** `path` is the serializer's, rooted at "payload": said of progress here. */
+  problemAt: (path: string, problem: string): string =>
+    path === 'payload' ? problem : `holds ${path.replace(/^payload/, 'progress')}, which ${problem}`,
+  tooLarge: (bytes: number, max: number): string =>
+    `is ${bytes} bytes of JSON, more than MAX_PROGRESS_BYTES (${max}); progress is a small status`,
+} as const;
+
+export const processRegistryMessages = {
+  notSaved: (workerId: string, error: string): string =>
+    `Could not save the row of worker process ${workerId} (the next heartbeat tries again): ${error}`,
+  notRemoved: (workerId: string, error: string): string =>
+    `Could not remove the row of worker process ${workerId} (the pruner drops it once its heartbeat is old): ${error}`,
+} as const;

@@ -1,5 +1,7 @@
 import type { IBaseEvent } from '../interfaces/base-event.interface.js';
+import type { JsonValue } from '../interfaces/job-state.interface.js';
 import { getQueueEventMetadata } from '../worker-metadata.accessor.js';
+import { progressSinkOf, serializeProgress } from './event-progress.js';
 
 /**
  * An event: data (the payload) plus what to do with it (`execute`). With a queue (from
@@ -27,6 +29,20 @@ export abstract class BaseEvent<TPayload = unknown> implements IBaseEvent<TPaylo
   /** The registered name stored with each row. */
   getName(): string {
     return eventNameOf(this.constructor);
+  }
+
+  /**
+   * Reports how far execute() has got: a number or a small JSON value (at most MAX_PROGRESS_BYTES),
+   * shown by getJob() while the event runs. It is written with the next lease renewal (heartbeat),
+   * not at once: many reports between two heartbeats cost one write, of the last value. A value
+   * that does not serialize (a function, a cycle, BigInt, too large) throws
+   * UnserializableProgressError here, and nothing is recorded. Outside a worker's run (an event
+   * run synchronously at dispatch, or one constructed and executed by hand) the value is checked
+   * the same way and then dropped: there is no row to show it.
+   */
+  reportProgress(value: JsonValue): void {
+    const json = serializeProgress(this.getName(), value);
+    progressSinkOf(this)?.noteProgress(json);
   }
 }
 

@@ -102,9 +102,16 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
    * Extends the leases this worker still holds on these claimed rows to `leaseMs` from now
    * (heartbeat); may resolve to the ids among them that were cancelled meanwhile (an array, or
    * `cancelled`), and the ids whose lease this worker no longer holds (`lost`): their events are
-   * aborted with LeaseLostError at once.
+   * aborted with LeaseLostError at once. `progress` holds the JSON text of the progress the events
+   * reported since the last renewal, by row id (only the last of each): written with the renewal,
+   * in the same statement, for rows whose lease is still held. Optional to honour: a repository that
+   * ignores it keeps working, and its jobs show no progress.
    */
-  renewLeases(models: IWorkerModel[], leaseMs: number): Promise<LeaseRenewal | string[] | void>;
+  renewLeases(
+    models: IWorkerModel[],
+    leaseMs: number,
+    progress?: ReadonlyMap<string, string>,
+  ): Promise<LeaseRenewal | string[] | void>;
   /**
    * The database's time now (epoch ms), which pass starts and retry due times are computed from.
    * Optional: without it the process's clock is used.
@@ -127,4 +134,28 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
    * for custom repositories.
    */
   getQueueStatistics?(queueNames?: string[]): Promise<QueueStatistics[]>;
+  /**
+   * Writes this process's row of the worker-process table (nestjs_workers_processes), its heartbeat
+   * on the database's clock: one UPDATE, or an insert when the row is not there (first registration,
+   * or pruned while the process was paused). Optional: without it the process is not listed.
+   */
+  saveWorkerProcess?(process: WorkerProcessState): Promise<void>;
+  /** Deletes this process's row (graceful stop). Optional, like saveWorkerProcess(). */
+  removeWorkerProcess?(id: string): Promise<void>;
+}
+
+/** What a worker process says of itself at each heartbeat (see saveWorkerProcess). */
+export interface WorkerProcessState {
+  /** WorkerService.workerId. */
+  id: string;
+  host: string;
+  pid: number;
+  /** The queues it polls. */
+  queues: string[];
+  /** Events it may run at once, over all its queues. */
+  concurrency: number;
+  /** Events running now. */
+  running: number;
+  /** When it registered (epoch ms on the database's clock): kept when the row is inserted again. */
+  startedAt: number;
 }

@@ -55,6 +55,13 @@ export class BatchLoop {
     return this.stopped;
   }
 
+  /** Events of this process whose execute() runs now (its worker-process row shows the count). */
+  get runningCount(): number {
+    let running = 0;
+    for (const run of this.runs.values()) if (run.running) running++;
+    return running;
+  }
+
   /** Aborts the run of a cancelled job with EventCancelledError, if it is a claimed job of this process. */
   abortCancelled(id: string, eventName?: string): void {
     this.runs.get(id)?.abort(new EventCancelledError(id, eventName));

@@ -100,8 +100,12 @@ class RowByRowRepository implements BatchQueueRepository {
     return this.repository.failWorker(model, failed);
   }
 
-  renewLeases(models: IWorkerModel[], leaseMs: number): Promise<LeaseRenewal | string[] | void> {
-    return this.repository.renewLeases(models, leaseMs);
+  renewLeases(
+    models: IWorkerModel[],
+    leaseMs: number,
+    progress?: ReadonlyMap<string, string>,
+  ): Promise<LeaseRenewal | string[] | void> {
+    return this.repository.renewLeases(models, leaseMs, progress);
   }
 
   releaseWorkers(models: IWorkerModel[]): Promise<void> {

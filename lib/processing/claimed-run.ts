@@ -1,4 +1,5 @@
 import { EventTimeoutError } from '../errors/worker.error.js';
+import { attachProgressSink, detachProgressSink, type ProgressSink } from '../events/event-progress.js';
 import type { IBaseEvent } from '../interfaces/base-event.interface.js';
 
 /**
@@ -9,10 +10,11 @@ import type { IBaseEvent } from '../interfaces/base-event.interface.js';
  * than an 'abort' listener: on Node 20 adding and removing AbortSignal listeners costs microseconds
  * each, growing with the number of live signals, which a batch of thousands of rows would pay per row.
  */
-export class ClaimedRun {
+export class ClaimedRun implements ProgressSink {
   private controller?: AbortController;
   private interrupt?: (reason: Error) => void;
   private reason?: Error;
+  private started = false;
   private finished = false;
   /**
    * The last value execute() reported with reportProgress(), as JSON text, and whether the heartbeat
@@ -21,6 +23,17 @@ export class ClaimedRun {
    */
   latestProgress?: string;
   progressSaved = true;
+
+  /** True while execute() runs: the process's running count (its worker-process row) counts it. */
+  get running(): boolean {
+    return this.started && !this.finished;
+  }
+
+  /** What the event's reportProgress() hands over (already checked and serialized): kept for the heartbeat. */
+  noteProgress(json: string): void {
+    this.latestProgress = json;
+    this.progressSaved = false;
+  }
 
   /** True once execute() has settled: the attempt is over, only its outcome is left to record. */
   get settled(): boolean {
@@ -52,10 +65,15 @@ export class ClaimedRun {
       timeoutSeconds === undefined
         ? undefined
         : setTimeout(() => this.abort(new EventTimeoutError(eventName, timeoutSeconds)), timeoutSeconds * 1000);
+    // reportProgress() finds this run through the event only while execute() runs: a report after
+    // the attempt ended (from work the event left behind) has no row to go to.
+    attachProgressSink(event, this);
+    this.started = true;
     try {
       // race() handles `interrupted` even when it rejects after execute() settled.
       await Promise.race([event.execute(this.controller.signal), interrupted]);
     } finally {
+      detachProgressSink(event, this);
       clearTimeout(timer);
       this.interrupt = undefined;
       this.finished = true;

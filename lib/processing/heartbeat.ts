@@ -24,6 +24,9 @@ export interface HeartbeatSettings {
 /**
  * Extends the batch's leases every heartbeat while its jobs run, so a long event keeps its row.
  * Renewals are fenced by the lease token: rows already finished, or taken over, are not touched.
+ * The progress its runs reported since the last beat is written by the same renewal (coalesced: only
+ * the last value of each run, no round trip of its own); a renewal that fails leaves it unsaved, for
+ * the next beat.
  * `runOf` holds this batch's runs by row id, not the newest run of each id: a row retried at once may
  * already be claimed again, by a later pass of this process, and that run holds the lease.
  */
@@ -38,7 +41,14 @@ export function startHeartbeat(
     if (renewing) return;
     renewing = true;
     try {
-      const renewal = await repository.renewLeases(jobs, leaseMs);
+      // Progress reported since the last beat rides on this renewal: many reports, one write of the last.
+      const progress = unsavedProgress(runOf);
+      const renewal = await repository.renewLeases(jobs, leaseMs, progress.size > 0 ? progress : undefined);
+      for (const [id, json] of progress) {
+        // Unless the event reported again while the renewal was on its way: that value waits for the next beat.
+        const run = runOf.get(id);
+        if (run && run.latestProgress === json) run.progressSaved = true;
+      }
       const { cancelled, lost } = !renewal || Array.isArray(renewal) ? { cancelled: renewal ?? [], lost: [] } : renewal;
       for (const id of cancelled) settings.onCancelled(id);
       for (const id of lost) {
@@ -56,4 +66,13 @@ export function startHeartbeat(
   const timer = setInterval(() => void beat(), settings.intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
+}
+
+/** The JSON text of each run's progress that no renewal has written yet, by row id. */
+function unsavedProgress(runOf: ReadonlyMap<string, ClaimedRun>): Map<string, string> {
+  const progress = new Map<string, string>();
+  for (const [id, run] of runOf) {
+    if (!run.progressSaved && run.latestProgress !== undefined) progress.set(id, run.latestProgress);
+  }
+  return progress;
 }

@@ -10,13 +10,18 @@ import type { IEventService } from '../interfaces/event-service.interface.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/worker-creator.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
-import type { IWorkerRepository, QueueHealth } from '../interfaces/worker-repository.interface.js';
+import type {
+  IWorkerQueueRepository,
+  IWorkerRepository,
+  QueueHealth,
+} from '../interfaces/worker-repository.interface.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.defaults.js';
 import { processingMessages as messages } from '../worker.messages.js';
 import { assertHeartbeat, assertNumber } from '../common/worker-options.validation.js';
 import { type BatchQueueRepository, withBatchMethods } from './batch-repository.adapter.js';
 import { BatchLoop } from './batch-loop.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
+import { ProcessRegistry } from './process-registry.js';
 import { cancelRequestOf, checkedQueueNames, validateRunWorkerOptions } from './run-options.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import { WakeUps } from './wake-ups.js';
@@ -60,6 +65,22 @@ export class WorkerService {
   private readonly wakeUps = new WakeUps();
   private readonly loop = new BatchLoop(this.wakeUps);
   private readonly activeRuns = new Set<Promise<void>>();
+  /** The repository as it was set, before the batch methods were added: this process's row is written through it. */
+  private queueRepository?: IWorkerQueueRepository;
+  /**
+   * This process's row in nestjs_workers_processes: registered when the first runWorker() starts
+   * (under WorkerModule the scheduler's first poll, with every queue it polls), refreshed every
+   * heartbeatSeconds, removed by shutdown().
+   */
+  private readonly processes = new ProcessRegistry({
+    workerId: this.workerId,
+    repository: () => this.queueRepository,
+    logger: () => this.logger,
+    intervalMs: () => this.heartbeatMs,
+    knownQueues: () => this.knownQueues(),
+    concurrencyFor: (queueName) => this.concurrencyFor(queueName),
+    running: () => this.loop.runningCount,
+  });
 
   setLogger(logger: ILoggerService): void {
     this.logger = logger;
@@ -81,6 +102,7 @@ export class WorkerService {
       this.logger.warn(messages.leaseLessRepository());
       queueRepository = new SeedRepositoryAdapter(repository);
     }
+    this.queueRepository = queueRepository;
     this.repository = withBatchMethods(queueRepository, () => this.logger);
   }
 
@@ -119,6 +141,7 @@ export class WorkerService {
     const { logger, workerId, leaseMs, heartbeatMs } = this;
     const concurrency = options.concurrency ?? this.concurrencyFor(queueName);
     const batchSize = options.batchSize ?? this.batchSizeFor(queueName) ?? concurrency;
+    this.processes.noteRun(queueName, concurrency);
     const recorder = new OutcomeRecorder(repository, queueName, logger, this.lifecycle, result);
     const run = this.loop.drain({
       options,
@@ -211,22 +234,28 @@ export class WorkerService {
    * Stops claiming, gives back at once the claimed jobs that never started (their attempt taken back,
    * whatever the grace), and waits up to `graceMs` for running events to finish. Events still running
    * after the grace period keep their lease, no longer renewed, until it expires; another worker then
-   * runs them again, and that attempt counts.
+   * runs them again, and that attempt counts. This process's row of the worker-process table is then
+   * removed.
    */
   async shutdown(graceMs: number): Promise<void> {
     // Waits for the claims in flight, whatever the grace: what they took is given back next.
     await this.loop.stop();
     await this.loop.releaseUnstarted();
-    if (this.activeRuns.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      Promise.allSettled([...this.activeRuns]).then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
-    ]);
-    clearTimeout(timer);
-    if (!finished) {
-      this.loop.stopHeartbeats();
-      this.logger.warn(messages.shutdownGraceEnded(graceMs));
+    try {
+      if (this.activeRuns.size === 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        Promise.allSettled([...this.activeRuns]).then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs))),
+      ]);
+      clearTimeout(timer);
+      if (!finished) {
+        this.loop.stopHeartbeats();
+        this.logger.warn(messages.shutdownGraceEnded(graceMs));
+      }
+    } finally {
+      // Last, before the DataSource closes: the process is listed while its events drain.
+      await this.processes.stop();
     }
   }
 

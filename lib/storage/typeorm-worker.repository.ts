@@ -14,6 +14,7 @@ import type {
   RetryEntry,
   RetryOutcome,
   RetryRequest,
+  WorkerProcessState,
 } from '../interfaces/worker-repository.interface.js';
 import { emptyStatistics } from '../common/queue-statistics.js';
 import { failedModelsOfCreator, notClaimedHere } from '../worker.messages.js';
@@ -29,9 +30,13 @@ import { moveLeasedRowsToFailed } from './sql/fail.js';
 import { byLeaseToken } from './sql/leased-rows.js';
 import type { NamedStatement } from './sql/named-parameters.js';
 import { releaseStatements } from './sql/release.js';
-import { heldRowsStatement, renewStatement } from './sql/renew.js';
+import { heldRowsStatement, renewStatement, rowsPerRenewal } from './sql/renew.js';
 import { retryLeasedRows } from './sql/retry.js';
 import { queueStatisticsStatement, toQueueStatistics } from './sql/statistics.js';
+import { chunked } from './sql/statement.js';
+import { deleteWorkerProcessStatement } from './sql/worker-process-delete.js';
+import { insertWorkerProcessStatement } from './sql/worker-process-insert.js';
+import { refreshWorkerProcessStatement } from './sql/worker-process-refresh.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
@@ -172,14 +177,20 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
    * By primary key and lease token: an index lookup, so InnoDB locks only the rows renewed. The new
    * expiry is the database's now plus the lease. Resolves to what the heartbeat must act on: rows
    * cancelled meanwhile, and rows this lease no longer holds (taken by another worker after it
-   * expired, or deleted).
+   * expired, or deleted). `progress` (reported since the last renewal) is written by the same UPDATE.
    */
-  async renewLeases(models: IWorkerModel[], leaseMs: number): Promise<LeaseRenewal> {
+  async renewLeases(
+    models: IWorkerModel[],
+    leaseMs: number,
+    progress?: ReadonlyMap<string, string>,
+  ): Promise<LeaseRenewal> {
     const leaseTokens = leaseTokensOf(models);
     if (leaseTokens.length === 0) return { cancelled: [], lost: [] };
     const ids = models.map((model) => leased(model).id);
     const { pending } = this.tables;
-    await this.dialect.execute(renewStatement(pending, ids, leaseTokens, leaseMs, this.dialect));
+    // One statement for any batch a claim takes; only a batch past the bind limit is split.
+    for (const chunk of chunked(ids, rowsPerRenewal(this.dialect.maxParameters, leaseTokens.length)))
+      await this.dialect.execute(renewStatement(pending, chunk, leaseTokens, leaseMs, this.dialect, progress));
     // Read after the UPDATE: a row still held now was renewed by it (fencing keeps any other worker's out).
     const held = await this.dialect.query(heldRowsStatement(pending, ids, leaseTokens));
     const heldIds = new Set(held.map((row) => String(row.id)));
@@ -232,6 +243,24 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
       failed,
       total: pending + failed,
     }));
+  }
+
+  /**
+   * One UPDATE per heartbeat; the INSERT only when that found no row. No transaction: only this
+   * process writes its row (its id is its own), so nothing can slip in between but the pruner's
+   * delete, after which the insert is what is wanted anyway.
+   */
+  async saveWorkerProcess(state: WorkerProcessState): Promise<void> {
+    // A DataSource destroyed under a process that never shut its WorkerService down: nothing to beat for.
+    if (!this.dataSource.isInitialized) return;
+    const { processes } = this.tables;
+    const { affected } = await this.dialect.execute(refreshWorkerProcessStatement(processes, state, this.dialect));
+    if (affected === 0) await this.dialect.execute(insertWorkerProcessStatement(processes, state, this.dialect));
+  }
+
+  async removeWorkerProcess(id: string): Promise<void> {
+    if (!this.dataSource.isInitialized) return;
+    await this.dialect.execute(deleteWorkerProcessStatement(this.tables.processes, id));
   }
 
   /**

@@ -5,7 +5,7 @@
  * filter, paging and totals, and refuses bad input with an error naming the field.
  */
 import type { DataSource } from 'typeorm';
-import { InvalidWorkerOptionsError, type JobRecord, WorkerJobsService } from '../lib/index.js';
+import { type FindJobsQuery, InvalidWorkerOptionsError, type JobRecord, WorkerJobsService } from '../lib/index.js';
 import { testDatabases } from './support/databases.js';
 import { createTestApp, execute, type TestApp } from './support/test-app.js';
 
@@ -268,7 +268,7 @@ describe.each(testDatabases())('job queries ($name)', (database) => {
     });
 
     it('filters by one state or several, reading only the tables they need', async () => {
-      const byState = async (state: Parameters<WorkerJobsService['findJobs']>[0]['state']) => {
+      const byState = async (state: FindJobsQuery['state']) => {
         const page = await jobs.findJobs({ queueName: 'jobs-a', state });
         expect(page.total).toBe(page.items.length);
         return ids(page.items);

@@ -37,10 +37,15 @@ export type JobSource = 'pending' | 'history' | 'failed';
  */
 function pendingState(nowSql: string): string {
   return (
-    `CASE WHEN lease_token IS NOT NULL AND lease_expires_at > ${nowSql} THEN 'running' ` +
+    `CASE WHEN ${liveLease(nowSql)} THEN 'running' ` +
     `WHEN deleted_at IS NOT NULL THEN 'cancelled' WHEN available_at > ${nowSql} THEN 'delayed' ` +
     "ELSE 'waiting' END"
   );
+}
+
+/** A pending row leased to a worker whose lease has not run out on the database's clock. */
+function liveLease(nowSql: string): string {
+  return `lease_token IS NOT NULL AND lease_expires_at > ${nowSql}`;
 }
 
 /** The state column of each source, as an SQL expression. */
@@ -69,8 +74,9 @@ export function jobColumns(source: JobSource, spelling: JobSpelling): string {
       return (
         `0 AS job_rank, id AS job_id, ${shared}, ${text} AS result, available_at AS due_at, started_at, ` +
         // A cancelled row finished when it was soft-deleted; a waiting or running one has not finished.
-        `CASE WHEN deleted_at IS NOT NULL AND NOT (lease_token IS NOT NULL AND lease_expires_at > ${spelling.nowSql}) ` +
-        `THEN deleted_at END AS finished_at, ${bigint} AS duration_ms, locked_by AS worker_id, ${state}`
+        `CASE WHEN deleted_at IS NOT NULL AND NOT (${liveLease(spelling.nowSql)}) THEN deleted_at END ` +
+        'AS finished_at, ' +
+        `${bigint} AS duration_ms, locked_by AS worker_id, ${state}`
       );
     case 'history':
       return (

@@ -199,7 +199,8 @@ export const jobQueryMessages = {
   emptyRange: (from: Date, to: Date): string =>
     `must be later than from (${from.toISOString()}), got ${to.toISOString()}`,
   invalidPayloadKey: (key: string, maxLength: number): string =>
-    `is not a payload field this filter can name: use letters, digits, _ and - (at most ${maxLength} characters), got ${JSON.stringify(key)}`,
+    'is not a payload field this filter can name: use letters, digits, _ and - ' +
+    `(at most ${maxLength} characters), got ${JSON.stringify(key)}`,
   invalidPayloadValue: (value: unknown): string =>
     'must be a string, a finite number, a boolean or null: top-level fields are compared for equality ' +
     `(got ${Array.isArray(value) ? 'an array' : typeof value === 'number' ? String(value) : typeof value})`,

@@ -5,7 +5,16 @@
  * filter, paging and totals, and refuses bad input with an error naming the field.
  */
 import type { DataSource } from 'typeorm';
-import { type FindJobsQuery, InvalidWorkerOptionsError, type JobRecord, WorkerJobsService } from '../lib/index.js';
+import {
+  type FindJobsQuery,
+  InvalidWorkerOptionsError,
+  type JobRecord,
+  type JobState,
+  WorkerJobsService,
+} from '../lib/index.js';
+import { dialectFor } from '../lib/storage/dialects/dialect-for.js';
+import { countJobsStatement, findJobsStatement } from '../lib/storage/sql/find-jobs.js';
+import { workerTables } from '../lib/storage/worker-tables.js';
 import { testDatabases } from './support/databases.js';
 import { createTestApp, execute, type TestApp } from './support/test-app.js';
 
@@ -78,7 +87,11 @@ describe.each(testDatabases())('job queries ($name)', (database) => {
       'nestjs_workers',
       pending(now, 1, { user: 'u1', n: 1, flag: true, none: null }, { unique_key: 'k1' }),
     );
-    await insert(ds, 'nestjs_workers', pending(now, 2, { user: 'u2', n: '1', flag: 1 }, { available_at: now + HOUR }));
+    await insert(
+      ds,
+      'nestjs_workers',
+      pending(now, 2, { user: 'u2', n: '1', flag: 1, list: [1] }, { available_at: now + HOUR }),
+    );
     await insert(
       ds,
       'nestjs_workers',
@@ -283,6 +296,26 @@ describe.each(testDatabases())('job queries ($name)', (database) => {
       expect(await byState(['delayed', 'waiting', 'running', 'cancelled'])).toEqual(['7', '5', '4', '3', '2', '1']);
     });
 
+    it('reads only the tables a state filter needs, in the page and in the count', () => {
+      const tables = workerTables(t.dataSource);
+      const dialect = dialectFor(t.dataSource);
+      const read = (states?: JobState[]): string[][] =>
+        [findJobsStatement(tables, dialect, { states }, 0, 20), countJobsStatement(tables, dialect, { states })].map(
+          ({ sql }) => (['pending', 'history', 'failed'] as const).filter((source) => sql.includes(tables[source])),
+        );
+      expect(read(['completed'])).toEqual([['history'], ['history']]);
+      expect(read(['failed'])).toEqual([['failed'], ['failed']]);
+      expect(read(['running', 'delayed'])).toEqual([['pending'], ['pending']]);
+      expect(read(['cancelled'])).toEqual([
+        ['pending', 'history'],
+        ['pending', 'history'],
+      ]);
+      expect(read()).toEqual([
+        ['pending', 'history', 'failed'],
+        ['pending', 'history', 'failed'],
+      ]);
+    });
+
     it('filters by event name, unique key and creation range', async () => {
       expect(ids((await jobs.findJobs({ eventName: 'OtherEvent' })).items)).toEqual(['8', '4']);
       expect(ids((await jobs.findJobs({ uniqueKey: 'k1' })).items)).toEqual(['1']);
@@ -312,6 +345,8 @@ describe.each(testDatabases())('job queries ($name)', (database) => {
       expect(await byPayload({ user: 'u1', n: 1 })).toEqual(['6', '1']);
       expect(await byPayload({ 'a-b': 'x' })).toEqual(['3']);
       expect(await byPayload({ missing: null })).toEqual([]);
+      // An array holding the value is not the value.
+      expect(await byPayload({ list: 1 })).toEqual([]);
     });
 
     it('pages newest first with the total, and refuses a page beyond the last one naming "page"', async () => {

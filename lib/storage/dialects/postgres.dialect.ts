@@ -70,12 +70,14 @@ function insertWakingWorkers(insert: SqlStatement): SqlStatement {
 }
 
 /**
- * jsonb equality is typed (1 is not "1", true is not 1) and numeric (1 equals 1.0). PostgreSQL 15
- * has no guarded cast: a payload that is not JSON makes the statement fail (PostgreSQL 16 could
- * skip it with `payload IS JSON`); payloads written by dispatch always are JSON.
+ * Containment of `{ key: value }` is typed equality of a top-level field for a scalar value (1 is not
+ * "1", true is not 1, 1 equals 1.0, and an array holding the value does not match), and is the
+ * operator a GIN index on (payload::jsonb) could serve. PostgreSQL 15 has no guarded cast: a payload
+ * that is not JSON makes the statement fail (PostgreSQL 16 could skip it with `payload IS JSON`);
+ * payloads written by dispatch always are JSON.
  */
 function payloadFieldEquals(key: string, value: PayloadFieldValue): SqlStatement {
-  return { sql: '(payload::jsonb -> ?) = ?::jsonb', parameters: [key, JSON.stringify(value)] };
+  return { sql: 'payload::jsonb @> ?::jsonb', parameters: [JSON.stringify({ [key]: value })] };
 }
 
 function nullOf(type: 'text' | 'bigint'): string {

@@ -200,4 +200,24 @@ export const processRegistryMessages = {
     `Could not save the row of worker process ${workerId} (the next heartbeat tries again): ${error}`,
   notRemoved: (workerId: string, error: string): string =>
     `Could not remove the row of worker process ${workerId} (the pruner drops it once its heartbeat is old): ${error}`,
+
+export const jobQueryMessages = {
+  pageSizeOutOfRange: (max: number, pageSize: unknown): string =>
+    `must be an integer between 1 and ${max} (got ${JSON.stringify(pageSize) ?? String(pageSize)})`,
+  pageOutOfRange: (page: number, lastPage: number, total: number): string =>
+    `is out of range: page ${page} is beyond the last page, ${lastPage} (${total} jobs match)`,
+  unknownState: (state: unknown, known: readonly string[]): string =>
+    `must be a job state or a list of them (${known.join(', ')}), got ${JSON.stringify(state) ?? String(state)}`,
+  noStates: 'must name at least one state (leave it out for every state)',
+  invalidDate: (value: unknown): string =>
+    `must be a valid Date (got ${value instanceof Date ? 'Invalid Date' : value === null ? 'null' : typeof value})`,
+  emptyRange: (from: Date, to: Date): string =>
+    `must be later than from (${from.toISOString()}), got ${to.toISOString()}`,
+  invalidPayloadKey: (key: string, maxLength: number): string =>
+    'is not a payload field this filter can name: use letters, digits, _ and - ' +
+    `(at most ${maxLength} characters), got ${JSON.stringify(key)}`,
+  invalidPayloadValue: (value: unknown): string =>
+    'must be a string, a finite number, a boolean or null: top-level fields are compared for equality ' +
+    `(got ${Array.isArray(value) ? 'an array' : typeof value === 'number' ? String(value) : typeof value})`,
+  malformedPayloadString: 'must be well-formed Unicode (it has a lone surrogate)',
 } as const;

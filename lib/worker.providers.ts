@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { DuplicateWorkerModuleError } from './errors/startup.error.js';
 import { EventService } from './dispatch/event.service.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
+import { WorkerJobsService } from './jobs/worker-jobs.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
 import type {
   WorkerModuleExtras,
@@ -121,6 +122,13 @@ const failedServiceProvider: Provider = {
   inject: [WORKER_DATA_SOURCE],
 };
 
+const jobsServiceProvider: Provider = {
+  provide: WorkerJobsService,
+  useFactory: (dataSource: DataSource, config: ResolvedWorkerConfig) =>
+    new WorkerJobsService(dataSource, { leaseSeconds: config.leaseSeconds }),
+  inject: [WORKER_DATA_SOURCE, WORKER_CONFIG],
+};
+
 /** WorkerService wired as larascript-events wires it (the setters), then configured from the options. */
 const workerServiceProvider: Provider = {
   provide: WorkerService,
@@ -160,6 +168,7 @@ export function createWorkerProviders(extras: WorkerModuleExtras, coreModule: Ty
     lifecycleProvider,
     eventServiceProvider,
     failedServiceProvider,
+    jobsServiceProvider,
     workerServiceProvider,
     WorkerScheduler,
     RecurringEventScheduler,
@@ -173,6 +182,7 @@ export const WORKER_EXPORTS = [
   WorkerService,
   EventService,
   FailedWorkerService,
+  WorkerJobsService,
   WorkerLifecycle,
   RecurringEventScheduler,
   WORKER_CONFIG,

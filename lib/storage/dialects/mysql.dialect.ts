@@ -10,6 +10,7 @@ import {
   type SqlStatement,
   type StatementResult,
 } from '../sql/statement.js';
+import type { PayloadFieldValue } from '../sql/job-rows.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -73,6 +74,40 @@ export function mysqlClaim(pending: string, parameters: ClaimParameters): Atomic
 }
 
 /**
+ * The field as JSON (JSON_TYPE tells its type, written alike by MySQL and MariaDB), NULL for a payload
+ * that does not parse: MySQL's JSON_EXTRACT would fail the statement on it, and CASE evaluates the
+ * check first. MariaDB has no JSON type (nor CAST AS JSON), so equality is spelled per JSON type:
+ * strings compared as bytes (the payload column's collation would make 'A' equal 'a' and ignore
+ * trailing spaces), numbers as numbers, booleans by their JSON text.
+ */
+function payloadFieldEquals(key: string, value: PayloadFieldValue): SqlStatement {
+  const path = `$."${key}"`;
+  const field = 'CASE WHEN JSON_VALID(payload) THEN JSON_EXTRACT(payload, ?) END';
+  if (value === null) return { sql: `JSON_TYPE(${field}) = 'NULL'`, parameters: [path] };
+  if (typeof value === 'string') {
+    return {
+      sql: `JSON_TYPE(${field}) = 'STRING' AND CAST(JSON_UNQUOTE(${field}) AS BINARY) = CAST(? AS BINARY)`,
+      parameters: [path, path, value],
+    };
+  }
+  if (typeof value === 'number') {
+    return {
+      sql: `JSON_TYPE(${field}) IN ('INTEGER', 'UNSIGNED INTEGER', 'DOUBLE', 'DECIMAL') AND ${field} = ?`,
+      parameters: [path, path, value],
+    };
+  }
+  return {
+    sql: `JSON_TYPE(${field}) = 'BOOLEAN' AND JSON_UNQUOTE(${field}) = ?`,
+    parameters: [path, path, String(value)],
+  };
+}
+
+/** MySQL and MariaDB match an untyped NULL with any column type in a UNION. */
+function nullOf(): string {
+  return 'NULL';
+}
+
+/**
  * MySQL 8 / MariaDB ≥ 10.6. Claims and multi-statement work run in READ COMMITTED transactions (no
  * gap locks, so dispatches into the queue never wait for a claim), and a deadlock victim runs again.
  */
@@ -93,6 +128,8 @@ export class MysqlWorkerDialect implements WorkerDialect {
   readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
   readonly nowSql = MYSQL_SPELLING.nowSql;
   readonly dueBySql = MYSQL_SPELLING.dueBySql;
+  readonly payloadFieldEquals = payloadFieldEquals;
+  readonly nullOf = nullOf;
 
   constructor(
     private readonly dataSource: DataSource,

@@ -5,6 +5,7 @@ import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { PayloadFieldValue } from '../sql/job-rows.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -68,6 +69,21 @@ function insertWakingWorkers(insert: SqlStatement): SqlStatement {
   };
 }
 
+/**
+ * Containment of `{ key: value }` is typed equality of a top-level field for a scalar value (1 is not
+ * "1", true is not 1, 1 equals 1.0, and an array holding the value does not match), and is the
+ * operator a GIN index on (payload::jsonb) could serve. PostgreSQL 15 has no guarded cast: a payload
+ * that is not JSON makes the statement fail (PostgreSQL 16 could skip it with `payload IS JSON`);
+ * payloads written by dispatch always are JSON.
+ */
+function payloadFieldEquals(key: string, value: PayloadFieldValue): SqlStatement {
+  return { sql: 'payload::jsonb @> ?::jsonb', parameters: [JSON.stringify({ [key]: value })] };
+}
+
+function nullOf(type: 'text' | 'bigint'): string {
+  return `NULL::${type}`;
+}
+
 /** PostgreSQL: the claim as one UPDATE … RETURNING, array inserts, and NOTIFY wake-ups on every insert. */
 export class PostgresWorkerDialect implements WorkerDialect {
   /** What this database can do, known from its type alone (see capabilitiesOf). */
@@ -83,6 +99,8 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly dueIndexHint = '';
   readonly nowSql = POSTGRES_SPELLING.nowSql;
   readonly dueBySql = POSTGRES_SPELLING.dueBySql;
+  readonly payloadFieldEquals = payloadFieldEquals;
+  readonly nullOf = nullOf;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 
   /** PostgreSQL type of each pending-table column, for the arrays of arrayInsert(). */

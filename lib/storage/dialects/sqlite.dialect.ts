@@ -4,6 +4,7 @@ import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { runOne, runWithin } from '../sql/runner.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { PayloadFieldValue } from '../sql/job-rows.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -47,6 +48,26 @@ export function sqliteClaimStatement(pending: string): NamedStatement<ClaimParam
   );
 }
 
+/**
+ * json_type() tells the field's JSON type ('text', 'integer', 'real', 'true', 'false', 'null'), so
+ * equality is typed (1 is not "1", true is not 1). json_type and json_extract raise an error on a
+ * payload that does not parse: CASE checks json_valid() first, and such a row matches nothing.
+ */
+function payloadFieldEquals(key: string, value: PayloadFieldValue): SqlStatement {
+  const path = `$."${key}"`;
+  const type = 'CASE WHEN json_valid(payload) THEN json_type(payload, ?) END';
+  const field = 'CASE WHEN json_valid(payload) THEN json_extract(payload, ?) END';
+  if (value === null) return { sql: `${type} = 'null'`, parameters: [path] };
+  if (typeof value === 'boolean') return { sql: `${type} = ?`, parameters: [path, String(value)] };
+  const types = typeof value === 'string' ? "'text'" : "'integer', 'real'";
+  return { sql: `${type} IN (${types}) AND ${field} = ?`, parameters: [path, path, value] };
+}
+
+/** SQLite's columns have no declared type in a UNION: NULL matches anything. */
+function nullOf(): string {
+  return 'NULL';
+}
+
 /** SQLite (better-sqlite3), the embedded database: one writer, one TypeORM connection per process. */
 export class SqliteWorkerDialect implements WorkerDialect {
   /** What this database can do, known from its type alone (see capabilitiesOf). */
@@ -65,6 +86,8 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly dueIndexHint = '';
   readonly nowSql = SQLITE_SPELLING.nowSql;
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
+  readonly payloadFieldEquals = payloadFieldEquals;
+  readonly nullOf = nullOf;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 
   constructor(

@@ -200,6 +200,7 @@ export const processRegistryMessages = {
     `Could not save the row of worker process ${workerId} (the next heartbeat tries again): ${error}`,
   notRemoved: (workerId: string, error: string): string =>
     `Could not remove the row of worker process ${workerId} (the pruner drops it once its heartbeat is old): ${error}`,
+} as const;
 
 export const jobQueryMessages = {
   pageSizeOutOfRange: (max: number, pageSize: unknown): string =>

@@ -5,8 +5,6 @@
  * first page, its page 1000, with an event name, with a payload filter, with state 'completed', each
  * with its total count, and getJob by id. Servers as for npm run bench (WORKERS_TEST_POSTGRES_URL /
  * WORKERS_TEST_MYSQL_URL); BENCH_HISTORY_ROWS changes the row count (a quick look, not for figures).
- * BENCH_HISTORY_EXTRA_INDEXES=1 adds the indexes proposed for the filtered listings first (see
- * EXTRA_INDEXES), to measure what they would give.
  */
 import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,12 +35,6 @@ type Kind = 'postgres' | 'mariadb' | 'sqlite';
  * Not in the entities: with them, a queue's listing by event name or by state walks (and counts)
  * only its matching index entries instead of fetching every row of the queue.
  */
-const EXTRA_INDEXES = process.env.BENCH_HISTORY_EXTRA_INDEXES === '1';
-const EXTRA_INDEX_STATEMENTS = [
-  'CREATE INDEX IDX_bench_history_event ON nestjs_workers_history (queue_name, event_name, id)',
-  'CREATE INDEX IDX_bench_history_state ON nestjs_workers_history (queue_name, state, id)',
-];
-
 function log(message: string): void {
   process.stderr.write(`bench:history: ${message}\n`);
 }
@@ -100,7 +92,6 @@ async function fill(kind: Kind, dataSource: DataSource): Promise<void> {
   for (let first = 1; first <= ROWS; first += CHUNK) {
     await dataSource.query(fillStatement(kind, first, Math.min(CHUNK, ROWS - first + 1), t0));
   }
-  if (EXTRA_INDEXES) for (const statement of EXTRA_INDEX_STATEMENTS) await dataSource.query(statement);
   // As a long-lived table is: statistics gathered (and on PostgreSQL the visibility map set).
   if (kind === 'postgres') await dataSource.query('VACUUM ANALYZE nestjs_workers_history');
   else if (kind === 'mariadb') await dataSource.query('ANALYZE TABLE nestjs_workers_history');
@@ -211,8 +202,7 @@ async function main(): Promise<void> {
   const measures = Object.keys(columns[names[0]!]!);
   const width = Math.max(...measures.map((measure) => measure.length));
   const lines = [
-    `Median of ${RUNS} runs (ms, each findJobs with its total count), ${ROWS.toLocaleString('en-US')} history rows` +
-      `${EXTRA_INDEXES ? ', with the extra indexes' : ''}:`,
+    `Median of ${RUNS} runs (ms, each findJobs with its total count), ${ROWS.toLocaleString('en-US')} history rows:`,
     `${'measure'.padEnd(width)}  ${names.map((name) => name.padStart(10)).join('  ')}`,
     ...measures.map(
       (measure) =>

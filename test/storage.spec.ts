@@ -17,7 +17,7 @@ class StoredEvent extends BaseEvent<{ n: number }> {
 }
 
 describe('SQLite storage', () => {
-  it('creates the pending and failed tables with the seed attributes, due time, lease fields and the due index', async () => {
+  it('creates the pending and failed tables with the seed attributes, due time, lease fields, job state and the due index', async () => {
     const t = await createTestApp({ database: { busyTimeoutMs: 1234 } });
     try {
       const columns = async (table: string) =>
@@ -37,25 +37,33 @@ describe('SQLite storage', () => {
         'locked_by',
         'payload',
         'priority',
+        'progress',
         'queue_name',
         'retries',
+        'started_at',
         'unique_key',
         'updated_at',
       ]);
       expect(await columns('nestjs_failed_workers')).toEqual([
         'attempts',
+        'available_at',
         'created_at',
         'deleted_at',
+        'duration_ms',
         'error',
         'event_name',
         'failed_at',
         'id',
+        'job_id',
         'payload',
         'priority',
+        'progress',
         'queue_name',
         'retries',
+        'started_at',
         'unique_key',
         'updated_at',
+        'worker_id',
       ]);
       const indexColumns = async (index: string) =>
         ((await t.dataSource.query(`PRAGMA index_info('${index}')`)) as { name: string }[]).map((c) => c.name);

@@ -290,6 +290,9 @@ export function workerEntitySchemas(type: DatabaseType): WorkerEntitySchemas {
     indices: [
       // findJobs() pages a queue's history newest first (ids follow dispatch order).
       { name: 'IDX_nestjs_workers_history_queue', columns: ['queueName', 'id'] },
+      // findJobs() by event name or by state, and their totals, read only the rows that match.
+      { name: 'IDX_nestjs_workers_history_event', columns: ['queueName', 'eventName', 'id'] },
+      { name: 'IDX_nestjs_workers_history_state', columns: ['queueName', 'state', 'id'] },
       // Pruning by age walks the oldest finished rows of a queue.
       { name: 'IDX_nestjs_workers_history_finished', columns: ['queueName', 'finishedAt'] },
       // "Was this key done already?" (deduplicating webhooks) and findJobs({ uniqueKey }).

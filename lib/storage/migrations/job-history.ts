@@ -11,6 +11,8 @@ import { qualifiedName } from './names.js';
 
 const HISTORY_INDEXES: [string, string][] = [
   ['IDX_nestjs_workers_history_queue', '"queue_name", "id"'],
+  ['IDX_nestjs_workers_history_event', '"queue_name", "event_name", "id"'],
+  ['IDX_nestjs_workers_history_state', '"queue_name", "state", "id"'],
   ['IDX_nestjs_workers_history_finished', '"queue_name", "finished_at"'],
   ['IDX_nestjs_workers_history_key', '"queue_name", "unique_key"'],
 ];

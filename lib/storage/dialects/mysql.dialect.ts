@@ -94,6 +94,14 @@ export class MysqlWorkerDialect implements WorkerDialect {
   readonly nowSql = MYSQL_SPELLING.nowSql;
   readonly dueBySql = MYSQL_SPELLING.dueBySql;
 
+  /** ON DUPLICATE KEY UPDATE c = c + VALUES(c): MariaDB has no row alias for the new values, both know VALUES(). */
+  addingUpsert(table: string, columns: string[], values: string, _key: string[], added: string[]): string {
+    return (
+      `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values} ON DUPLICATE KEY UPDATE ` +
+      added.map((column) => `${column} = ${column} + VALUES(${column})`).join(', ')
+    );
+  }
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly tables: WorkerTables,

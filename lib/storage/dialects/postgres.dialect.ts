@@ -4,6 +4,7 @@ import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
+import { onConflictAddingUpsert } from '../sql/throughput.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -82,6 +83,8 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';
   readonly nowSql = POSTGRES_SPELLING.nowSql;
+  /** ON CONFLICT … DO UPDATE SET c = t.c + excluded.c (see onConflictAddingUpsert). */
+  readonly addingUpsert = onConflictAddingUpsert;
   readonly dueBySql = POSTGRES_SPELLING.dueBySql;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 

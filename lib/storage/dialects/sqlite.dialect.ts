@@ -2,6 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
+import { onConflictAddingUpsert } from '../sql/throughput.js';
 import { runOne, runWithin } from '../sql/runner.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { WorkerTables } from '../worker-tables.js';
@@ -64,6 +65,8 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly maxParameters = 32_766;
   readonly dueIndexHint = '';
   readonly nowSql = SQLITE_SPELLING.nowSql;
+  /** ON CONFLICT … DO UPDATE SET c = t.c + excluded.c (see onConflictAddingUpsert). */
+  readonly addingUpsert = onConflictAddingUpsert;
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 

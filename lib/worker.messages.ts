@@ -185,3 +185,11 @@ export const schedulerMessages = {
   pollFailed: (queueName: string, failures: number, pauseMs: number, reason: string): string =>
     `Polling queue ${queueName} failed (${failures} in a row); next try in ${pauseMs} ms: ${reason}`,
 } as const;
+
+export const outcomeMessages = {
+  historyNeedsBuiltInRepository:
+    'keepCompleted is set, but the worker repository in use has no completeWorkersToHistory(): completed ' +
+    'events are deleted, not kept (the history needs the built-in TypeORM repository)',
+  throughputNotRecorded: (queueName: string, reason: string): string =>
+    `The throughput of a batch of queue ${queueName} was not recorded (its outcomes were): ${reason}`,
+} as const;

@@ -143,6 +143,7 @@ const workerServiceProvider: Provider = {
       batchSizeFor: (queueName) => config.queueOptions(queueName).batchSize,
       knownQueues: () => knownQueueNames(config, eventService),
       lifecycle,
+      maxPayloadBytes: config.maxPayloadBytes,
     });
     return workerService;
   },

@@ -36,6 +36,8 @@ export interface WorkerServiceSettings {
   knownQueues?: () => string[];
   /** Where 'completed', 'retrying' and 'failed' are announced (@OnWorkerEvent() hooks, metrics). */
   lifecycle?: WorkerLifecycle;
+  /** Largest result kept in the history, in bytes of JSON (WorkerModule: maxPayloadBytes). */
+  maxPayloadBytes?: number;
 }
 
 /**
@@ -57,6 +59,7 @@ export class WorkerService {
   private batchSizeFor: (queueName: string) => number | undefined = () => undefined;
   private knownQueues: () => string[] = () => [];
   private lifecycle?: WorkerLifecycle;
+  private maxResultBytes?: number;
   private readonly wakeUps = new WakeUps();
   private readonly loop = new BatchLoop(this.wakeUps);
   private readonly activeRuns = new Set<Promise<void>>();
@@ -102,6 +105,7 @@ export class WorkerService {
     if (settings.batchSizeFor) this.batchSizeFor = settings.batchSizeFor;
     if (settings.knownQueues) this.knownQueues = settings.knownQueues;
     if (settings.lifecycle) this.lifecycle = settings.lifecycle;
+    if (settings.maxPayloadBytes !== undefined) this.maxResultBytes = settings.maxPayloadBytes;
   }
 
   /**
@@ -133,6 +137,7 @@ export class WorkerService {
       batchSize,
       recorder,
       result,
+      maxResultBytes: this.maxResultBytes,
     });
     this.activeRuns.add(run);
     try {

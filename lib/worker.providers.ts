@@ -144,6 +144,7 @@ const workerServiceProvider: Provider = {
       knownQueues: () => knownQueueNames(config, eventService),
       lifecycle,
       maxPayloadBytes: config.maxPayloadBytes,
+      keepCompletedFor: (queueName) => config.queueOptions(queueName).keepCompleted,
     });
     return workerService;
   },

@@ -101,8 +101,8 @@ const ROWS_PER_INSERT = 500;
 /**
  * INSERT INTO history … SELECT … FROM pending, fenced by the lease token. Ids, durations and states
  * are our own values, inlined as checked literals (a bind parameter in a THEN branch has no column
- * type to take on PostgreSQL); the texts are bind parameters. finished_at is the database's now, and
- * worker_id the row's locked_by.
+ * type to take on PostgreSQL); the texts are bind parameters. finished_at (and updated_at) is the
+ * database's now, and worker_id the row's locked_by.
  */
 function historyInsertStatement(
   tables: WorkerTables,
@@ -117,12 +117,12 @@ function historyInsertStatement(
     sql:
       `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
       'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
-      'duration_ms, worker_id) ' +
+      'duration_ms, worker_id, updated_at) ' +
       'SELECT id, queue_name, event_name, payload, attempts, retries, priority, unique_key, ' +
       `${cases((row) => (row.state === 'cancelled' ? "'cancelled'" : "'completed'"))}, ` +
       `COALESCE(${cases(() => '?')}, progress), ${cases(() => '?')}, ${cases(() => '?')}, ` +
       `created_at, available_at, started_at, ${nowSql}, ` +
-      `${cases((row) => integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs'))}, locked_by ` +
+      `${cases((row) => integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs'))}, locked_by, ${nowSql} ` +
       `FROM ${tables.pending} WHERE lease_token = ? AND id IN (${ids.join(', ')})`,
     parameters: [
       ...rows.map((row) => row.progress),

@@ -4,8 +4,10 @@
  * lease fencing the move, UnrecoverableError, this.snooze(seconds), the failed copy's job columns,
  * and the per-minute throughput written with one upsert per batch.
  */
+import { Registry } from 'prom-client';
 import type { DataSource, Logger as TypeOrmLogger } from 'typeorm';
 import { BaseEvent, QueueEvent, UnrecoverableError, type WorkerLifecycleEvent, WorkerLifecycle } from '../lib/index.js';
+import { WorkerMetricsModule } from '../lib/metrics/index.js';
 import { normalizeRow, testDatabases } from './support/databases.js';
 import {
   createTestApp,
@@ -170,12 +172,20 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
   let t: TestApp;
   let logger: RecordingLogger;
   let announced: WorkerLifecycleEvent[];
+  let registry: Registry;
+
+  /** The value of a counter of the metrics module for one event name (0 when never counted). */
+  async function counted(metric: string, eventName: string): Promise<number> {
+    const values = (await registry.getSingleMetric(`nestjs_workers_${metric}`)!.get()).values;
+    return values.find((value) => value.labels.event === eventName)?.value ?? 0;
+  }
 
   beforeEach(async () => {
     logger = new RecordingLogger();
     announced = [];
     WaitForCancelEvent.started = false;
     SnoozeOnceEvent.runs = 0;
+    registry = new Registry();
     t = await createTestApp(
       {
         events: EVENTS,
@@ -183,7 +193,7 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
         maxPayloadBytes: MAX_PAYLOAD_BYTES,
         queues: { kept: { keepCompleted: true }, plain: {}, mixed: {} },
       },
-      {},
+      { imports: [WorkerMetricsModule.register({ registry })] },
       database,
     );
     LeaseStolenEvent.dataSource = t.dataSource;
@@ -355,6 +365,9 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
     expect(failed!.duration_ms as number).toBeGreaterThanOrEqual(0);
     const announcedFailure = announced.find((event) => event.name === 'failed');
     expect(announcedFailure).toMatchObject({ eventName: 'GiveUpEvent', permanent: true });
+    expect(await counted('events_failed_permanently_total', 'GiveUpEvent')).toBe(1);
+    expect(await counted('events_failed_total', 'GiveUpEvent')).toBe(1);
+    expect(await counted('events_retried_total', 'GiveUpEvent')).toBe(0);
   });
 
   it('snoozes: due later on the database clock, its attempt not counted, not failed; then runs again and completes', async () => {
@@ -372,6 +385,8 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
       eventName: 'SnoozeOnceEvent',
       dueAt: new Date(row!.available_at as number),
     });
+    expect(await counted('events_snoozed_total', 'SnoozeOnceEvent')).toBe(1);
+    expect(await counted('events_retried_total', 'SnoozeOnceEvent')).toBe(0);
     // Not due yet: a pass leaves it alone.
     expect(await t.workers.runWorker(runOncePass('mixed', { retries: 1 }))).toMatchObject({ processed: 0 });
     await t.dataSource.query('UPDATE nestjs_workers SET available_at = 1');

@@ -111,6 +111,7 @@ function historyInsertStatement(
   { nowSql }: Pick<SqlSpelling, 'nowSql'>,
 ): SqlStatement {
   const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
+  const durations = (row: HistoryRow): string => integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs');
   const cases = (value: (row: HistoryRow) => string): string =>
     `CASE id ${rows.map((row, index) => `WHEN ${ids[index]} THEN ${value(row)}`).join(' ')} END`;
   return {
@@ -122,7 +123,7 @@ function historyInsertStatement(
       `${cases((row) => (row.state === 'cancelled' ? "'cancelled'" : "'completed'"))}, ` +
       `COALESCE(${cases(() => '?')}, progress), ${cases(() => '?')}, ${cases(() => '?')}, ` +
       `created_at, available_at, started_at, ${nowSql}, ` +
-      `${cases((row) => integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs'))}, locked_by, ${nowSql} ` +
+      `${cases(durations)}, locked_by, ${nowSql} ` +
       `FROM ${tables.pending} WHERE lease_token = ? AND id IN (${ids.join(', ')})`,
     parameters: [
       ...rows.map((row) => row.progress),

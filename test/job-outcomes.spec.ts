@@ -10,6 +10,7 @@ import { BaseEvent, QueueEvent, UnrecoverableError, type WorkerLifecycleEvent, W
 import { WorkerMetricsModule } from '../lib/metrics/index.js';
 import { normalizeRow, testDatabases } from './support/databases.js';
 import {
+  createPeerApp,
   createTestApp,
   execute,
   failedRows,
@@ -93,6 +94,31 @@ class LeaseStolenEvent extends BaseEvent<null> {
   }
 }
 
+/**
+ * Runs until the test lets it go, then succeeds or fails: meanwhile another process cancels it, and
+ * this worker's heartbeat has not told it yet.
+ */
+@QueueEvent('kept')
+class CancelledElsewhereEvent extends BaseEvent<{ fail: boolean }> {
+  static started = false;
+  static release: () => void = () => undefined;
+  async execute(): Promise<string> {
+    CancelledElsewhereEvent.started = true;
+    await new Promise<void>((resolve) => (CancelledElsewhereEvent.release = resolve));
+    if (this.getPayload().fail) throw new Error('failed after the cancel');
+    return 'finished after the cancel';
+  }
+}
+
+/** Its progress as the heartbeat would have written it while it ran. */
+@QueueEvent('kept')
+class ProgressEvent extends BaseEvent<null> {
+  static dataSource: DataSource;
+  async execute(): Promise<void> {
+    await execute(ProgressEvent.dataSource, 'UPDATE nestjs_workers SET progress = ?', ['{"percent":50}']);
+  }
+}
+
 @QueueEvent('mixed')
 class OkEvent extends BaseEvent<{ n: number }, number> {
   async execute(): Promise<number> {
@@ -142,6 +168,8 @@ const EVENTS = [
   ClassKeptEvent,
   WaitForCancelEvent,
   LeaseStolenEvent,
+  CancelledElsewhereEvent,
+  ProgressEvent,
   OkEvent,
   FlakyEvent,
   GiveUpEvent,
@@ -197,6 +225,8 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
       database,
     );
     LeaseStolenEvent.dataSource = t.dataSource;
+    ProgressEvent.dataSource = t.dataSource;
+    CancelledElsewhereEvent.started = false;
     t.app.get(WorkerLifecycle).subscribe((event) => void announced.push(event));
   });
 
@@ -333,6 +363,39 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
       cancelled: 1,
       snoozed: 0,
     });
+  });
+
+  it.each([
+    ['succeeded', false],
+    ['failed', true],
+  ])(
+    'records an event cancelled in another process while it ran, whose attempt then %s, as cancelled in the history',
+    async (_, fail) => {
+      const id = await t.events.dispatch(new CancelledElsewhereEvent({ fail }));
+      const run = t.workers.runWorker(runOncePass('kept'));
+      await waitFor(() => CancelledElsewhereEvent.started);
+      const peer = await createPeerApp(t, { events: EVENTS }, database);
+      try {
+        expect(await peer.workers.cancel(id!)).toMatchObject({ wasRunning: true });
+      } finally {
+        await peer.close();
+      }
+      CancelledElsewhereEvent.release();
+      const result = await run;
+      expect(result).toMatchObject({ processed: 0, cancelled: 1, failed: 0, retried: 0 });
+      expect(await pendingRows(t.dataSource)).toEqual([]);
+      const rows = await historyRows();
+      // What the attempt returned is kept all the same: it ran to its end.
+      const kept = fail ? null : '"finished after the cancel"';
+      expect(rows.map((row) => [row.id, row.state, row.result])).toEqual([[Number(id), 'cancelled', kept]]);
+      expect(String(rows[0]!.error)).toMatch(new RegExp(`\\(row ${id}\\) was cancelled$`));
+    },
+  );
+
+  it('keeps the progress the row holds when the attempt reported none since', async () => {
+    await t.events.dispatch(new ProgressEvent(null));
+    await t.workers.runWorker(runOncePass('kept'));
+    expect((await historyRows()).map((row) => [row.state, row.progress])).toEqual([['completed', '{"percent":50}']]);
   });
 
   it('neither copies nor deletes a row whose lease was lost while it ran', async () => {

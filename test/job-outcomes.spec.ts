@@ -302,6 +302,17 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
     expect(JSON.parse(String(rows[0]!.payload))).toEqual({ n: 21 });
   });
 
+  it('moves a batch of more rows than one history INSERT takes, each with its own result', async () => {
+    const count = 1200;
+    await t.events.dispatchMany(Array.from({ length: count }, (_, n) => new ResultEvent({ n })));
+    const result = await t.workers.runWorker(runOncePass('kept', { batchSize: count, concurrency: 50 }));
+    expect(result).toMatchObject({ processed: count, failed: 0, retried: 0 });
+    expect(await pendingRows(t.dataSource)).toEqual([]);
+    const rows = await historyRows();
+    expect(rows).toHaveLength(count);
+    expect(rows.every((row, index) => row.result === JSON.stringify({ doubled: index * 2 }))).toBe(true);
+  });
+
   it('completes an event whose result does not serialize or is too large, keeping null and the reason', async () => {
     await t.events.dispatch(new FunctionResultEvent(null));
     await t.events.dispatch(new LargeResultEvent(null));

@@ -1,7 +1,7 @@
 import type { HistoryOutcome } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import { byLeaseToken, deleteLeasedRows, integerLiteral, type LeasedRow, lockLeasedRows } from './leased-rows.js';
-import { type AtomicWork, chunked, type SqlSpelling, type SqlStatement, type StatementResult } from './statement.js';
+import { type AtomicWork, type SqlSpelling, type SqlStatement, type StatementResult } from './statement.js';
 
 /**
  * A finished event to keep in the history: how it ended as its worker saw it, its result (JSON text),
@@ -68,8 +68,27 @@ export function* insertHistoryRows(
 ): Generator<SqlStatement, void, StatementResult> {
   // Three text parameters per row (progress, result, error) plus the lease token.
   const perStatement = Math.min(ROWS_PER_INSERT, Math.floor((spelling.maxParameters - 1) / 3));
-  for (const chunk of chunked(rows, perStatement)) yield historyInsertStatement(tables, leaseToken, chunk, spelling);
+  let chunk: HistoryRow[] = [];
+  let text = 0;
+  for (const row of rows) {
+    const rowText = (row.progress?.length ?? 0) + (row.result?.length ?? 0) + (row.error?.length ?? 0);
+    if (chunk.length === perStatement || (chunk.length > 0 && text + rowText > MAX_INSERT_TEXT)) {
+      yield historyInsertStatement(tables, leaseToken, chunk, spelling);
+      chunk = [];
+      text = 0;
+    }
+    chunk.push(row);
+    text += rowText;
+  }
+  if (chunk.length > 0) yield historyInsertStatement(tables, leaseToken, chunk, spelling);
 }
+
+/**
+ * Text (in characters) one history INSERT carries at most, as multi-row INSERTs do (see insert.ts):
+ * mysql2 inlines the parameters, and a statement must stay below max_allowed_packet with results of
+ * up to maxPayloadBytes each (a longer single row still gets its own statement).
+ */
+const MAX_INSERT_TEXT = 2_000_000;
 
 /**
  * Deletes the rows of one lease found cancelled while they ran, copying the kept ones (`history`) to
@@ -93,16 +112,17 @@ export function* removeCancelledRows(
 }
 
 /**
- * Rows one history INSERT takes at most: each looks its values up in CASE lists as long as the
- * statement's rows (as the retry UPDATE does), so the work grows with the square of the rows.
+ * Rows one history INSERT takes at most: SQLite refuses a compound SELECT of more than 500 terms
+ * (SQLITE_MAX_COMPOUND_SELECT), and the derived table is one UNION ALL term per row.
  */
 const ROWS_PER_INSERT = 500;
 
 /**
- * INSERT INTO history … SELECT … FROM pending, fenced by the lease token. Ids, durations and states
- * are our own values, inlined as checked literals (a bind parameter in a THEN branch has no column
- * type to take on PostgreSQL); the texts are bind parameters. finished_at (and updated_at) is the
- * database's now, and worker_id the row's locked_by.
+ * INSERT INTO history … SELECT … FROM pending, fenced by the lease token, joined by id to the rows'
+ * own values (a derived table of UNION ALL rows, which every database spells alike: CASE lists
+ * would cost each row a walk through all the others). Ids, durations and states are our own
+ * values, inlined as checked literals; the texts are bind parameters. finished_at (and updated_at) is the database's
+ * now, and worker_id the row's locked_by.
  */
 function historyInsertStatement(
   tables: WorkerTables,
@@ -111,25 +131,23 @@ function historyInsertStatement(
   { nowSql }: Pick<SqlSpelling, 'nowSql'>,
 ): SqlStatement {
   const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
-  const durations = (row: HistoryRow): string => integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs');
-  const cases = (value: (row: HistoryRow) => string): string =>
-    `CASE id ${rows.map((row, index) => `WHEN ${ids[index]} THEN ${value(row)}`).join(' ')} END`;
+  const values = rows.map((row, index) => {
+    const state = row.state === 'cancelled' ? "'cancelled'" : "'completed'";
+    const duration = integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs');
+    return index === 0
+      ? `SELECT ${ids[index]} AS id, ${state} AS state, ? AS progress, ? AS result, ? AS error, ${duration} AS duration_ms`
+      : `SELECT ${ids[index]}, ${state}, ?, ?, ?, ${duration}`;
+  });
   return {
     sql:
       `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
       'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
       'duration_ms, worker_id, updated_at) ' +
-      'SELECT id, queue_name, event_name, payload, attempts, retries, priority, unique_key, ' +
-      `${cases((row) => (row.state === 'cancelled' ? "'cancelled'" : "'completed'"))}, ` +
-      `COALESCE(${cases(() => '?')}, progress), ${cases(() => '?')}, ${cases(() => '?')}, ` +
-      `created_at, available_at, started_at, ${nowSql}, ` +
-      `${cases(durations)}, locked_by, ${nowSql} ` +
-      `FROM ${tables.pending} WHERE lease_token = ? AND id IN (${ids.join(', ')})`,
-    parameters: [
-      ...rows.map((row) => row.progress),
-      ...rows.map((row) => row.result),
-      ...rows.map((row) => row.error),
-      leaseToken,
-    ],
+      'SELECT p.id, p.queue_name, p.event_name, p.payload, p.attempts, p.retries, p.priority, p.unique_key, ' +
+      'v.state, COALESCE(v.progress, p.progress), v.result, v.error, ' +
+      `p.created_at, p.available_at, p.started_at, ${nowSql}, v.duration_ms, p.locked_by, ${nowSql} ` +
+      `FROM ${tables.pending} p JOIN (${values.join(' UNION ALL ')}) v ON v.id = p.id ` +
+      `WHERE p.lease_token = ? AND p.id IN (${ids.join(', ')})`,
+    parameters: [...rows.flatMap((row) => [row.progress, row.result, row.error]), leaseToken],
   };
 }

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { unionRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertRow } from '../sql/insert.js';
 import { namedStatement } from '../sql/named-parameters.js';
@@ -92,6 +93,8 @@ export class MysqlWorkerDialect implements WorkerDialect {
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
   readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
   readonly nowSql = MYSQL_SPELLING.nowSql;
+  /** A derived table of literal rows: UNION ALL rows (see unionRowsTable). */
+  readonly rowsTable = unionRowsTable;
   readonly dueBySql = MYSQL_SPELLING.dueBySql;
 
   /** ON DUPLICATE KEY UPDATE c = c + VALUES(c): MariaDB has no row alias for the new values, both know VALUES(). */

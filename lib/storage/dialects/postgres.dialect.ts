@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { WorkerEntity } from '../entities/worker.entity.js';
+import { valuesRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
@@ -85,6 +86,8 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly nowSql = POSTGRES_SPELLING.nowSql;
   /** ON CONFLICT … DO UPDATE SET c = t.c + excluded.c (see onConflictAddingUpsert). */
   readonly addingUpsert = onConflictAddingUpsert;
+  /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
+  readonly rowsTable = valuesRowsTable;
   readonly dueBySql = POSTGRES_SPELLING.dueBySql;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 

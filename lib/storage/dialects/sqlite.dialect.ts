@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { valuesRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
@@ -67,6 +68,8 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly nowSql = SQLITE_SPELLING.nowSql;
   /** ON CONFLICT … DO UPDATE SET c = t.c + excluded.c (see onConflictAddingUpsert). */
   readonly addingUpsert = onConflictAddingUpsert;
+  /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
+  readonly rowsTable = valuesRowsTable;
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 

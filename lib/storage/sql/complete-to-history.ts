@@ -29,7 +29,7 @@ export interface HistoryRow extends LeasedRow {
 export function completeLeasedRowsToHistory(
   tables: WorkerTables,
   rows: HistoryRow[],
-  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'>,
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'> & RowsTableSpelling,
 ): AtomicWork<Map<string, HistoryOutcome>> {
   return function* () {
     const byId = new Map(rows.map((row) => [row.id, row]));
@@ -64,7 +64,7 @@ export function* insertHistoryRows(
   tables: WorkerTables,
   leaseToken: string,
   rows: HistoryRow[],
-  spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'>,
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'> & RowsTableSpelling,
 ): Generator<SqlStatement, void, StatementResult> {
   // Three text parameters per row (progress, result, error) plus the lease token.
   const perStatement = Math.min(ROWS_PER_INSERT, Math.floor((spelling.maxParameters - 1) / 3));
@@ -99,7 +99,7 @@ export function* removeCancelledRows(
   leaseToken: string,
   cancelled: Set<string>,
   byId: Map<string, { history?: HistoryRow }>,
-  spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'>,
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'> & RowsTableSpelling,
 ): Generator<SqlStatement, void, StatementResult> {
   if (cancelled.size === 0) return;
   const kept: HistoryRow[] = [];
@@ -112,32 +112,59 @@ export function* removeCancelledRows(
 }
 
 /**
- * Rows one history INSERT takes at most: SQLite refuses a compound SELECT of more than 500 terms
- * (SQLITE_MAX_COMPOUND_SELECT), and the derived table is one UNION ALL term per row.
+ * Rows one history INSERT takes at most: one statement for a batch of the default sizes, within
+ * maxParameters and a text size every server takes (see insertHistoryRows).
  */
-const ROWS_PER_INSERT = 500;
+const ROWS_PER_INSERT = 1000;
+
+/** How a database spells a derived table of literal rows (see valuesRowsTable, unionRowsTable). */
+export interface RowsTableSpelling {
+  /** A derived table (parenthesized, without alias) of `rows` (SQL expressions), its columns named `columns`. */
+  rowsTable(columns: readonly string[], rows: string[][]): string;
+}
 
 /**
- * INSERT INTO history … SELECT … FROM pending, fenced by the lease token, joined by id to the rows'
- * own values (a derived table of UNION ALL rows, which every database spells alike: CASE lists
- * would cost each row a walk through all the others). Ids, durations and states are our own
- * values, inlined as checked literals; the texts are bind parameters. finished_at (and updated_at) is the database's
- * now, and worker_id the row's locked_by.
+ * VALUES rows, renamed: PostgreSQL and SQLite both name a VALUES list's columns column1, column2, …
+ * (and SQLite has no limit on its rows, unlike its compound SELECTs: 500 terms).
+ */
+export function valuesRowsTable(columns: readonly string[], rows: string[][]): string {
+  const renamed = columns.map((column, index) => `column${index + 1} AS ${column}`).join(', ');
+  return `(SELECT ${renamed} FROM (VALUES ${rows.map((row) => `(${row.join(', ')})`).join(', ')}) AS literal_rows)`;
+}
+
+/** One SELECT per row, UNION ALL: MySQL and MariaDB spell VALUES tables differently, both know this. */
+export function unionRowsTable(columns: readonly string[], rows: string[][]): string {
+  const selects = rows.map((row, index) =>
+    index === 0
+      ? `SELECT ${row.map((value, at) => `${value} AS ${columns[at]}`).join(', ')}`
+      : `SELECT ${row.join(', ')}`,
+  );
+  return `(${selects.join(' UNION ALL ')})`;
+}
+
+const VALUE_COLUMNS = ['id', 'state', 'progress', 'result', 'error', 'duration_ms'] as const;
+
+/**
+ * INSERT INTO history … SELECT … FROM pending, fenced by the lease token, joined by id to a derived
+ * table of the rows' own values (CASE lists would cost each row a walk through all the others). Ids,
+ * durations and states are our own values, inlined as checked literals; the texts are bind
+ * parameters. finished_at (and updated_at) is the database's now, and worker_id the row's locked_by.
  */
 function historyInsertStatement(
   tables: WorkerTables,
   leaseToken: string,
   rows: HistoryRow[],
-  { nowSql }: Pick<SqlSpelling, 'nowSql'>,
+  { nowSql, rowsTable }: Pick<SqlSpelling, 'nowSql'> & RowsTableSpelling,
 ): SqlStatement {
   const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
-  const values = rows.map((row, index) => {
-    const state = row.state === 'cancelled' ? "'cancelled'" : "'completed'";
-    const duration = integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs');
-    return index === 0
-      ? `SELECT ${ids[index]} AS id, ${state} AS state, ? AS progress, ? AS result, ? AS error, ${duration} AS duration_ms`
-      : `SELECT ${ids[index]}, ${state}, ?, ?, ?, ${duration}`;
-  });
+  const values = rows.map((row, index) => [
+    ids[index]!,
+    row.state === 'cancelled' ? "'cancelled'" : "'completed'",
+    '?',
+    '?',
+    '?',
+    integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs'),
+  ]);
   return {
     sql:
       `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
@@ -146,7 +173,7 @@ function historyInsertStatement(
       'SELECT p.id, p.queue_name, p.event_name, p.payload, p.attempts, p.retries, p.priority, p.unique_key, ' +
       'v.state, COALESCE(v.progress, p.progress), v.result, v.error, ' +
       `p.created_at, p.available_at, p.started_at, ${nowSql}, v.duration_ms, p.locked_by, ${nowSql} ` +
-      `FROM ${tables.pending} p JOIN (${values.join(' UNION ALL ')}) v ON v.id = p.id ` +
+      `FROM ${tables.pending} p JOIN ${rowsTable(VALUE_COLUMNS, values)} v ON v.id = p.id ` +
       `WHERE p.lease_token = ? AND p.id IN (${ids.join(', ')})`,
     parameters: [...rows.flatMap((row) => [row.progress, row.result, row.error]), leaseToken],
   };

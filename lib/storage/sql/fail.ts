@@ -1,7 +1,7 @@
 import type { FailedMoveOutcome } from '../../interfaces/worker-repository.interface.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { WorkerTables } from '../worker-tables.js';
-import { type HistoryRow, removeCancelledRows } from './complete-to-history.js';
+import { type HistoryRow, removeCancelledRows, type RowsTableSpelling } from './complete-to-history.js';
 import { multiRowInserts } from './insert.js';
 import { byLeaseToken, deleteLeasedRows, type LeasedRow, lockLeasedRows } from './leased-rows.js';
 import type { AtomicWork, SqlSpelling } from './statement.js';
@@ -34,7 +34,7 @@ export function moveLeasedRowsToFailed(
   tables: WorkerTables,
   rows: FailedRow[],
   escape: (name: string) => string,
-  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'>,
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'> & RowsTableSpelling,
 ): AtomicWork<Map<string, FailedMoveOutcome>> {
   return function* () {
     const outcomes = new Map<string, FailedMoveOutcome>();

@@ -1,7 +1,7 @@
 import type { RetryOutcome } from '../../interfaces/worker-repository.interface.js';
 import type { WorkerTables } from '../worker-tables.js';
 import { byLeaseToken, integerLiteral, type LeasedRow, lockLeasedRows } from './leased-rows.js';
-import { type HistoryRow, removeCancelledRows } from './complete-to-history.js';
+import { type HistoryRow, removeCancelledRows, type RowsTableSpelling } from './complete-to-history.js';
 import { type AtomicWork, chunked, type SqlSpelling, type SqlStatement } from './statement.js';
 
 /**
@@ -28,7 +28,7 @@ export interface RetriedRow extends LeasedRow {
 export function retryLeasedRows(
   tables: WorkerTables,
   rows: RetriedRow[],
-  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'>,
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'> & RowsTableSpelling,
 ): AtomicWork<Map<string, RetryOutcome>> {
   return function* () {
     const byId = new Map(rows.map((row) => [row.id, row]));

@@ -21,7 +21,7 @@ export interface HistoryRow extends LeasedRow {
 /**
  * Moves finished rows to the history in one transaction: per lease token, the rows still held (and
  * those cancelled while they ran) are locked, copied by one INSERT … SELECT per chunk, with each
- * row's own values through CASE lists, and deleted by the fenced DELETE. A row another worker holds
+ * row's own values joined by id, and deleted by the fenced DELETE. A row another worker holds
  * now is neither copied nor deleted ('lease-lost'). The copy and the delete commit together: a row
  * is never in both tables, nor in neither, and the history's primary key (the pending id) refuses a
  * second copy.

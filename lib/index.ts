@@ -2,6 +2,7 @@ export * from './decorators/index.js';
 export * from './errors/index.js';
 export * from './interfaces/index.js';
 export { BaseEvent } from './events/base-event.js';
+export { EventSnooze } from './events/event-snooze.js';
 export type { DependencyResolver } from './events/event-dependencies.js';
 export { EventService, type EventServiceOptions } from './dispatch/event.service.js';
 export { WorkerService, type WorkerServiceSettings } from './processing/worker.service.js';

@@ -222,3 +222,11 @@ export const jobQueryMessages = {
     `(got ${Array.isArray(value) ? 'an array' : typeof value === 'number' ? String(value) : typeof value})`,
   malformedPayloadString: 'must be well-formed Unicode (it has a lone surrogate)',
 } as const;
+
+export const outcomeMessages = {
+  historyNeedsBuiltInRepository:
+    'keepCompleted is set, but the worker repository in use has no completeWorkersToHistory(): completed ' +
+    'events are deleted, not kept (the history needs the built-in TypeORM repository)',
+  throughputNotRecorded: (queueName: string, reason: string): string =>
+    `The throughput of a batch of queue ${queueName} was not recorded (its outcomes were): ${reason}`,
+} as const;

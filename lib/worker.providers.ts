@@ -151,6 +151,8 @@ const workerServiceProvider: Provider = {
       batchSizeFor: (queueName) => config.queueOptions(queueName).batchSize,
       knownQueues: () => knownQueueNames(config, eventService),
       lifecycle,
+      maxPayloadBytes: config.maxPayloadBytes,
+      keepCompletedFor: (queueName) => config.queueOptions(queueName).keepCompleted,
     });
     return workerService;
   },

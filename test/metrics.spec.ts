@@ -240,7 +240,7 @@ describe('WorkerMetrics options', () => {
     );
     try {
       const metrics = t.app.get(WorkerMetrics);
-      expect(metrics.metricNames).toHaveLength(12);
+      expect(metrics.metricNames).toHaveLength(14);
       for (const name of metrics.metricNames) expect(globalRegistry.getSingleMetric(name)).toBeDefined();
       await t.events.dispatch(new MetricsReportEvent(null));
       expect(metrics.contentType).toBe(globalRegistry.contentType);

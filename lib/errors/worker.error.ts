@@ -191,3 +191,16 @@ export class UnserializableProgressError extends WorkerError {
     super(`Progress of ${eventName} was not recorded: it ${problem}`);
   }
 }
+
+/**
+ * execute() returned a snooze that cannot be kept: its seconds are not a number from 0 to
+ * MAX_DELAY_SECONDS. The attempt fails with this error (and follows the retry path).
+ */
+export class InvalidSnoozeError extends WorkerError {
+  constructor(
+    readonly eventName: string,
+    readonly problem: string,
+  ) {
+    super(`${eventName} cannot snooze: seconds ${problem}`);
+  }
+}

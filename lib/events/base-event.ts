@@ -1,21 +1,32 @@
-import type { IBaseEvent } from '../interfaces/base-event.interface.js';
+import type { EventExecution, IBaseEvent } from '../interfaces/base-event.interface.js';
 import type { JsonValue } from '../interfaces/job-state.interface.js';
 import { getQueueEventMetadata } from '../worker-metadata.accessor.js';
 import { progressSinkOf, serializeProgress } from './event-progress.js';
+import { EventSnooze } from './event-snooze.js';
 
 /**
  * An event: data (the payload) plus what to do with it (`execute`). With a queue (from
  * @QueueEvent() or an overridden getQueueName()) dispatch stores it for a worker; without one
  * dispatch runs it at once.
  */
-export abstract class BaseEvent<TPayload = unknown> implements IBaseEvent<TPayload> {
+export abstract class BaseEvent<TPayload = unknown, TResult = unknown> implements IBaseEvent<TPayload, TResult> {
   constructor(protected readonly payload: TPayload) {}
 
   /**
    * Does the work. `signal` is aborted when the attempt passes its timeoutSeconds (and when the event
    * is cancelled): long work should stop on it (pass it to fetch, check `signal.aborted` in loops).
+   * What it returns is the event's result (kept with it in the history when its queue or class has
+   * keepCompleted; it must survive a JSON round trip); `return this.snooze(seconds)` puts it back.
    */
-  abstract execute(signal?: AbortSignal): Promise<void> | void;
+  abstract execute(signal?: AbortSignal): EventExecution<TResult>;
+
+  /**
+   * `return this.snooze(seconds)` from execute(): the event is due again `seconds` from now (on the
+   * database's clock) and this attempt does not count; its last error is kept.
+   */
+  protected snooze(seconds: number): EventSnooze {
+    return new EventSnooze(seconds);
+  }
 
   /** The queue this event is stored on, or undefined to run it synchronously at dispatch. */
   getQueueName(): string | undefined {

@@ -47,4 +47,9 @@ export interface RunWorkerResult {
   retried: number;
   /** Events cancelled before or while they ran (see WorkerService.cancel): removed, not retried. */
   cancelled: number;
+  /**
+   * Events that snoozed (execute() returned this.snooze(seconds)): due again later, their attempt not
+   * counted. Present once an event of the run snoozed.
+   */
+  snoozed?: number;
 }

@@ -34,18 +34,69 @@ export interface RetryRequest {
   availableAt: Date;
   /** Maximum total attempts in force for this row. */
   retries: number;
+  /**
+   * The event snoozed (execute() returned this.snooze(seconds)): the row is due again at
+   * `availableAt` without the attempt counting (attempts - 1) and keeps its last error (`error` is
+   * not written).
+   */
+  snoozed?: boolean;
 }
+
+/**
+ * How a finished event is kept in the history (keepCompleted): its state as the worker saw it, its
+ * result as JSON text, why the result was not kept (or why it was cancelled), how long it ran, and
+ * the progress it reported last (JSON text; undefined keeps the row's).
+ */
+export interface HistoryRecord {
+  state: 'completed' | 'cancelled';
+  result: string | null;
+  error: string | null;
+  durationMs: number;
+  progress?: string;
+}
+
+/** A finished event to move to the history with completeWorkersToHistory(). */
+export interface HistoryEntry extends HistoryRecord {
+  model: IWorkerModel;
+}
+
+/**
+ * What became of a row moved to the history: kept as 'completed', or as 'cancelled' (cancelled
+ * before or while it ran), or left alone because another worker holds it now ('lease-lost').
+ */
+export type HistoryOutcome = 'completed' | 'cancelled' | 'lease-lost';
 
 /** A failed attempt to record with retryWorkers(): the claimed row and how it is retried. */
 export interface RetryEntry {
   model: IWorkerModel;
   retry: RetryRequest;
+  /** Where the row turns out cancelled: keep it in the history as this (its queue or class keeps them). */
+  history?: HistoryRecord;
 }
 
 /** A failed attempt to record with failWorkers(): the claimed row and its copy for the failed store. */
 export interface FailEntry {
   model: IWorkerModel;
   failed: IWorkerModel;
+  /** How long the attempt ran (the failed copy's duration_ms). */
+  durationMs?: number;
+  /** The progress the attempt reported last, JSON text (else the row's). */
+  progress?: string;
+  /** Where the row turns out cancelled: keep it in the history as this. */
+  history?: HistoryRecord;
+}
+
+/** One batch's recorded outcomes of one queue and event name, for the per-minute throughput. */
+export interface ThroughputCount {
+  queueName: string;
+  eventName: string;
+  completed: number;
+  failed: number;
+  retried: number;
+  cancelled: number;
+  snoozed: number;
+  /** Sum of the durations of the attempts counted (ms). */
+  durationMs: number;
 }
 
 /**
@@ -82,6 +133,17 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
    * without it each row goes through completeWorker().
    */
   completeWorkers?(models: IWorkerModel[]): Promise<string[]>;
+  /**
+   * Moves finished rows to the history (keepCompleted), fenced by their lease tokens: copy and
+   * delete in one transaction per batch; resolves to the outcome of every entry by row id. Optional:
+   * without it kept rows are only deleted (history needs the built-in repository).
+   */
+  completeWorkersToHistory?(entries: HistoryEntry[]): Promise<Map<string, HistoryOutcome>>;
+  /**
+   * Adds a batch's outcome counts to the per-minute throughput (the minute of the database's now),
+   * in one statement. Optional: without it nothing is counted.
+   */
+  recordThroughput?(counts: ThroughputCount[]): Promise<void>;
   /** Records a failed attempt and makes the row due again. */
   retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void>;
   /** Moves the row to the failed store: the insert and the delete happen together or not at all. */

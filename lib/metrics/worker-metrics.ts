@@ -100,11 +100,18 @@ const COUNTERS: Record<CountedEvent, [name: string, help: string]> = {
   retrying: ['events_retried_total', 'Failed attempts that will run again'],
   failed: ['events_failed_total', 'Events moved to the failed store'],
   cancelled: ['events_cancelled_total', 'Events cancelled before or while they ran'],
+  snoozed: ['events_snoozed_total', 'Events put back due later by this.snooze(), their attempt not counted'],
 };
+
+/** Among the failed: events that threw UnrecoverableError and failed whatever attempts they had left. */
+const PERMANENT_FAILURES = [
+  'events_failed_permanently_total',
+  'Events moved to the failed store at once because execute() threw UnrecoverableError',
+] as const;
 
 const DURATION = [
   'event_duration_seconds',
-  'Execution time of an attempt, by outcome (completed, retrying, failed)',
+  'Execution time of an attempt, by outcome (completed, retrying, failed, snoozed)',
 ] as const;
 
 const DEPTH_GAUGES: Record<string, [help: string, read: (queue: QueueStatistics) => number]> = {
@@ -132,6 +139,7 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
   private readonly registered: string[] = [];
   private unsubscribe?: () => void;
   private counters?: Record<CountedEvent, Counter<'queue' | 'event'>>;
+  private permanentFailures?: Counter<'queue' | 'event'>;
   private duration?: Histogram<'queue' | 'event' | 'outcome'>;
   private readonly gauges = new Map<string, Gauge<'queue'>>();
   private refreshing?: Promise<void>;
@@ -160,9 +168,8 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
 
   /** The full names of the metrics this instance registers (prefix included). */
   get metricNames(): string[] {
-    return [...Object.values(COUNTERS).map(([name]) => name), DURATION[0], ...Object.keys(DEPTH_GAUGES)].map(
-      (name) => this.prefix + name,
-    );
+    const counters = [...Object.values(COUNTERS).map(([name]) => name), PERMANENT_FAILURES[0]];
+    return [...counters, DURATION[0], ...Object.keys(DEPTH_GAUGES)].map((name) => this.prefix + name);
   }
 
   onModuleInit(): void {
@@ -172,7 +179,7 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
       throw new WorkerError(metricAlreadyRegistered(taken));
     }
     const registers = [this.registry];
-    const counter = ([name, help]: [string, string]) => {
+    const counter = ([name, help]: readonly [string, string]) => {
       this.registered.push(this.prefix + name);
       return new Counter({ name: this.prefix + name, help, labelNames: ['queue', 'event'], registers });
     };
@@ -182,7 +189,9 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
       retrying: counter(COUNTERS.retrying),
       failed: counter(COUNTERS.failed),
       cancelled: counter(COUNTERS.cancelled),
+      snoozed: counter(COUNTERS.snoozed),
     };
+    this.permanentFailures = counter(PERMANENT_FAILURES);
     this.registered.push(this.prefix + DURATION[0]);
     this.duration = new Histogram({
       name: this.prefix + DURATION[0],
@@ -209,6 +218,7 @@ export class WorkerMetrics implements OnModuleInit, OnModuleDestroy {
   private count(event: WorkerLifecycleEvent): void {
     const labels = { queue: event.queueName, event: event.eventName };
     this.counters?.[event.name].inc(labels);
+    if (event.name === 'failed' && event.permanent) this.permanentFailures?.inc(labels);
     if (event.durationMs !== undefined && event.name !== 'dispatched') {
       this.duration?.observe({ ...labels, outcome: event.name }, event.durationMs / 1000);
     }

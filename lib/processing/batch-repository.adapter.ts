@@ -8,11 +8,14 @@ import type {
   ClaimRequest,
   FailedMoveOutcome,
   FailEntry,
+  HistoryEntry,
+  HistoryOutcome,
   IWorkerQueueRepository,
   LeaseRenewal,
   QueueHealth,
   RetryEntry,
   RetryOutcome,
+  ThroughputCount,
 } from '../interfaces/worker-repository.interface.js';
 import { processingMessages as messages } from '../worker.messages.js';
 
@@ -64,6 +67,8 @@ class RowByRowRepository implements BatchQueueRepository {
     now: number,
   ) => Promise<CancelledEvent | undefined>;
   readonly getQueueStatistics?: (queueNames?: string[]) => Promise<QueueStatistics[]>;
+  readonly completeWorkersToHistory?: (entries: HistoryEntry[]) => Promise<Map<string, HistoryOutcome>>;
+  readonly recordThroughput?: (counts: ThroughputCount[]) => Promise<void>;
 
   constructor(
     private readonly repository: IWorkerQueueRepository,
@@ -74,6 +79,11 @@ class RowByRowRepository implements BatchQueueRepository {
       this.cancelWorker = (target, now) => this.repository.cancelWorker?.(target, now) ?? Promise.resolve(undefined);
     if (repository.getQueueStatistics)
       this.getQueueStatistics = (names) => this.repository.getQueueStatistics?.(names) ?? Promise.resolve([]);
+    if (repository.completeWorkersToHistory)
+      this.completeWorkersToHistory = (entries) =>
+        this.repository.completeWorkersToHistory?.(entries) ?? Promise.resolve(new Map());
+    if (repository.recordThroughput)
+      this.recordThroughput = (counts) => this.repository.recordThroughput?.(counts) ?? Promise.resolve();
   }
 
   getWorkers(): Promise<IWorkerModel[]> {

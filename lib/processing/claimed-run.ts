@@ -55,9 +55,9 @@ export class ClaimedRun implements ProgressSink {
   /**
    * Runs `execute(signal)` until it settles or the attempt is aborted (past `timeoutSeconds`, or by a
    * cancel); the attempt then fails with that reason. The event's own code may still be running then:
-   * it should stop on the signal.
+   * it should stop on the signal. Resolves to what execute() returned (its result, or a snooze).
    */
-  async execute(event: IBaseEvent, eventName: string, timeoutSeconds: number | undefined): Promise<void> {
+  async execute(event: IBaseEvent, eventName: string, timeoutSeconds: number | undefined): Promise<unknown> {
     if (this.reason) throw this.reason;
     this.controller = new AbortController();
     const interrupted = new Promise<never>((_, reject) => (this.interrupt = reject));
@@ -71,7 +71,7 @@ export class ClaimedRun implements ProgressSink {
     this.started = true;
     try {
       // race() handles `interrupted` even when it rejects after execute() settled.
-      await Promise.race([event.execute(this.controller.signal), interrupted]);
+      return await Promise.race([event.execute(this.controller.signal), interrupted]);
     } finally {
       detachProgressSink(event, this);
       clearTimeout(timer);

@@ -5,7 +5,13 @@ import {
   LeaseLostError,
   NonErrorThrownError,
   UnknownEventError,
+  UnrecoverableError,
+  UnserializablePayloadError,
+  UnserializableResultError,
 } from '../errors/worker.error.js';
+import { keepCompletedOf } from '../common/worker-options.validation.js';
+import { EventSnooze, snoozeSecondsOf } from '../events/event-snooze.js';
+import { serializePayload } from '../events/payload-serializer.js';
 import { describeError } from '../errors/describe-error.js';
 import type { IBaseEvent } from '../interfaces/base-event.interface.js';
 import type { IEventService } from '../interfaces/event-service.interface.js';
@@ -32,6 +38,16 @@ interface Attempted {
   job: IWorkerModel;
   announced: AnnouncedJob;
   durationMs: number;
+  /** Whether the row is kept in the history when it completes or is cancelled (keepCompleted). */
+  keep: boolean;
+  /** The last progress execute() reported (JSON text), for the history row or the failed copy. */
+  progress?: string;
+}
+
+/** What a kept completion stores: the result as JSON text, or null and why it was not kept. */
+export interface StoredResult {
+  result: string | null;
+  error: string | null;
 }
 
 /**
@@ -40,10 +56,11 @@ interface Attempted {
  * runs again when its lease expires, or the worker that holds it now decides.
  */
 export type JobOutcome =
-  | ({ kind: 'succeeded' } & Attempted)
+  | ({ kind: 'succeeded'; stored: StoredResult } & Attempted)
   | ({ kind: 'retry'; error: Error; retry: RetryRequest } & Attempted)
-  | ({ kind: 'failed'; error: Error; failed: IWorkerModel } & Attempted)
-  | ({ kind: 'cancelled' } & Attempted)
+  | ({ kind: 'snoozed'; retry: RetryRequest } & Attempted)
+  | ({ kind: 'failed'; error: Error; failed: IWorkerModel; permanent: boolean } & Attempted)
+  | ({ kind: 'cancelled'; reason: string } & Attempted)
   | { kind: 'lease-lost' }
   | { kind: 'unreadable' }
   | { kind: 'undecided' };
@@ -51,6 +68,7 @@ export type JobOutcome =
 const LEASE_LOST: JobOutcome = { kind: 'lease-lost' };
 const UNREADABLE: JobOutcome = { kind: 'unreadable' };
 const UNDECIDED: JobOutcome = { kind: 'undecided' };
+const NOTHING_STORED: StoredResult = { result: null, error: null };
 
 /** What the attempts of one runWorker() call share; none of it changes during the run. */
 export interface AttemptSettings {
@@ -61,6 +79,8 @@ export interface AttemptSettings {
   logger: ILoggerService;
   /** The claimed jobs' runs by row id, through which cancel() and the heartbeat abort them. */
   runs: ReadonlyMap<string, ClaimedRun>;
+  /** Largest result JSON kept in the history, in UTF-8 bytes (the module's maxPayloadBytes). */
+  maxResultBytes?: number;
 }
 
 /**
@@ -79,9 +99,15 @@ export async function attemptJob(job: IWorkerModel, dueBy: Date, settings: Attem
   let maxAttempts = options.retries;
   let policy: Pick<TEventWorkerOptions, 'runAfterSeconds' | 'backoff' | 'timeoutSeconds'> = options;
   let event: IBaseEvent | undefined;
+  let returned: unknown;
+  let snoozeSeconds: number | undefined;
+  // The event class's keepCompleted wins over the run's (queue's); off by default.
+  let keep = (keepCompletedOf('keepCompleted', options.keepCompleted) ?? false) !== false;
   const startedAt = performance.now();
   try {
     const eventOptions = eventService.getEventOptions(data.eventName);
+    const classKeeps = keepCompletedOf('keepCompleted', eventOptions?.keepCompleted);
+    if (classKeeps !== undefined) keep = classKeeps !== false;
     maxAttempts = eventOptions?.retries ?? maxAttempts;
     // @QueueEvent() options win over the run's (queue's) options, setting by setting.
     policy = {
@@ -96,15 +122,35 @@ export async function attemptJob(job: IWorkerModel, dueBy: Date, settings: Attem
     if (!failure) {
       event = eventService.createEvent(data.eventName, data.payload);
       logger.debug?.(messages.processing(data.eventName, data.id, data.attempts, maxAttempts));
-      await run.execute(event, data.eventName, policy.timeoutSeconds);
+      returned = await run.execute(event, data.eventName, policy.timeoutSeconds);
+      // An invalid snooze throws here: a failed attempt with that error.
+      if (returned instanceof EventSnooze) snoozeSeconds = snoozeSecondsOf(data.eventName, returned);
     }
   } catch (thrown) {
     failure ??= thrown instanceof Error ? thrown : new NonErrorThrownError(thrown);
-    permanent ||= failure instanceof UnknownEventError;
+    permanent ||= failure instanceof UnknownEventError || failure instanceof UnrecoverableError;
   }
   const durationMs = performance.now() - startedAt;
   const announced = { queueName: data.queueName, eventName: data.eventName, attributes: data, event };
-  if (!failure) return { kind: 'succeeded', job, announced, durationMs };
+  const attempted = { job, announced, durationMs, keep, progress: run.latestProgress };
+  if (!failure && snoozeSeconds === undefined) {
+    // Serialized only when kept: a queue without history pays nothing for results.
+    const stored = keep ? storedResult(data.eventName, returned, settings.maxResultBytes, logger) : NOTHING_STORED;
+    return { kind: 'succeeded', ...attempted, stored };
+  }
+  if (!failure) {
+    try {
+      // Like a retry: on the database's clock, and strictly after the pass start.
+      const dueAt = (await repository.currentTime()) + snoozeSeconds! * 1000;
+      const availableAt = new Date(Math.max(dueAt, dueBy.getTime() + 1));
+      // The row's own error: a repository that writes it anyway (one without snoozes) keeps it so.
+      const retry = { error: data.error ?? '', retries: maxAttempts, availableAt, snoozed: true };
+      return { kind: 'snoozed', ...attempted, retry };
+    } catch (storageError) {
+      logger.error(messages.notRecorded(data.eventName, data.id, describeError(storageError)));
+      return UNDECIDED;
+    }
+  }
   if (run.abortReason instanceof LeaseLostError) {
     // The heartbeat found the row held by another worker (or gone): its writes would be fenced out anyway.
     logger.warn(messages.abortedLeaseLost(run.abortReason.message, data.eventName));
@@ -112,7 +158,7 @@ export async function attemptJob(job: IWorkerModel, dueBy: Date, settings: Attem
   }
   if (run.abortReason instanceof EventCancelledError) {
     // Cancelled before or while it ran: removed, whatever the attempt did after the abort.
-    return { kind: 'cancelled', job, announced, durationMs };
+    return { kind: 'cancelled', ...attempted, reason: run.abortReason.message };
   }
   try {
     logger.error(messages.failed(data.eventName, data.id, data.attempts, maxAttempts, failure.message), failure.stack);
@@ -126,7 +172,8 @@ export async function attemptJob(job: IWorkerModel, dueBy: Date, settings: Attem
         failedAt: now,
         updatedAt: now,
       });
-      return { kind: 'failed', job, announced, durationMs, error: failure, failed };
+      const unrecoverable = failure instanceof UnrecoverableError;
+      return { kind: 'failed', ...attempted, error: failure, failed, permanent: unrecoverable };
     }
     const delaySeconds = retryDelaySeconds(policy.backoff, policy.runAfterSeconds, data.attempts, failure, (problem) =>
       logger.error(messages.invalidBackoff(data.eventName, problem)),
@@ -135,7 +182,7 @@ export async function attemptJob(job: IWorkerModel, dueBy: Date, settings: Attem
     const dueAt = (await repository.currentTime()) + delaySeconds * 1000;
     const availableAt = new Date(Math.max(dueAt, dueBy.getTime() + 1));
     const retry = { error, retries: maxAttempts, availableAt };
-    return { kind: 'retry', job, announced, durationMs, error: failure, retry };
+    return { kind: 'retry', ...attempted, error: failure, retry };
   } catch (storageError) {
     // The database clock or the failed copy could not be had: the row stays leased, nothing is recorded.
     if (storageError instanceof LeaseLostError) logger.warn(messages.leaseLost(storageError.message, data.eventName));
@@ -163,4 +210,27 @@ function readJob(
     logger.error(messages.unreadable(queueName, describeError(error)));
   }
   return undefined;
+}
+
+/**
+ * What execute() returned, as the history keeps it: JSON text by the payload serializer's rules
+ * (undefined is null), within `maxBytes`. A value that does not serialize is logged and kept as null,
+ * with the reason (UnserializableResultError's message) as the row's error; the event still completed.
+ */
+function storedResult(
+  eventName: string,
+  value: unknown,
+  maxBytes: number | undefined,
+  logger: ILoggerService,
+): StoredResult {
+  try {
+    return { result: serializePayload(eventName, value, { maxBytes }), error: null };
+  } catch (error) {
+    if (!(error instanceof UnserializablePayloadError)) throw error;
+    // The serializer names paths from "payload": a result's are named from "result".
+    const at = error.path === 'payload' ? '' : ` (at result${error.path.slice('payload'.length)})`;
+    const refused = new UnserializableResultError(eventName, `${error.problem}${at}`);
+    logger.error(refused.message);
+    return { result: null, error: refused.message };
+  }
 }

@@ -9,6 +9,7 @@ import type { WorkerLifecycle } from '../lifecycle/worker-lifecycle.js';
 import type { IEventService } from '../interfaces/event-service.interface.js';
 import type { ILoggerService } from '../interfaces/logger.interface.js';
 import type { IWorkerCreator, IWorkerCreatorConstructor } from '../interfaces/worker-creator.interface.js';
+import type { RetentionOptions } from '../interfaces/job-state.interface.js';
 import type { RunWorkerResult, TEventWorkerOptions } from '../interfaces/worker-options.interface.js';
 import type {
   IWorkerQueueRepository,
@@ -41,6 +42,10 @@ export interface WorkerServiceSettings {
   knownQueues?: () => string[];
   /** Where 'completed', 'retrying' and 'failed' are announced (@OnWorkerEvent() hooks, metrics). */
   lifecycle?: WorkerLifecycle;
+  /** Whether a queue keeps its completed events when runWorker() is not told (WorkerModule: the queue's option). */
+  keepCompletedFor?: (queueName: string) => RetentionOptions | false;
+  /** Largest result kept in the history, in bytes of JSON (WorkerModule: maxPayloadBytes). */
+  maxPayloadBytes?: number;
 }
 
 /**
@@ -62,6 +67,8 @@ export class WorkerService {
   private batchSizeFor: (queueName: string) => number | undefined = () => undefined;
   private knownQueues: () => string[] = () => [];
   private lifecycle?: WorkerLifecycle;
+  private maxResultBytes?: number;
+  private keepCompletedFor: (queueName: string) => RetentionOptions | false = () => false;
   private readonly wakeUps = new WakeUps();
   private readonly loop = new BatchLoop(this.wakeUps);
   private readonly activeRuns = new Set<Promise<void>>();
@@ -124,6 +131,8 @@ export class WorkerService {
     if (settings.batchSizeFor) this.batchSizeFor = settings.batchSizeFor;
     if (settings.knownQueues) this.knownQueues = settings.knownQueues;
     if (settings.lifecycle) this.lifecycle = settings.lifecycle;
+    if (settings.maxPayloadBytes !== undefined) this.maxResultBytes = settings.maxPayloadBytes;
+    if (settings.keepCompletedFor) this.keepCompletedFor = settings.keepCompletedFor;
   }
 
   /**
@@ -144,7 +153,9 @@ export class WorkerService {
     this.processes.noteRun(queueName, concurrency);
     const recorder = new OutcomeRecorder(repository, queueName, logger, this.lifecycle, result);
     const run = this.loop.drain({
-      options,
+      // The queue's keepCompleted unless the run sets its own (an event class's wins over both).
+      options:
+        options.keepCompleted === undefined ? { ...options, keepCompleted: this.keepCompletedFor(queueName) } : options,
       creator,
       repository,
       eventService,
@@ -156,6 +167,7 @@ export class WorkerService {
       batchSize,
       recorder,
       result,
+      maxResultBytes: this.maxResultBytes,
     });
     this.activeRuns.add(run);
     try {

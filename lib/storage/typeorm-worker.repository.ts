@@ -8,6 +8,9 @@ import type {
   ClaimRequest,
   FailEntry,
   FailedMoveOutcome,
+  HistoryEntry,
+  HistoryOutcome,
+  HistoryRecord,
   IWorkerQueueRepository,
   LeaseRenewal,
   QueueHealth,
@@ -15,6 +18,7 @@ import type {
   RetryOutcome,
   RetryRequest,
   WorkerProcessState,
+  ThroughputCount,
 } from '../interfaces/worker-repository.interface.js';
 import { emptyStatistics } from '../common/queue-statistics.js';
 import { failedModelsOfCreator, notClaimedHere } from '../worker.messages.js';
@@ -25,6 +29,7 @@ import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { cancelRow, type CancelRowTarget } from './sql/cancel.js';
 import { claimParametersOf, compareClaimOrder } from './sql/claim.js';
 import { completeStatement, stillPendingStatement } from './sql/complete.js';
+import { completeLeasedRowsToHistory, type HistoryRow } from './sql/complete-to-history.js';
 import { type CountDueParameters, countDueStatement } from './sql/count-due.js';
 import { moveLeasedRowsToFailed } from './sql/fail.js';
 import { byLeaseToken } from './sql/leased-rows.js';
@@ -37,6 +42,7 @@ import { chunked } from './sql/statement.js';
 import { deleteWorkerProcessStatement } from './sql/worker-process-delete.js';
 import { insertWorkerProcessStatement } from './sql/worker-process-insert.js';
 import { refreshWorkerProcessStatement } from './sql/worker-process-refresh.js';
+import { minuteOf, throughputUpsertStatement } from './sql/throughput.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
 import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
@@ -129,6 +135,26 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     return lost;
   }
 
+  /**
+   * One transaction for the batch: per lease token a locking read of the rows still held, one
+   * INSERT … SELECT into the history, one fenced DELETE (see completeLeasedRowsToHistory).
+   */
+  async completeWorkersToHistory(entries: HistoryEntry[]): Promise<Map<string, HistoryOutcome>> {
+    if (entries.length === 0) return new Map();
+    const rows = entries.map(({ model, ...record }) => historyRowOf(leasedRow(model), record));
+    return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect));
+  }
+
+  /**
+   * One upsert per batch into the throughput table, at the minute of the database's now (the
+   * clock's estimate: no round trip for it).
+   */
+  async recordThroughput(counts: ThroughputCount[]): Promise<void> {
+    const minute = minuteOf(await this.clock.current());
+    const statement = throughputUpsertStatement(this.tables.throughput, minute, counts, this.dialect);
+    if (statement) await this.dialect.execute(statement);
+  }
+
   /** retryWorkers() of one row; throws EventCancelledError or LeaseLostError when it was not retried. */
   async retryWorker(model: IWorkerModel, retry: RetryRequest): Promise<void> {
     const { id } = leased(model);
@@ -141,12 +167,17 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
    */
   async retryWorkers(entries: RetryEntry[]): Promise<Map<string, RetryOutcome>> {
     if (entries.length === 0) return new Map();
-    const rows = entries.map(({ model, retry }) => ({
-      ...leasedRow(model),
-      error: storableErrorText(retry.error),
-      retries: retry.retries,
-      availableAt: retry.availableAt.getTime(),
-    }));
+    const rows = entries.map(({ model, retry, history }) => {
+      const row = leasedRow(model);
+      return {
+        ...row,
+        error: storableErrorText(retry.error),
+        retries: retry.retries,
+        availableAt: retry.availableAt.getTime(),
+        snoozed: retry.snoozed === true,
+        history: history && historyRowOf(row, history),
+      };
+    });
     return this.dialect.atomically(retryLeasedRows(this.tables, rows, this.dialect));
   }
 
@@ -162,11 +193,18 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
    */
   async failWorkers(entries: FailEntry[]): Promise<Map<string, FailedMoveOutcome>> {
     if (entries.length === 0) return new Map();
-    const rows = entries.map(({ model, failed }) => {
+    const rows = entries.map(({ model, failed, durationMs, progress, history }) => {
       if (!(failed instanceof TypeOrmWorkerModel) || failed.table !== FailedWorkerEntity) {
         throw new WorkerError(failedModelsOfCreator());
       }
-      return { ...leasedRow(model), failedRow: failed.databaseRow() };
+      const row = leasedRow(model);
+      return {
+        ...row,
+        failedRow: failed.databaseRow(),
+        durationMs,
+        progress,
+        history: history && historyRowOf(row, history),
+      };
     });
     return this.dialect.atomically(
       moveLeasedRowsToFailed(this.tables, rows, (name) => this.dataSource.driver.escape(name), this.dialect),
@@ -289,6 +327,19 @@ function leased(model: IWorkerModel): TypeOrmWorkerModel & { id: string; leaseTo
 function leasedRow(model: IWorkerModel): { id: string; leaseToken: string } {
   const { id, leaseToken } = leased(model);
   return { id, leaseToken };
+}
+
+/** A history record of a leased row, as the SQL writes it (texts made storable). */
+function historyRowOf(row: { id: string; leaseToken: string }, record: HistoryRecord): HistoryRow {
+  return {
+    ...row,
+    state: record.state,
+    result: record.result,
+    error: storableErrorText(record.error),
+    durationMs: record.durationMs,
+    progress: record.progress ?? null,
+    cancelledError: new EventCancelledError(row.id).message,
+  };
 }
 
 /** A single-row write's outcome as the errors WorkerService handles. */

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { unionRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertRow } from '../sql/insert.js';
 import { namedStatement } from '../sql/named-parameters.js';
@@ -127,9 +128,19 @@ export class MysqlWorkerDialect implements WorkerDialect {
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
   readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
   readonly nowSql = MYSQL_SPELLING.nowSql;
+  /** A derived table of literal rows: UNION ALL rows (see unionRowsTable). */
+  readonly rowsTable = unionRowsTable;
   readonly dueBySql = MYSQL_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;
+
+  /** ON DUPLICATE KEY UPDATE c = c + VALUES(c): MariaDB has no row alias for the new values, both know VALUES(). */
+  addingUpsert(table: string, columns: string[], values: string, _key: string[], added: string[]): string {
+    return (
+      `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${values} ON DUPLICATE KEY UPDATE ` +
+      added.map((column) => `${column} = ${column} + VALUES(${column})`).join(', ')
+    );
+  }
 
   constructor(
     private readonly dataSource: DataSource,

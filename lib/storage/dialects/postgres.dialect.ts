@@ -1,9 +1,11 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { WorkerEntity } from '../entities/worker.entity.js';
+import { valuesRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
+import { onConflictAddingUpsert } from '../sql/throughput.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
 import type { WorkerTables } from '../worker-tables.js';
@@ -98,6 +100,10 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';
   readonly nowSql = POSTGRES_SPELLING.nowSql;
+  /** ON CONFLICT … DO UPDATE SET c = t.c + excluded.c (see onConflictAddingUpsert). */
+  readonly addingUpsert = onConflictAddingUpsert;
+  /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
+  readonly rowsTable = valuesRowsTable;
   readonly dueBySql = POSTGRES_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

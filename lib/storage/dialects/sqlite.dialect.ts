@@ -1,7 +1,9 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { valuesRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
+import { onConflictAddingUpsert } from '../sql/throughput.js';
 import { runOne, runWithin } from '../sql/runner.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
@@ -85,6 +87,10 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly maxParameters = 32_766;
   readonly dueIndexHint = '';
   readonly nowSql = SQLITE_SPELLING.nowSql;
+  /** ON CONFLICT … DO UPDATE SET c = t.c + excluded.c (see onConflictAddingUpsert). */
+  readonly addingUpsert = onConflictAddingUpsert;
+  /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
+  readonly rowsTable = valuesRowsTable;
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

@@ -4,6 +4,8 @@ import type { ClaimParameters } from '../sql/claim.js';
 import type { PendingInserts } from '../sql/insert.js';
 import type { JsonSpelling } from '../sql/job-rows.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { RowsTableSpelling } from '../sql/complete-to-history.js';
+import type { AddingUpsertSpelling } from '../sql/throughput.js';
 import type { RawWorkerRow } from '../worker-row.js';
 
 /**
@@ -31,7 +33,8 @@ export interface StorageCapabilities {
  * into the pending table run, how statements run atomically, and the spelling the shared statement
  * builders of lib/storage/sql put in their SQL.
  */
-export interface WorkerDialect extends SqlSpelling, PendingInserts, JsonSpelling {
+export interface WorkerDialect
+  extends SqlSpelling, PendingInserts, JsonSpelling, AddingUpsertSpelling, RowsTableSpelling {
   readonly capabilities: StorageCapabilities;
   /**
    * Leases up to `parameters.limit` claimable rows of one queue to `parameters.leaseToken` (see

@@ -1,5 +1,6 @@
 import { WorkerError } from '../../errors/worker.error.js';
 import { notAnInteger } from '../../worker.messages.js';
+import type { RawWorkerRow } from '../worker-row.js';
 import type { WorkerTables } from '../worker-tables.js';
 import { compareIds } from './claim.js';
 import { chunked, placeholders, type SqlSpelling, type SqlStatement, type StatementResult } from './statement.js';
@@ -27,27 +28,41 @@ export function byLeaseToken(rows: LeasedRow[]): Map<string, string[]> {
 /**
  * Which of `ids` this lease still holds, read with `lockRowsClause` so they stay so until the
  * transaction ends: `held` rows are live, `cancelled` ones were cancelled while they ran; any other
- * id is gone or leased to another worker.
+ * id is gone or leased to another worker. `columns` are read too (`rows`, by id), for the writes
+ * that copy a row elsewhere (the failed store).
  */
 export function* lockLeasedRows(
   tables: WorkerTables,
   leaseToken: string,
   ids: string[],
   spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause'>,
-): Generator<SqlStatement, { held: Set<string>; cancelled: Set<string> }, StatementResult> {
+  columns: readonly string[] = [],
+): Generator<SqlStatement, LockedRows, StatementResult> {
   const held = new Set<string>();
   const cancelled = new Set<string>();
+  const read = new Map<string, RawWorkerRow>();
+  const selected = ['id', 'deleted_at', ...columns].join(', ');
   for (const chunk of chunked(ids, spelling.maxParameters - 1)) {
     const { rows } = yield {
       sql:
-        `SELECT id, deleted_at FROM ${tables.pending} ` +
+        `SELECT ${selected} FROM ${tables.pending} ` +
         `WHERE lease_token = ? AND id IN (${placeholders(chunk.length)})${spelling.lockRowsClause}`,
       parameters: [leaseToken, ...chunk],
     };
-    for (const row of rows)
-      (row.deleted_at === null || row.deleted_at === undefined ? held : cancelled).add(String(row.id));
+    for (const row of rows) {
+      const id = String(row.id);
+      (row.deleted_at === null || row.deleted_at === undefined ? held : cancelled).add(id);
+      if (columns.length > 0) read.set(id, row);
+    }
   }
-  return { held, cancelled };
+  return { held, cancelled, rows: read };
+}
+
+/** What lockLeasedRows() found: live rows, rows cancelled while they ran, and the columns it read of both. */
+export interface LockedRows {
+  held: Set<string>;
+  cancelled: Set<string>;
+  rows: Map<string, RawWorkerRow>;
 }
 
 /** DELETE of leased rows, fenced by their lease token like every write of a worker. */

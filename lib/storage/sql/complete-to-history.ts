@@ -1,0 +1,180 @@
+import type { HistoryOutcome } from '../../interfaces/worker-repository.interface.js';
+import type { WorkerTables } from '../worker-tables.js';
+import { byLeaseToken, deleteLeasedRows, integerLiteral, type LeasedRow, lockLeasedRows } from './leased-rows.js';
+import { type AtomicWork, type SqlSpelling, type SqlStatement, type StatementResult } from './statement.js';
+
+/**
+ * A finished event to keep in the history: how it ended as its worker saw it, its result (JSON text),
+ * why the result was not kept or why it was cancelled, how long it ran, and the progress it reported
+ * last (null: the row's own progress, as the heartbeat wrote it, is kept).
+ */
+export interface HistoryRow extends LeasedRow {
+  state: 'completed' | 'cancelled';
+  result: string | null;
+  error: string | null;
+  durationMs: number;
+  progress: string | null;
+  /** The error text of a row found cancelled while it ran (its worker did not know yet). */
+  cancelledError: string;
+}
+
+/**
+ * Moves finished rows to the history in one transaction: per lease token, the rows still held (and
+ * those cancelled while they ran) are locked, copied by one INSERT … SELECT per chunk, with each
+ * row's own values joined by id, and deleted by the fenced DELETE. A row another worker holds
+ * now is neither copied nor deleted ('lease-lost'). The copy and the delete commit together: a row
+ * is never in both tables, nor in neither, and the history's primary key (the pending id) refuses a
+ * second copy.
+ */
+export function completeLeasedRowsToHistory(
+  tables: WorkerTables,
+  rows: HistoryRow[],
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'> & RowsTableSpelling,
+): AtomicWork<Map<string, HistoryOutcome>> {
+  return function* () {
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    const outcomes = new Map<string, HistoryOutcome>();
+    for (const [leaseToken, ids] of byLeaseToken(rows)) {
+      const { held, cancelled } = yield* lockLeasedRows(tables, leaseToken, ids, spelling);
+      const kept = ids.filter((id) => held.has(id) || cancelled.has(id));
+      const copies = kept.map((id): HistoryRow => {
+        const row = byId.get(id)!;
+        // Cancelled while it ran, unknown to its worker: recorded as cancelled, with why.
+        return cancelled.has(id) && row.state !== 'cancelled'
+          ? { ...row, state: 'cancelled', error: row.cancelledError }
+          : row;
+      });
+      yield* insertHistoryRows(tables, leaseToken, copies, spelling);
+      yield* deleteLeasedRows(tables, leaseToken, kept, spelling.maxParameters);
+      for (const id of ids) {
+        const row = byId.get(id)!;
+        outcomes.set(id, cancelled.has(id) ? 'cancelled' : held.has(id) ? row.state : 'lease-lost');
+      }
+    }
+    return outcomes;
+  };
+}
+
+/**
+ * The history copies of locked rows of one lease (see completeLeasedRowsToHistory), for the
+ * transactions that remove rows for other reasons too (a retry or failed move that finds its row
+ * cancelled).
+ */
+export function* insertHistoryRows(
+  tables: WorkerTables,
+  leaseToken: string,
+  rows: HistoryRow[],
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'> & RowsTableSpelling,
+): Generator<SqlStatement, void, StatementResult> {
+  // Three text parameters per row (progress, result, error) plus the lease token.
+  const perStatement = Math.min(ROWS_PER_INSERT, Math.floor((spelling.maxParameters - 1) / 3));
+  let chunk: HistoryRow[] = [];
+  let text = 0;
+  for (const row of rows) {
+    const rowText = (row.progress?.length ?? 0) + (row.result?.length ?? 0) + (row.error?.length ?? 0);
+    if (chunk.length === perStatement || (chunk.length > 0 && text + rowText > MAX_INSERT_TEXT)) {
+      yield historyInsertStatement(tables, leaseToken, chunk, spelling);
+      chunk = [];
+      text = 0;
+    }
+    chunk.push(row);
+    text += rowText;
+  }
+  if (chunk.length > 0) yield historyInsertStatement(tables, leaseToken, chunk, spelling);
+}
+
+/**
+ * Text (in characters) one history INSERT carries at most, as multi-row INSERTs do (see insert.ts):
+ * mysql2 inlines the parameters, and a statement must stay below max_allowed_packet with results of
+ * up to maxPayloadBytes each (a longer single row still gets its own statement).
+ */
+const MAX_INSERT_TEXT = 2_000_000;
+
+/**
+ * Deletes the rows of one lease found cancelled while they ran, copying the kept ones (`history`) to
+ * the history first, in the caller's transaction: what a retry or a failed move does with them.
+ */
+export function* removeCancelledRows(
+  tables: WorkerTables,
+  leaseToken: string,
+  cancelled: Set<string>,
+  byId: Map<string, { history?: HistoryRow }>,
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'> & RowsTableSpelling,
+): Generator<SqlStatement, void, StatementResult> {
+  if (cancelled.size === 0) return;
+  const kept: HistoryRow[] = [];
+  for (const id of cancelled) {
+    const history = byId.get(id)?.history;
+    if (history) kept.push({ ...history, state: 'cancelled', error: history.error ?? history.cancelledError });
+  }
+  if (kept.length > 0) yield* insertHistoryRows(tables, leaseToken, kept, spelling);
+  yield* deleteLeasedRows(tables, leaseToken, [...cancelled], spelling.maxParameters);
+}
+
+/**
+ * Rows one history INSERT takes at most: one statement for a batch of the default sizes, within
+ * maxParameters and a text size every server takes (see insertHistoryRows).
+ */
+const ROWS_PER_INSERT = 1000;
+
+/** How a database spells a derived table of literal rows (see valuesRowsTable, unionRowsTable). */
+export interface RowsTableSpelling {
+  /** A derived table (parenthesized, without alias) of `rows` (SQL expressions), its columns named `columns`. */
+  rowsTable(columns: readonly string[], rows: string[][]): string;
+}
+
+/**
+ * VALUES rows, renamed: PostgreSQL and SQLite both name a VALUES list's columns column1, column2, …
+ * (and SQLite has no limit on its rows, unlike its compound SELECTs: 500 terms).
+ */
+export function valuesRowsTable(columns: readonly string[], rows: string[][]): string {
+  const renamed = columns.map((column, index) => `column${index + 1} AS ${column}`).join(', ');
+  return `(SELECT ${renamed} FROM (VALUES ${rows.map((row) => `(${row.join(', ')})`).join(', ')}) AS literal_rows)`;
+}
+
+/** One SELECT per row, UNION ALL: MySQL and MariaDB spell VALUES tables differently, both know this. */
+export function unionRowsTable(columns: readonly string[], rows: string[][]): string {
+  const selects = rows.map((row, index) =>
+    index === 0
+      ? `SELECT ${row.map((value, at) => `${value} AS ${columns[at]}`).join(', ')}`
+      : `SELECT ${row.join(', ')}`,
+  );
+  return `(${selects.join(' UNION ALL ')})`;
+}
+
+const VALUE_COLUMNS = ['id', 'state', 'progress', 'result', 'error', 'duration_ms'] as const;
+
+/**
+ * INSERT INTO history … SELECT … FROM pending, fenced by the lease token, joined by id to a derived
+ * table of the rows' own values (CASE lists would cost each row a walk through all the others). Ids,
+ * durations and states are our own values, inlined as checked literals; the texts are bind
+ * parameters. finished_at (and updated_at) is the database's now, and worker_id the row's locked_by.
+ */
+function historyInsertStatement(
+  tables: WorkerTables,
+  leaseToken: string,
+  rows: HistoryRow[],
+  { nowSql, rowsTable }: Pick<SqlSpelling, 'nowSql'> & RowsTableSpelling,
+): SqlStatement {
+  const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
+  const values = rows.map((row, index) => [
+    ids[index]!,
+    row.state === 'cancelled' ? "'cancelled'" : "'completed'",
+    '?',
+    '?',
+    '?',
+    integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs'),
+  ]);
+  return {
+    sql:
+      `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
+      'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
+      'duration_ms, worker_id, updated_at) ' +
+      'SELECT p.id, p.queue_name, p.event_name, p.payload, p.attempts, p.retries, p.priority, p.unique_key, ' +
+      'v.state, COALESCE(v.progress, p.progress), v.result, v.error, ' +
+      `p.created_at, p.available_at, p.started_at, ${nowSql}, v.duration_ms, p.locked_by, ${nowSql} ` +
+      `FROM ${tables.pending} p JOIN ${rowsTable(VALUE_COLUMNS, values)} v ON v.id = p.id ` +
+      `WHERE p.lease_token = ? AND p.id IN (${ids.join(', ')})`,
+    parameters: [...rows.flatMap((row) => [row.progress, row.result, row.error]), leaseToken],
+  };
+}

@@ -208,3 +208,13 @@ export function keepCompletedOf(field: string, value: unknown): RetentionOptions
   assertRetention(field, value);
   return { ...definedOnly(value as Record<string, unknown>) };
 }
+
+/**
+ * Whether a finished (completed or cancelled) event is kept in the history: its class's
+ * keepCompleted wins over the run's (queue's); off by default.
+ */
+export function keepsCompleted(runOption: unknown, classOption: unknown): boolean {
+  const classKeeps = keepCompletedOf('keepCompleted', classOption);
+  if (classKeeps !== undefined) return classKeeps !== false;
+  return (keepCompletedOf('keepCompleted', runOption) ?? false) !== false;
+}

@@ -185,11 +185,14 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
   getQueueHealth(queueNames?: string[]): Promise<QueueHealth[]>;
   /**
    * Cancels a pending row (removed) or a running one (marked so its worker aborts it and removes it).
-   * Resolves to undefined when no such row is pending. Optional for custom repositories.
+   * Resolves to undefined when no such row is pending. `keep` says whether a waiting row it removes
+   * is kept in the history as cancelled (keepCompleted of its queue or event class), in the same
+   * transaction. Optional for custom repositories.
    */
   cancelWorker?(
     target: { id: string } | { queueName: string; uniqueKey: string },
     now: number,
+    keep?: (queueName: string, eventName: string) => boolean,
   ): Promise<CancelledEvent | undefined>;
   /**
    * Statistics per queue in one query; every queue with rows when `queueNames` is omitted. Optional

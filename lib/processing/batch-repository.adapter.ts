@@ -65,6 +65,7 @@ class RowByRowRepository implements BatchQueueRepository {
   readonly cancelWorker?: (
     target: { id: string } | { queueName: string; uniqueKey: string },
     now: number,
+    keep?: (queueName: string, eventName: string) => boolean,
   ) => Promise<CancelledEvent | undefined>;
   readonly getQueueStatistics?: (queueNames?: string[]) => Promise<QueueStatistics[]>;
   readonly completeWorkersToHistory?: (entries: HistoryEntry[]) => Promise<Map<string, HistoryOutcome>>;
@@ -76,7 +77,8 @@ class RowByRowRepository implements BatchQueueRepository {
   ) {
     // Optional methods stay absent when the repository lacks them: the service says so when asked.
     if (repository.cancelWorker)
-      this.cancelWorker = (target, now) => this.repository.cancelWorker?.(target, now) ?? Promise.resolve(undefined);
+      this.cancelWorker = (target, now, keep) =>
+        this.repository.cancelWorker?.(target, now, keep) ?? Promise.resolve(undefined);
     if (repository.getQueueStatistics)
       this.getQueueStatistics = (names) => this.repository.getQueueStatistics?.(names) ?? Promise.resolve([]);
     if (repository.completeWorkersToHistory)

@@ -9,7 +9,7 @@ import {
   UnserializablePayloadError,
   UnserializableResultError,
 } from '../errors/worker.error.js';
-import { keepCompletedOf } from '../common/worker-options.validation.js';
+import { keepsCompleted } from '../common/worker-options.validation.js';
 import { EventSnooze, snoozeSecondsOf } from '../events/event-snooze.js';
 import { serializePayload } from '../events/payload-serializer.js';
 import { describeError } from '../errors/describe-error.js';
@@ -101,13 +101,11 @@ export async function attemptJob(job: IWorkerModel, dueBy: Date, settings: Attem
   let event: IBaseEvent | undefined;
   let returned: unknown;
   let snoozeSeconds: number | undefined;
-  // The event class's keepCompleted wins over the run's (queue's); off by default.
-  let keep = (keepCompletedOf('keepCompleted', options.keepCompleted) ?? false) !== false;
+  let keep = keepsCompleted(options.keepCompleted, undefined);
   const startedAt = performance.now();
   try {
     const eventOptions = eventService.getEventOptions(data.eventName);
-    const classKeeps = keepCompletedOf('keepCompleted', eventOptions?.keepCompleted);
-    if (classKeeps !== undefined) keep = classKeeps !== false;
+    keep = keepsCompleted(options.keepCompleted, eventOptions?.keepCompleted);
     maxAttempts = eventOptions?.retries ?? maxAttempts;
     // @QueueEvent() options win over the run's (queue's) options, setting by setting.
     policy = {

@@ -18,7 +18,7 @@ import type {
 } from '../interfaces/worker-repository.interface.js';
 import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.defaults.js';
 import { processingMessages as messages } from '../worker.messages.js';
-import { assertHeartbeat, assertNumber } from '../common/worker-options.validation.js';
+import { assertHeartbeat, assertNumber, keepsCompleted } from '../common/worker-options.validation.js';
 import { type BatchQueueRepository, withBatchMethods } from './batch-repository.adapter.js';
 import { BatchLoop } from './batch-loop.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
@@ -216,7 +216,10 @@ export class WorkerService {
     const repository = this.requireRepository();
     const request = cancelRequestOf(target);
     if (!repository.cancelWorker) throw new WorkerError(messages.notProvided('cancelWorker'));
-    const cancelled = await repository.cancelWorker(request, await repository.currentTime());
+    // A waiting event removed by the cancel is kept as cancelled where a running one would be.
+    const keep = (queueName: string, eventName: string): boolean =>
+      keepsCompleted(this.keepCompletedFor(queueName), this.eventService?.getEventOptions(eventName)?.keepCompleted);
+    const cancelled = await repository.cancelWorker(request, await repository.currentTime(), keep);
     if (!cancelled) return undefined;
     if (cancelled.wasRunning) {
       this.loop.abortCancelled(cancelled.id, cancelled.eventName);

@@ -242,8 +242,12 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   }
 
   /** Whether the row runs is decided on the database's clock (its lease is live), not by `_now`. */
-  async cancelWorker(target: CancelRowTarget, _now?: number): Promise<CancelledEvent | undefined> {
-    const row = await this.dialect.atomically(cancelRow(this.tables, target, this.dialect));
+  async cancelWorker(
+    target: CancelRowTarget,
+    _now?: number,
+    keep?: (queueName: string, eventName: string) => boolean,
+  ): Promise<CancelledEvent | undefined> {
+    const row = await this.dialect.atomically(cancelRow(this.tables, target, this.dialect, keep));
     if (!row) return undefined;
     const fields = fromRawRow(row);
     const cancelled: CancelledEvent = {

@@ -1,6 +1,7 @@
+import { EventCancelledError } from '../../errors/worker.error.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { WorkerTables } from '../worker-tables.js';
-import type { AtomicWork, SqlSpelling } from './statement.js';
+import type { AtomicWork, SqlSpelling, SqlStatement } from './statement.js';
 
 /** Which pending row a cancel takes: by id, or by queue and unique key. */
 export type CancelRowTarget = { id: string } | { queueName: string; uniqueKey: string };
@@ -8,13 +9,16 @@ export type CancelRowTarget = { id: string } | { queueName: string; uniqueKey: s
 /**
  * Cancels one pending row: a waiting one (never leased, or its lease expired) is deleted; a running
  * one is soft-deleted and loses its unique key, so no worker claims it again, its worker learns of
- * it at its next heartbeat, and the key is free for a new dispatch. Resolves to the row as it was,
- * with `was_running`, or undefined when no such row is pending.
+ * it at its next heartbeat, and the key is free for a new dispatch. A waiting row that `keep` says
+ * so of (keepCompleted) is copied to the history as cancelled before its delete, in the same
+ * transaction (a running one is recorded by its worker). Resolves to the row as it was, with
+ * `was_running`, or undefined when no such row is pending.
  */
 export function cancelRow(
   tables: WorkerTables,
   target: CancelRowTarget,
   { lockRowsClause, nowSql }: Pick<SqlSpelling, 'lockRowsClause' | 'nowSql'>,
+  keep?: (queueName: string, eventName: string) => boolean,
 ): AtomicWork<RawWorkerRow | undefined> {
   return function* () {
     const byId = 'id' in target;
@@ -31,6 +35,8 @@ export function cancelRow(
     if (!found) return undefined;
     const { lease_live: leaseLive, ...row } = found;
     const running = Number(leaseLive) === 1;
+    if (!running && keep?.(String(row.queue_name), String(row.event_name)))
+      yield cancelledHistoryStatement(tables, String(row.id), String(row.event_name), nowSql);
     yield running
       ? {
           sql:
@@ -40,5 +46,19 @@ export function cancelRow(
         }
       : { sql: `DELETE FROM ${tables.pending} WHERE id = ?`, parameters: [row.id] };
     return { ...row, was_running: running };
+  };
+}
+
+/** The history copy of a waiting row being cancelled: state 'cancelled', why, finished now. */
+function cancelledHistoryStatement(tables: WorkerTables, id: string, eventName: string, nowSql: string): SqlStatement {
+  return {
+    sql:
+      `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
+      'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
+      'duration_ms, worker_id, updated_at) ' +
+      "SELECT id, queue_name, event_name, payload, attempts, retries, priority, unique_key, 'cancelled', " +
+      `progress, NULL, ?, created_at, available_at, started_at, ${nowSql}, NULL, NULL, ${nowSql} ` +
+      `FROM ${tables.pending} WHERE id = ?`,
+    parameters: [new EventCancelledError(id, eventName).message, id],
   };
 }

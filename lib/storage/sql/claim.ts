@@ -59,13 +59,14 @@ export function claimableCondition({ nowSql, dueBySql }: Pick<SqlSpelling, 'nowS
 /**
  * What a claim sets on the rows it takes: attempts + 1, the lease columns, lease_expires_at = the
  * database's now + leaseMs, started_at = the database's now (the attempt's start, for getJob() and
- * the history). The due time (available_at) and priority are left as they are, so a row
+ * the history), progress cleared (it tells how far this attempt got, not an earlier one; the failed
+ * copy keeps the last attempt's). The due time (available_at) and priority are left as they are, so a row
  * whose lease expires is claimable again in its original place. It changes no indexed column
  * (started_at is in none either): on PostgreSQL a claim is a HOT update.
  */
 export function claimAssignments({ nowSql }: Pick<SqlSpelling, 'nowSql'>): string {
   return (
     'attempts = attempts + 1, locked_by = :workerId, lease_token = :leaseToken, ' +
-    `lease_expires_at = ${nowSql} + :leaseMs, started_at = ${nowSql}, updated_at = ${nowSql}`
+    `lease_expires_at = ${nowSql} + :leaseMs, started_at = ${nowSql}, progress = NULL, updated_at = ${nowSql}`
   );
 }

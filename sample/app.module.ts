@@ -12,10 +12,12 @@ import { EmailNotificationEvent } from './email-notification.event.js';
 import { QUEUE_REPORT, QueueReportEvent } from './queue-report.event.js';
 import { FailedEventsController } from './failed-events.controller.js';
 import { HealthController } from './health.controller.js';
+import { JobsController } from './jobs.controller.js';
 import { MetricsController } from './metrics.controller.js';
 import { MailService } from './mail.service.js';
 import { NotificationsController } from './notifications.controller.js';
 import { PartnerApiService } from './partner-api.service.js';
+import { ReportExportEvent } from './report-export.event.js';
 import { WebhookDeliveryEvent } from './webhook-delivery.event.js';
 import { WebhooksController } from './webhooks.controller.js';
 import { WorkersController } from './workers.controller.js';
@@ -73,12 +75,16 @@ export class AppModule {
             'maintenance-queue': { retries: 2 },
             // Partners' endpoints fail now and then: 3 attempts, 2 s apart, then the failed store.
             'webhook-queue': { retries: 3, runAfterSeconds: 2 },
+            // Exports are looked up later (GET /jobs/:id): completed ones are kept a day, at most 1,000.
+            'report-queue': { keepCompleted: { maxAgeSeconds: 86_400, maxCount: 1000 } },
           },
           // Listed although @QueueEvent() registers them: a worker process then knows every event
           // it may find in the table, whatever this process happened to import.
-          events: [EmailNotificationEvent, DailyDigestEvent, QueueReportEvent, WebhookDeliveryEvent],
+          events: [EmailNotificationEvent, DailyDigestEvent, QueueReportEvent, WebhookDeliveryEvent, ReportExportEvent],
           recurring: (options.queueReport ?? true) ? [QUEUE_REPORT] : [],
           autoStart: options.autoStart ?? true,
+          // Leases renewed every second: running events' progress (GET /jobs/:id) is at most a second old.
+          heartbeatSeconds: 1,
         }),
         // GET /health/workers answers 503 past these.
         WorkerHealthModule.register({ maxFailed: 100, maxOldestDueAgeSeconds: 300 }),
@@ -92,6 +98,7 @@ export class AppModule {
         WebhooksController,
         FailedEventsController,
         MetricsController,
+        JobsController,
       ],
       providers,
     };

@@ -36,6 +36,7 @@ function healthWithEmailRows(active: number, failed: number) {
     queues: [
       { queueName: 'email-queue', pending: active, failed },
       { queueName: 'maintenance-queue', pending: 0, failed: 0 },
+      { queueName: 'report-queue', pending: 0, failed: 0 },
       { queueName: 'webhook-queue', pending: 0, failed: 0 },
     ],
   };
@@ -376,6 +377,50 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     expect(sent.map((mail) => mail.message).sort()).toEqual(['newsletter', 'password reset']);
   });
 
+  it('exports a report: GET /jobs/:id shows its progress while it runs and its result once kept; GET /jobs finds it', async () => {
+    const server = (await startSample()).getHttpServer();
+    const { body } = await admin(server).post('/reports').send({ month: '2026-11', rows: 300 }).expect(201);
+    const id = (body as { id: string }).id;
+    await admin(server)
+      .get(`/jobs/${id}`)
+      .expect(200)
+      .expect((response) => {
+        expect(response.body).toMatchObject({ id, queueName: 'report-queue', state: 'waiting', progress: null });
+      });
+
+    const run = admin(server)
+      .post('/workers/run')
+      .send({ queueName: 'report-queue' })
+      .then((response) => response);
+    let running: Record<string, unknown> = {};
+    await waitFor(async () => {
+      running = (await admin(server).get(`/jobs/${id}`).expect(200)).body as Record<string, unknown>;
+      return running.progress !== null;
+    }, 10_000);
+    expect(running).toMatchObject({ state: 'running', attempts: 1, progress: { of: 300 } });
+
+    expect((await run).body).toMatchObject({ result: { queueName: 'report-queue', processed: 1 } });
+    await admin(server)
+      .get(`/jobs/${id}`)
+      .expect(200)
+      .expect((response) => {
+        expect(response.body).toMatchObject({
+          state: 'completed',
+          progress: { done: 300, of: 300 },
+          result: { month: '2026-11', rows: 300, file: 'exports/report-2026-11.csv' },
+        });
+      });
+    const listed = await admin(server)
+      .get('/jobs')
+      .query({ queueName: 'report-queue', state: 'completed', payload: JSON.stringify({ month: '2026-11' }) })
+      .expect(200);
+    expect(listed.body).toMatchObject({ total: 1, items: [{ id }] });
+    await admin(server).get('/jobs/999999').expect(404);
+    await admin(server).get('/jobs/abc').expect(400);
+    await admin(server).get('/jobs').query({ state: 'finished' }).expect(400);
+    await request(server).get(`/jobs/${id}`).expect(401);
+  });
+
   it('guards the operator endpoints: 401 without the admin token, 403 with a wrong one, and nothing changes', async () => {
     const started = await startSample();
     const server = started.getHttpServer();
@@ -460,7 +505,7 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
       {
         to: DIGEST_RECIPIENT,
         message:
-          'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed; webhook-queue: 0 pending, 0 failed',
+          'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed; report-queue: 0 pending, 0 failed; webhook-queue: 0 pending, 0 failed',
       },
     ]);
   });

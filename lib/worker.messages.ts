@@ -185,3 +185,14 @@ export const schedulerMessages = {
   pollFailed: (queueName: string, failures: number, pauseMs: number, reason: string): string =>
     `Polling queue ${queueName} failed (${failures} in a row); next try in ${pauseMs} ms: ${reason}`,
 } as const;
+
+export const retentionMessages = {
+  failed: (reason: string): string => `Pruning failed (the next turn tries again): ${reason}`,
+  turn: (
+    name: string,
+    slotAt: number,
+    report: { history: number; failed: number; throughput: number; processes: number; statements: number },
+  ): string =>
+    `Prune turn ${name}@${slotAt}: deleted ${report.history} history, ${report.failed} failed, ` +
+    `${report.throughput} throughput and ${report.processes} process rows in ${report.statements} statements`,
+} as const;

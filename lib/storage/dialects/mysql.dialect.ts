@@ -2,9 +2,11 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertRow } from '../sql/insert.js';
 import { namedStatement } from '../sql/named-parameters.js';
+import { deleteOrderedWithLimit } from '../sql/prune.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import {
   type AtomicWork,
+  type BoundedDelete,
   placeholders,
   type SqlSpelling,
   type SqlStatement,
@@ -92,6 +94,10 @@ export class MysqlWorkerDialect implements WorkerDialect {
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
   readonly dueIndexHint = ' FORCE INDEX (IDX_nestjs_workers_due)';
   readonly nowSql = MYSQL_SPELLING.nowSql;
+  /** Pruning's bounded DELETE (see sql/prune.ts). */
+  boundedDelete(parts: BoundedDelete): string {
+    return deleteOrderedWithLimit(parts);
+  }
   readonly dueBySql = MYSQL_SPELLING.dueBySql;
 
   constructor(

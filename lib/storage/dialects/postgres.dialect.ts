@@ -2,9 +2,10 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { WorkerEntity } from '../entities/worker.entity.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
+import { deleteThroughKeySubquery } from '../sql/prune.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
-import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { AtomicWork, BoundedDelete, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -82,6 +83,10 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';
   readonly nowSql = POSTGRES_SPELLING.nowSql;
+  /** Pruning's bounded DELETE (see sql/prune.ts). */
+  boundedDelete(parts: BoundedDelete): string {
+    return deleteThroughKeySubquery(parts);
+  }
   readonly dueBySql = POSTGRES_SPELLING.dueBySql;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 

@@ -2,8 +2,9 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
+import { deleteThroughKeySubquery } from '../sql/prune.js';
 import { runOne, runWithin } from '../sql/runner.js';
-import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { AtomicWork, BoundedDelete, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -64,6 +65,10 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly maxParameters = 32_766;
   readonly dueIndexHint = '';
   readonly nowSql = SQLITE_SPELLING.nowSql;
+  /** Pruning's bounded DELETE (see sql/prune.ts). */
+  boundedDelete(parts: BoundedDelete): string {
+    return deleteThroughKeySubquery(parts);
+  }
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
   private readonly claimStatement: NamedStatement<ClaimParameters>;
 

@@ -302,6 +302,29 @@ describe.each(testDatabases())('retention ($name)', (database) => {
     expect(report).toMatchObject({ statements: 2 + 2 + 1 + 1 + 1, complete: true });
   });
 
+  it('ends a turn under way after its current statement when the application closes, before the DataSource does', async () => {
+    const { t, pruner } = await start({ queues: { 'r-stop': { keepCompleted: { maxAgeSeconds: 3600 } } } });
+    const rows = 30 * PRUNE_BATCH_SIZE;
+    await insertHistory(t.dataSource, aged('r-stop', 1, rows, 2 * HOUR));
+    const left = async (): Promise<number> => countOf(t.dataSource, 'nestjs_workers_history');
+
+    // A second app on the database reads what is left once the first one has closed.
+    const peer = await createPeerApp(t, { events: EVENTS }, database);
+    apps.unshift(peer);
+
+    const pruning = pruner.pruneNow();
+    await waitFor(async () => (await left()) < rows, 10_000);
+    const closed = apps.pop()!.close();
+    const report = await pruning;
+    await closed;
+
+    expect(report.complete).toBe(false);
+    expect(report.history).toBeGreaterThan(0);
+    expect(report.history).toBeLessThan(rows);
+    // Whole statements only, and nothing after the stop: what the report counts is exactly what is gone.
+    expect(await countOf(peer.dataSource, 'nestjs_workers_history')).toBe(rows - report.history);
+  });
+
   it('lets one replica prune a turn: of two apps ticking in the same turn, exactly one prunes', async () => {
     const options: WorkerModuleOptions = {
       events: EVENTS,

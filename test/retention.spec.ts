@@ -344,6 +344,11 @@ describe.each(testDatabases())('retention ($name)', (database) => {
     await insertHistory(t.dataSource, aged('r-turn', 10, 2, 2 * HOUR));
     expect(await peer.app.get(RetentionPruner).tick()).toBeUndefined();
     expect(await countOf(t.dataSource, 'nestjs_workers_history')).toBe(2);
+    // A turn row deleted by hand (the tables emptied, say) is created again, at the latest by the tick
+    // after the one that misses it.
+    await t.dataSource.query('DELETE FROM nestjs_workers_schedules');
+    const ticks = [await pruner.tick(), await pruner.tick()];
+    expect(ticks.filter((report) => report !== undefined)).toEqual([expect.objectContaining({ history: 2 })]);
   });
 
   it('prunes in the background every pruneIntervalSeconds, logs a failed turn without stopping, and stops on close', async () => {
@@ -363,9 +368,13 @@ describe.each(testDatabases())('retention ($name)', (database) => {
     } finally {
       await t.dataSource.query('ALTER TABLE r_history_away RENAME TO nestjs_workers_history');
     }
+    // The turns go on after the failed one (a turn that failed midway logs no "Prune turn" line).
+    const turnsSoFar = logger.messages('debug').filter((message) => message.startsWith('Prune turn')).length;
     await insertHistory(t.dataSource, aged('r-auto', 10, 3, 2 * HOUR));
     await waitFor(async () => (await countOf(t.dataSource, 'nestjs_workers_history')) === 0);
-    expect(logger.messages('debug').filter((message) => message.startsWith('Prune turn')).length).toBeGreaterThan(1);
+    await waitFor(
+      () => logger.messages('debug').filter((message) => message.startsWith('Prune turn')).length > turnsSoFar,
+    );
 
     await apps.pop()!.close();
     // Nothing prunes once closed: no timer is left (Jest would also report an open handle).

@@ -49,7 +49,11 @@ export class RetentionStore {
       this.turnRows.add(name);
     }
     const statement = takePruneTurnStatement(this.tables.schedules, name, slotAt, Date.now());
-    return (await this.dialect.execute(statement)).affected > 0;
+    const taken = (await this.dialect.execute(statement)).affected > 0;
+    // Checked again next time: a turn row that was deleted (tables emptied by hand) is created anew
+    // instead of leaving every replica without turns.
+    if (!taken) this.turnRows.delete(name);
+    return taken;
   }
 
   /** Deletes up to `limit` rows older than `maxAgeMs` on the database's clock; resolves to how many. */

@@ -8,6 +8,7 @@ export { EventService, type EventServiceOptions } from './dispatch/event.service
 export { WorkerService, type WorkerServiceSettings } from './processing/worker.service.js';
 export { WorkerLifecycle } from './lifecycle/worker-lifecycle.js';
 export { RecurringEventScheduler } from './recurring/recurring-event.scheduler.js';
+export { type PruneReport, RetentionPruner } from './retention/retention.pruner.js';
 export { FailedWorkerService, MAX_FAILED_PAGE_SIZE } from './failed/failed-worker.service.js';
 export { WorkerJobsService, type WorkerJobsSettings } from './jobs/worker-jobs.service.js';
 export { UnsupportedDatabaseError } from './storage/dialects/worker-dialect.js';

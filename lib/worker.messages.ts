@@ -230,3 +230,14 @@ export const outcomeMessages = {
   throughputNotRecorded: (queueName: string, reason: string): string =>
     `The throughput of a batch of queue ${queueName} was not recorded (its outcomes were): ${reason}`,
 } as const;
+
+export const retentionMessages = {
+  failed: (reason: string): string => `Pruning failed (the next turn tries again): ${reason}`,
+  turn: (
+    name: string,
+    slotAt: number,
+    report: { history: number; failed: number; throughput: number; processes: number; statements: number },
+  ): string =>
+    `Prune turn ${name}@${slotAt}: deleted ${report.history} history, ${report.failed} failed, ` +
+    `${report.throughput} throughput and ${report.processes} process rows in ${report.statements} statements`,
+} as const;

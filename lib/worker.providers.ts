@@ -15,6 +15,7 @@ import type { IWorkerRepository } from './interfaces/worker-repository.interface
 import { WorkerLifecycle } from './lifecycle/worker-lifecycle.js';
 import { WorkerService } from './processing/worker.service.js';
 import { RecurringEventScheduler } from './recurring/recurring-event.scheduler.js';
+import { RetentionPruner } from './retention/retention.pruner.js';
 import { TypeOrmWorkerCreator } from './storage/typeorm-worker.creator.js';
 import { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js';
 import { assertUsableDataSource, openWorkerDataSource } from './storage/worker-data-source.js';
@@ -174,6 +175,7 @@ export function createWorkerProviders(extras: WorkerModuleExtras, coreModule: Ty
     workerServiceProvider,
     WorkerScheduler,
     RecurringEventScheduler,
+    RetentionPruner,
     WorkerExplorer,
     WorkerDataSourceCloser,
   ];
@@ -187,6 +189,7 @@ export const WORKER_EXPORTS = [
   WorkerJobsService,
   WorkerLifecycle,
   RecurringEventScheduler,
+  RetentionPruner,
   WORKER_CONFIG,
   WORKER_DATA_SOURCE,
   WORKER_REPOSITORY,

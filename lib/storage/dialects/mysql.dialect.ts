@@ -3,9 +3,11 @@ import { unionRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertRow } from '../sql/insert.js';
 import { namedStatement } from '../sql/named-parameters.js';
+import { deleteOrderedWithLimit } from '../sql/prune.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import {
   type AtomicWork,
+  type BoundedDelete,
   placeholders,
   type SqlSpelling,
   type SqlStatement,
@@ -130,6 +132,10 @@ export class MysqlWorkerDialect implements WorkerDialect {
   readonly nowSql = MYSQL_SPELLING.nowSql;
   /** A derived table of literal rows: UNION ALL rows (see unionRowsTable). */
   readonly rowsTable = unionRowsTable;
+  /** Pruning's bounded DELETE (see sql/prune.ts). */
+  boundedDelete(parts: BoundedDelete): string {
+    return deleteOrderedWithLimit(parts);
+  }
   readonly dueBySql = MYSQL_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

@@ -3,10 +3,11 @@ import { WorkerEntity } from '../entities/worker.entity.js';
 import { valuesRowsTable } from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
+import { deleteThroughKeySubquery } from '../sql/prune.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import { onConflictAddingUpsert } from '../sql/throughput.js';
-import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { AtomicWork, BoundedDelete, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -104,6 +105,10 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly addingUpsert = onConflictAddingUpsert;
   /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
   readonly rowsTable = valuesRowsTable;
+  /** Pruning's bounded DELETE (see sql/prune.ts). */
+  boundedDelete(parts: BoundedDelete): string {
+    return deleteThroughKeySubquery(parts);
+  }
   readonly dueBySql = POSTGRES_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

@@ -5,8 +5,9 @@ import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { onConflictAddingUpsert } from '../sql/throughput.js';
 import { runOne, runWithin } from '../sql/runner.js';
-import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { AtomicWork, BoundedDelete, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
+import { deleteThroughKeySubquery } from '../sql/prune.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -91,6 +92,10 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly addingUpsert = onConflictAddingUpsert;
   /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
   readonly rowsTable = valuesRowsTable;
+  /** Pruning's bounded DELETE (see sql/prune.ts). */
+  boundedDelete(parts: BoundedDelete): string {
+    return deleteThroughKeySubquery(parts);
+  }
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

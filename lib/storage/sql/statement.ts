@@ -51,6 +51,24 @@ export interface SqlSpelling {
   readonly dueIndexHint: string;
   /** Bind parameters one statement may carry: bounds the rows of a multi-row INSERT or an IN list. */
   readonly maxParameters: number;
+  /**
+   * A DELETE of at most `limit` rows, picked in an index's order: how pruning keeps each statement
+   * short (sql/prune.ts has the two spellings).
+   */
+  boundedDelete(parts: BoundedDelete): string;
+}
+
+/**
+ * One bounded DELETE as the shared builders describe it: the rows of `table` matching `where`, the
+ * first `limit` of them in `orderBy` order (an order an index gives, so the statement reads no more
+ * rows than it deletes). `key` is the table's primary key, through which the subquery form picks them.
+ */
+export interface BoundedDelete {
+  table: string;
+  key: readonly string[];
+  where: string;
+  orderBy: string;
+  limit: number;
 }
 
 /** `count` placeholders, comma-separated (an IN list or a VALUES tuple). */

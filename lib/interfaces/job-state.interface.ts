@@ -73,17 +73,22 @@ export interface JobPage {
   pageSize: number;
 }
 
-/** A worker process that polls, from its row in the processes table. */
-export interface WorkerProcessInfo {
+/** What a worker process says of itself (its row in the processes table). */
+export interface WorkerProcessDescription {
   /** WorkerService.workerId. */
   id: string;
   host: string;
   pid: number;
+  /** The queues it polls. */
   queues: string[];
   /** Events it may run at once, over all its queues. */
   concurrency: number;
   /** Events running at its last heartbeat. */
   running: number;
+}
+
+/** A live worker process, as listWorkers() returns it. */
+export interface WorkerProcessInfo extends WorkerProcessDescription {
   startedAt: Date;
   lastHeartbeatAt: Date;
 }
@@ -98,10 +103,8 @@ export interface ThroughputQuery {
   to?: Date;
 }
 
-/** Outcomes of one minute, queue and event name. */
-export interface ThroughputPoint {
-  /** Start of the minute. */
-  minute: Date;
+/** How many events of a queue and event name ended each way (in a minute, or a batch). */
+export interface OutcomeCounts {
   queueName: string;
   eventName: string;
   completed: number;
@@ -109,6 +112,12 @@ export interface ThroughputPoint {
   retried: number;
   cancelled: number;
   snoozed: number;
+}
+
+/** Outcomes of one minute, queue and event name. */
+export interface ThroughputPoint extends OutcomeCounts {
+  /** Start of the minute. */
+  minute: Date;
   /** Sum of the durations of the attempts counted (ms). */
   totalDurationMs: number;
 }

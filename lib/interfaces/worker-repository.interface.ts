@@ -1,3 +1,4 @@
+import type { OutcomeCounts, WorkerProcessDescription } from './job-state.interface.js';
 import type { CancelledEvent } from './cancel.interface.js';
 import type { QueueStatistics } from './failed-workers.interface.js';
 import type { IWorkerModel } from './worker-model.interface.js';
@@ -87,14 +88,7 @@ export interface FailEntry {
 }
 
 /** One batch's recorded outcomes of one queue and event name, for the per-minute throughput. */
-export interface ThroughputCount {
-  queueName: string;
-  eventName: string;
-  completed: number;
-  failed: number;
-  retried: number;
-  cancelled: number;
-  snoozed: number;
+export interface ThroughputCount extends OutcomeCounts {
   /** Sum of the durations of the attempts counted (ms). */
   durationMs: number;
 }
@@ -210,17 +204,7 @@ export interface IWorkerQueueRepository extends IWorkerRepository {
 }
 
 /** What a worker process says of itself at each heartbeat (see saveWorkerProcess). */
-export interface WorkerProcessState {
-  /** WorkerService.workerId. */
-  id: string;
-  host: string;
-  pid: number;
-  /** The queues it polls. */
-  queues: string[];
-  /** Events it may run at once, over all its queues. */
-  concurrency: number;
-  /** Events running now. */
-  running: number;
+export interface WorkerProcessState extends WorkerProcessDescription {
   /** When it registered (epoch ms on the database's clock): kept when the row is inserted again. */
   startedAt: number;
 }

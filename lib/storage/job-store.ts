@@ -1,4 +1,6 @@
 import type { DataSource } from 'typeorm';
+import type { WorkerProcessDescription } from '../interfaces/job-state.interface.js';
+import type { ThroughputCount } from '../interfaces/worker-repository.interface.js';
 import { dialectFor } from './dialects/dialect-for.js';
 import type { WorkerDialect } from './dialects/worker-dialect.js';
 import { countJobsStatement, findJobsStatement, type JobFilter } from './sql/find-jobs.js';
@@ -32,28 +34,15 @@ export interface StoredJob {
 }
 
 /** A worker process's row; `queues` is its JSON text. */
-export interface StoredWorkerProcess {
-  id: string;
-  host: string;
-  pid: number;
+export interface StoredWorkerProcess extends Omit<WorkerProcessDescription, 'queues'> {
   queues: string;
-  concurrency: number;
-  running: number;
   startedAt: number;
   heartbeatAt: number;
 }
 
 /** One minute's outcome counts of a queue and event name. */
-export interface StoredThroughputMinute {
+export interface StoredThroughputMinute extends ThroughputCount {
   minute: number;
-  queueName: string;
-  eventName: string;
-  completed: number;
-  failed: number;
-  retried: number;
-  cancelled: number;
-  snoozed: number;
-  durationMs: number;
 }
 
 /**

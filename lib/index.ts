@@ -16,11 +16,19 @@ export {
   FAILED_WORKERS_TABLE,
   FailedWorkerEntity,
   PENDING_WORKERS_TABLE,
+  WORKER_HISTORY_TABLE,
+  WORKER_PROCESSES_TABLE,
   WORKER_SCHEDULES_TABLE,
+  WORKER_THROUGHPUT_TABLE,
   workerEntitySchemas,
+  type WorkerEntitySchemas,
   WorkerEntity,
+  WorkerHistoryEntity,
+  WorkerProcessEntity,
   WorkerScheduleEntity,
+  WorkerThroughputEntity,
 } from './storage/entities/worker.entity.js';
+export { MAX_JOB_PAGE_SIZE, MAX_PROGRESS_BYTES } from './worker.defaults.js';
 export {
   AddNestjsWorkerJobControlMysql1764500000000,
   AddNestjsWorkerJobControlPostgres1764500000000,

@@ -221,6 +221,8 @@ export const jobQueryMessages = {
     'must be a string, a finite number, a boolean or null: top-level fields are compared for equality ' +
     `(got ${Array.isArray(value) ? 'an array' : typeof value === 'number' ? String(value) : typeof value})`,
   malformedPayloadString: 'must be well-formed Unicode (it has a lone surrogate)',
+  tooManyPayloadFields: (count: number, max: number): string =>
+    `must name at most ${max} fields (got ${count}): narrow the listing with the other filters`,
 } as const;
 
 export const outcomeMessages = {

@@ -158,6 +158,8 @@ describe.each(testDatabases())('job queries ($name)', (database) => {
     });
     // Queue jobs-b: a row whose payload no longer parses.
     await insert(ds, 'nestjs_workers', pending(now, 10, 'not json {', { queue_name: 'jobs-b' }));
+    // Queue jobs-c: a payload holding NUL, which dispatch stores escaped (PostgreSQL's jsonb would refuse it).
+    await insert(ds, 'nestjs_workers', pending(now, 11, { user: 'nul\u0000byte' }, { queue_name: 'jobs-c' }));
     // Queue jobs-page: 25 history rows, ids 101–125.
     for (let id = 101; id <= 125; id++) {
       await insert(ds, 'nestjs_workers_history', history(now, id, { i: id }, { queue_name: 'jobs-page' }));
@@ -349,6 +351,19 @@ describe.each(testDatabases())('job queries ($name)', (database) => {
       expect(await byPayload({ list: 1 })).toEqual([]);
     });
 
+    it('finds a payload holding NUL, and compares NUL in a filter value exactly', async () => {
+      const byUser = async (user: string) =>
+        ids((await jobs.findJobs({ queueName: 'jobs-c', payload: { user } })).items);
+      expect(await byUser('nul\u0000byte')).toEqual(['11']);
+      expect(await byUser('nul\u0000')).toEqual([]);
+      expect(await byUser('nulbyte')).toEqual([]);
+    });
+
+    it('filters by payload over every queue, past a payload that no longer parses and one holding NUL', async () => {
+      const page = await jobs.findJobs({ payload: { user: 'u1' } });
+      expect({ ids: ids(page.items), total: page.total }).toEqual({ ids: ['8', '6', '3', '1'], total: 4 });
+    });
+
     it('pages newest first with the total, and refuses a page beyond the last one naming "page"', async () => {
       const first = await jobs.findJobs({ queueName: 'jobs-page', pageSize: 10 });
       expect(ids(first.items)).toEqual(['125', '124', '123', '122', '121', '120', '119', '118', '117', '116']);
@@ -395,6 +410,9 @@ describe.each(testDatabases())('job queries ($name)', (database) => {
         [{ payload: { x: undefined } }, 'payload.x'],
         [{ payload: { x: 'a\ud800' } }, 'payload.x'],
         [{ payload: 'user=u1' }, 'payload'],
+        [{ payload: Object.fromEntries(Array.from({ length: 21 }, (_, n) => [`k${n}`, n])) }, 'payload'],
+        [{ createdFrom: new Date(2000), createdTo: new Date(1000) }, 'createdTo'],
+        [{ createdFrom: new Date(1000), createdTo: new Date(1000) }, 'createdTo'],
         [{ queueName: '' }, 'queueName'],
         [{ queueName: 'q'.repeat(256) }, 'queueName'],
         [{ eventName: 7 }, 'eventName'],

@@ -41,6 +41,9 @@ export interface CheckedJobQuery {
   pageSize: number;
 }
 
+/** Payload fields one findJobs() compares at most. */
+export const MAX_PAYLOAD_FILTER_FIELDS = 20;
+
 /** Checks a findJobs() query, naming the first bad field; nothing is read before it passes. */
 export function checkFindJobsQuery(query: unknown): CheckedJobQuery {
   assertPlainObject('findJobs query', query);
@@ -61,6 +64,9 @@ export function checkFindJobsQuery(query: unknown): CheckedJobQuery {
   if (createdFrom !== undefined) filter.createdFrom = epochMsOf('createdFrom', createdFrom);
   if (createdTo !== undefined) filter.createdTo = epochMsOf('createdTo', createdTo);
   if (payload !== undefined) filter.payload = checkedPayload(payload);
+  if (createdFrom !== undefined && createdTo !== undefined && filter.createdTo! <= filter.createdFrom!) {
+    throw new InvalidWorkerOptionsError('createdTo', jobQueryMessages.emptyRange(createdFrom, createdTo));
+  }
   return { filter, page: page as number, pageSize };
 }
 
@@ -105,6 +111,15 @@ function epochMsOf(field: string, value: unknown): number {
 
 function checkedPayload(payload: unknown): [string, PayloadFilterValue][] {
   assertPlainObject('payload', payload);
+  // Each field is a condition with its parameters in every table's branch: a bounded number keeps
+  // the statement within every database's parameter limit.
+  const count = Object.keys(payload).length;
+  if (count > MAX_PAYLOAD_FILTER_FIELDS) {
+    throw new InvalidWorkerOptionsError(
+      'payload',
+      jobQueryMessages.tooManyPayloadFields(count, MAX_PAYLOAD_FILTER_FIELDS),
+    );
+  }
   const fields: [string, PayloadFilterValue][] = [];
   for (const [key, value] of Object.entries(payload)) {
     if (!PAYLOAD_KEY.test(key)) {

@@ -74,14 +74,26 @@ function insertWakingWorkers(insert: SqlStatement): SqlStatement {
 
 /**
  * Containment of `{ key: value }` is typed equality of a top-level field for a scalar value (1 is not
- * "1", true is not 1, 1 equals 1.0, and an array holding the value does not match), and is the
- * operator a GIN index on (payload::jsonb) could serve. PostgreSQL 15 has no guarded cast: a payload
- * that is not JSON makes the statement fail (PostgreSQL 16 could skip it with `payload IS JSON`);
- * payloads written by dispatch always are JSON.
+ * "1", true is not 1, an array holding the value does not match), the operator a GIN index on
+ * (payload::jsonb) could serve. PostgreSQL 15 has no guarded cast, so what jsonb would refuse is kept
+ * from the cast, in a CASE (which evaluates in order): a payload that is not an object cannot hold
+ * the field (a text that no longer parses rarely starts with "{"); a payload holding "\u0000" (the
+ * serializer's escape of NUL, which jsonb refuses) is compared with NUL read as U+0001 on both sides.
  */
 function payloadFieldEquals(key: string, value: PayloadFieldValue): SqlStatement {
-  return { sql: 'payload::jsonb @> ?::jsonb', parameters: [JSON.stringify({ [key]: value })] };
+  const filter = JSON.stringify({ [key]: value }).replaceAll(NUL_ESCAPE, NUL_STAND_IN);
+  return {
+    sql:
+      "CASE WHEN left(payload, 1) <> '{' THEN false " +
+      `WHEN strpos(payload, '${NUL_ESCAPE}') = 0 THEN payload::jsonb @> ?::jsonb ` +
+      `ELSE replace(payload, '${NUL_ESCAPE}', '${NUL_STAND_IN}')::jsonb @> ?::jsonb END`,
+    parameters: [filter, filter],
+  };
 }
+
+/** JSON's escape of NUL, which jsonb refuses, and what the payload filter reads it as. */
+const NUL_ESCAPE = '\\u0000';
+const NUL_STAND_IN = '\\u0001';
 
 function nullOf(type: 'text' | 'bigint'): string {
   return `NULL::${type}`;

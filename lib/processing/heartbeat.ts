@@ -68,11 +68,24 @@ export function startHeartbeat(
   return { stop: () => clearInterval(timer) };
 }
 
-/** The JSON text of each run's progress that no renewal has written yet, by row id. */
+/**
+ * The JSON text of each running event's progress that no renewal has written yet, by row id, up to
+ * PROGRESS_TEXT_PER_BEAT characters: a renewal must stay a statement every server takes (mysql2
+ * inlines the values, and MySQL refuses a statement over max_allowed_packet), since a renewal that
+ * fails costs the leases. What is left waits for the next beat. A settled run's progress is not
+ * sent: its outcome write takes it.
+ */
 function unsavedProgress(runOf: ReadonlyMap<string, ClaimedRun>): Map<string, string> {
   const progress = new Map<string, string>();
+  let text = 0;
   for (const [id, run] of runOf) {
-    if (!run.progressSaved && run.latestProgress !== undefined) progress.set(id, run.latestProgress);
+    if (run.progressSaved || run.settled || run.latestProgress === undefined) continue;
+    if (text > 0 && text + run.latestProgress.length > PROGRESS_TEXT_PER_BEAT) break;
+    progress.set(id, run.latestProgress);
+    text += run.latestProgress.length;
   }
   return progress;
 }
+
+/** Progress text one renewal carries at most (characters; each value is at most MAX_PROGRESS_BYTES). */
+const PROGRESS_TEXT_PER_BEAT = 1_000_000;

@@ -224,10 +224,16 @@ function storedResult(
   try {
     return { result: serializePayload(eventName, value, { maxBytes }), error: null };
   } catch (error) {
-    if (!(error instanceof UnserializablePayloadError)) throw error;
-    // The serializer names paths from "payload": a result's are named from "result".
-    const at = error.path === 'payload' ? '' : ` (at result${error.path.slice('payload'.length)})`;
-    const refused = new UnserializableResultError(eventName, `${error.problem}${at}`);
+    // Whatever reading the value threw (a getter, a revoked Proxy, a string too long to join): the
+    // event did complete, so its completion must still be recorded.
+    const refused =
+      error instanceof UnserializablePayloadError
+        ? // The serializer names paths from "payload": a result's are named from "result".
+          new UnserializableResultError(
+            eventName,
+            `${error.problem}${error.path === 'payload' ? '' : ` (at result${error.path.slice('payload'.length)})`}`,
+          )
+        : new UnserializableResultError(eventName, `could not be read: ${describeError(error)}`);
     logger.error(refused.message);
     return { result: null, error: refused.message };
   }

@@ -6,6 +6,7 @@
  */
 import {
   BaseEvent,
+  FailedWorkerService,
   QueueEvent,
   UnrecoverableError,
   type JobRecord,
@@ -146,7 +147,7 @@ describe.each(testDatabases())('job state through WorkerJobsService ($name)', (d
     });
   });
 
-  it('keeps the id of an event that failed for good, and of one snoozed, and of one cancelled', async () => {
+  it('keeps the id of an event that failed for good (also when retried from the failed store), of one snoozed, and of one cancelled', async () => {
     const closed = await t.events.dispatch(new ClosedAccountEvent({ account: 'gone' }));
     const later = await t.events.dispatch(new LaterEvent({ account: 'sleepy' }));
     const cancelled = await t.events.dispatch(new LaterEvent({ account: 'cancel-me' }), { delaySeconds: 60 });
@@ -170,6 +171,12 @@ describe.each(testDatabases())('job state through WorkerJobsService ($name)', (d
       [later, 'delayed'],
       [closed, 'failed'],
     ]);
+
+    // Retried from the failed store, the job is back in line under its own id.
+    expect(await t.app.get(FailedWorkerService).retryAll({ queueName: 'jobs' })).toBe(1);
+    expect(await job(closed)).toMatchObject({ id: closed, state: 'waiting', attempts: 0, error: null });
+    const again = await t.events.dispatch(new LaterEvent({ account: 'new' }));
+    expect(Number(again)).toBeGreaterThan(Number(cancelled));
   });
 
   it('counts outcomes per minute and lists the process that polls', async () => {

@@ -36,9 +36,12 @@ export interface JobRecord<TPayload = unknown, TResult = JsonValue> {
   /** When its current or last attempt started. */
   startedAt: Date | null;
   finishedAt: Date | null;
-  /** How long its last attempt ran, once finished. */
+  /** How long its last attempt ran: completed, cancelled after it started, and failed jobs. */
   durationMs: number | null;
-  /** The worker process (WorkerService.workerId) running it, or that ran its last attempt. */
+  /**
+   * The worker process (WorkerService.workerId) running it, or that ran its last attempt of a finished
+   * (completed, cancelled, failed) job; null while it waits (a retry releases the row).
+   */
   workerId: string | null;
 }
 

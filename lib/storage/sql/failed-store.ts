@@ -78,13 +78,23 @@ export function requeueFailed(
     if (rows.length === 0) return 0;
     const ids = rows.map((row) => row.id);
     const idList = placeholders(ids.length);
+    // Without its unique key: a new event holding that key may be pending already, and the retry
+    // must not be lost to it. Under its job id where the failed row has one, so getJob() follows the
+    // job back into line (no pending row can hold that id: the job left the pending table when it
+    // failed, and ids are never handed out twice); rows failed before job ids were kept get new ids.
+    const columns =
+      'queue_name, event_name, payload, attempts, retries, priority, error, created_at, updated_at, available_at';
+    const values = `queue_name, event_name, payload, 0, retries, priority, NULL, ${nowSql}, ${nowSql}, ${nowSql}`;
     yield {
       sql:
-        // Without its unique key: a new event holding that key may be pending already, and the retry
-        // must not be lost to it.
-        `INSERT INTO ${tables.pending} (queue_name, event_name, payload, attempts, retries, priority, error, ` +
-        `created_at, updated_at, available_at) SELECT queue_name, event_name, payload, 0, retries, priority, NULL, ` +
-        `${nowSql}, ${nowSql}, ${nowSql} FROM ${tables.failed} WHERE id IN (${idList}) ORDER BY id`,
+        `INSERT INTO ${tables.pending} (id, ${columns}) SELECT job_id, ${values} FROM ${tables.failed} ` +
+        `WHERE id IN (${idList}) AND job_id IS NOT NULL ORDER BY id`,
+      parameters: ids,
+    };
+    yield {
+      sql:
+        `INSERT INTO ${tables.pending} (${columns}) SELECT ${values} FROM ${tables.failed} ` +
+        `WHERE id IN (${idList}) AND job_id IS NULL ORDER BY id`,
       parameters: ids,
     };
     yield { sql: `DELETE FROM ${tables.failed} WHERE id IN (${idList})`, parameters: ids };

@@ -29,7 +29,7 @@ import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { cancelRow, type CancelRowTarget } from './sql/cancel.js';
 import { claimParametersOf, compareClaimOrder } from './sql/claim.js';
 import { completeStatement, stillPendingStatement } from './sql/complete.js';
-import { completeLeasedRowsToHistory, type HistoryRow } from './sql/complete-to-history.js';
+import { completeLeasedRowsToHistory, historyMoveOutcomes, type HistoryRow } from './sql/complete-to-history.js';
 import { type CountDueParameters, countDueStatement } from './sql/count-due.js';
 import { moveLeasedRowsToFailed } from './sql/fail.js';
 import { byLeaseToken } from './sql/leased-rows.js';
@@ -136,13 +136,26 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   }
 
   /**
-   * One transaction for the batch: per lease token a locking read of the rows still held, one
-   * INSERT … SELECT into the history, one fenced DELETE (see completeLeasedRowsToHistory).
+   * Where the database has it (HistoryMoveSpelling: PostgreSQL), one statement per lease token, the
+   * fenced DELETE feeding the INSERT; elsewhere one transaction for the batch: per lease token a
+   * locking read of the rows still held, one INSERT … SELECT into the history, one fenced DELETE
+   * (see completeLeasedRowsToHistory).
    */
   async completeWorkersToHistory(entries: HistoryEntry[]): Promise<Map<string, HistoryOutcome>> {
     if (entries.length === 0) return new Map();
     const rows = entries.map(({ model, ...record }) => historyRowOf(leasedRow(model), record));
-    return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect));
+    const move = this.dialect.historyMoveStatement;
+    if (!move) return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect));
+    const outcomes = new Map<string, HistoryOutcome>();
+    for (const [leaseToken, leaseRows] of rowsByLeaseToken(rows)) {
+      const moved = await this.dialect.query(move(this.tables, leaseToken, leaseRows, cancelledErrorOf));
+      historyMoveOutcomes(
+        leaseRows.map((row) => row.id),
+        moved,
+        outcomes,
+      );
+    }
+    return outcomes;
   }
 
   /**
@@ -329,6 +342,15 @@ function leasedRow(model: IWorkerModel): { id: string; leaseToken: string } {
   return { id, leaseToken };
 }
 
+/** The error text of a row found cancelled while it ran, as EventCancelledError says it. */
+function cancelledErrorOf(id: string): string {
+  return new EventCancelledError(id).message;
+}
+
+/** cancelledErrorOf() by string replacement: no Error (and no stack trace) made per history row. */
+const CANCELLED_ID = '\u0001';
+const cancelledErrorTemplate = cancelledErrorOf(CANCELLED_ID);
+
 /** A history record of a leased row, as the SQL writes it (texts made storable). */
 function historyRowOf(row: { id: string; leaseToken: string }, record: HistoryRecord): HistoryRow {
   return {
@@ -338,8 +360,14 @@ function historyRowOf(row: { id: string; leaseToken: string }, record: HistoryRe
     error: storableErrorText(record.error),
     durationMs: record.durationMs,
     progress: record.progress ?? null,
-    cancelledError: new EventCancelledError(row.id).message,
+    cancelledError: cancelledErrorTemplate.replace(CANCELLED_ID, row.id),
   };
+}
+
+/** History rows per lease token (a claim's rows share one), each row once, in id order. */
+function rowsByLeaseToken(rows: HistoryRow[]): Map<string, HistoryRow[]> {
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return new Map([...byLeaseToken(rows)].map(([leaseToken, ids]) => [leaseToken, ids.map((id) => byId.get(id)!)]));
 }
 
 /** A single-row write's outcome as the errors WorkerService handles. */

@@ -142,13 +142,32 @@ export function unionRowsTable(columns: readonly string[], rows: string[][]): st
   return `(${selects.join(' UNION ALL ')})`;
 }
 
-const VALUE_COLUMNS = ['id', 'state', 'progress', 'result', 'error', 'duration_ms'] as const;
+/**
+ * The per-row values a chunk of history rows needs shipped: ids and durations always; the state only
+ * where the rows differ in it (else `state`), and each text column only where some row has one (a
+ * batch of no-op events has no result, error or progress: its rows then carry two numbers each).
+ */
+export function historyValueColumns(rows: HistoryRow[]): {
+  state: HistoryRow['state'] | undefined;
+  texts: ('progress' | 'result' | 'error')[];
+} {
+  const first = rows[0]?.state;
+  const state = rows.every((row) => row.state === first) ? first : undefined;
+  const texts = (['progress', 'result', 'error'] as const).filter((column) => rows.some((row) => row[column] !== null));
+  return { state, texts };
+}
+
+/** The SQL literal of a history state (our own two values). */
+export function stateLiteral(state: HistoryRow['state']): string {
+  return state === 'cancelled' ? "'cancelled'" : "'completed'";
+}
 
 /**
  * INSERT INTO history … SELECT … FROM pending, fenced by the lease token, joined by id to a derived
- * table of the rows' own values (CASE lists would cost each row a walk through all the others). Ids,
- * durations and states are our own values, inlined as checked literals; the texts are bind
- * parameters. finished_at (and updated_at) is the database's now, and worker_id the row's locked_by.
+ * table of the rows' own values (CASE lists would cost each row a walk through all the others), with
+ * only the columns that vary (historyValueColumns). Ids, durations and states are our own values,
+ * inlined as checked literals; the texts are bind parameters. finished_at (and updated_at) is the
+ * database's now, and worker_id the row's locked_by.
  */
 function historyInsertStatement(
   tables: WorkerTables,
@@ -156,25 +175,57 @@ function historyInsertStatement(
   rows: HistoryRow[],
   { nowSql, rowsTable }: Pick<SqlSpelling, 'nowSql'> & RowsTableSpelling,
 ): SqlStatement {
+  const { state, texts } = historyValueColumns(rows);
   const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
+  const columns = ['id', 'duration_ms', ...(state ? [] : ['state']), ...texts];
   const values = rows.map((row, index) => [
     ids[index]!,
-    row.state === 'cancelled' ? "'cancelled'" : "'completed'",
-    '?',
-    '?',
-    '?',
     integerLiteral(Math.max(0, Math.round(row.durationMs)), 'durationMs'),
+    ...(state ? [] : [stateLiteral(row.state)]),
+    ...texts.map(() => '?'),
   ]);
+  const has = (column: 'progress' | 'result' | 'error'): boolean => texts.includes(column);
   return {
     sql:
       `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
       'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
       'duration_ms, worker_id, updated_at) ' +
       'SELECT p.id, p.queue_name, p.event_name, p.payload, p.attempts, p.retries, p.priority, p.unique_key, ' +
-      'v.state, COALESCE(v.progress, p.progress), v.result, v.error, ' +
+      `${state ? stateLiteral(state) : 'v.state'}, ${has('progress') ? 'COALESCE(v.progress, p.progress)' : 'p.progress'}, ` +
+      `${has('result') ? 'v.result' : 'NULL'}, ${has('error') ? 'v.error' : 'NULL'}, ` +
       `p.created_at, p.available_at, p.started_at, ${nowSql}, v.duration_ms, p.locked_by, ${nowSql} ` +
-      `FROM ${tables.pending} p JOIN ${rowsTable(VALUE_COLUMNS, values)} v ON v.id = p.id ` +
+      `FROM ${tables.pending} p JOIN ${rowsTable(columns, values)} v ON v.id = p.id ` +
       `WHERE p.lease_token = ? AND p.id IN (${ids.join(', ')})`,
-    parameters: [...rows.flatMap((row) => [row.progress, row.result, row.error]), leaseToken],
+    parameters: [...rows.flatMap((row) => texts.map((column) => row[column])), leaseToken],
   };
+}
+
+/**
+ * A database that moves a lease's rows to the history in ONE statement, the DELETE feeding the
+ * INSERT (PostgreSQL: a data-modifying WITH): the DELETE is the fence, and exactly what it deleted is
+ * inserted, so no transaction and no locking read are needed. Others leave it undefined and run the
+ * transaction script (completeLeasedRowsToHistory).
+ */
+export interface HistoryMoveSpelling {
+  /**
+   * The move of `rows` (all of lease `leaseToken`), returning the id and recorded state ('completed'
+   * or 'cancelled') of each row moved; a row not returned was not this lease's any more. A row found
+   * cancelled while it ran gets `cancelledErrorOf(id)` as its error.
+   */
+  readonly historyMoveStatement?: (
+    tables: WorkerTables,
+    leaseToken: string,
+    rows: HistoryRow[],
+    cancelledErrorOf: (id: string) => string,
+  ) => SqlStatement;
+}
+
+/** What a one-statement move (HistoryMoveSpelling) returned, as outcomes of the lease's `ids`. */
+export function historyMoveOutcomes(
+  ids: string[],
+  moved: { id?: unknown; state?: unknown }[],
+  outcomes: Map<string, HistoryOutcome>,
+): void {
+  const states = new Map(moved.map((row) => [String(row.id), row.state === 'cancelled' ? 'cancelled' : 'completed']));
+  for (const id of ids) outcomes.set(id, (states.get(id) as HistoryOutcome | undefined) ?? 'lease-lost');
 }

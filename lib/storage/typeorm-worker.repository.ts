@@ -145,7 +145,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     if (entries.length === 0) return new Map();
     const rows = entries.map(({ model, ...record }) => historyRowOf(leasedRow(model), record));
     const move = this.dialect.historyMoveStatement;
-    if (!move) return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect));
+    if (!move) {
+      return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect, cancelledErrorOf));
+    }
     const outcomes = new Map<string, HistoryOutcome>();
     for (const [leaseToken, leaseRows] of rowsByLeaseToken(rows)) {
       const moved = await this.dialect.query(move(this.tables, leaseToken, leaseRows, cancelledErrorOf));

@@ -1,6 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { WorkerEntity } from '../entities/worker.entity.js';
-import { type HistoryRow, historyValueColumns, stateLiteral, valuesRowsTable } from '../sql/complete-to-history.js';
+import {
+  type HistoryRow,
+  historyValueColumns,
+  ID_MARK,
+  stateLiteral,
+  valuesRowsTable,
+} from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
@@ -81,9 +87,6 @@ function insertWakingWorkers(insert: SqlStatement): SqlStatement {
 function payloadFieldEquals(key: string, value: PayloadFieldValue): SqlStatement {
   return { sql: 'payload::jsonb @> ?::jsonb', parameters: [JSON.stringify({ [key]: value })] };
 }
-
-/** Marks where the row id goes in the cancelled-while-running error text (see postgresHistoryMove). */
-const ID_MARK = '\u0001';
 
 /**
  * The move of a lease's finished rows to the history as ONE statement: the fenced DELETE … RETURNING

@@ -91,6 +91,11 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly addingUpsert = onConflictAddingUpsert;
   /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
   readonly rowsTable = valuesRowsTable;
+  /**
+   * The history INSERT returns what it copied (SQLite 3.35+): nothing else writes between the
+   * statements of atomically()'s immediate transaction, so the move needs no locking read.
+   */
+  readonly historyInsertReturns = true;
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

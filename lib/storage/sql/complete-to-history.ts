@@ -29,8 +29,10 @@ export interface HistoryRow extends LeasedRow {
 export function completeLeasedRowsToHistory(
   tables: WorkerTables,
   rows: HistoryRow[],
-  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'> & RowsTableSpelling,
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'lockRowsClause' | 'nowSql'> & RowsTableSpelling & HistoryMoveSpelling,
+  cancelledErrorOf: (id: string) => string,
 ): AtomicWork<Map<string, HistoryOutcome>> {
+  if (spelling.historyInsertReturns) return copyReturningThenDelete(tables, rows, spelling, cancelledErrorOf);
   return function* () {
     const byId = new Map(rows.map((row) => [row.id, row]));
     const outcomes = new Map<string, HistoryOutcome>();
@@ -56,6 +58,46 @@ export function completeLeasedRowsToHistory(
 }
 
 /**
+ * completeLeasedRowsToHistory where no other writer can come between two statements of the
+ * transaction (SQLite's immediate transaction): per lease token the INSERT … SELECT, fenced by the
+ * lease token, itself decides each row's state from its deleted_at and returns what it copied, and
+ * the DELETE removes exactly that. No locking read.
+ */
+function copyReturningThenDelete(
+  tables: WorkerTables,
+  rows: HistoryRow[],
+  spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'> & RowsTableSpelling,
+  cancelledErrorOf: (id: string) => string,
+): AtomicWork<Map<string, HistoryOutcome>> {
+  const [before = '', after = ''] = cancelledErrorOf(ID_MARK).split(ID_MARK);
+  return function* () {
+    const outcomes = new Map<string, HistoryOutcome>();
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    for (const [leaseToken, ids] of byLeaseToken(rows)) {
+      const moved: { id?: unknown; state?: unknown }[] = [];
+      for (const chunk of historyChunks(
+        ids.map((id) => byId.get(id)!),
+        spelling.maxParameters - 3,
+      )) {
+        const { rows: copied } = yield historyInsertStatement(tables, leaseToken, chunk, spelling, { before, after });
+        moved.push(...copied);
+      }
+      yield* deleteLeasedRows(
+        tables,
+        leaseToken,
+        moved.map((row) => String(row.id)),
+        spelling.maxParameters,
+      );
+      historyMoveOutcomes(ids, moved, outcomes);
+    }
+    return outcomes;
+  };
+}
+
+/** Marks where the row id goes in the cancelled-while-running error text, split around it. */
+export const ID_MARK = '\u0001';
+
+/**
  * The history copies of locked rows of one lease (see completeLeasedRowsToHistory), for the
  * transactions that remove rows for other reasons too (a retry or failed move that finds its row
  * cancelled).
@@ -66,21 +108,32 @@ export function* insertHistoryRows(
   rows: HistoryRow[],
   spelling: Pick<SqlSpelling, 'maxParameters' | 'nowSql'> & RowsTableSpelling,
 ): Generator<SqlStatement, void, StatementResult> {
-  // Three text parameters per row (progress, result, error) plus the lease token.
-  const perStatement = Math.min(ROWS_PER_INSERT, Math.floor((spelling.maxParameters - 1) / 3));
+  for (const chunk of historyChunks(rows, spelling.maxParameters - 1)) {
+    yield historyInsertStatement(tables, leaseToken, chunk, spelling);
+  }
+}
+
+/**
+ * `rows` in chunks of one history INSERT each: at most ROWS_PER_INSERT rows, three text parameters
+ * per row (progress, result, error) within `parameters`, and MAX_INSERT_TEXT of text.
+ */
+function historyChunks(rows: HistoryRow[], parameters: number): HistoryRow[][] {
+  const perStatement = Math.min(ROWS_PER_INSERT, Math.floor(parameters / 3));
+  const chunks: HistoryRow[][] = [];
   let chunk: HistoryRow[] = [];
   let text = 0;
   for (const row of rows) {
     const rowText = (row.progress?.length ?? 0) + (row.result?.length ?? 0) + (row.error?.length ?? 0);
     if (chunk.length === perStatement || (chunk.length > 0 && text + rowText > MAX_INSERT_TEXT)) {
-      yield historyInsertStatement(tables, leaseToken, chunk, spelling);
+      chunks.push(chunk);
       chunk = [];
       text = 0;
     }
     chunk.push(row);
     text += rowText;
   }
-  if (chunk.length > 0) yield historyInsertStatement(tables, leaseToken, chunk, spelling);
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 /**
@@ -174,6 +227,7 @@ function historyInsertStatement(
   leaseToken: string,
   rows: HistoryRow[],
   { nowSql, rowsTable }: Pick<SqlSpelling, 'nowSql'> & RowsTableSpelling,
+  returning?: { before: string; after: string },
 ): SqlStatement {
   const { state, texts } = historyValueColumns(rows);
   const ids = rows.map((row) => integerLiteral(row.id, 'row id'));
@@ -185,18 +239,29 @@ function historyInsertStatement(
     ...texts.map(() => '?'),
   ]);
   const has = (column: 'progress' | 'result' | 'error'): boolean => texts.includes(column);
+  const given = state ? stateLiteral(state) : 'v.state';
+  const error = has('error') ? 'v.error' : 'NULL';
+  // Returning: the statement itself records a row cancelled while it ran (deleted_at) as cancelled.
+  const stateSql = returning ? `CASE WHEN p.deleted_at IS NOT NULL THEN 'cancelled' ELSE ${given} END` : given;
+  const errorSql = returning
+    ? `CASE WHEN p.deleted_at IS NOT NULL AND ${given} <> 'cancelled' THEN ? || p.id || ? ELSE ${error} END`
+    : error;
   return {
     sql:
       `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
       'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
       'duration_ms, worker_id, updated_at) ' +
       'SELECT p.id, p.queue_name, p.event_name, p.payload, p.attempts, p.retries, p.priority, p.unique_key, ' +
-      `${state ? stateLiteral(state) : 'v.state'}, ${has('progress') ? 'COALESCE(v.progress, p.progress)' : 'p.progress'}, ` +
-      `${has('result') ? 'v.result' : 'NULL'}, ${has('error') ? 'v.error' : 'NULL'}, ` +
+      `${stateSql}, ${has('progress') ? 'COALESCE(v.progress, p.progress)' : 'p.progress'}, ` +
+      `${has('result') ? 'v.result' : 'NULL'}, ${errorSql}, ` +
       `p.created_at, p.available_at, p.started_at, ${nowSql}, v.duration_ms, p.locked_by, ${nowSql} ` +
       `FROM ${tables.pending} p JOIN ${rowsTable(columns, values)} v ON v.id = p.id ` +
-      `WHERE p.lease_token = ? AND p.id IN (${ids.join(', ')})`,
-    parameters: [...rows.flatMap((row) => texts.map((column) => row[column])), leaseToken],
+      `WHERE p.lease_token = ? AND p.id IN (${ids.join(', ')})${returning ? ' RETURNING id, state' : ''}`,
+    parameters: [
+      ...(returning ? [returning.before, returning.after] : []),
+      ...rows.flatMap((row) => texts.map((column) => row[column])),
+      leaseToken,
+    ],
   };
 }
 
@@ -207,6 +272,12 @@ function historyInsertStatement(
  * transaction script (completeLeasedRowsToHistory).
  */
 export interface HistoryMoveSpelling {
+  /**
+   * The INSERT … SELECT into the history may return what it copied (RETURNING), in a transaction no
+   * other writer can enter between its statements (SQLite's immediate transaction): the transaction
+   * script then needs no locking read (see copyReturningThenDelete).
+   */
+  readonly historyInsertReturns?: boolean;
   /**
    * The move of `rows` (all of lease `leaseToken`), returning the id and recorded state ('completed'
    * or 'cancelled') of each row moved; a row not returned was not this lease's any more. A row found

@@ -29,7 +29,12 @@ import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { cancelRow, type CancelRowTarget } from './sql/cancel.js';
 import { claimParametersOf, compareClaimOrder } from './sql/claim.js';
 import { completeStatement, stillPendingStatement } from './sql/complete.js';
-import { completeLeasedRowsToHistory, historyMoveOutcomes, type HistoryRow } from './sql/complete-to-history.js';
+import {
+  completeLeasedRowsToHistory,
+  historyMoveOutcomes,
+  type HistoryRow,
+  ID_MARK,
+} from './sql/complete-to-history.js';
 import { type CountDueParameters, countDueStatement } from './sql/count-due.js';
 import { moveLeasedRowsToFailed } from './sql/fail.js';
 import { byLeaseToken } from './sql/leased-rows.js';
@@ -143,7 +148,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
    */
   async completeWorkersToHistory(entries: HistoryEntry[]): Promise<Map<string, HistoryOutcome>> {
     if (entries.length === 0) return new Map();
-    const rows = entries.map(({ model, ...record }) => historyRowOf(leasedRow(model), record));
+    const rows = entries.map((entry) => historyRowOf(leasedRow(entry.model), entry));
     const move = this.dialect.historyMoveStatement;
     if (!move) {
       return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect, cancelledErrorOf));
@@ -349,20 +354,23 @@ function cancelledErrorOf(id: string): string {
   return new EventCancelledError(id).message;
 }
 
-/** cancelledErrorOf() by string replacement: no Error (and no stack trace) made per history row. */
-const CANCELLED_ID = '\u0001';
-const cancelledErrorTemplate = cancelledErrorOf(CANCELLED_ID);
+/** cancelledErrorOf() around the id: no Error (and no stack trace) made per history row. */
+const [CANCELLED_BEFORE = '', CANCELLED_AFTER = ''] = cancelledErrorOf(ID_MARK).split(ID_MARK);
 
-/** A history record of a leased row, as the SQL writes it (texts made storable). */
+/**
+ * A history record of a leased row, as the SQL writes it (texts made storable). Written out field by
+ * field: object spread here cost microseconds a row (V8), a tenth of a no-op batch's time.
+ */
 function historyRowOf(row: { id: string; leaseToken: string }, record: HistoryRecord): HistoryRow {
   return {
-    ...row,
+    id: row.id,
+    leaseToken: row.leaseToken,
     state: record.state,
     result: record.result,
     error: storableErrorText(record.error),
     durationMs: record.durationMs,
     progress: record.progress ?? null,
-    cancelledError: cancelledErrorTemplate.replace(CANCELLED_ID, row.id),
+    cancelledError: CANCELLED_BEFORE + row.id + CANCELLED_AFTER,
   };
 }
 

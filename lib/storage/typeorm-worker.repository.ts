@@ -31,6 +31,7 @@ import { claimParametersOf, compareClaimOrder } from './sql/claim.js';
 import { completeStatement, stillPendingStatement } from './sql/complete.js';
 import {
   completeLeasedRowsToHistory,
+  historyChunks,
   historyMoveOutcomes,
   type HistoryRow,
   ID_MARK,
@@ -155,12 +156,16 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     }
     const outcomes = new Map<string, HistoryOutcome>();
     for (const [leaseToken, leaseRows] of rowsByLeaseToken(rows)) {
-      const moved = await this.dialect.query(move(this.tables, leaseToken, leaseRows, cancelledErrorOf));
-      historyMoveOutcomes(
-        leaseRows.map((row) => row.id),
-        moved,
-        outcomes,
-      );
+      // Arrays bind any number of rows; only the texts bound a statement. Each statement moves its
+      // own rows whole, so a second one for the same lease copies none twice.
+      for (const chunk of historyChunks(leaseRows, Infinity, Infinity)) {
+        const moved = await this.dialect.query(move(this.tables, leaseToken, chunk, cancelledErrorOf));
+        historyMoveOutcomes(
+          chunk.map((row) => row.id),
+          moved,
+          outcomes,
+        );
+      }
     }
     return outcomes;
   }

@@ -114,11 +114,11 @@ export function* insertHistoryRows(
 }
 
 /**
- * `rows` in chunks of one history INSERT each: at most ROWS_PER_INSERT rows, three text parameters
- * per row (progress, result, error) within `parameters`, and MAX_INSERT_TEXT of text.
+ * `rows` in chunks of one history INSERT each: at most `maxRows` rows, three text parameters per row
+ * (progress, result, error) within `parameters`, and MAX_INSERT_TEXT of text.
  */
-function historyChunks(rows: HistoryRow[], parameters: number): HistoryRow[][] {
-  const perStatement = Math.min(ROWS_PER_INSERT, Math.floor(parameters / 3));
+export function historyChunks(rows: HistoryRow[], parameters: number, maxRows = ROWS_PER_INSERT): HistoryRow[][] {
+  const perStatement = Math.min(maxRows, Math.floor(parameters / 3));
   const chunks: HistoryRow[][] = [];
   let chunk: HistoryRow[] = [];
   let text = 0;

@@ -122,7 +122,8 @@ export function postgresHistoryMove(
       'duration_ms, worker_id, updated_at) ' +
       'SELECT m.id, m.queue_name, m.event_name, m.payload, m.attempts, m.retries, m.priority, m.unique_key, ' +
       `CASE WHEN m.deleted_at IS NOT NULL THEN 'cancelled' ELSE ${recordedState} END, ` +
-      `${has('progress') ? 'COALESCE(v.progress, m.progress)' : 'm.progress'}, ${has('result') ? 'v.result' : 'NULL'}, ` +
+      `${has('progress') ? 'COALESCE(v.progress, m.progress)' : 'm.progress'}, ` +
+      `${has('result') ? 'v.result' : 'NULL'}, ` +
       // Cancelled while it ran, unknown to its worker: why, as EventCancelledError says it.
       `CASE WHEN m.deleted_at IS NOT NULL AND ${recordedState} <> 'cancelled' THEN ?::text || m.id::text || ?::text ` +
       `ELSE ${has('error') ? 'v.error' : 'NULL'} END, ` +

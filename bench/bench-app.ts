@@ -28,6 +28,8 @@ export interface BenchApp {
   workers: WorkerService;
   /** Empties the queue tables (pending, history, throughput). */
   clear(): Promise<void>;
+  /** Drops a secondary index of the history table in this (scratch) database: what it costs, measured. */
+  dropHistoryIndex(name: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -70,6 +72,14 @@ export async function openBenchApp(
     clear: async () => {
       for (const table of ['nestjs_workers', 'nestjs_workers_history', 'nestjs_workers_throughput'])
         await dataSource.query(`DELETE FROM ${table}`);
+    },
+    dropHistoryIndex: async (name) => {
+      const type = dataSource.options.type;
+      await dataSource.query(
+        type === 'mysql' || type === 'mariadb'
+          ? `DROP INDEX \`${name}\` ON nestjs_workers_history`
+          : `DROP INDEX "${name}"`,
+      );
     },
     close: () => app.close(),
   };

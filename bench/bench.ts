@@ -39,6 +39,23 @@ interface Row {
 const rows: Row[] = [];
 const notes: string[] = [];
 
+/**
+ * BENCH_ONLY=history runs only the history cost (measureHistoryCost) on each database, for iterating
+ * on the history path; BENCH_DATABASES (a comma list of postgres, sqlite, mariadb) narrows it, and
+ * BENCH_DROP_HISTORY_INDEX (an index name of the history table, or 'all') drops that secondary index
+ * in the bench's own database first, to measure what it costs (the schema itself is not changed).
+ */
+const BENCH_ONLY = process.env.BENCH_ONLY;
+const BENCH_DATABASES = (process.env.BENCH_DATABASES ?? 'postgres,sqlite,mariadb').split(',');
+const DROP_HISTORY_INDEX = process.env.BENCH_DROP_HISTORY_INDEX;
+const HISTORY_INDEXES = [
+  'IDX_nestjs_workers_history_queue',
+  'IDX_nestjs_workers_history_event',
+  'IDX_nestjs_workers_history_state',
+  'IDX_nestjs_workers_history_finished',
+  'IDX_nestjs_workers_history_key',
+];
+
 function log(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
 }
@@ -157,7 +174,8 @@ async function measureProcessing(app: BenchApp, dispatch: boolean, keepCompleted
   return perSecond(N_PROCESS, performance.now() - started);
 }
 
-const HISTORY_ROUNDS = 3;
+/** BENCH_HISTORY_ROUNDS: more rounds steady the medians on a busy machine. */
+const HISTORY_ROUNDS = Number(process.env.BENCH_HISTORY_ROUNDS ?? 3);
 
 function median(values: number[]): number {
   return percentile(values, 50);
@@ -170,6 +188,11 @@ function median(values: number[]): number {
 async function measureHistoryCost(open: () => Promise<BenchApp>): Promise<{ off: number; on: number }> {
   const app = await open();
   try {
+    if (DROP_HISTORY_INDEX) {
+      const dropped = DROP_HISTORY_INDEX === 'all' ? HISTORY_INDEXES : DROP_HISTORY_INDEX.split(',');
+      for (const index of dropped) await app.dropHistoryIndex(index);
+      notes.push(`history indexes dropped for this run: ${dropped.join(', ')}`);
+    }
     await measureProcessing(app, true); // warm-up
     const off: number[] = [];
     const on: number[] = [];
@@ -377,9 +400,38 @@ function printTable(): void {
   for (const note of notes) process.stdout.write(`${note}\n`);
 }
 
+/** BENCH_ONLY=history: the history cost alone, on the databases of BENCH_DATABASES, in databases of its own. */
+async function historyOnly(postgresUrl: string | undefined, mysqlUrl: string | undefined): Promise<void> {
+  const prefix = process.env.WORKERS_TEST_DATABASE_PREFIX ?? 'nestjs_workers_bench';
+  notes.push(`BENCH_ONLY=history, N = ${N_PROCESS.toLocaleString('en-US')} (processing), ${cpus().length} cores`);
+  if (postgresUrl && BENCH_DATABASES.includes('postgres')) {
+    log('history cost on PostgreSQL');
+    const url = await freshPostgres(postgresUrl, `${prefix}_history_bench`);
+    rows.push(...historyRows('PostgreSQL', await measureHistoryCost(() => openBenchApp({ type: 'postgres', url }))));
+  }
+  if (BENCH_DATABASES.includes('sqlite')) {
+    log('history cost on SQLite');
+    const dir = mkdtempSync(join(tmpdir(), 'nestjs-workers-bench-'));
+    try {
+      const database = join(dir, 'bench.sqlite');
+      rows.push(...historyRows('SQLite', await measureHistoryCost(() => openBenchApp({ database }))));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  if (mysqlUrl && BENCH_DATABASES.includes('mariadb')) {
+    log('history cost on MariaDB');
+    const url = await freshMysql(mysqlUrl, `${prefix}_history_bench`);
+    rows.push(...historyRows('MariaDB', await measureHistoryCost(() => openBenchApp({ type: 'mariadb', url }))));
+  }
+  printTable();
+}
+
 async function main(): Promise<void> {
   const postgresUrl = process.env.WORKERS_TEST_POSTGRES_URL;
   const mysqlUrl = process.env.WORKERS_TEST_MYSQL_URL;
+  if (BENCH_ONLY === 'history') return historyOnly(postgresUrl, mysqlUrl);
+  if (BENCH_ONLY) throw new Error(`bench: BENCH_ONLY=${BENCH_ONLY} is not a part it knows (history)`);
   if (!postgresUrl) throw new Error('bench: no PostgreSQL (WORKERS_TEST_POSTGRES_URL); run it through npm run bench');
   notes.push(
     `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ` +

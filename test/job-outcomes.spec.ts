@@ -119,6 +119,35 @@ class ProgressEvent extends BaseEvent<null> {
   }
 }
 
+type MixedRole = 'result' | 'none' | 'cancelled' | 'stolen';
+
+/**
+ * One row of a batch whose rows end differently: it returns a result or none, or, while the batch
+ * runs, its row is cancelled (deleted_at set, as cancel() does) or leased to another worker.
+ */
+@QueueEvent('kept')
+class MixedRowEvent extends BaseEvent<{ role: MixedRole }, string | undefined> {
+  static dataSource: DataSource;
+  static ids = new Map<MixedRole, string>();
+  async execute(): Promise<string | undefined> {
+    const { role } = this.getPayload();
+    const id = MixedRowEvent.ids.get(role);
+    if (role === 'cancelled') {
+      await execute(MixedRowEvent.dataSource, 'UPDATE nestjs_workers SET deleted_at = ? WHERE id = ?', [
+        Date.now(),
+        id,
+      ]);
+    } else if (role === 'stolen') {
+      await execute(MixedRowEvent.dataSource, 'UPDATE nestjs_workers SET lease_token = ?, locked_by = ? WHERE id = ?', [
+        'someone-else',
+        'other-worker',
+        id,
+      ]);
+    }
+    return role === 'none' ? undefined : `${role} done`;
+  }
+}
+
 @QueueEvent('mixed')
 class OkEvent extends BaseEvent<{ n: number }, number> {
   async execute(): Promise<number> {
@@ -170,6 +199,7 @@ const EVENTS = [
   LeaseStolenEvent,
   CancelledElsewhereEvent,
   ProgressEvent,
+  MixedRowEvent,
   OkEvent,
   FlakyEvent,
   GiveUpEvent,
@@ -194,6 +224,47 @@ function countStatements(dataSource: DataSource, pattern: RegExp): { count: numb
   };
   Object.assign(dataSource, { logger });
   return counter;
+}
+
+/**
+ * The statements run that match `pattern`, with their parameters: through TypeORM's query logger, and
+ * on SQLite (whose transactions run on better-sqlite3 directly) as prepared (text only).
+ */
+function recordStatements(
+  dataSource: DataSource,
+  pattern: RegExp,
+): { statements: { sql: string; parameters: unknown[] }[]; stop(): void } {
+  const original = dataSource.logger;
+  const statements: { sql: string; parameters: unknown[] }[] = [];
+  const record = (sql: string, parameters: unknown[] = []): void =>
+    void (pattern.test(sql) && statements.push({ sql, parameters }));
+  const logger: TypeOrmLogger = {
+    logQuery: (sql, parameters) => record(sql, Array.isArray(parameters) ? parameters : []),
+    logQueryError: (...args) => original.logQueryError(...args),
+    logQuerySlow: () => undefined,
+    logSchemaBuild: () => undefined,
+    logMigration: () => undefined,
+    log: () => undefined,
+  };
+  Object.assign(dataSource, { logger });
+  const connection =
+    dataSource.driver.options.type === 'better-sqlite3'
+      ? (dataSource.driver as unknown as { databaseConnection: { prepare(sql: string): unknown } }).databaseConnection
+      : undefined;
+  const prepare = connection?.prepare;
+  if (connection && prepare) {
+    connection.prepare = (sql: string) => {
+      record(sql);
+      return prepare.call(connection, sql);
+    };
+  }
+  return {
+    statements,
+    stop: () => {
+      Object.assign(dataSource, { logger: original });
+      if (connection && prepare) connection.prepare = prepare;
+    },
+  };
 }
 
 describe.each(testDatabases())('job outcomes ($name)', (database) => {
@@ -226,6 +297,8 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
     );
     LeaseStolenEvent.dataSource = t.dataSource;
     ProgressEvent.dataSource = t.dataSource;
+    MixedRowEvent.dataSource = t.dataSource;
+    MixedRowEvent.ids = new Map();
     CancelledElsewhereEvent.started = false;
     t.app.get(WorkerLifecycle).subscribe((event) => void announced.push(event));
   });
@@ -311,6 +384,58 @@ describe.each(testDatabases())('job outcomes ($name)', (database) => {
     const rows = await historyRows();
     expect(rows).toHaveLength(count);
     expect(rows.every((row, index) => row.result === JSON.stringify({ doubled: index * 2 }))).toBe(true);
+  });
+
+  it('moves one batch of rows that end differently each as its own, and leaves the row whose lease was lost', async () => {
+    for (const role of ['result', 'none', 'cancelled', 'stolen'] as const) {
+      MixedRowEvent.ids.set(role, (await t.events.dispatch(new MixedRowEvent({ role })))!);
+    }
+    const result = await t.workers.runWorker(runOncePass('kept'));
+    expect(result).toMatchObject({ processed: 2, cancelled: 1, failed: 0, retried: 0 });
+    const rows = await historyRows();
+    expect(rows.map((row) => [String(row.id), row.state, row.result])).toEqual([
+      [MixedRowEvent.ids.get('result'), 'completed', '"result done"'],
+      [MixedRowEvent.ids.get('none'), 'completed', null],
+      [MixedRowEvent.ids.get('cancelled'), 'cancelled', '"cancelled done"'],
+    ]);
+    expect(rows.map((row) => row.error)).toEqual([null, null, expect.stringMatching(/\(row \d+\) was cancelled$/)]);
+    expect(String(rows[2]!.error)).toContain(`(row ${MixedRowEvent.ids.get('cancelled')!})`);
+    expect(rows.every((row) => row.worker_id === t.workers.workerId && Number(row.duration_ms) >= 0)).toBe(true);
+    const [stolen] = await pendingRows(t.dataSource);
+    expect(stolen).toMatchObject({ id: Number(MixedRowEvent.ids.get('stolen')), lease_token: 'someone-else' });
+  });
+
+  it('ships no per-row texts for a batch of events without results, and moves it without a locking read where the database allows', async () => {
+    await t.events.dispatchMany(Array.from({ length: 20 }, () => new NoResultEvent(null)));
+    const moves = recordStatements(t.dataSource, /nestjs_workers_history|^SELECT id, deleted_at FROM/);
+    try {
+      expect(await t.workers.runWorker(runOncePass('kept', { batchSize: 50, concurrency: 4 }))).toMatchObject({
+        processed: 20,
+      });
+    } finally {
+      moves.stop();
+    }
+    expect(await historyRows()).toHaveLength(20);
+    const writes = moves.statements.filter(({ sql }) => /INSERT INTO \S*nestjs_workers_history/.test(sql));
+    const lockingReads = moves.statements.filter(({ sql }) => /^SELECT id, deleted_at FROM/.test(sql));
+    expect(writes).toHaveLength(1);
+    if (database.name === 'PostgreSQL') {
+      // One statement, the fenced DELETE feeding the INSERT: no locking read, no transaction of its own.
+      expect(writes[0]!.sql).toMatch(/^WITH moved AS \(DELETE FROM \S*nestjs_workers"? WHERE lease_token/);
+      expect(lockingReads).toEqual([]);
+      // The lease token, the ids, the cancelled error's two halves, and two arrays: ids and durations.
+      expect(writes[0]!.parameters).toHaveLength(6);
+    } else if (database.name === 'SQLite') {
+      // The INSERT returns what it copied (the DELETE removes that): the cancelled error's two halves
+      // and the lease token are its only parameters; ids and durations are literals.
+      expect(writes[0]!.sql).toMatch(/ RETURNING id, state$/);
+      expect(lockingReads).toEqual([]);
+      expect(writes[0]!.sql.match(/\?/g)).toHaveLength(3);
+    } else {
+      // The locking read, then an INSERT binding only the lease token: ids and durations are literals.
+      expect(lockingReads).toHaveLength(1);
+      expect(writes[0]!.sql.match(/\?/g)).toHaveLength(1);
+    }
   });
 
   it('completes an event whose result does not serialize or is too large, keeping null and the reason', async () => {

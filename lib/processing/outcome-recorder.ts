@@ -144,9 +144,14 @@ export class OutcomeRecorder {
     try {
       outcomes = await toHistory.call(
         this.repository,
+        // Field by field, not spread from historyRecord(): spread costs microseconds a row (V8).
         kept.map((outcome): HistoryEntry => ({
           model: outcome.job,
-          ...historyRecord(outcome, 'completed', outcome.stored.result, outcome.stored.error),
+          state: 'completed',
+          result: outcome.stored.result,
+          error: outcome.stored.error,
+          durationMs: outcome.durationMs,
+          progress: outcome.progress,
         })),
       );
     } catch (error) {
@@ -158,7 +163,8 @@ export class OutcomeRecorder {
       if (what === 'completed') {
         this.result.processed++;
         this.count(announced, 'completed', durationMs);
-        await this.lifecycle?.emit({ name: 'completed', ...announced, durationMs });
+        // As completeSucceeded(): no event object (a spread of the job's fields) without listeners.
+        if (this.lifecycle?.hasListeners) await this.lifecycle.emit({ name: 'completed', ...announced, durationMs });
       } else if (what === 'cancelled') {
         await this.announceCancelled(announced, durationMs);
       } else {

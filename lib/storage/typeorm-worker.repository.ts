@@ -29,7 +29,13 @@ import { FailedWorkerEntity, WorkerEntity } from './entities/worker.entity.js';
 import { cancelRow, type CancelRowTarget } from './sql/cancel.js';
 import { claimParametersOf, compareClaimOrder } from './sql/claim.js';
 import { completeStatement, stillPendingStatement } from './sql/complete.js';
-import { completeLeasedRowsToHistory, type HistoryRow } from './sql/complete-to-history.js';
+import {
+  completeLeasedRowsToHistory,
+  historyChunks,
+  historyMoveOutcomes,
+  type HistoryRow,
+  ID_MARK,
+} from './sql/complete-to-history.js';
 import { type CountDueParameters, countDueStatement } from './sql/count-due.js';
 import { moveLeasedRowsToFailed } from './sql/fail.js';
 import { byLeaseToken } from './sql/leased-rows.js';
@@ -136,13 +142,32 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
   }
 
   /**
-   * One transaction for the batch: per lease token a locking read of the rows still held, one
-   * INSERT … SELECT into the history, one fenced DELETE (see completeLeasedRowsToHistory).
+   * Where the database has it (HistoryMoveSpelling: PostgreSQL), one statement per lease token, the
+   * fenced DELETE feeding the INSERT; elsewhere one transaction for the batch: per lease token a
+   * locking read of the rows still held, one INSERT … SELECT into the history, one fenced DELETE
+   * (see completeLeasedRowsToHistory).
    */
   async completeWorkersToHistory(entries: HistoryEntry[]): Promise<Map<string, HistoryOutcome>> {
     if (entries.length === 0) return new Map();
-    const rows = entries.map(({ model, ...record }) => historyRowOf(leasedRow(model), record));
-    return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect));
+    const rows = entries.map((entry) => historyRowOf(leasedRow(entry.model), entry));
+    const move = this.dialect.historyMoveStatement;
+    if (!move) {
+      return this.dialect.atomically(completeLeasedRowsToHistory(this.tables, rows, this.dialect, cancelledErrorOf));
+    }
+    const outcomes = new Map<string, HistoryOutcome>();
+    for (const [leaseToken, leaseRows] of rowsByLeaseToken(rows)) {
+      // Arrays bind any number of rows; only the texts bound a statement. Each statement moves its
+      // own rows whole, so a second one for the same lease copies none twice.
+      for (const chunk of historyChunks(leaseRows, Infinity, Infinity)) {
+        const moved = await this.dialect.query(move(this.tables, leaseToken, chunk, cancelledErrorOf));
+        historyMoveOutcomes(
+          chunk.map((row) => row.id),
+          moved,
+          outcomes,
+        );
+      }
+    }
+    return outcomes;
   }
 
   /**
@@ -333,17 +358,35 @@ function leasedRow(model: IWorkerModel): { id: string; leaseToken: string } {
   return { id, leaseToken };
 }
 
-/** A history record of a leased row, as the SQL writes it (texts made storable). */
+/** The error text of a row found cancelled while it ran, as EventCancelledError says it. */
+function cancelledErrorOf(id: string): string {
+  return new EventCancelledError(id).message;
+}
+
+/** cancelledErrorOf() around the id: no Error (and no stack trace) made per history row. */
+const [CANCELLED_BEFORE = '', CANCELLED_AFTER = ''] = cancelledErrorOf(ID_MARK).split(ID_MARK);
+
+/**
+ * A history record of a leased row, as the SQL writes it (texts made storable). Written out field by
+ * field: object spread here cost microseconds a row (V8), a tenth of a no-op batch's time.
+ */
 function historyRowOf(row: { id: string; leaseToken: string }, record: HistoryRecord): HistoryRow {
   return {
-    ...row,
+    id: row.id,
+    leaseToken: row.leaseToken,
     state: record.state,
     result: record.result,
     error: storableErrorText(record.error),
     durationMs: record.durationMs,
     progress: record.progress ?? null,
-    cancelledError: new EventCancelledError(row.id).message,
+    cancelledError: CANCELLED_BEFORE + row.id + CANCELLED_AFTER,
   };
+}
+
+/** History rows per lease token (a claim's rows share one), each row once, in id order. */
+function rowsByLeaseToken(rows: HistoryRow[]): Map<string, HistoryRow[]> {
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return new Map([...byLeaseToken(rows)].map(([leaseToken, ids]) => [leaseToken, ids.map((id) => byId.get(id)!)]));
 }
 
 /** A single-row write's outcome as the errors WorkerService handles. */

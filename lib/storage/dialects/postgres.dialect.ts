@@ -1,6 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { WorkerEntity } from '../entities/worker.entity.js';
-import { valuesRowsTable } from '../sql/complete-to-history.js';
+import {
+  type HistoryRow,
+  historyValueColumns,
+  ID_MARK,
+  stateLiteral,
+  valuesRowsTable,
+} from '../sql/complete-to-history.js';
 import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { deleteThroughKeySubquery } from '../sql/prune.js';
@@ -95,6 +101,59 @@ function payloadFieldEquals(key: string, value: PayloadFieldValue): SqlStatement
 const NUL_ESCAPE = '\\u0000';
 const NUL_STAND_IN = '\\u0001';
 
+/**
+ * The move of a lease's finished rows to the history as ONE statement: the fenced DELETE … RETURNING
+ * feeds the INSERT, so exactly the rows this lease still held are copied, in the statement's own
+ * transaction (never copied twice, never lost), with no locking read and no BEGIN/COMMIT round trips.
+ * A row found cancelled while it ran (deleted_at set) is recorded as 'cancelled' with why. The rows'
+ * own values come as typed arrays, unnest()ed and joined by id, and only those that vary
+ * (historyValueColumns): a batch of no-op events binds two arrays (ids, durations), whatever its size.
+ */
+export function postgresHistoryMove(
+  tables: WorkerTables,
+  leaseToken: string,
+  rows: HistoryRow[],
+  cancelledErrorOf: (id: string) => string,
+): SqlStatement {
+  const { state, texts } = historyValueColumns(rows);
+  const [errorBefore, errorAfter] = cancelledErrorOf(ID_MARK).split(ID_MARK);
+  const arrays: [string, string, unknown[]][] = [
+    ['id', 'bigint', rows.map((row) => row.id)],
+    ['duration_ms', 'bigint', rows.map((row) => Math.max(0, Math.round(row.durationMs)))],
+    ...(state ? [] : [['state', 'text', rows.map((row) => row.state)] as [string, string, unknown[]]]),
+    ...texts.map((column): [string, string, unknown[]] => [column, 'text', rows.map((row) => row[column])]),
+  ];
+  const has = (column: 'progress' | 'result' | 'error'): boolean => texts.includes(column);
+  const recordedState = state ? stateLiteral(state) : 'v.state';
+  return {
+    sql:
+      `WITH moved AS (DELETE FROM ${tables.pending} WHERE lease_token = ? AND id = ANY(?::bigint[]) ` +
+      'RETURNING id, queue_name, event_name, payload, attempts, retries, priority, unique_key, progress, ' +
+      'created_at, available_at, started_at, locked_by, deleted_at) ' +
+      `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
+      'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
+      'duration_ms, worker_id, updated_at) ' +
+      'SELECT m.id, m.queue_name, m.event_name, m.payload, m.attempts, m.retries, m.priority, m.unique_key, ' +
+      `CASE WHEN m.deleted_at IS NOT NULL THEN 'cancelled' ELSE ${recordedState} END, ` +
+      `${has('progress') ? 'COALESCE(v.progress, m.progress)' : 'm.progress'}, ` +
+      `${has('result') ? 'v.result' : 'NULL'}, ` +
+      // Cancelled while it ran, unknown to its worker: why, as EventCancelledError says it.
+      `CASE WHEN m.deleted_at IS NOT NULL AND ${recordedState} <> 'cancelled' THEN ?::text || m.id::text || ?::text ` +
+      `ELSE ${has('error') ? 'v.error' : 'NULL'} END, ` +
+      `m.created_at, m.available_at, m.started_at, ${NOW_SQL}, v.duration_ms, m.locked_by, ${NOW_SQL} ` +
+      `FROM moved m JOIN unnest(${arrays.map(([, type]) => `?::${type}[]`).join(', ')}) ` +
+      `AS v(${arrays.map(([column]) => column).join(', ')}) ON v.id = m.id ` +
+      'RETURNING id, state',
+    parameters: [
+      leaseToken,
+      rows.map((row) => row.id),
+      errorBefore ?? '',
+      errorAfter ?? '',
+      ...arrays.map(([, , values]) => values),
+    ],
+  };
+}
+
 function nullOf(type: 'text' | 'bigint'): string {
   return `NULL::${type}`;
 }
@@ -121,6 +180,9 @@ export class PostgresWorkerDialect implements WorkerDialect {
   boundedDelete(parts: BoundedDelete): string {
     return deleteThroughKeySubquery(parts);
   }
+
+  /** The history move as one statement (see postgresHistoryMove). */
+  readonly historyMoveStatement = postgresHistoryMove;
   readonly dueBySql = POSTGRES_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

@@ -96,6 +96,12 @@ export class SqliteWorkerDialect implements WorkerDialect {
   boundedDelete(parts: BoundedDelete): string {
     return deleteThroughKeySubquery(parts);
   }
+
+  /**
+   * The history INSERT returns what it copied (SQLite 3.35+): nothing else writes between the
+   * statements of atomically()'s immediate transaction, so the move needs no locking read.
+   */
+  readonly historyInsertReturns = true;
   readonly dueBySql = SQLITE_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

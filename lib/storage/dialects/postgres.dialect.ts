@@ -1,6 +1,8 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { WorkerEntity } from '../entities/worker.entity.js';
 import {
+  HISTORY_COLUMNS,
+  historyCopiedColumns,
   type HistoryRow,
   historyValueColumns,
   ID_MARK,
@@ -130,10 +132,7 @@ export function postgresHistoryMove(
       `WITH moved AS (DELETE FROM ${tables.pending} WHERE lease_token = ? AND id = ANY(?::bigint[]) ` +
       'RETURNING id, queue_name, event_name, payload, attempts, retries, priority, unique_key, progress, ' +
       'created_at, available_at, started_at, locked_by, deleted_at) ' +
-      `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
-      'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
-      'duration_ms, worker_id, updated_at) ' +
-      'SELECT m.id, m.queue_name, m.event_name, m.payload, m.attempts, m.retries, m.priority, m.unique_key, ' +
+      `INSERT INTO ${tables.history} (${HISTORY_COLUMNS}) SELECT ${historyCopiedColumns('m')}, ` +
       `CASE WHEN m.deleted_at IS NOT NULL THEN 'cancelled' ELSE ${recordedState} END, ` +
       `${has('progress') ? 'COALESCE(v.progress, m.progress)' : 'm.progress'}, ` +
       `${has('result') ? 'v.result' : 'NULL'}, ` +

@@ -1,6 +1,7 @@
 import { EventCancelledError } from '../../errors/worker.error.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { WorkerTables } from '../worker-tables.js';
+import { HISTORY_COLUMNS, historyCopiedColumns } from './complete-to-history.js';
 import type { AtomicWork, SqlSpelling, SqlStatement } from './statement.js';
 
 /** Which pending row a cancel takes: by id, or by queue and unique key. */
@@ -53,12 +54,9 @@ export function cancelRow(
 function cancelledHistoryStatement(tables: WorkerTables, id: string, eventName: string, nowSql: string): SqlStatement {
   return {
     sql:
-      `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
-      'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
-      'duration_ms, worker_id, updated_at) ' +
-      "SELECT id, queue_name, event_name, payload, attempts, retries, priority, unique_key, 'cancelled', " +
-      `progress, NULL, ?, created_at, available_at, started_at, ${nowSql}, NULL, NULL, ${nowSql} ` +
-      `FROM ${tables.pending} WHERE id = ?`,
+      `INSERT INTO ${tables.history} (${HISTORY_COLUMNS}) SELECT ${historyCopiedColumns('p')}, 'cancelled', ` +
+      `p.progress, NULL, ?, p.created_at, p.available_at, p.started_at, ${nowSql}, NULL, p.locked_by, ${nowSql} ` +
+      `FROM ${tables.pending} p WHERE p.id = ?`,
     parameters: [new EventCancelledError(id, eventName).message, id],
   };
 }

@@ -170,6 +170,22 @@ export function* removeCancelledRows(
  */
 const ROWS_PER_INSERT = 1000;
 
+/**
+ * The history's columns in the order every copy to it writes them (historyInsertStatement, the
+ * PostgreSQL move, a cancel of a waiting row): first the pending row's own (historyCopiedColumns),
+ * then how it ended.
+ */
+export const HISTORY_COLUMNS =
+  'id, queue_name, event_name, payload, attempts, retries, priority, unique_key, state, progress, result, ' +
+  'error, created_at, available_at, started_at, finished_at, duration_ms, worker_id, updated_at';
+
+/** The pending row's columns the history copies as they are, of the pending row named `alias`. */
+export function historyCopiedColumns(alias: string): string {
+  return ['id', 'queue_name', 'event_name', 'payload', 'attempts', 'retries', 'priority', 'unique_key']
+    .map((column) => `${alias}.${column}`)
+    .join(', ');
+}
+
 /** How a database spells a derived table of literal rows (see valuesRowsTable, unionRowsTable). */
 export interface RowsTableSpelling {
   /** A derived table (parenthesized, without alias) of `rows` (SQL expressions), its columns named `columns`. */
@@ -248,11 +264,8 @@ function historyInsertStatement(
     : error;
   return {
     sql:
-      `INSERT INTO ${tables.history} (id, queue_name, event_name, payload, attempts, retries, priority, ` +
-      'unique_key, state, progress, result, error, created_at, available_at, started_at, finished_at, ' +
-      'duration_ms, worker_id, updated_at) ' +
-      'SELECT p.id, p.queue_name, p.event_name, p.payload, p.attempts, p.retries, p.priority, p.unique_key, ' +
-      `${stateSql}, ${has('progress') ? 'COALESCE(v.progress, p.progress)' : 'p.progress'}, ` +
+      `INSERT INTO ${tables.history} (${HISTORY_COLUMNS}) SELECT ${historyCopiedColumns('p')}, ${stateSql}, ` +
+      `${has('progress') ? 'COALESCE(v.progress, p.progress)' : 'p.progress'}, ` +
       `${has('result') ? 'v.result' : 'NULL'}, ${errorSql}, ` +
       `p.created_at, p.available_at, p.started_at, ${nowSql}, v.duration_ms, p.locked_by, ${nowSql} ` +
       `FROM ${tables.pending} p JOIN ${rowsTable(columns, values)} v ON v.id = p.id ` +

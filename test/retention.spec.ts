@@ -112,13 +112,14 @@ function insertHistory(dataSource: DataSource, rows: HistoryRow[]): Promise<void
 }
 
 /**
- * `count` history rows of `queue` (ids 1 … count, finished 1 ms apart from `finishedFrom` on) in one
+ * `count` history rows of `queue` (ids from `firstId`, finished 1 ms apart from `finishedFrom` on) in one
  * INSERT … SELECT over a generated sequence (five cross-joined digit tables: up to 100,000 rows), so
  * that tens of thousands of rows take one statement on every database.
  */
 async function insertHistorySequence(
   dataSource: DataSource,
   queue: string,
+  firstId: number,
   count: number,
   finishedFrom: number,
 ): Promise<void> {
@@ -129,7 +130,7 @@ async function insertHistorySequence(
   await dataSource.query(
     'INSERT INTO nestjs_workers_history (id, queue_name, event_name, payload, attempts, retries, priority, state, ' +
       'created_at, updated_at, available_at, finished_at) ' +
-      `SELECT seq.n + 1, '${queue}', 'PlainEvent', 'null', 1, 3, 0, 'completed', ${finishedFrom - 10} + seq.n, ` +
+      `SELECT ${firstId} + seq.n, '${queue}', 'PlainEvent', 'null', 1, 3, 0, 'completed', ${finishedFrom - 10} + seq.n, ` +
       `${finishedFrom} + seq.n, ${finishedFrom - 10} + seq.n, ${finishedFrom} + seq.n ` +
       `FROM (SELECT ${n} AS n FROM ${from}) seq WHERE seq.n < ${count}`,
   );
@@ -372,7 +373,8 @@ describe.each(testDatabases())('retention ($name)', (database) => {
     const peer = await createPeerApp(t, options, database);
     apps.unshift(peer);
     const rows = 30 * PRUNE_BATCH_SIZE;
-    await insertHistorySequence(t.dataSource, 'r-claims', rows, Date.now() - 2 * HOUR);
+    // Ids far above the pending ids: the event's history row takes its pending row's id.
+    await insertHistorySequence(t.dataSource, 'r-claims', 1_000_000, rows, Date.now() - 2 * HOUR);
     expect(await countOf(peer.dataSource, 'nestjs_workers_history')).toBe(rows);
     claimOrder.length = 0;
 

@@ -1,6 +1,6 @@
 /**
  * Worker processes for the multi-process tests: compiling and starting test/fixtures/worker-process.ts,
- * the shared queue on one server database, skewed clocks (libfaketime), and reading the runs recorded
+ * the shared queue on one server database or one SQLite file, skewed clocks (libfaketime), and reading the runs recorded
  * in mp_runs.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -9,7 +9,19 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { BaseEvent, EventService, QueueEvent, TypeOrmWorkerCreator, workerEntitySchemas } from '../../lib/index.js';
+import { DEFAULT_BUSY_TIMEOUT_MS } from '../../lib/worker.defaults.js';
 import { ensureServerDatabase, resetWorkerTables, type TestDatabase, workerDatabaseName } from './databases.js';
+import { tempDatabase } from './test-app.js';
+
+/** The queue tables a shared queue empties before each test (those resetWorkerTables empties). */
+const WORKER_TABLE_NAMES = [
+  'nestjs_workers',
+  'nestjs_failed_workers',
+  'nestjs_workers_schedules',
+  'nestjs_workers_history',
+  'nestjs_workers_processes',
+  'nestjs_workers_throughput',
+];
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // One output folder per Jest worker: two suites compiling into one folder at once could hand a
@@ -54,11 +66,30 @@ export class SharedQueue {
     readonly database: TestDatabase,
     readonly url: string,
     readonly dataSource: DataSource,
+    private readonly cleanup: () => void = () => undefined,
   ) {}
 
+  /**
+   * Opens the shared queue: on a server database, `url` or one of its own per Jest worker; on SQLite, a
+   * fresh file in a temp folder (removed by close()) that the processes open by its path, as the module
+   * does it (WAL, so readers never wait for the writer, and a busy timeout for writers).
+   */
   static async open(database: TestDatabase, url?: string): Promise<SharedQueue> {
+    if (database.type === 'better-sqlite3') {
+      const file = tempDatabase();
+      const dataSource = await new DataSource({
+        type: 'better-sqlite3',
+        database: file.file,
+        entities: workerEntitySchemas('better-sqlite3'),
+        synchronize: true,
+        enableWAL: true,
+        timeout: DEFAULT_BUSY_TIMEOUT_MS,
+      }).initialize();
+      await SharedQueue.createRunsTable(dataSource);
+      return new SharedQueue(database, file.file, dataSource, file.cleanup);
+    }
     const queueUrl = url ?? (await ensureServerDatabase(database, workerDatabaseName('mp')));
-    const type = database.type as 'postgres' | 'mariadb';
+    const type = database.type;
     const dataSource = await new DataSource({
       type,
       url: queueUrl,
@@ -66,16 +97,27 @@ export class SharedQueue {
       synchronize: true,
       poolSize: 20,
     }).initialize();
+    await SharedQueue.createRunsTable(dataSource);
+    return new SharedQueue(database, queueUrl, dataSource);
+  }
+
+  private static async createRunsTable(dataSource: DataSource): Promise<void> {
     await dataSource.query('DROP TABLE IF EXISTS mp_runs');
     await dataSource.query(
       'CREATE TABLE mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
         'started_at bigint NOT NULL, ended_at bigint NULL, aborted_at bigint NULL, abort_reason varchar(64) NULL)',
     );
-    return new SharedQueue(database, queueUrl, dataSource);
   }
 
   async reset(): Promise<void> {
-    await resetWorkerTables(this.dataSource);
+    if (this.database.type === 'better-sqlite3') {
+      // resetWorkerTables leaves SQLite alone (every test app has a fresh file); this file is shared by the suite.
+      for (const table of WORKER_TABLE_NAMES) await this.dataSource.query(`DELETE FROM ${table}`);
+      const [sequence] = (await this.dataSource.query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'",
+      )) as unknown[];
+      if (sequence) await this.dataSource.query('DELETE FROM sqlite_sequence');
+    } else await resetWorkerTables(this.dataSource);
     await this.dataSource.query('DELETE FROM mp_runs');
   }
 
@@ -115,6 +157,7 @@ export class SharedQueue {
 
   async close(): Promise<void> {
     await this.dataSource.destroy();
+    this.cleanup();
   }
 }
 

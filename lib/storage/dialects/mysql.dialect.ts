@@ -7,7 +7,6 @@ import { deleteOrderedWithLimit } from '../sql/prune.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import {
   type AtomicWork,
-  type BoundedDelete,
   placeholders,
   type SqlSpelling,
   type SqlStatement,
@@ -133,9 +132,7 @@ export class MysqlWorkerDialect implements WorkerDialect {
   /** A derived table of literal rows: UNION ALL rows (see unionRowsTable). */
   readonly rowsTable = unionRowsTable;
   /** Pruning's bounded DELETE (see sql/prune.ts). */
-  boundedDelete(parts: BoundedDelete): string {
-    return deleteOrderedWithLimit(parts);
-  }
+  readonly boundedDelete = deleteOrderedWithLimit;
   readonly dueBySql = MYSQL_SPELLING.dueBySql;
   readonly payloadFieldEquals = payloadFieldEquals;
   readonly nullOf = nullOf;

@@ -15,7 +15,7 @@ import { deleteThroughKeySubquery } from '../sql/prune.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import { onConflictAddingUpsert } from '../sql/throughput.js';
-import type { AtomicWork, BoundedDelete, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
@@ -176,9 +176,7 @@ export class PostgresWorkerDialect implements WorkerDialect {
   /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
   readonly rowsTable = valuesRowsTable;
   /** Pruning's bounded DELETE (see sql/prune.ts). */
-  boundedDelete(parts: BoundedDelete): string {
-    return deleteThroughKeySubquery(parts);
-  }
+  readonly boundedDelete = deleteThroughKeySubquery;
 
   /** The history move as one statement (see postgresHistoryMove). */
   readonly historyMoveStatement = postgresHistoryMove;

@@ -5,7 +5,7 @@ import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { onConflictAddingUpsert } from '../sql/throughput.js';
 import { runOne, runWithin } from '../sql/runner.js';
-import type { AtomicWork, BoundedDelete, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
+import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
 import { deleteThroughKeySubquery } from '../sql/prune.js';
 import type { WorkerTables } from '../worker-tables.js';
@@ -93,9 +93,7 @@ export class SqliteWorkerDialect implements WorkerDialect {
   /** A derived table of literal rows: VALUES rows (see valuesRowsTable). */
   readonly rowsTable = valuesRowsTable;
   /** Pruning's bounded DELETE (see sql/prune.ts). */
-  boundedDelete(parts: BoundedDelete): string {
-    return deleteThroughKeySubquery(parts);
-  }
+  readonly boundedDelete = deleteThroughKeySubquery;
 
   /**
    * The history INSERT returns what it copied (SQLite 3.35+): nothing else writes between the

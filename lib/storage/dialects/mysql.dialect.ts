@@ -1,6 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { unionRowsTable } from '../sql/complete-to-history.js';
-import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
+import {
+  CLAIM_ORDER,
+  CLAIMED_COLUMNS,
+  claimableCondition,
+  claimAssignments,
+  type ClaimParameters,
+} from '../sql/claim.js';
 import { insertRow } from '../sql/insert.js';
 import { namedStatement } from '../sql/named-parameters.js';
 import { deleteOrderedWithLimit } from '../sql/prune.js';
@@ -50,7 +56,7 @@ const MYSQL_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
  */
 export function mysqlClaimSelect(pending: string, parameters: ClaimParameters): SqlStatement {
   return namedStatement<ClaimParameters>(
-    `SELECT * FROM ${pending} FORCE INDEX (IDX_nestjs_workers_claim) ` +
+    `SELECT ${CLAIMED_COLUMNS} FROM ${pending} FORCE INDEX (IDX_nestjs_workers_claim) ` +
       `WHERE queue_name = :queueName AND ${claimableCondition(MYSQL_SPELLING)} ` +
       `ORDER BY ${CLAIM_ORDER} LIMIT :limit FOR UPDATE SKIP LOCKED`,
   ).bind(parameters);

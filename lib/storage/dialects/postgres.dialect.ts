@@ -9,7 +9,13 @@ import {
   stateLiteral,
   valuesRowsTable,
 } from '../sql/complete-to-history.js';
-import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
+import {
+  CLAIM_ORDER,
+  CLAIMED_COLUMNS,
+  claimableCondition,
+  claimAssignments,
+  type ClaimParameters,
+} from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { deleteThroughKeySubquery } from '../sql/prune.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
@@ -54,7 +60,7 @@ export function postgresClaimStatement(pending: string): NamedStatement<ClaimPar
     `WITH claimed AS (UPDATE ${pending} SET ${claimAssignments(POSTGRES_SPELLING)} ` +
       // An array of the locked ids, not IN (subquery): the planner then fetches them by primary key
       // instead of hashing them and scanning the whole table (dead rows included) for matches.
-      `WHERE id = ANY(ARRAY(${select})) RETURNING *) SELECT claimed.* FROM claimed ` +
+      `WHERE id = ANY(ARRAY(${select})) RETURNING ${CLAIMED_COLUMNS}) SELECT claimed.* FROM claimed ` +
       // The claim's commit does not wait for its WAL flush (set_config(…, true) lasts until this
       // statement's own transaction ends): it saves a disk flush before every batch starts. A
       // database crash in the next few hundred ms may forget the lease and the attempt count; the

@@ -1,6 +1,12 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { valuesRowsTable } from '../sql/complete-to-history.js';
-import { CLAIM_ORDER, claimableCondition, claimAssignments, type ClaimParameters } from '../sql/claim.js';
+import {
+  CLAIM_ORDER,
+  CLAIMED_COLUMNS,
+  claimableCondition,
+  claimAssignments,
+  type ClaimParameters,
+} from '../sql/claim.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { onConflictAddingUpsert } from '../sql/throughput.js';
@@ -47,7 +53,7 @@ export function sqliteClaimStatement(pending: string): NamedStatement<ClaimParam
   return namedStatement(
     `UPDATE ${pending} SET ${claimAssignments(SQLITE_SPELLING)} WHERE id IN (` +
       `SELECT id FROM ${pending} WHERE queue_name = :queueName AND ${claimableCondition(SQLITE_SPELLING)} ` +
-      `ORDER BY ${CLAIM_ORDER} LIMIT :limit) RETURNING *`,
+      `ORDER BY ${CLAIM_ORDER} LIMIT :limit) RETURNING ${CLAIMED_COLUMNS}`,
   );
 }
 

@@ -13,6 +13,15 @@ import type { SqlSpelling } from './statement.js';
  */
 export const CLAIM_ORDER = 'priority, available_at, id';
 
+/**
+ * The columns a claim returns: what a worker reads of a claimed row (fromRawRow) and its lease. Not
+ * the job-state columns (started_at, progress: the database copies them where they go) — every
+ * column returned is work per row on the claim, the hot path, and more for the garbage collector.
+ */
+export const CLAIMED_COLUMNS =
+  'id, queue_name, event_name, payload, attempts, retries, priority, unique_key, error, created_at, ' +
+  'updated_at, deleted_at, available_at, locked_by, lease_token, lease_expires_at';
+
 /** CLAIM_ORDER in JavaScript, for the rows of one claim (a batch runs in claim order). */
 export function compareClaimOrder(
   a: { priority: number; availableAt: number; id?: string },

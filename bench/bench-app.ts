@@ -5,6 +5,7 @@ import type { DataSource } from 'typeorm';
 import {
   BaseEvent,
   EventService,
+  type IBaseEvent,
   QueueEvent,
   WORKER_DATA_SOURCE,
   WorkerModule,
@@ -83,4 +84,43 @@ export async function openBenchApp(
     },
     close: () => app.close(),
   };
+}
+
+/**
+ * Processing `count` no-op events (dispatched first when `dispatch`) as WorkerModule's options would
+ * run them: two runWorker loops on the queue in one process (SKIP LOCKED keeps them apart), so one
+ * claims while the other runs its batch (graphile-worker runs 10 jobs at once, pg-boss 4 fetch
+ * loops). `keepCompleted` keeps each completed event in the history; when false the option is left
+ * out, so an earlier release's app (processing-ab.ts), which does not know it, runs the same loop.
+ * `event` makes the app's own NoopEvent (the app may be another build's).
+ */
+export async function measureProcessing(
+  app: BenchApp,
+  {
+    count,
+    dispatch,
+    keepCompleted,
+    event,
+  }: { count: number; dispatch: boolean; keepCompleted: boolean; event: (n: number) => IBaseEvent },
+): Promise<number> {
+  if (dispatch) await app.events.dispatchMany(Array.from({ length: count }, (_, n) => event(n)));
+  const started = performance.now();
+  let processed = 0;
+  const lane = async (): Promise<void> => {
+    while (processed < count) {
+      const result = await app.workers.runWorker({
+        queueName: 'bench',
+        retries: 1,
+        runAfterSeconds: 0,
+        concurrency: 100,
+        batchSize: 2000,
+        ...(keepCompleted ? { keepCompleted } : {}),
+      });
+      processed += result.processed;
+      // The other lane holds the last rows: wait for it rather than spin.
+      if (result.processed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  await Promise.all([lane(), lane()]);
+  return Math.round((count / (performance.now() - started)) * 1000);
 }

@@ -18,7 +18,7 @@ import {
   runMigrations as migrateGraphile,
 } from 'graphile-worker';
 import PgBoss from 'pg-boss';
-import { type BenchApp, NoopEvent, openBenchApp, starts } from './bench-app.js';
+import { type BenchApp, measureProcessing, NoopEvent, openBenchApp, starts } from './bench-app.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const N_BULK = Math.round(50_000 * SCALE);
@@ -136,7 +136,7 @@ async function measureOurs(open: () => Promise<BenchApp>, withLatency: boolean):
     await app.events.dispatchMany(events);
     enqueue = perSecond(N_BULK, performance.now() - started);
     if (N_PROCESS !== N_BULK) await app.clear();
-    processing = await measureProcessing(app, N_PROCESS !== N_BULK);
+    processing = await processOurs(app, N_PROCESS !== N_BULK);
   } finally {
     await app.close();
   }
@@ -145,33 +145,9 @@ async function measureOurs(open: () => Promise<BenchApp>, withLatency: boolean):
   return { enqueue, process: processing, latency: await measureOurLatency() };
 }
 
-/**
- * Processing N_PROCESS no-op events (dispatched first when `dispatch`), as WorkerModule's options
- * would run them; `keepCompleted` keeps each completed event in the history.
- */
-async function measureProcessing(app: BenchApp, dispatch: boolean, keepCompleted = false): Promise<number> {
-  if (dispatch) await app.events.dispatchMany(Array.from({ length: N_PROCESS }, (_, n) => new NoopEvent({ n })));
-  const started = performance.now();
-  let processed = 0;
-  // Two runWorker loops on the queue in one process (SKIP LOCKED keeps them apart), so one claims
-  // while the other runs its batch; graphile-worker runs 10 jobs at once, pg-boss 4 fetch loops.
-  const lane = async (): Promise<void> => {
-    while (processed < N_PROCESS) {
-      const result = await app.workers.runWorker({
-        queueName: 'bench',
-        retries: 1,
-        runAfterSeconds: 0,
-        concurrency: 100,
-        batchSize: 2000,
-        keepCompleted,
-      });
-      processed += result.processed;
-      // The other lane holds the last rows: wait for it rather than spin.
-      if (result.processed === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  };
-  await Promise.all([lane(), lane()]);
-  return perSecond(N_PROCESS, performance.now() - started);
+/** Processing N_PROCESS no-op events (see measureProcessing). */
+function processOurs(app: BenchApp, dispatch: boolean, keepCompleted = false): Promise<number> {
+  return measureProcessing(app, { count: N_PROCESS, dispatch, keepCompleted, event: (n) => new NoopEvent({ n }) });
 }
 
 /** BENCH_HISTORY_ROUNDS: more rounds steady the medians on a busy machine. */
@@ -193,12 +169,12 @@ async function measureHistoryCost(open: () => Promise<BenchApp>): Promise<{ off:
       for (const index of dropped) await app.dropHistoryIndex(index);
       notes.push(`history indexes dropped for this run: ${dropped.join(', ')}`);
     }
-    await measureProcessing(app, true); // warm-up
+    await processOurs(app, true); // warm-up
     const off: number[] = [];
     const on: number[] = [];
     for (let round = 0; round < HISTORY_ROUNDS; round++) {
-      off.push(await measureProcessing(app, true));
-      on.push(await measureProcessing(app, true, true));
+      off.push(await processOurs(app, true));
+      on.push(await processOurs(app, true, true));
       await app.clear();
     }
     return { off: median(off), on: median(on) };

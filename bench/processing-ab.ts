@@ -2,8 +2,8 @@
  * `node dist/bench/processing-ab.js <other checkout> [database]`: an A/B of processing between this
  * build and another checkout's (built with `npx tsc -p tsconfig.bench.json` there, e.g. a worktree of
  * the base commit), alternating over BENCH_AB_ROUNDS rounds (default 5, the order swapped each
- * round), each measure in a process of its own: one warm-up pass, then 50,000 no-op events in two
- * runWorker lanes, as bench.ts measures ours. `database`: a SQLite file path (default: a temp file per
+ * round), each measure in a process of its own: one warm-up pass, then 50,000 no-op events by
+ * measureProcessing (bench-app.ts), as bench.ts measures ours. `database`: a SQLite file path (default: a temp file per
  * build), or a postgres:// / mysql:// URL of a database per build (suffixed _a and _b, created if
  * missing). Prints each round and the medians: what "costs nothing measurable" is checked with.
  */
@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchApp } from './bench-app.js';
+import type { IBaseEvent } from '../lib/index.js';
+import { type BenchApp, measureProcessing } from './bench-app.js';
 
 const N = 50_000;
 const ROUNDS = Number(process.env.BENCH_AB_ROUNDS ?? 5);
@@ -32,30 +33,13 @@ function databaseOf(target: string | undefined, build: 'a' | 'b', dir: string): 
 async function measure(root: string, database: Database): Promise<number> {
   const { openBenchApp, NoopEvent } = (await import(join(root, 'dist/bench/bench-app.js'))) as {
     openBenchApp: (database: Database) => Promise<BenchApp>;
-    NoopEvent: new (payload: { n: number }) => never;
+    NoopEvent: new (payload: { n: number }) => IBaseEvent;
   };
   const app = await openBenchApp(database);
   try {
-    const pass = async (): Promise<number> => {
-      await app.events.dispatchMany(Array.from({ length: N }, (_, n) => new NoopEvent({ n })));
-      const started = performance.now();
-      let processed = 0;
-      const lane = async (): Promise<void> => {
-        while (processed < N) {
-          const result = await app.workers.runWorker({
-            queueName: 'bench',
-            retries: 1,
-            runAfterSeconds: 0,
-            concurrency: 100,
-            batchSize: 2000,
-          });
-          processed += result.processed;
-          if (result.processed === 0) await new Promise((done) => setTimeout(done, 5));
-        }
-      };
-      await Promise.all([lane(), lane()]);
-      return Math.round((N / (performance.now() - started)) * 1000);
-    };
+    // This build's loop over that build's app: both sides measured by the same code.
+    const pass = (): Promise<number> =>
+      measureProcessing(app, { count: N, dispatch: true, keepCompleted: false, event: (n) => new NoopEvent({ n }) });
     await pass(); // warm-up
     return await pass();
   } finally {

@@ -16,6 +16,7 @@ import {
   QueueEvent,
   UnserializableProgressError,
   WORKER_REPOSITORY,
+  type WorkerProcessDescription,
 } from '../lib/index.js';
 import { DEFAULT_CONCURRENCY, MAX_PROGRESS_BYTES } from '../lib/worker.defaults.js';
 import { type TestDatabase, testDatabases } from './support/databases.js';
@@ -104,13 +105,7 @@ class BusyEvent extends BaseEvent<null> {
   }
 }
 
-interface ProcessRow {
-  id: string;
-  host: string;
-  pid: number;
-  queues: string[];
-  concurrency: number;
-  running: number;
+interface ProcessRow extends WorkerProcessDescription {
   startedAt: number;
   heartbeatAt: number;
 }

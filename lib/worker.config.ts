@@ -38,10 +38,12 @@ import {
 } from './worker.defaults.js';
 import { type ResolvedDatabaseOptions, resolveDatabaseOptions } from './storage/database-options.js';
 
-export type ResolvedQueueOptions = Required<
-  Omit<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize' | 'keepCompleted' | 'keepFailed'>
-> &
-  Pick<WorkerQueueOptions, 'timeoutSeconds' | 'batchSize' | 'keepFailed'> & {
+/** The options a queue may go without (flow-control limits: none unless configured). */
+type OptionalQueueKeys =
+  'timeoutSeconds' | 'batchSize' | 'keepFailed' | 'globalConcurrency' | 'keyConcurrency' | 'rateLimit' | 'keyRateLimit';
+
+export type ResolvedQueueOptions = Required<Omit<WorkerQueueOptions, OptionalQueueKeys | 'keepCompleted'>> &
+  Pick<WorkerQueueOptions, OptionalQueueKeys> & {
     /** false: success deletes the row; else the history's retention ({} keeps everything). */
     keepCompleted: RetentionOptions | false;
   };

@@ -27,6 +27,7 @@ describe('SQLite storage', () => {
       expect(await columns('nestjs_workers')).toEqual([
         'attempts',
         'available_at',
+        'concurrency_key',
         'created_at',
         'deleted_at',
         'error',

@@ -25,6 +25,23 @@ export interface DispatchOptions {
    * resolves to that event's id. Enforced by a unique index, so it holds across processes.
    */
   uniqueKey?: string;
+  /**
+   * The flow-control key (keyConcurrency, keyRateLimit): a non-empty string of at most 255 characters.
+   * Default: `@QueueEvent({ concurrencyKey })` of the class, else the event's `getConcurrencyKey()`.
+   */
+  concurrencyKey?: string;
+  /**
+   * With uniqueKey: the key dispatches at most once per this many seconds (> 0). A later dispatch in
+   * the period adds nothing and resolves to the id of the event the period began with, whether it
+   * waits, runs or has finished.
+   */
+  throttleSeconds?: number;
+  /**
+   * With uniqueKey: while an event with the key waits, a later dispatch replaces its payload and makes
+   * it due this many seconds (≥ 0) from now, resolving to its id; once it runs, a later dispatch adds
+   * a new event. The last payload of a burst runs once, after the burst.
+   */
+  debounceSeconds?: number;
 }
 
 /** What WorkerService needs of an event service: dispatch, and turning a stored row back into an event. */

@@ -14,3 +14,4 @@ export * from './backoff.interface.js';
 export * from './cancel.interface.js';
 export * from './recurring-event.interface.js';
 export * from './job-state.interface.js';
+export * from './flow-control.interface.js';

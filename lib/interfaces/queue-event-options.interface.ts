@@ -18,4 +18,12 @@ export interface QueueEventOptions {
    * name, which this one overrides; false: never keep them).
    */
   keepCompleted?: boolean | RetentionOptions;
+  /**
+   * The flow-control key of this class's events, computed from the payload at dispatch (a non-empty
+   * string of at most 255 characters, or undefined for no key). Dispatch's `concurrencyKey` wins; the
+   * event's own `getConcurrencyKey()` is used when neither is given.
+   */
+  concurrencyKey?: (payload: never) => string | undefined;
+  /** This class's limit per concurrency key (see the queue option of the same name, which this one overrides). */
+  keyConcurrency?: number;
 }

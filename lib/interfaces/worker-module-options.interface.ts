@@ -3,6 +3,7 @@ import type { RecurringEventDefinition } from './recurring-event.interface.js';
 import type { DataSource } from 'typeorm';
 import type { EventClass } from './base-event.interface.js';
 import type { BackoffOption } from './backoff.interface.js';
+import type { RateLimitOptions, RateLimitReference } from './flow-control.interface.js';
 import type { RetentionOptions } from './job-state.interface.js';
 import type { ILoggerService } from './logger.interface.js';
 import type { IWorkerCreator } from './worker-creator.interface.js';
@@ -38,6 +39,22 @@ export interface WorkerQueueOptions {
   keepCompleted?: boolean | RetentionOptions;
   /** Prune this queue's failed store by age and count. Default: failed events are kept until deleted. */
   keepFailed?: RetentionOptions;
+  /**
+   * At most this many events of the queue run at once over every process and machine on the database
+   * (a positive integer). Default: no limit (each process runs up to its `concurrency`).
+   */
+  globalConcurrency?: number;
+  /**
+   * At most this many events with one concurrency key run at once over every process (a positive
+   * integer; events without a key are not limited). The key comes from dispatch's `concurrencyKey`,
+   * else `@QueueEvent({ concurrencyKey })`, else the event's `getConcurrencyKey()`. Keys take turns:
+   * one key's backlog never starves the others. An event class's `keyConcurrency` wins.
+   */
+  keyConcurrency?: number;
+  /** At most `limit` starts of the queue's events in any `intervalSeconds` window, over every process. */
+  rateLimit?: RateLimitReference;
+  /** At most `limit` starts per concurrency key in any `intervalSeconds` window, over every process. */
+  keyRateLimit?: RateLimitReference;
 }
 
 /** The embedded database (SQLite through better-sqlite3). */
@@ -124,6 +141,12 @@ export interface WorkerModuleOptions {
   maxPayloadBytes?: number;
   /** Logger for the workers. Default: Nest's Logger. */
   logger?: ILoggerService;
+  /**
+   * Named rate limiters, shared by the queues that name them (`rateLimit: 'partner-api'`) and by
+   * application code (`WorkerRateLimiter.take('partner-api')`, or `take('partner-api:acct_42')` for
+   * one key's budget). Names are non-empty and contain no ':'.
+   */
+  rateLimits?: Record<string, RateLimitOptions>;
   /** How long the per-minute outcome counts are kept (s). Default 7 days. */
   throughputRetentionSeconds?: number;
   /**

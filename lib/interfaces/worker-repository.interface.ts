@@ -1,3 +1,4 @@
+import type { ClaimFlowLimits, ClaimFlowReport } from './flow-control.interface.js';
 import type { OutcomeCounts, WorkerProcessDescription } from './job-state.interface.js';
 import type { CancelledEvent } from './cancel.interface.js';
 import type { QueueStatistics } from './failed-workers.interface.js';
@@ -19,6 +20,14 @@ export interface ClaimRequest {
   dueBy: Date;
   /** Rows are known to have just been committed to the queue (a wake-up): no need to check first. */
   expectDue?: boolean;
+  /**
+   * The queue's limits over every process (globalConcurrency, keyConcurrency, rate limits): the claim
+   * then takes the queue's lock row, counts what runs and what started, and takes only what the limits
+   * allow, keys in turn. Absent for a queue without limits.
+   */
+  flow?: ClaimFlowLimits;
+  /** Filled by a claim with `flow`: when a rate limit frees budget again, and whether the queue is paused. */
+  flowReport?: ClaimFlowReport;
 }
 
 /** What a heartbeat learnt about the rows it renewed. */

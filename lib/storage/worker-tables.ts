@@ -4,7 +4,12 @@ import {
   WorkerEntity,
   WorkerHistoryEntity,
   WorkerProcessEntity,
+  WorkerQueueStateEntity,
+  WorkerRateLimitEntity,
+  WorkerRateStartEntity,
   WorkerScheduleEntity,
+  WorkerSlotEntity,
+  WorkerThrottleEntity,
   WorkerThroughputEntity,
 } from './entities/worker.entity.js';
 
@@ -16,6 +21,11 @@ export const WORKER_ENTITIES = [
   WorkerHistoryEntity,
   WorkerProcessEntity,
   WorkerThroughputEntity,
+  WorkerQueueStateEntity,
+  WorkerSlotEntity,
+  WorkerRateLimitEntity,
+  WorkerRateStartEntity,
+  WorkerThrottleEntity,
 ] as const;
 
 /** The queue tables as they are spelled in raw SQL on this DataSource (schema-qualified, quoted). */
@@ -30,6 +40,16 @@ export interface WorkerTables {
   processes: string;
   /** Outcome counts per minute, queue and event name. */
   throughput: string;
+  /** Flow control: each queue's paused flag, and the lock row of its limited claims. */
+  queues: string;
+  /** Flow control: the jobs a limited claim took, while their leases live. */
+  slots: string;
+  /** Flow control: a rate limiter's lock row. */
+  rateLimits: string;
+  /** Flow control: the starts a rate limiter granted, in its window. */
+  rateStarts: string;
+  /** Throttled dispatches: the window of each key. */
+  throttles: string;
 }
 
 const tablesBySource = new WeakMap<DataSource, WorkerTables>();
@@ -55,6 +75,11 @@ function readTables(dataSource: DataSource): WorkerTables {
     history: quoted(WorkerHistoryEntity),
     processes: quoted(WorkerProcessEntity),
     throughput: quoted(WorkerThroughputEntity),
+    queues: quoted(WorkerQueueStateEntity),
+    slots: quoted(WorkerSlotEntity),
+    rateLimits: quoted(WorkerRateLimitEntity),
+    rateStarts: quoted(WorkerRateStartEntity),
+    throttles: quoted(WorkerThrottleEntity),
   };
 }
 

@@ -110,6 +110,11 @@ export async function resetWorkerTables(dataSource: DataSource): Promise<void> {
     'nestjs_workers_history',
     'nestjs_workers_processes',
     'nestjs_workers_throughput',
+    'nestjs_workers_queues',
+    'nestjs_workers_slots',
+    'nestjs_workers_rate_limits',
+    'nestjs_workers_rate_starts',
+    'nestjs_workers_throttles',
   ]) {
     if (type === 'postgres') await dataSource.query(`TRUNCATE TABLE "${table}" RESTART IDENTITY`);
     else if (type === 'mysql' || type === 'mariadb') await dataSource.query(`TRUNCATE TABLE \`${table}\``);

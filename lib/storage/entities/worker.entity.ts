@@ -12,6 +12,11 @@ export const WORKER_SCHEDULES_TABLE = 'nestjs_workers_schedules';
 export const WORKER_HISTORY_TABLE = 'nestjs_workers_history';
 export const WORKER_PROCESSES_TABLE = 'nestjs_workers_processes';
 export const WORKER_THROUGHPUT_TABLE = 'nestjs_workers_throughput';
+export const WORKER_QUEUES_TABLE = 'nestjs_workers_queues';
+export const WORKER_SLOTS_TABLE = 'nestjs_workers_slots';
+export const WORKER_RATE_LIMITS_TABLE = 'nestjs_workers_rate_limits';
+export const WORKER_RATE_STARTS_TABLE = 'nestjs_workers_rate_starts';
+export const WORKER_THROTTLES_TABLE = 'nestjs_workers_throttles';
 
 /**
  * A pending event. `availableAt` is its due time, whatever happens to it; while leased,
@@ -45,6 +50,8 @@ export class WorkerEntity {
   startedAt!: number | null;
   /** The last value the running event reported with reportProgress() (JSON text), written with its heartbeat. */
   progress!: string | null;
+  /** Flow control's key: keyConcurrency and keyRateLimit count the running and started rows per key. */
+  concurrencyKey!: string | null;
   createdAt!: number;
   updatedAt!: number;
   /** larascript-events' soft delete: a row with deletedAt set is neither claimed nor listed. */
@@ -139,6 +146,57 @@ export class WorkerThroughputEntity {
 }
 
 /**
+ * A queue's shared state (flow control): whether it is paused, for every process on the database. Its
+ * row is also the lock that serializes the claims of a queue with limits (globalConcurrency,
+ * keyConcurrency, rate limits), so that a count and the claim that follows it cannot interleave.
+ */
+export class WorkerQueueStateEntity {
+  queueName!: string;
+  /** 1 while paused: no claim starts. */
+  paused!: number;
+  pausedAt!: number | null;
+  updatedAt!: number;
+}
+
+/**
+ * A claim of a queue with concurrency limits: one row per claimed job, written in the claim's
+ * transaction. It holds a slot while the pending row still has this lease token under a live lease,
+ * so a completed, retried or abandoned job frees its slot without any write of its own (the next
+ * limited claim deletes the dead slots); the slots are the index of "what runs now" that the
+ * pending table cannot have (an index on its lease columns would end HOT claims).
+ */
+export class WorkerSlotEntity {
+  jobId!: string | number;
+  queueName!: string;
+  concurrencyKey!: string | null;
+  leaseToken!: string;
+}
+
+/**
+ * A rate limiter's lock row: a take from the limiter (a claim of a rate-limited queue, or
+ * WorkerRateLimiter.take()) locks it, counts the starts in the window, and records its own.
+ */
+export class WorkerRateLimitEntity {
+  name!: string;
+}
+
+/** One start granted by a rate limiter: `bucketKey` is '' for the limiter's whole budget, else the key. */
+export class WorkerRateStartEntity {
+  id!: string | number;
+  name!: string;
+  bucketKey!: string;
+  startedAt!: number;
+}
+
+/** A throttled dispatch's window: dispatches of the key until `untilAt` resolve to `jobId`. */
+export class WorkerThrottleEntity {
+  queueName!: string;
+  uniqueKey!: string;
+  jobId!: string | number;
+  untilAt!: number;
+}
+
+/**
  * The last slot of a recurring event that some replica dispatched: a replica dispatches a slot only
  * when it moves `lastSlotAt` forward, in the same transaction as the insert, so each slot runs once.
  */
@@ -178,6 +236,11 @@ export type WorkerEntitySchemas = [
   EntitySchema<WorkerHistoryEntity>,
   EntitySchema<WorkerProcessEntity>,
   EntitySchema<WorkerThroughputEntity>,
+  EntitySchema<WorkerQueueStateEntity>,
+  EntitySchema<WorkerSlotEntity>,
+  EntitySchema<WorkerRateLimitEntity>,
+  EntitySchema<WorkerRateStartEntity>,
+  EntitySchema<WorkerThrottleEntity>,
 ];
 
 /**
@@ -223,6 +286,8 @@ export function workerEntitySchemas(type: DatabaseType): WorkerEntitySchemas {
       leaseExpiresAt: { name: 'lease_expires_at', type: 'bigint', nullable: true, transformer: epochMs },
       startedAt: { name: 'started_at', type: 'bigint', nullable: true, transformer: epochMs },
       progress: { type: text, nullable: true },
+      // Flow control's key (keyConcurrency, keyRateLimit); in no index: the claim filters the rows it walks.
+      concurrencyKey: { name: 'concurrency_key', type: 'varchar', length: 255, nullable: true, ...exact },
     },
     indices: [
       // "How many are due": one range, however many delayed rows wait behind it.
@@ -332,5 +397,60 @@ export function workerEntitySchemas(type: DatabaseType): WorkerEntitySchemas {
     // Pruning drops the oldest minutes of every queue.
     indices: [{ name: 'IDX_nestjs_workers_throughput_minute', columns: ['minute'] }],
   });
-  return [pending, failed, schedules, history, processes, throughput];
+  const flowName = { type: 'varchar', length: 255, primary: true, ...exact } satisfies EntitySchemaColumnOptions;
+  const queues = new EntitySchema<WorkerQueueStateEntity>({
+    name: 'NestjsWorkerQueue',
+    target: WorkerQueueStateEntity,
+    tableName: WORKER_QUEUES_TABLE,
+    columns: {
+      queueName: { name: 'queue_name', ...flowName },
+      paused: { type: 'int', default: 0 },
+      pausedAt: { name: 'paused_at', type: 'bigint', nullable: true, transformer: epochMs },
+      updatedAt: { name: 'updated_at', type: 'bigint', transformer: epochMs },
+    },
+  });
+  const slots = new EntitySchema<WorkerSlotEntity>({
+    name: 'NestjsWorkerSlot',
+    target: WorkerSlotEntity,
+    tableName: WORKER_SLOTS_TABLE,
+    columns: {
+      jobId: { name: 'job_id', type: id.type, primary: true },
+      queueName: { name: 'queue_name', type: 'varchar', length: 255, ...exact },
+      concurrencyKey: { name: 'concurrency_key', type: 'varchar', length: 255, nullable: true, ...exact },
+      leaseToken: { name: 'lease_token', type: 'varchar', length: 64 },
+    },
+    // A limited claim counts the live slots of its queue, per key.
+    indices: [{ name: 'IDX_nestjs_workers_slots_queue', columns: ['queueName', 'concurrencyKey'] }],
+  });
+  const rateLimits = new EntitySchema<WorkerRateLimitEntity>({
+    name: 'NestjsWorkerRateLimit',
+    target: WorkerRateLimitEntity,
+    tableName: WORKER_RATE_LIMITS_TABLE,
+    columns: { name: flowName },
+  });
+  const rateStarts = new EntitySchema<WorkerRateStartEntity>({
+    name: 'NestjsWorkerRateStart',
+    target: WorkerRateStartEntity,
+    tableName: WORKER_RATE_STARTS_TABLE,
+    columns: {
+      id,
+      name: { type: 'varchar', length: 255, ...exact },
+      bucketKey: { name: 'bucket_key', type: 'varchar', length: 255, default: '', ...exact },
+      startedAt: { name: 'started_at', type: 'bigint', transformer: epochMs },
+    },
+    // A take counts a limiter's starts in its window (per key); old starts are pruned by the same range.
+    indices: [{ name: 'IDX_nestjs_workers_rate_starts', columns: ['name', 'startedAt', 'bucketKey'] }],
+  });
+  const throttles = new EntitySchema<WorkerThrottleEntity>({
+    name: 'NestjsWorkerThrottle',
+    target: WorkerThrottleEntity,
+    tableName: WORKER_THROTTLES_TABLE,
+    columns: {
+      queueName: { name: 'queue_name', ...flowName },
+      uniqueKey: { name: 'unique_key', ...flowName },
+      jobId: { name: 'job_id', type: 'bigint' },
+      untilAt: { name: 'until_at', type: 'bigint', transformer: epochMs },
+    },
+  });
+  return [pending, failed, schedules, history, processes, throughput, queues, slots, rateLimits, rateStarts, throttles];
 }

@@ -12,6 +12,11 @@ import {
   AddNestjsWorkerJobControlSqlite1764500000000,
 } from './job-control.js';
 import {
+  AddNestjsWorkerFlowControlMysql1765000000000,
+  AddNestjsWorkerFlowControlPostgres1765000000000,
+  AddNestjsWorkerFlowControlSqlite1765000000000,
+} from './flow-control.js';
+import {
   AddNestjsWorkerJobHistoryMysql1764900000000,
   AddNestjsWorkerJobHistoryPostgres1764900000000,
   AddNestjsWorkerJobHistorySqlite1764900000000,
@@ -47,6 +52,9 @@ export {
   AddNestjsWorkerJobHistoryMysql1764900000000,
   AddNestjsWorkerJobHistoryPostgres1764900000000,
   AddNestjsWorkerJobHistorySqlite1764900000000,
+  AddNestjsWorkerFlowControlMysql1765000000000,
+  AddNestjsWorkerFlowControlPostgres1765000000000,
+  AddNestjsWorkerFlowControlSqlite1765000000000,
 };
 
 /** The package's migrations for a database type: add them to your DataSource's `migrations`. */
@@ -59,6 +67,7 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
         PartialNestjsWorkerUniqueIndexPostgres1764600000000,
         AddNestjsWorkerLeaseExpiryPostgres1764700000000,
         AddNestjsWorkerJobHistoryPostgres1764900000000,
+        AddNestjsWorkerFlowControlPostgres1765000000000,
       ];
     case 'mysql':
     case 'mariadb':
@@ -68,6 +77,7 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
         AddNestjsWorkerLeaseExpiryMysql1764700000000,
         ExactNestjsWorkerNamesMysql1764800000000,
         AddNestjsWorkerJobHistoryMysql1764900000000,
+        AddNestjsWorkerFlowControlMysql1765000000000,
       ];
     case 'better-sqlite3':
       return [
@@ -76,6 +86,7 @@ export function workerMigrations(type: SupportedDatabaseType): (new () => Migrat
         PartialNestjsWorkerUniqueIndexSqlite1764600000000,
         AddNestjsWorkerLeaseExpirySqlite1764700000000,
         AddNestjsWorkerJobHistorySqlite1764900000000,
+        AddNestjsWorkerFlowControlSqlite1765000000000,
       ];
   }
 }

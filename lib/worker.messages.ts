@@ -243,3 +243,34 @@ export const retentionMessages = {
     `Prune turn ${name}@${slotAt}: deleted ${report.history} history, ${report.failed} failed, ` +
     `${report.throughput} throughput and ${report.processes} process rows in ${report.statements} statements`,
 } as const;
+
+/*
+ * Flow control (issue 17). One section per part: the limited claim (storage), the limits' options and
+ * the run loop, pause/resume and the rate limiter services, and dispatch's flow options.
+ */
+
+/** The limited claim and the rate limiters' storage. */
+export const flowClaimMessages = {
+  placeholder: 'flow claim',
+} as const;
+
+// ---------------------------------------------------------------------------------------------------
+
+/** The flow-control options (validated at startup) and the run loop under limits. */
+export const flowOptionsMessages = {
+  placeholder: 'flow options',
+} as const;
+
+// ---------------------------------------------------------------------------------------------------
+
+/** pauseQueue / resumeQueue and WorkerRateLimiter. */
+export const flowControlMessages = {
+  placeholder: 'flow control',
+} as const;
+
+// ---------------------------------------------------------------------------------------------------
+
+/** Dispatch's flow options: concurrencyKey, throttleSeconds, debounceSeconds. */
+export const dispatchFlowMessages = {
+  placeholder: 'dispatch flow',
+} as const;

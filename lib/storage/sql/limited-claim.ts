@@ -47,7 +47,9 @@ export function lockQueueStatement(
   queueName: string,
 ): SqlStatement {
   return {
-    sql: `SELECT paused, ${spelling.nowSql} AS now FROM ${tables.queues} WHERE queue_name = ?${spelling.lockRowsClause}`,
+    sql:
+      `SELECT paused, ${spelling.nowSql} AS now FROM ${tables.queues} ` +
+      `WHERE queue_name = ?${spelling.lockRowsClause}`,
     parameters: [queueName],
   };
 }
@@ -163,7 +165,7 @@ class Budget {
     return this.flow.keyConcurrencyByEvent?.[eventName] ?? this.flow.keyConcurrency;
   }
 
-  /** The highest limit any event may have for a key: at it, the key can take nothing (none: some event is unlimited). */
+  /** The highest limit any event has for a key: there, the key takes nothing (none: some event is unlimited). */
   private maxKeyLimit(): number | undefined {
     if (this.flow.keyConcurrency === undefined) return undefined;
     return Math.max(this.flow.keyConcurrency, ...Object.values(this.flow.keyConcurrencyByEvent ?? {}));
@@ -385,7 +387,9 @@ export function limitedClaim(
       parameters,
     );
     const update: SqlStatement = {
-      sql: `${lease.sql}WHERE id IN (${placeholders(ids.length)})${spelling.updateReturns ? ` RETURNING ${CLAIMED_COLUMNS}` : ''}`,
+      sql:
+        `${lease.sql}WHERE id IN (${placeholders(ids.length)})` +
+        (spelling.updateReturns ? ` RETURNING ${CLAIMED_COLUMNS}` : ''),
       parameters: [...lease.parameters, ...ids],
     };
     let { rows } = yield update;

@@ -47,8 +47,8 @@ export function debouncedInsert(
     for (let attempt = 1; attempt <= DEBOUNCE_ATTEMPTS; attempt++) {
       const { rows: holders } = yield {
         sql:
-          'SELECT id, CASE WHEN lease_token IS NOT NULL ' +
-          `AND lease_expires_at > ${nowSql} THEN 1 ELSE 0 END AS running FROM ${tables.pending} WHERE queue_name = ? AND unique_key = ?${lockRowsClause}`,
+          `SELECT id, CASE WHEN lease_token IS NOT NULL AND lease_expires_at > ${nowSql} THEN 1 ELSE 0 END ` +
+          `AS running FROM ${tables.pending} WHERE queue_name = ? AND unique_key = ?${lockRowsClause}`,
         parameters: [key.queueName, key.uniqueKey],
       };
       const [holder] = holders;

@@ -11,6 +11,7 @@ export { RecurringEventScheduler } from './recurring/recurring-event.scheduler.j
 export { type PruneReport, RetentionPruner } from './retention/retention.pruner.js';
 export { FailedWorkerService, MAX_FAILED_PAGE_SIZE } from './failed/failed-worker.service.js';
 export { WorkerJobsService, type WorkerJobsSettings } from './jobs/worker-jobs.service.js';
+export { type PausedQueue, WorkerFlowService, type WorkerFlowSettings } from './flow/worker-flow.service.js';
 export { UnsupportedDatabaseError } from './storage/dialects/worker-dialect.js';
 export {
   FAILED_WORKERS_TABLE,

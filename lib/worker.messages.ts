@@ -265,7 +265,17 @@ export const flowOptionsMessages = {
 
 /** pauseQueue / resumeQueue and WorkerRateLimiter. */
 export const flowControlMessages = {
-  placeholder: 'flow control',
+  paused: (queueName: string) =>
+    `Queue ${queueName} paused for every process on the database: no new claim takes its events (running ones finish)`,
+  resumed: (queueName: string, woken: boolean) =>
+    `Queue ${queueName} resumed: ${woken ? 'idle workers were woken' : 'workers claim its events at their next poll'}`,
+  bucketNotString: () => 'must be a string: "name" or "name:key"',
+  bucketNameEmpty: () => 'the limiter name (before the first ":") is empty',
+  bucketKeyEmpty: () => 'the key (after the first ":") is empty; give "name" for the whole budget',
+  bucketKeyTooLong: (max: number, length: number) => `the key must be at most ${max} characters (got ${length})`,
+  bucketKeyMalformed: (problem: string) => `the key ${problem}`,
+  timeoutNotPositive: (value: string) => `must be a finite number of milliseconds ≥ 0 (got ${value})`,
+  signalNotAbortSignal: () => 'must be an AbortSignal',
 } as const;
 
 // ---------------------------------------------------------------------------------------------------

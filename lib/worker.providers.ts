@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { DuplicateWorkerModuleError } from './errors/startup.error.js';
 import { EventService } from './dispatch/event.service.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
+import { WorkerFlowService } from './flow/worker-flow.service.js';
 import { WorkerJobsService } from './jobs/worker-jobs.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
 import type {
@@ -130,6 +131,23 @@ const jobsServiceProvider: Provider = {
   inject: [WORKER_DATA_SOURCE, WORKER_CONFIG],
 };
 
+/** Pause and resume, for the queues this module knows; a resume polls this process's pollers at once too. */
+const flowServiceProvider: Provider = {
+  provide: WorkerFlowService,
+  useFactory: (
+    dataSource: DataSource,
+    config: ResolvedWorkerConfig,
+    eventService: EventService,
+    scheduler: WorkerScheduler,
+  ) =>
+    new WorkerFlowService(dataSource, {
+      knownQueues: () => knownQueueNames(config, eventService),
+      logger: config.logger,
+      wakeLocally: (queueName) => scheduler.wake(queueName),
+    }),
+  inject: [WORKER_DATA_SOURCE, WORKER_CONFIG, EventService, WorkerScheduler],
+};
+
 /** WorkerService wired as larascript-events wires it (the setters), then configured from the options. */
 const workerServiceProvider: Provider = {
   provide: WorkerService,
@@ -172,6 +190,7 @@ export function createWorkerProviders(extras: WorkerModuleExtras, coreModule: Ty
     eventServiceProvider,
     failedServiceProvider,
     jobsServiceProvider,
+    flowServiceProvider,
     workerServiceProvider,
     WorkerScheduler,
     RecurringEventScheduler,
@@ -187,6 +206,7 @@ export const WORKER_EXPORTS = [
   EventService,
   FailedWorkerService,
   WorkerJobsService,
+  WorkerFlowService,
   WorkerLifecycle,
   RecurringEventScheduler,
   RetentionPruner,

@@ -5,6 +5,7 @@ import { DuplicateWorkerModuleError } from './errors/startup.error.js';
 import { EventService } from './dispatch/event.service.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
 import { WorkerFlowService } from './flow/worker-flow.service.js';
+import { WorkerRateLimiter } from './flow/worker-rate-limiter.js';
 import { WorkerJobsService } from './jobs/worker-jobs.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
 import type {
@@ -148,6 +149,20 @@ const flowServiceProvider: Provider = {
   inject: [WORKER_DATA_SOURCE, WORKER_CONFIG, EventService, WorkerScheduler],
 };
 
+/**
+ * The module's named rate limiters for application code. Until the resolved config carries
+ * `rateLimits` (flow-options), the raw option is read here; resolveWorkerConfig validates it.
+ */
+const rateLimiterProvider: Provider = {
+  provide: WorkerRateLimiter,
+  useFactory: (dataSource: DataSource, options: WorkerModuleOptions | undefined) =>
+    new WorkerRateLimiter(dataSource, {
+      rateLimits: new Map(Object.entries(options?.rateLimits ?? {})),
+      startGraceMs: 50,
+    }),
+  inject: [WORKER_DATA_SOURCE, WORKER_MODULE_OPTIONS],
+};
+
 /** WorkerService wired as larascript-events wires it (the setters), then configured from the options. */
 const workerServiceProvider: Provider = {
   provide: WorkerService,
@@ -191,6 +206,7 @@ export function createWorkerProviders(extras: WorkerModuleExtras, coreModule: Ty
     failedServiceProvider,
     jobsServiceProvider,
     flowServiceProvider,
+    rateLimiterProvider,
     workerServiceProvider,
     WorkerScheduler,
     RecurringEventScheduler,
@@ -207,6 +223,7 @@ export const WORKER_EXPORTS = [
   FailedWorkerService,
   WorkerJobsService,
   WorkerFlowService,
+  WorkerRateLimiter,
   WorkerLifecycle,
   RecurringEventScheduler,
   RetentionPruner,

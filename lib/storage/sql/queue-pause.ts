@@ -1,10 +1,5 @@
+import type { FlowSpelling } from './flow-spelling.js';
 import type { AtomicWork, SqlStatement } from './statement.js';
-import type { AddingUpsertSpelling } from './throughput.js';
-
-/** The pieces of a dialect the pause statements use. */
-export interface QueuePauseSpelling extends AddingUpsertSpelling {
-  readonly nowSql: string;
-}
 
 /**
  * Pauses (paused 1) or resumes (paused 0) a queue for every process: its row of the queues table is
@@ -15,20 +10,19 @@ export function setQueuePaused(
   queues: string,
   queueName: string,
   paused: boolean,
-  spelling: QueuePauseSpelling,
+  spelling: FlowSpelling,
 ): AtomicWork<void> {
   return function* () {
     if (paused) {
-      // "Insert when missing" with the upsert every dialect already spells: on conflict it adds 0 to
-      // paused, which leaves the existing row as it was. (A queue that has no row is not paused, so
-      // resuming needs no row.)
+      // Inserted when missing (a limited queue's first claim may insert it at the same time: the upsert
+      // never fails on the key). A queue that has no row is not paused, so resuming needs no row.
       yield {
-        sql: spelling.addingUpsert(
+        sql: spelling.upsertRows(
           queues,
           ['queue_name', 'paused', 'paused_at', 'updated_at'],
           `(?, 0, NULL, ${spelling.nowSql})`,
           ['queue_name'],
-          ['paused'],
+          [],
         ),
         parameters: [queueName],
       };

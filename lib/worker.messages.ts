@@ -258,7 +258,19 @@ export const flowClaimMessages = {
 
 /** The flow-control options (validated at startup) and the run loop under limits. */
 export const flowOptionsMessages = {
-  placeholder: 'flow options',
+  notPositiveInteger: (value: string) => `must be a positive integer (got ${value})`,
+  notRateLimit: (value: string) =>
+    `must be { limit, intervalSeconds } or the name of a rateLimits entry (got ${value})`,
+  intervalTooShort: (value: string) => `must be a number of seconds ≥ 0.001 (got ${value})`,
+  intervalTooLong: (max: number, value: string) => `must be at most ${max} seconds (got ${value})`,
+  unknownRateLimit: (name: string, known: readonly string[]) =>
+    `names no entry of rateLimits (${JSON.stringify(name)}; ` +
+    `${known.length === 0 ? 'rateLimits is empty' : `known: ${known.map((k) => JSON.stringify(k)).join(', ')}`})`,
+  rateLimitNameColon: (name: string) =>
+    `must not contain ':' (got ${JSON.stringify(name)}): take('name:key') uses it to name a key's budget`,
+  notStartedInGrace: (queueName: string, count: number, lateMs: number, graceMs: number) =>
+    `Queue ${queueName}: ${count} rate-limited event(s) given back unstarted, their start came ` +
+    `${Math.round(lateMs)} ms after the claim was sent (start grace ${graceMs} ms)`,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------

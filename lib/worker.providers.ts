@@ -187,6 +187,7 @@ const workerServiceProvider: Provider = {
       lifecycle,
       maxPayloadBytes: config.maxPayloadBytes,
       keepCompletedFor: (queueName) => config.queueOptions(queueName).keepCompleted,
+      flowFor: (queueName) => ({ limits: config.queueOptions(queueName), rateLimits: config.rateLimits }),
     });
     return workerService;
   },

@@ -23,6 +23,7 @@ import { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js'
 import { assertUsableDataSource, openWorkerDataSource } from './storage/worker-data-source.js';
 import { knownQueueNames, type ResolvedWorkerConfig, resolveWorkerConfig } from './worker.config.js';
 import { WORKER_CONFIG, WORKER_CREATOR, WORKER_DATA_SOURCE, WORKER_REPOSITORY } from './worker.constants.js';
+import { DEFAULT_START_GRACE_MS } from './worker.defaults.js';
 import { WorkerDataSourceCloser } from './worker-data-source.closer.js';
 import { WorkerExplorer } from './worker.explorer.js';
 import { WORKER_MODULE_OPTIONS } from './worker.module-definition.js';
@@ -150,17 +151,14 @@ const flowServiceProvider: Provider = {
 };
 
 /**
- * The module's named rate limiters for application code. Until the resolved config carries
- * `rateLimits` (flow-options), the raw option is read here; resolveWorkerConfig validates it.
+ * The module's named rate limiters for application code, counting the window the workers' claims
+ * count (interval + the default start grace).
  */
 const rateLimiterProvider: Provider = {
   provide: WorkerRateLimiter,
-  useFactory: (dataSource: DataSource, options: WorkerModuleOptions | undefined) =>
-    new WorkerRateLimiter(dataSource, {
-      rateLimits: new Map(Object.entries(options?.rateLimits ?? {})),
-      startGraceMs: 50,
-    }),
-  inject: [WORKER_DATA_SOURCE, WORKER_MODULE_OPTIONS],
+  useFactory: (dataSource: DataSource, config: ResolvedWorkerConfig) =>
+    new WorkerRateLimiter(dataSource, { rateLimits: config.rateLimits, startGraceMs: DEFAULT_START_GRACE_MS }),
+  inject: [WORKER_DATA_SOURCE, WORKER_CONFIG],
 };
 
 /** WorkerService wired as larascript-events wires it (the setters), then configured from the options. */

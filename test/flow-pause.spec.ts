@@ -45,12 +45,24 @@ class ClassQueueEvent extends BaseEvent<null> {
   async execute(): Promise<void> {}
 }
 
+/** Its queue has a global limit: its claims take the limited path, which reads the same flag. */
+@QueueEvent('flow-pause-limited')
+class LimitedEvent extends BaseEvent<{ n: number }> {
+  async execute(): Promise<void> {
+    ran.push({ n: this.getPayload().n, at: Date.now() });
+  }
+}
+
 const POLL_MS = 100;
 
 function options(overrides: Partial<WorkerModuleOptions> = {}): WorkerModuleOptions {
   return {
-    events: [PausableEvent, ClassQueueEvent],
-    queues: { [QUEUE]: { pollIntervalMs: POLL_MS, concurrency: 4 }, 'flow-pause-idle': {} },
+    events: [PausableEvent, ClassQueueEvent, LimitedEvent],
+    queues: {
+      [QUEUE]: { pollIntervalMs: POLL_MS, concurrency: 4 },
+      'flow-pause-idle': {},
+      'flow-pause-limited': { globalConcurrency: 2, concurrency: 2, pollIntervalMs: POLL_MS },
+    },
     ...overrides,
   };
 }
@@ -114,6 +126,22 @@ describe.each(testDatabases())('pause and resume ($name)', (database) => {
     ]);
   });
 
+  it('pauses a queue with limits too (its claims take the limited path), for every app', async () => {
+    const a = await open(createTestApp(options(), {}, database));
+    const b = await open(createPeerApp(a, options(), database));
+    await flowOf(a).pauseQueue('flow-pause-limited');
+    await a.events.dispatchMany([1, 2, 3].map((n) => new LimitedEvent({ n })));
+    expect((await b.workers.runWorker(runOncePass('flow-pause-limited'))).processed).toBe(0);
+    expect((await a.workers.runWorker(runOncePass('flow-pause-limited'))).processed).toBe(0);
+    expect((await b.workers.getQueueStatistics(['flow-pause-limited']))[0]).toMatchObject({ due: 3, paused: true });
+    await flowOf(b).resumeQueue('flow-pause-limited');
+    let processed = 0;
+    for (let pass = 0; pass < 5 && processed < 3; pass++)
+      processed += (await b.workers.runWorker(runOncePass('flow-pause-limited'))).processed;
+    expect(processed).toBe(3);
+    expect(ran.map((entry) => entry.n).sort()).toEqual([1, 2, 3]);
+  });
+
   it('stays paused after the app closes and opens again, and lists the queue as paused', async () => {
     const kept = tempDatabase();
     cleanups.push(kept.cleanup);
@@ -154,6 +182,7 @@ describe.each(testDatabases())('pause and resume ($name)', (database) => {
       { queueName: QUEUE, paused: false, pending: 1 },
       { queueName: 'flow-pause-by-class', paused: true, pending: 0 },
       { queueName: 'flow-pause-idle', paused: true, pending: 0 },
+      { queueName: 'flow-pause-limited', paused: false, pending: 0 },
     ]);
     const named = await t.workers.getQueueStatistics(['flow-pause-idle', 'never-paused', QUEUE]);
     expect(named.map((queue) => queue.paused)).toEqual([true, false, false]);

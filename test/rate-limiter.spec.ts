@@ -5,26 +5,41 @@
  * stop a wait with typed errors (nothing taken), and malformed or unknown buckets are refused.
  */
 import {
+  BaseEvent,
   InvalidRateLimitBucketError,
   InvalidRateLimitTakeError,
   RateLimitAbortedError,
   RateLimitTimeoutError,
+  QueueEvent,
   UnknownRateLimiterError,
   type WorkerModuleOptions,
   WorkerRateLimiter,
 } from '../lib/index.js';
 import { testDatabases } from './support/databases.js';
-import { createPeerApp, createTestApp, type TestApp } from './support/test-app.js';
+import { createPeerApp, createTestApp, type TestApp, waitFor } from './support/test-app.js';
 
 /** The start grace application code's takes count past the interval (the claim's default). */
 const GRACE_MS = 50;
+
+const started: number[] = [];
+
+/** Runs in a queue that takes from the `shared` limiter, as application code does. */
+@QueueEvent('rate-shared')
+class PartnerCallEvent extends BaseEvent<null> {
+  async execute(): Promise<void> {
+    started.push(Date.now());
+  }
+}
 
 const OPTIONS: WorkerModuleOptions = {
   rateLimits: {
     partner: { limit: 3, intervalSeconds: 0.5 },
     quick: { limit: 2, intervalSeconds: 0.4 },
     slow: { limit: 1, intervalSeconds: 30 },
+    shared: { limit: 2, intervalSeconds: 1 },
   },
+  events: [PartnerCallEvent],
+  queues: { 'rate-shared': { rateLimit: 'shared', pollIntervalMs: 50 } },
 };
 
 function limiterOf(t: TestApp): WorkerRateLimiter {
@@ -115,6 +130,29 @@ describe.each(testDatabases())('WorkerRateLimiter ($name)', (database) => {
     expect(await limiterOf(a!).tryTake('slow:acct_42 ')).toBe(true);
     expect(await startsOf(a!, 'slow', 'a:b')).toHaveLength(1);
     expect(await startsOf(a!, 'slow', 'acct_42')).toHaveLength(1);
+  });
+
+  it('shares one budget with the workers of a queue that names the limiter, in another app', async () => {
+    started.length = 0;
+    const [a] = await threeApps();
+    const workers = await createPeerApp(a!, { ...OPTIONS, autoStart: true }, database);
+    apps.push(workers);
+    // Application code spends the budget; the queue's events then wait for the window.
+    expect(await limiterOf(a!).tryTake('shared')).toBe(true);
+    const spentAt = Date.now();
+    expect(await limiterOf(a!).tryTake('shared')).toBe(true);
+    await a!.events.dispatchMany([new PartnerCallEvent(null), new PartnerCallEvent(null), new PartnerCallEvent(null)]);
+    await waitFor(() => started.length === 2, 4000);
+    expect(Math.min(...started) - spentAt).toBeGreaterThanOrEqual(1000);
+    // The workers spent the next window: application code waits now, and the third event with it.
+    expect(await limiterOf(a!).tryTake('shared')).toBe(false);
+    await limiterOf(a!).take('shared', { timeoutMs: 3000 });
+    await waitFor(() => started.length === 3, 4000);
+    const starts = await startsOf(a!, 'shared');
+    // Six at least: a worker gives back a claimed event it could not start within the grace (its
+    // start stays spent). Never more than two in a window, whoever took them.
+    expect(starts.length).toBeGreaterThanOrEqual(6);
+    expect(maxInWindow(starts, 1000 + GRACE_MS)).toBe(2);
   });
 
   it('stops a wait on timeoutMs or the signal with typed errors, taking nothing', async () => {

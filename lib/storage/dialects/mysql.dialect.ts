@@ -194,6 +194,14 @@ export class MysqlWorkerDialect implements WorkerDialect {
     return insert;
   }
 
+  /**
+   * INSERT IGNORE: MySQL has no ON CONFLICT, and inside a transaction script a duplicate key cannot
+   * be caught (insertPending catches it outside one). A taken key inserts no row (affected 0).
+   */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement {
+    return { sql: insert.sql.replace(/^INSERT INTO /, 'INSERT IGNORE INTO '), parameters: insert.parameters };
+  }
+
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
     const { sql, parameters } = insertRow(this.tables.pending, row, (name) => this.dataSource.driver.escape(name));
     try {

@@ -233,6 +233,11 @@ export class PostgresWorkerDialect implements WorkerDialect {
     return insertWakingWorkers(insert);
   }
 
+  /** ON CONFLICT DO NOTHING inside the waking insert (see insertWakingWorkers): a taken key returns no row. */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement {
+    return insertWakingWorkers({ sql: `${insert.sql} ON CONFLICT DO NOTHING`, parameters: insert.parameters });
+  }
+
   /**
    * One statement for all rows: each column whose value differs between rows is a typed array,
    * unnest()ed into rows, and a column that is the same in every row (queue, event name, times, …

@@ -146,6 +146,11 @@ export class SqliteWorkerDialect implements WorkerDialect {
     return { sql: `${insert.sql} RETURNING id`, parameters: insert.parameters };
   }
 
+  /** ON CONFLICT DO NOTHING RETURNING id: a taken key returns no row. */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement {
+    return this.pendingInsert({ sql: `${insert.sql} ON CONFLICT DO NOTHING`, parameters: insert.parameters });
+  }
+
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {
     const insert = insertUnlessTakenStatement(this.tables.pending, row, (name) => this.dataSource.driver.escape(name));
     const [inserted] = await this.query(this.pendingInsert(insert), manager);

@@ -11,6 +11,13 @@ export { RecurringEventScheduler } from './recurring/recurring-event.scheduler.j
 export { type PruneReport, RetentionPruner } from './retention/retention.pruner.js';
 export { FailedWorkerService, MAX_FAILED_PAGE_SIZE } from './failed/failed-worker.service.js';
 export { WorkerJobsService, type WorkerJobsSettings } from './jobs/worker-jobs.service.js';
+export { type PausedQueue, WorkerFlowService, type WorkerFlowSettings } from './flow/worker-flow.service.js';
+export {
+  MAX_RATE_LIMIT_KEY_LENGTH,
+  type RateLimitTakeOptions,
+  WorkerRateLimiter,
+  type WorkerRateLimiterSettings,
+} from './flow/worker-rate-limiter.js';
 export { UnsupportedDatabaseError } from './storage/dialects/worker-dialect.js';
 export {
   FAILED_WORKERS_TABLE,

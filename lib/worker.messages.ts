@@ -261,14 +261,36 @@ export const flowClaimMessages = {
 
 /** The flow-control options (validated at startup) and the run loop under limits. */
 export const flowOptionsMessages = {
-  placeholder: 'flow options',
+  notPositiveInteger: (value: string) => `must be a positive integer (got ${value})`,
+  notRateLimit: (value: string) =>
+    `must be { limit, intervalSeconds } or the name of a rateLimits entry (got ${value})`,
+  intervalTooShort: (value: string) => `must be a number of seconds ≥ 0.001 (got ${value})`,
+  intervalTooLong: (max: number, value: string) => `must be at most ${max} seconds (got ${value})`,
+  unknownRateLimit: (name: string, known: readonly string[]) =>
+    `names no entry of rateLimits (${JSON.stringify(name)}; ` +
+    `${known.length === 0 ? 'rateLimits is empty' : `known: ${known.map((k) => JSON.stringify(k)).join(', ')}`})`,
+  rateLimitNameColon: (name: string) =>
+    `must not contain ':' (got ${JSON.stringify(name)}): take('name:key') uses it to name a key's budget`,
+  notStartedInGrace: (queueName: string, count: number, lateMs: number, graceMs: number) =>
+    `Queue ${queueName}: ${count} rate-limited event(s) given back unstarted, their start came ` +
+    `${Math.round(lateMs)} ms after the claim was sent (start grace ${graceMs} ms)`,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------
 
 /** pauseQueue / resumeQueue and WorkerRateLimiter. */
 export const flowControlMessages = {
-  placeholder: 'flow control',
+  paused: (queueName: string) =>
+    `Queue ${queueName} paused for every process on the database: no new claim takes its events (running ones finish)`,
+  resumed: (queueName: string, woken: boolean) =>
+    `Queue ${queueName} resumed: ${woken ? 'idle workers were woken' : 'workers claim its events at their next poll'}`,
+  bucketNotString: () => 'must be a string: "name" or "name:key"',
+  bucketNameEmpty: () => 'the limiter name (before the first ":") is empty',
+  bucketKeyEmpty: () => 'the key (after the first ":") is empty; give "name" for the whole budget',
+  bucketKeyTooLong: (max: number, length: number) => `the key must be at most ${max} characters (got ${length})`,
+  bucketKeyMalformed: (problem: string) => `the key ${problem}`,
+  timeoutNotPositive: (value: string) => `must be a finite number of milliseconds ≥ 0 (got ${value})`,
+  signalNotAbortSignal: () => 'must be an AbortSignal',
 } as const;
 
 // ---------------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ import type { DataSource } from 'typeorm';
 import { DuplicateWorkerModuleError } from './errors/startup.error.js';
 import { EventService } from './dispatch/event.service.js';
 import { FailedWorkerService } from './failed/failed-worker.service.js';
+import { WorkerFlowService } from './flow/worker-flow.service.js';
+import { WorkerRateLimiter } from './flow/worker-rate-limiter.js';
 import { WorkerJobsService } from './jobs/worker-jobs.service.js';
 import type { IWorkerCreator } from './interfaces/worker-creator.interface.js';
 import type {
@@ -21,6 +23,7 @@ import { TypeOrmWorkerRepository } from './storage/typeorm-worker.repository.js'
 import { assertUsableDataSource, openWorkerDataSource } from './storage/worker-data-source.js';
 import { knownQueueNames, type ResolvedWorkerConfig, resolveWorkerConfig } from './worker.config.js';
 import { WORKER_CONFIG, WORKER_CREATOR, WORKER_DATA_SOURCE, WORKER_REPOSITORY } from './worker.constants.js';
+import { DEFAULT_START_GRACE_MS } from './worker.defaults.js';
 import { WorkerDataSourceCloser } from './worker-data-source.closer.js';
 import { WorkerExplorer } from './worker.explorer.js';
 import { WORKER_MODULE_OPTIONS } from './worker.module-definition.js';
@@ -130,6 +133,34 @@ const jobsServiceProvider: Provider = {
   inject: [WORKER_DATA_SOURCE, WORKER_CONFIG],
 };
 
+/** Pause and resume, for the queues this module knows; a resume polls this process's pollers at once too. */
+const flowServiceProvider: Provider = {
+  provide: WorkerFlowService,
+  useFactory: (
+    dataSource: DataSource,
+    config: ResolvedWorkerConfig,
+    eventService: EventService,
+    scheduler: WorkerScheduler,
+  ) =>
+    new WorkerFlowService(dataSource, {
+      knownQueues: () => knownQueueNames(config, eventService),
+      logger: config.logger,
+      wakeLocally: (queueName) => scheduler.wake(queueName),
+    }),
+  inject: [WORKER_DATA_SOURCE, WORKER_CONFIG, EventService, WorkerScheduler],
+};
+
+/**
+ * The module's named rate limiters for application code, counting the window the workers' claims
+ * count (interval + the default start grace).
+ */
+const rateLimiterProvider: Provider = {
+  provide: WorkerRateLimiter,
+  useFactory: (dataSource: DataSource, config: ResolvedWorkerConfig) =>
+    new WorkerRateLimiter(dataSource, { rateLimits: config.rateLimits, startGraceMs: DEFAULT_START_GRACE_MS }),
+  inject: [WORKER_DATA_SOURCE, WORKER_CONFIG],
+};
+
 /** WorkerService wired as larascript-events wires it (the setters), then configured from the options. */
 const workerServiceProvider: Provider = {
   provide: WorkerService,
@@ -154,6 +185,7 @@ const workerServiceProvider: Provider = {
       lifecycle,
       maxPayloadBytes: config.maxPayloadBytes,
       keepCompletedFor: (queueName) => config.queueOptions(queueName).keepCompleted,
+      flowFor: (queueName) => ({ limits: config.queueOptions(queueName), rateLimits: config.rateLimits }),
     });
     return workerService;
   },
@@ -172,6 +204,8 @@ export function createWorkerProviders(extras: WorkerModuleExtras, coreModule: Ty
     eventServiceProvider,
     failedServiceProvider,
     jobsServiceProvider,
+    flowServiceProvider,
+    rateLimiterProvider,
     workerServiceProvider,
     WorkerScheduler,
     RecurringEventScheduler,
@@ -187,6 +221,8 @@ export const WORKER_EXPORTS = [
   EventService,
   FailedWorkerService,
   WorkerJobsService,
+  WorkerFlowService,
+  WorkerRateLimiter,
   WorkerLifecycle,
   RecurringEventScheduler,
   RetentionPruner,

@@ -50,6 +50,7 @@ describe.each(testDatabases())('WorkerHealthIndicator ($name)', (database) => {
             delayed: 0,
             failed: 0,
             oldestDueAgeMs: expect.any(Number),
+            paused: false,
           },
         ],
       },

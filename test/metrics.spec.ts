@@ -216,6 +216,7 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
       delayed: 0,
       failed: 2,
       oldestDueAgeMs: 1500,
+      paused: false,
     };
     jest.spyOn(t.workers, 'getQueueStatistics').mockResolvedValueOnce([gone]);
     const first = await scrape();

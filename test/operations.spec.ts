@@ -208,6 +208,7 @@ describe.each(testDatabases())('failed store and statistics ($name)', (database)
       delayed: 0,
       failed: 0,
       oldestDueAgeMs: null,
+      paused: false,
     });
 
     await t.dataSource.query(

@@ -208,14 +208,22 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
       delayed: 0,
       failed: 0,
       oldestDueAgeMs: expect.any(Number),
+      paused: false,
     });
 
     // The sample allows 100 failed events per queue (WorkerHealthModule.register({ maxFailed: 100 })).
-    jest
-      .spyOn(started.get(WorkerService), 'getQueueStatistics')
-      .mockResolvedValue([
-        { queueName: 'email-queue', pending: 0, due: 0, running: 0, delayed: 0, failed: 101, oldestDueAgeMs: null },
-      ]);
+    jest.spyOn(started.get(WorkerService), 'getQueueStatistics').mockResolvedValue([
+      {
+        queueName: 'email-queue',
+        pending: 0,
+        due: 0,
+        running: 0,
+        delayed: 0,
+        failed: 101,
+        oldestDueAgeMs: null,
+        paused: false,
+      },
+    ]);
     const down = await request(server).get('/health/workers').expect(503);
     expect(down.body.error.workers).toMatchObject({
       status: 'down',

@@ -1,3 +1,4 @@
 export * from './startup.error.js';
 export * from './worker.error.js';
 export * from './dispatch-flow.error.js';
+export * from './flow-control.error.js';

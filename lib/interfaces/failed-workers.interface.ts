@@ -41,4 +41,6 @@ export interface QueueStatistics {
   failed: number;
   /** How long the oldest due row has been due (ms), or null when nothing is due. */
   oldestDueAgeMs: number | null;
+  /** The queue is paused for every process (WorkerFlowService.pauseQueue): its due rows wait. */
+  paused: boolean;
 }

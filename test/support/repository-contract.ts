@@ -846,6 +846,7 @@ export function describeQueueRepository(
             delayed: 1,
             failed: 1,
             oldestDueAgeMs: expect.any(Number),
+            paused: false,
           });
           expect(contract!.oldestDueAgeMs).toBeGreaterThanOrEqual(0);
           expect(empty).toEqual({
@@ -856,6 +857,7 @@ export function describeQueueRepository(
             delayed: 0,
             failed: 0,
             oldestDueAgeMs: null,
+            paused: false,
           });
           expect((await f.repository.getQueueStatistics!()).map((queue) => queue.queueName)).toEqual([CONTRACT_QUEUE]);
         });

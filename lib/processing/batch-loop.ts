@@ -284,7 +284,11 @@ export class BatchLoop {
     let firstOfPass = true;
     let paused = false;
     try {
-      while (!this.stopped) {
+      for (let firstClaim = true; !this.stopped; firstClaim = false) {
+        // On SQLite a claim and a give-back settle without leaving the microtask queue: a run whose
+        // claims keep coming back (events given back unstarted) must still let timers and I/O run.
+        if (!firstClaim) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.stopped) break;
         const free = Math.min(concurrency - held.held, batchSize);
         if (free <= 0) {
           await held.change();

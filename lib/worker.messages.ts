@@ -251,7 +251,10 @@ export const retentionMessages = {
 
 /** The limited claim and the rate limiters' storage. */
 export const flowClaimMessages = {
-  placeholder: 'flow claim',
+  /** A lock row (a queue's, a rate limiter's) missing right after its insert: the table is not as migrated. */
+  lockRowMissing: (table: string, name: string): string =>
+    `Flow control could not lock the row "${name}" of ${table}: it is missing right after its insert ` +
+    '(is the table the one the migrations created?)',
 } as const;
 
 // ---------------------------------------------------------------------------------------------------
@@ -284,5 +287,25 @@ export const flowControlMessages = {
 
 /** Dispatch's flow options: concurrencyKey, throttleSeconds, debounceSeconds. */
 export const dispatchFlowMessages = {
-  placeholder: 'dispatch flow',
+  /** Field of a concurrency key computed by `@QueueEvent({ concurrencyKey })` or the event's method. */
+  computedKeyField: (eventName: string, source: 'decorator' | 'event'): string =>
+    source === 'decorator'
+      ? `concurrencyKey of ${eventName} (@QueueEvent({ concurrencyKey }))`
+      : `concurrencyKey of ${eventName} (getConcurrencyKey())`,
+  keyThrew: (reason: string): string => `could not be computed: it threw ${reason}`,
+  notAFunction: (got: string): string => `must be a function of the payload returning the key (got ${got})`,
+  notAPositiveInteger: (got: string): string => `must be a positive integer (got ${got})`,
+  needsUniqueKey: (option: string): string =>
+    `needs uniqueKey: the key is what ${option === 'throttleSeconds' ? 'is throttled' : 'is debounced'}`,
+  throttleAndDebounce: 'cannot be combined with debounceSeconds: give one of them',
+  debounceAndDueTime: (option: string): string =>
+    `cannot be combined with ${option}: debounce makes the event due debounceSeconds after the last dispatch`,
+  throttleNotPositive: (got: string): string => `must be a finite number > 0 (got ${got})`,
+  inDispatchMany: (option: string): string =>
+    `cannot be given to dispatchMany (${option} works on one key): dispatch keyed events one by one`,
+  needsRowStore: (option: string): string =>
+    `dispatch(event, { ${option} }) needs the TypeORM worker creator: a replaced creator cannot keep the key's window`,
+  notAKeyedPendingRow: 'A throttled or debounced insert takes a new pending row with a unique key',
+  keyKeptTaken: (queueName: string, uniqueKey: string): string =>
+    `Could not dispatch ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`,
 } as const;

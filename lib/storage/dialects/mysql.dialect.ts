@@ -6,7 +6,9 @@ import {
   claimableCondition,
   claimAssignments,
   type ClaimParameters,
+  notPausedCondition,
 } from '../sql/claim.js';
+import { onDuplicateKeyUpsert } from '../sql/flow-spelling.js';
 import { insertRow } from '../sql/insert.js';
 import { namedStatement } from '../sql/named-parameters.js';
 import { deleteOrderedWithLimit } from '../sql/prune.js';
@@ -19,6 +21,8 @@ import {
   type StatementResult,
 } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
+import type { ClaimFlowLimits } from '../../interfaces/flow-control.interface.js';
+import { limitedClaim, type LimitedClaimResult } from '../sql/limited-claim.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -54,10 +58,15 @@ const MYSQL_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
  * stays out even if its holder renews between this read and the UPDATE (the renewal waits for the
  * lock).
  */
-export function mysqlClaimSelect(pending: string, parameters: ClaimParameters): SqlStatement {
+export function mysqlClaimSelect(
+  { pending, queues }: Pick<WorkerTables, 'pending' | 'queues'>,
+  parameters: ClaimParameters,
+): SqlStatement {
   return namedStatement<ClaimParameters>(
     `SELECT ${CLAIMED_COLUMNS} FROM ${pending} FORCE INDEX (IDX_nestjs_workers_claim) ` +
       `WHERE queue_name = :queueName AND ${claimableCondition(MYSQL_SPELLING)} ` +
+      // A locking read does not lock what its subqueries read: a pause never waits for a claim.
+      `AND ${notPausedCondition(queues)} ` +
       `ORDER BY ${CLAIM_ORDER} LIMIT :limit FOR UPDATE SKIP LOCKED`,
   ).bind(parameters);
 }
@@ -66,10 +75,14 @@ export function mysqlClaimSelect(pending: string, parameters: ClaimParameters): 
  * MySQL 8 / MariaDB ≥ 10.6 have no UPDATE … RETURNING: the claim is mysqlClaimSelect, then one
  * UPDATE of the rows it locked by primary key, in one transaction. Returns the rows as leased.
  */
-export function mysqlClaim(pending: string, parameters: ClaimParameters): AtomicWork<RawWorkerRow[]> {
+export function mysqlClaim(
+  tables: Pick<WorkerTables, 'pending' | 'queues'>,
+  parameters: ClaimParameters,
+): AtomicWork<RawWorkerRow[]> {
+  const { pending } = tables;
   const lease = namedStatement<ClaimParameters>(`UPDATE ${pending} SET ${claimAssignments(MYSQL_SPELLING)} `);
   return function* () {
-    const { rows } = yield mysqlClaimSelect(pending, parameters);
+    const { rows } = yield mysqlClaimSelect(tables, parameters);
     if (rows.length === 0) return [];
     const { sql, parameters: values } = lease.bind(parameters);
     yield {
@@ -130,6 +143,14 @@ export class MysqlWorkerDialect implements WorkerDialect {
   };
   readonly capabilities = MysqlWorkerDialect.capabilities;
   readonly lockRowsClause = ' FOR UPDATE';
+  readonly lockSkippingClause = ' FOR UPDATE SKIP LOCKED';
+  /** Left to itself the optimizer reads the due index by queue_name only and sorts (see mysqlClaimSelect). */
+  readonly claimIndexHint = ' FORCE INDEX (IDX_nestjs_workers_claim)';
+  /** No UPDATE … RETURNING: the claimed rows are read again under their locks. */
+  readonly unflushedCommit = undefined;
+  readonly updateReturns = false;
+  /** ON DUPLICATE KEY UPDATE (see onDuplicateKeyUpsert). */
+  readonly upsertRows = onDuplicateKeyUpsert;
   /** mysql2 inlines parameters client-side; this keeps a statement well below max_allowed_packet too. */
   readonly maxParameters = 65_535;
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
@@ -157,16 +178,29 @@ export class MysqlWorkerDialect implements WorkerDialect {
   ) {}
 
   claim(parameters: ClaimParameters): Promise<RawWorkerRow[]> {
-    return atomicallyOnServer(this.dataSource, mysqlClaim(this.tables.pending, parameters), {
+    return atomicallyOnServer(this.dataSource, mysqlClaim(this.tables, parameters), {
       isolation: 'READ COMMITTED',
       retryable: isRetryable,
       attempts: CLAIM_ATTEMPTS,
     });
   }
 
+  /** The limited claim (sql/limited-claim.ts) in one transaction of atomically(). */
+  claimLimited(parameters: ClaimParameters, flow: ClaimFlowLimits): Promise<LimitedClaimResult> {
+    return this.atomically(limitedClaim(this.tables, this, parameters, flow));
+  }
+
   /** As it is: insertId tells the new ids, and MySQL has no NOTIFY. */
   pendingInsert(insert: SqlStatement): SqlStatement {
     return insert;
+  }
+
+  /**
+   * INSERT IGNORE: MySQL has no ON CONFLICT, and inside a transaction script a duplicate key cannot
+   * be caught (insertPending catches it outside one). A taken key inserts no row (affected 0).
+   */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement {
+    return { sql: insert.sql.replace(/^INSERT INTO /, 'INSERT IGNORE INTO '), parameters: insert.parameters };
   }
 
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {

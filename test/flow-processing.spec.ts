@@ -75,7 +75,18 @@ class RatedEvent extends BaseEvent<{ n: number }> {
   }
 }
 
-const EVENTS = [GlobalEvent, KeyedEvent, RatedEvent];
+/** Ends (performance.now()) of the 'flow-slow' events, by label. */
+const endedAt = new Map<string, number>();
+
+@QueueEvent('flow-slow')
+class SlowOrFastEvent extends BaseEvent<{ label: string; ms: number }> {
+  async execute(): Promise<void> {
+    await tracker.run('', this.getPayload().ms);
+    endedAt.set(this.getPayload().label, performance.now());
+  }
+}
+
+const EVENTS = [GlobalEvent, KeyedEvent, RatedEvent, SlowOrFastEvent];
 
 const OPTIONS: WorkerModuleOptions = {
   events: EVENTS,
@@ -84,6 +95,7 @@ const OPTIONS: WorkerModuleOptions = {
     'flow-keys': { concurrency: 5, keyConcurrency: 1, pollIntervalMs: 100 },
     // Polled every 5 s: a rate of 5/s is only reached by claiming again when the limit frees budget.
     'flow-rate': { concurrency: 5, rateLimit: { limit: 5, intervalSeconds: 1 }, pollIntervalMs: 5000 },
+    'flow-slow': { concurrency: 3, globalConcurrency: 3 },
   },
 };
 
@@ -113,6 +125,7 @@ describe.each(testDatabases())('the run loop under flow-control limits ($name)',
 
   beforeEach(async () => {
     tracker.reset();
+    endedAt.clear();
     t = await createTestApp(OPTIONS, {}, database);
   });
 
@@ -157,13 +170,10 @@ describe.each(testDatabases())('the run loop under flow-control limits ($name)',
 
   it('keyConcurrency 1 with 4 keys: at most one per key, at most 4 at once', async () => {
     const keys = ['alice', 'bob', 'carol', 'dave'];
-    const ids = await dispatchAll(24, (n) => new KeyedEvent({ key: keys[n % keys.length]! }));
-    // The row's concurrency key, as dispatch stores it (`concurrencyKey`), written here directly.
-    for (const [n, id] of ids.entries()) {
-      await execute(t.dataSource, 'UPDATE nestjs_workers SET concurrency_key = ? WHERE id = ?', [
-        keys[n % keys.length],
-        id,
-      ]);
+    const ids: string[] = [];
+    for (let n = 0; n < 24; n++) {
+      const key = keys[n % keys.length]!;
+      ids.push((await t.events.dispatch(new KeyedEvent({ key }), { concurrencyKey: key }))!);
     }
     await startReplicas();
     await allDone(ids.length, 30_000);
@@ -195,6 +205,19 @@ describe.each(testDatabases())('the run loop under flow-control limits ($name)',
     });
     expect(maxInSecond).toBeLessThanOrEqual(5);
     expect(rate).toBeGreaterThanOrEqual(0.8 * 5);
+  });
+
+  it('claims as events finish: one slow event does not keep the other slots idle', async () => {
+    await t.events.dispatch(new SlowOrFastEvent({ label: 'slow', ms: 1500 }));
+    for (let n = 0; n < 20; n++) await t.events.dispatch(new SlowOrFastEvent({ label: `fast ${n}`, ms: 20 }));
+    const result = await t.workers.runWorker({ queueName: 'flow-slow', retries: 1, runAfterSeconds: 0 });
+    expect(result.processed).toBe(21);
+    const slowEnd = endedAt.get('slow')!;
+    const lastFast = Math.max(...[...endedAt].filter(([label]) => label !== 'slow').map(([, at]) => at));
+    report({ test: 'slow', db: database.name, fastDoneBeforeSlowMs: Math.round(slowEnd - lastFast) });
+    // The 20 fast events ran on the two other slots while the slow one ran (20 × 20 ms / 2 ≈ 0.2 s).
+    expect(lastFast).toBeLessThan(slowEnd - 500);
+    expect(tracker.maxRunning).toBe(3);
   });
 
   it('a paused limited queue runs nothing', async () => {

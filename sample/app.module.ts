@@ -6,6 +6,8 @@ import { WorkerHealthModule } from '../lib/health/index.js';
 import { WorkerMetricsModule } from '../lib/metrics/index.js';
 import { WorkerModule, type WorkerModuleOptions } from '../lib/index.js';
 import { ADMIN_TOKEN, AdminTokenGuard } from './admin-token.guard.js';
+import { AccountSyncEvent, AccountSyncLog } from './account-sync.event.js';
+import { AccountsController } from './accounts.controller.js';
 import { DailyDigestEvent } from './daily-digest.event.js';
 import { DigestScheduler } from './digest.scheduler.js';
 import { EmailNotificationEvent } from './email-notification.event.js';
@@ -16,7 +18,8 @@ import { JobsController } from './jobs.controller.js';
 import { MetricsController } from './metrics.controller.js';
 import { MailService } from './mail.service.js';
 import { NotificationsController } from './notifications.controller.js';
-import { PartnerApiService } from './partner-api.service.js';
+import { PARTNER_API_LIMITER, PartnerApiService } from './partner-api.service.js';
+import { QueuesController } from './queues.controller.js';
 import { ReportExportEvent } from './report-export.event.js';
 import { WebhookDeliveryEvent } from './webhook-delivery.event.js';
 import { WebhooksController } from './webhooks.controller.js';
@@ -59,6 +62,7 @@ export class AppModule {
     const providers: Provider[] = [
       MailService,
       PartnerApiService,
+      AccountSyncLog,
       AdminTokenGuard,
       { provide: ADMIN_TOKEN, useValue: adminToken },
     ];
@@ -73,14 +77,26 @@ export class AppModule {
           queues: {
             'email-queue': { retries: 5, runAfterSeconds: 30, concurrency: 4, pollIntervalMs: 500 },
             'maintenance-queue': { retries: 2 },
-            // Partners' endpoints fail now and then: 3 attempts, 2 s apart, then the failed store.
-            'webhook-queue': { retries: 3, runAfterSeconds: 2 },
+            // Partners' endpoints fail now and then: 3 attempts, 2 s apart, then the failed store. At
+            // most 5 calls a second over every replica, shared with POST /webhooks/now.
+            'webhook-queue': { retries: 3, runAfterSeconds: 2, concurrency: 5, rateLimit: PARTNER_API_LIMITER },
+            // At most one CRM sync per user at a time (the key is the user id), 8 at once in all.
+            'account-sync-queue': { concurrency: 4, globalConcurrency: 8, keyConcurrency: 1 },
             // Exports are looked up later (GET /jobs/:id): completed ones are kept a day, at most 1,000.
             'report-queue': { keepCompleted: { maxAgeSeconds: 86_400, maxCount: 1000 } },
           },
           // Listed although @QueueEvent() registers them: a worker process then knows every event
           // it may find in the table, whatever this process happened to import.
-          events: [EmailNotificationEvent, DailyDigestEvent, QueueReportEvent, WebhookDeliveryEvent, ReportExportEvent],
+          events: [
+            EmailNotificationEvent,
+            DailyDigestEvent,
+            QueueReportEvent,
+            WebhookDeliveryEvent,
+            ReportExportEvent,
+            AccountSyncEvent,
+          ],
+          // Named rate limiters: queues name them (rateLimit above) and code takes from them (WorkerRateLimiter).
+          rateLimits: { [PARTNER_API_LIMITER]: { limit: 5, intervalSeconds: 1 } },
           recurring: (options.queueReport ?? true) ? [QUEUE_REPORT] : [],
           autoStart: options.autoStart ?? true,
           // Leases renewed every second: running events' progress (GET /jobs/:id) is at most a second old.
@@ -99,6 +115,8 @@ export class AppModule {
         FailedEventsController,
         MetricsController,
         JobsController,
+        AccountsController,
+        QueuesController,
       ],
       providers,
     };

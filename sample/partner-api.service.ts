@@ -5,6 +5,12 @@ export interface Delivery {
   body: unknown;
 }
 
+/**
+ * The partner allows 5 calls a second in all: the limiter (WorkerModule's `rateLimits`) that
+ * webhook-queue's workers and POST /webhooks/now both take from, across every replica.
+ */
+export const PARTNER_API_LIMITER = 'partner-api';
+
 /** Deliveries to this host always fail, so the sample can show retries and the failed store. */
 export const UNREACHABLE_HOST = 'unreachable.example';
 

@@ -8,7 +8,15 @@ import type { INestApplication } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { type QueueStatistics, RecurringEventScheduler, WorkerService } from '../lib/index.js';
+import {
+  EventService,
+  type QueueStatistics,
+  RecurringEventScheduler,
+  WorkerRateLimiter,
+  WorkerService,
+} from '../lib/index.js';
+import { AccountSyncEvent, AccountSyncLog, type SyncRun } from '../sample/account-sync.event.js';
+import { PartnerApiService } from '../sample/partner-api.service.js';
 import { AppModule, type SampleAppOptions } from '../sample/app.module.js';
 import { DIGEST_RECIPIENT } from '../sample/daily-digest.event.js';
 import { DIGEST_CRON_JOB, DigestScheduler } from '../sample/digest.scheduler.js';
@@ -34,6 +42,7 @@ function healthWithEmailRows(active: number, failed: number) {
     failed,
     total: active + failed,
     queues: [
+      { queueName: 'account-sync-queue', pending: 0, failed: 0 },
       { queueName: 'email-queue', pending: active, failed },
       { queueName: 'maintenance-queue', pending: 0, failed: 0 },
       { queueName: 'report-queue', pending: 0, failed: 0 },
@@ -200,7 +209,8 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
     const server = started.getHttpServer();
     await request(server).post('/notifications').send({ userId: '5', message: 'Due' }).expect(201);
     const { body } = await request(server).get('/health/workers').expect(200);
-    expect(body.info.workers.queues[0]).toEqual({
+    const queues = body.info.workers.queues as QueueStatistics[];
+    expect(queues.find((queue) => queue.queueName === 'email-queue')).toEqual({
       queueName: 'email-queue',
       pending: 1,
       due: 1,
@@ -513,8 +523,92 @@ describe.each(testDatabases())('sample app on $name (e2e)', (db) => {
       {
         to: DIGEST_RECIPIENT,
         message:
-          'Queue report: email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed; report-queue: 0 pending, 0 failed; webhook-queue: 0 pending, 0 failed',
+          'Queue report: account-sync-queue: 0 pending, 0 failed; email-queue: 1 pending, 0 failed; maintenance-queue: 1 pending, 0 failed; report-queue: 0 pending, 0 failed; webhook-queue: 0 pending, 0 failed',
       },
     ]);
+  });
+
+  it('pauses and resumes a queue over REST (guarded, 404 for an unknown queue): paused events wait, then run', async () => {
+    const app = await startSample({ autoStart: true });
+    const server = app.getHttpServer() as App;
+    await request(server).post('/queues/email-queue/pause').expect(401);
+    expect((await admin(server).post('/queues/email-queue/pause').expect(200)).body).toEqual({
+      queueName: 'email-queue',
+      paused: true,
+    });
+    expect((await admin(server).get('/queues/paused').expect(200)).body).toEqual([
+      { queueName: 'email-queue', pausedAt: expect.any(String) },
+    ]);
+    await admin(server).post('/queues/no-such-queue/pause').expect(404);
+    await request(server).post('/notifications').send({ userId: '7', message: 'Held' }).expect(201);
+    // The queue polls every 500 ms: three polls pass and the event still waits.
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    expect(app.get(MailService).sent).toEqual([]);
+    await admin(server).post('/queues/email-queue/resume').expect(200);
+    await waitFor(() => app.get(MailService).sent.length === 1, 5000);
+    expect((await admin(server).get('/queues/paused').expect(200)).body).toEqual([]);
+  });
+
+  it('syncs accounts one at a time per user, a burst of edits as one sync with its last fields', async () => {
+    const app = await startSample({ autoStart: true });
+    const server = app.getHttpServer() as App;
+    // A burst for user a: debounced into one sync, with the last fields.
+    const first = await request(server)
+      .post('/accounts/a/sync')
+      .send({ fields: ['name'] })
+      .expect(201);
+    const second = await request(server)
+      .post('/accounts/a/sync')
+      .send({ fields: ['email'] })
+      .expect(201);
+    expect(second.body.id).toBe(first.body.id);
+    // Users b and c: three syncs each, one at a time per user (distinct unique keys, no debounce across them).
+    const events = app.get(EventService);
+    for (let round = 0; round < 3; round++) {
+      for (const userId of ['b', 'c']) {
+        await events.dispatch(new AccountSyncEvent({ userId, fields: [`f${round}`] }));
+      }
+    }
+    await waitFor(() => app.get(AccountSyncLog).runs.length === 7, 15_000);
+    const runs = (await request(server).get('/accounts/syncs').expect(200)).body as SyncRun[];
+    expect(runs.filter((run) => run.userId === 'a').map((run) => run.fields)).toEqual([['email']]);
+    for (const userId of ['b', 'c']) {
+      const mine = runs.filter((run) => run.userId === userId).sort((x, y) => x.startedAt - y.startedAt);
+      expect(mine).toHaveLength(3);
+      // Never two syncs of one user at once.
+      for (let index = 1; index < mine.length; index++) {
+        expect(mine[index]!.startedAt).toBeGreaterThanOrEqual(mine[index - 1]!.endedAt);
+      }
+    }
+    // Different users did run side by side.
+    const b = runs.find((run) => run.userId === 'b')!;
+    const c = runs.find((run) => run.userId === 'c')!;
+    expect(Math.max(b.startedAt, c.startedAt)).toBeLessThan(Math.min(b.endedAt, c.endedAt));
+    await request(server).post('/accounts/a/sync').send({ fields: 'name' }).expect(400);
+  });
+
+  it('delivers at once from the partner budget the webhook workers share: 5 a second, then 429', async () => {
+    const app = await startSample();
+    const server = app.getHttpServer() as App;
+    const started = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, n) =>
+        request(server)
+          .post('/webhooks/now')
+          .send({ url: `https://partner.example/hook/${n}` }),
+      ),
+    );
+    expect(answers.map((answer) => answer.status).sort()).toEqual([201, 201, 201, 201, 201, 201, 201, 201]);
+    // 5 in the first second; the last 3 waited for the window to move on.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(app.get(PartnerApiService).delivered).toHaveLength(8);
+    const limiter = app.get(WorkerRateLimiter);
+    while (await limiter.tryTake('partner-api'));
+    const refused = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        request(server).post('/webhooks/now').send({ url: 'https://partner.example/x' }),
+      ),
+    );
+    expect(refused.some((answer) => answer.status === 429)).toBe(true);
   });
 });

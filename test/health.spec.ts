@@ -3,7 +3,7 @@
  * statistics, `down` past maxFailed or maxOldestDueAgeSeconds or when the statistics cannot be read.
  */
 import { HealthCheckService } from '@nestjs/terminus';
-import { BaseEvent, InvalidWorkerOptionsError, QueueEvent } from '../lib/index.js';
+import { BaseEvent, InvalidWorkerOptionsError, QueueEvent, WorkerFlowService } from '../lib/index.js';
 import { WorkerHealthIndicator, WorkerHealthModule } from '../lib/health/index.js';
 import { testDatabases } from './support/databases.js';
 import { createTestApp, runOncePass, type TestApp } from './support/test-app.js';
@@ -75,6 +75,15 @@ describe.each(testDatabases())('WorkerHealthIndicator ($name)', (database) => {
       status: 'down',
       problems: [expect.stringMatching(/^health-queue: oldest due event waiting 9\d s \(max 60 s\)$/)],
     });
+    // Paused on purpose, the queue's wait is no fault; resumed, it is again.
+    await t.app.get(WorkerFlowService).pauseQueue('health-queue');
+    expect((await indicator.isHealthy('workers', { maxFailed: 5, maxOldestDueAgeSeconds: 60 })).workers.status).toBe(
+      'up',
+    );
+    await t.app.get(WorkerFlowService).resumeQueue('health-queue');
+    expect((await indicator.isHealthy('workers', { maxFailed: 5, maxOldestDueAgeSeconds: 60 })).workers.status).toBe(
+      'down',
+    );
   });
 
   it('makes a terminus health check answer with error details when down', async () => {

@@ -13,7 +13,10 @@ import { oldestDueTooOld, statisticsUnavailable, tooManyFailed } from '../worker
 
 /** When the workers count as unhealthy. Thresholds left out are not checked. */
 export interface WorkerHealthThresholds {
-  /** Down when an event of a queue has been due (waiting for a worker) longer than this. */
+  /**
+   * Down when an event of a queue has been due (waiting for a worker) longer than this. A paused queue
+   * is not checked: its events wait because an operator said so (WorkerFlowService.pauseQueue).
+   */
   maxOldestDueAgeSeconds?: number;
   /** Down when a queue has more events in the failed store than this. */
   maxFailed?: number;
@@ -66,6 +69,7 @@ export class WorkerHealthIndicator {
     for (const queue of statistics) {
       if (
         maxOldestDueAgeSeconds !== undefined &&
+        !queue.paused &&
         queue.oldestDueAgeMs !== null &&
         queue.oldestDueAgeMs > maxOldestDueAgeSeconds * 1000
       ) {

@@ -17,6 +17,7 @@ import {
   InvalidWorkerOptionsError,
   QueueEvent,
   WorkerError,
+  WorkerFlowService,
   WorkerLifecycle,
   WorkerModule,
 } from '../lib/index.js';
@@ -173,11 +174,15 @@ describe.each(testDatabases())('WorkerMetrics ($name)', (database) => {
     expect(oldest).toBeGreaterThanOrEqual(0);
     expect(oldest).toBeLessThan(60);
     expect(valueOf(samples, 'nestjs_workers_queue_oldest_due_age_seconds', { queue: 'metrics-mail' })).toBe(0);
+    expect(valueOf(samples, 'nestjs_workers_queue_paused', { queue: 'metrics-report' })).toBe(0);
+    await t.app.get(WorkerFlowService).pauseQueue('metrics-report');
+    expect(valueOf(await scrape(), 'nestjs_workers_queue_paused', { queue: 'metrics-report' })).toBe(1);
+    await t.app.get(WorkerFlowService).resumeQueue('metrics-report');
 
     // A second scrape queries again and follows the table.
     await t.workers.runWorker(runOncePass('metrics-report'));
     const after = await scrape();
-    expect(statistics).toHaveBeenCalledTimes(3); // 2 scrapes + the direct call above
+    expect(statistics).toHaveBeenCalledTimes(4); // 3 scrapes + the direct call above
     expect(valueOf(after, 'nestjs_workers_queue_pending', { queue: 'metrics-report' })).toBe(1);
     expect(valueOf(after, 'nestjs_workers_queue_due', { queue: 'metrics-report' })).toBe(0);
     expect(
@@ -241,7 +246,7 @@ describe('WorkerMetrics options', () => {
     );
     try {
       const metrics = t.app.get(WorkerMetrics);
-      expect(metrics.metricNames).toHaveLength(14);
+      expect(metrics.metricNames).toHaveLength(15);
       for (const name of metrics.metricNames) expect(globalRegistry.getSingleMetric(name)).toBeDefined();
       await t.events.dispatch(new MetricsReportEvent(null));
       expect(metrics.contentType).toBe(globalRegistry.contentType);

@@ -124,6 +124,10 @@ const DEPTH_GAUGES: Record<string, [help: string, read: (queue: QueueStatistics)
     'How long the oldest due event has waited, in seconds (0 when none is due)',
     (queue) => (queue.oldestDueAgeMs ?? 0) / 1000,
   ],
+  queue_paused: [
+    '1 while the queue is paused for every process (WorkerFlowService.pauseQueue), else 0',
+    (queue) => (queue.paused ? 1 : 0),
+  ],
 };
 
 /**

@@ -271,7 +271,7 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     for (const chunk of chunked(ids, rowsPerRenewal(this.dialect.maxParameters, leaseTokens.length)))
       await this.dialect.execute(renewStatement(pending, chunk, leaseTokens, leaseMs, this.dialect, progress));
     // Read after the UPDATE: a row still held now was renewed by it (fencing keeps any other worker's out).
-    const held = await this.dialect.query(heldRowsStatement(pending, ids, leaseTokens));
+    const held = await this.dialect.query(heldRowsStatement(pending, ids, leaseTokens, this.dialect));
     const heldIds = new Set(held.map((row) => String(row.id)));
     return {
       // Cancelled while running: the heartbeat is how a worker in another process hears of it.

@@ -4,7 +4,10 @@ import { placeholders, type SqlSpelling, type SqlStatement } from './statement.j
  * The heartbeat's renewal, by primary key and lease token: an index lookup, so InnoDB locks only the
  * rows renewed. The new expiry is the database's now plus the lease. `progress` (JSON text by row id,
  * reported since the last renewal) rides on the same UPDATE, `progress = CASE id WHEN … END`, so
- * reporting progress never costs a round trip of its own; the fencing covers it too.
+ * reporting progress never costs a round trip of its own; the fencing covers it too. A lease that has
+ * expired is not renewed, even by its holder: once expired, a limited claim has freed its slot
+ * (nestjs_workers_slots counts only live leases), and a late renewal bringing it back would let the
+ * queue's globalConcurrency or keyConcurrency be exceeded. The holder learns it lost the lease.
  */
 export function renewStatement(
   pending: string,
@@ -22,7 +25,8 @@ export function renewStatement(
   return {
     sql:
       `UPDATE ${pending} SET lease_expires_at = ${nowSql} + ?${progressSql} ` +
-      `WHERE id IN (${placeholders(ids.length)}) AND lease_token IN (${placeholders(leaseTokens.length)})`,
+      `WHERE id IN (${placeholders(ids.length)}) AND lease_token IN (${placeholders(leaseTokens.length)}) ` +
+      `AND lease_expires_at > ${nowSql}`,
     parameters: [leaseMs, ...reported.flatMap((id) => [id, progress.get(id)]), ...ids, ...leaseTokens],
   };
 }
@@ -33,14 +37,21 @@ export function rowsPerRenewal(maxParameters: number, leaseTokens: number): numb
 }
 
 /**
- * Read after the renewal: a row still held now was renewed by it (fencing keeps any other worker's
- * out); deleted_at set means it was cancelled while it ran.
+ * Read after the renewal: a row still held under a live lease now was renewed by it (fencing keeps
+ * any other worker's out; an expired lease was not renewed); deleted_at set means it was cancelled
+ * while it ran.
  */
-export function heldRowsStatement(pending: string, ids: string[], leaseTokens: string[]): SqlStatement {
+export function heldRowsStatement(
+  pending: string,
+  ids: string[],
+  leaseTokens: string[],
+  { nowSql }: Pick<SqlSpelling, 'nowSql'>,
+): SqlStatement {
   return {
     sql:
       `SELECT id, deleted_at FROM ${pending} ` +
-      `WHERE id IN (${placeholders(ids.length)}) AND lease_token IN (${placeholders(leaseTokens.length)})`,
+      `WHERE id IN (${placeholders(ids.length)}) AND lease_token IN (${placeholders(leaseTokens.length)}) ` +
+      `AND lease_expires_at > ${nowSql}`,
     parameters: [...ids, ...leaseTokens],
   };
 }

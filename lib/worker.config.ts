@@ -5,9 +5,14 @@ import type { RetentionOptions } from './interfaces/job-state.interface.js';
 import type { RecurringEventDefinition } from './interfaces/recurring-event.interface.js';
 import { assertRecurringSchedule } from './recurring/cron-slots.js';
 import type { DataSource } from 'typeorm';
+import type { RateLimitOptions } from './interfaces/flow-control.interface.js';
 import type { WorkerModuleOptions, WorkerQueueOptions } from './interfaces/worker-module-options.interface.js';
 import {
   assertBoolean,
+  assertPositiveInteger,
+  assertRateLimitName,
+  assertRateLimitOptions,
+  assertRateLimitReference,
   assertHeartbeat,
   assertInteger,
   assertKnownKeys,
@@ -55,6 +60,8 @@ export interface ResolvedWorkerConfig {
   dataSource?: DataSource;
   queues: ReadonlyMap<string, ResolvedQueueOptions>;
   defaults: ResolvedQueueOptions;
+  /** The module's named rate limiters (`rateLimits`), which queues and WorkerRateLimiter.take() share. */
+  rateLimits: ReadonlyMap<string, RateLimitOptions>;
   events: EventClass[];
   recurring: RecurringEventDefinition[];
   autoStart: boolean;
@@ -83,6 +90,7 @@ const MODULE_KEYS = [
   'shutdownGraceSeconds',
   'maxPayloadBytes',
   'logger',
+  'rateLimits',
   'throughputRetentionSeconds',
   'pruneIntervalSeconds',
 ] as const;
@@ -96,6 +104,10 @@ const QUEUE_KEYS = [
   'timeoutSeconds',
   'keepCompleted',
   'keepFailed',
+  'globalConcurrency',
+  'keyConcurrency',
+  'rateLimit',
+  'keyRateLimit',
 ] as const;
 
 /** Validates module options at startup; every error names the offending field. */
@@ -113,14 +125,17 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     backoff: 'fixed',
     keepCompleted: false,
   };
-  const defaults = input.defaults === undefined ? builtIn : resolveQueue('defaults', input.defaults, builtIn);
+  // Before the queues: their rateLimit and keyRateLimit may name these.
+  const rateLimits = resolveRateLimits(input.rateLimits);
+  const defaults =
+    input.defaults === undefined ? builtIn : resolveQueue('defaults', input.defaults, builtIn, rateLimits);
 
   const queues = new Map<string, ResolvedQueueOptions>();
   if (input.queues !== undefined) {
     assertPlainObject('queues', input.queues);
     for (const [queueName, queueOptions] of Object.entries(input.queues)) {
       assertStoredName(`queues[${JSON.stringify(queueName)}] (queue name)`, queueName);
-      queues.set(queueName, resolveQueue(`queues[${JSON.stringify(queueName)}]`, queueOptions, defaults));
+      queues.set(queueName, resolveQueue(`queues[${JSON.stringify(queueName)}]`, queueOptions, defaults, rateLimits));
     }
   }
 
@@ -180,6 +195,7 @@ export function resolveWorkerConfig(options: WorkerModuleOptions | undefined): R
     dataSource: input.dataSource,
     queues,
     defaults,
+    rateLimits,
     events: [...events],
     recurring: [...recurring],
     autoStart,
@@ -204,7 +220,12 @@ export function knownQueueNames(
   return [...new Set([...config.queues.keys(), ...fromEvents])];
 }
 
-function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOptions): ResolvedQueueOptions {
+function resolveQueue(
+  field: string,
+  value: unknown,
+  fallback: ResolvedQueueOptions,
+  rateLimits: ReadonlyMap<string, RateLimitOptions>,
+): ResolvedQueueOptions {
   assertPlainObject(field, value);
   assertKnownKeys(field, value, QUEUE_KEYS);
   const given = definedOnly(value);
@@ -219,7 +240,32 @@ function resolveQueue(field: string, value: unknown, fallback: ResolvedQueueOpti
   assertInteger(`${field}.pollIntervalMs`, resolved.pollIntervalMs, 10, MAX_TIMER_MS);
   assertInteger(`${field}.concurrency`, resolved.concurrency, 1);
   if (resolved.batchSize !== undefined) assertBatchSize(`${field}.batchSize`, resolved.batchSize);
+  // Flow-control limits, checked where given (one inherited from defaults was checked there).
+  if (given.globalConcurrency !== undefined)
+    assertPositiveInteger(`${field}.globalConcurrency`, given.globalConcurrency);
+  if (given.keyConcurrency !== undefined) assertPositiveInteger(`${field}.keyConcurrency`, given.keyConcurrency);
+  for (const option of ['rateLimit', 'keyRateLimit'] as const) {
+    const limit = given[option];
+    if (limit === undefined) continue;
+    assertRateLimitReference(`${field}.${option}`, limit, rateLimits);
+    // A copy: the options object the application holds may change after startup.
+    if (typeof limit === 'object') resolved[option] = { ...(limit as RateLimitOptions) };
+  }
   return resolved;
+}
+
+/** The module's rateLimits: names checked (no ':', at most 200 characters), each a { limit, intervalSeconds }. */
+function resolveRateLimits(value: unknown): ReadonlyMap<string, RateLimitOptions> {
+  const rateLimits = new Map<string, RateLimitOptions>();
+  if (value === undefined) return rateLimits;
+  assertPlainObject('rateLimits', value);
+  for (const [name, limit] of Object.entries(value)) {
+    const field = `rateLimits[${JSON.stringify(name)}]`;
+    assertRateLimitName(`${field} (limiter name)`, name);
+    assertRateLimitOptions(field, limit);
+    rateLimits.set(name, { limit: limit.limit, intervalSeconds: limit.intervalSeconds });
+  }
+  return rateLimits;
 }
 
 /** A TypeORM DataSource (checked by shape: the application may load its own copy of typeorm). */

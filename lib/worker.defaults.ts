@@ -49,3 +49,15 @@ export const MAX_BATCH_SIZE = 10_000;
 
 /** "Queued items: N" counts the rows still due beyond the first batch up to this many (then "N+"). */
 export const QUEUED_ITEMS_COUNT_LIMIT = 10_000;
+
+/**
+ * How long after sending its claim the worker may still start a rate-limited event: a granted start
+ * counts in its limiter's window for interval + this grace, so the execute() starts in any window
+ * stay within the limit even when the claim's answer takes a while; an event not started by then is
+ * given back unstarted.
+ */
+export const DEFAULT_START_GRACE_MS = 50;
+/** Shortest rate-limit window: the database counts starts in whole milliseconds. */
+export const MIN_RATE_INTERVAL_SECONDS = 0.001;
+/** A rateLimits name is the limiter's row (varchar(255)); inline limits are named `queue:<queue name>`. */
+export const MAX_RATE_LIMIT_NAME_LENGTH = 200;

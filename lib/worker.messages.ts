@@ -258,7 +258,19 @@ export const flowClaimMessages = {
 
 /** The flow-control options (validated at startup) and the run loop under limits. */
 export const flowOptionsMessages = {
-  placeholder: 'flow options',
+  notPositiveInteger: (value: string) => `must be a positive integer (got ${value})`,
+  notRateLimit: (value: string) =>
+    `must be { limit, intervalSeconds } or the name of a rateLimits entry (got ${value})`,
+  intervalTooShort: (value: string) => `must be a number of seconds ≥ 0.001 (got ${value})`,
+  intervalTooLong: (max: number, value: string) => `must be at most ${max} seconds (got ${value})`,
+  unknownRateLimit: (name: string, known: readonly string[]) =>
+    `names no entry of rateLimits (${JSON.stringify(name)}; ` +
+    `${known.length === 0 ? 'rateLimits is empty' : `known: ${known.map((k) => JSON.stringify(k)).join(', ')}`})`,
+  rateLimitNameColon: (name: string) =>
+    `must not contain ':' (got ${JSON.stringify(name)}): take('name:key') uses it to name a key's budget`,
+  notStartedInGrace: (queueName: string, count: number, lateMs: number, graceMs: number) =>
+    `Queue ${queueName}: ${count} rate-limited event(s) given back unstarted, their start came ` +
+    `${Math.round(lateMs)} ms after the claim was sent (start grace ${graceMs} ms)`,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------
@@ -272,5 +284,25 @@ export const flowControlMessages = {
 
 /** Dispatch's flow options: concurrencyKey, throttleSeconds, debounceSeconds. */
 export const dispatchFlowMessages = {
-  placeholder: 'dispatch flow',
+  /** Field of a concurrency key computed by `@QueueEvent({ concurrencyKey })` or the event's method. */
+  computedKeyField: (eventName: string, source: 'decorator' | 'event'): string =>
+    source === 'decorator'
+      ? `concurrencyKey of ${eventName} (@QueueEvent({ concurrencyKey }))`
+      : `concurrencyKey of ${eventName} (getConcurrencyKey())`,
+  keyThrew: (reason: string): string => `could not be computed: it threw ${reason}`,
+  notAFunction: (got: string): string => `must be a function of the payload returning the key (got ${got})`,
+  notAPositiveInteger: (got: string): string => `must be a positive integer (got ${got})`,
+  needsUniqueKey: (option: string): string =>
+    `needs uniqueKey: the key is what ${option === 'throttleSeconds' ? 'is throttled' : 'is debounced'}`,
+  throttleAndDebounce: 'cannot be combined with debounceSeconds: give one of them',
+  debounceAndDueTime: (option: string): string =>
+    `cannot be combined with ${option}: debounce makes the event due debounceSeconds after the last dispatch`,
+  throttleNotPositive: (got: string): string => `must be a finite number > 0 (got ${got})`,
+  inDispatchMany: (option: string): string =>
+    `cannot be given to dispatchMany (${option} works on one key): dispatch keyed events one by one`,
+  needsRowStore: (option: string): string =>
+    `dispatch(event, { ${option} }) needs the TypeORM worker creator: a replaced creator cannot keep the key's window`,
+  notAKeyedPendingRow: 'A throttled or debounced insert takes a new pending row with a unique key',
+  keyKeptTaken: (queueName: string, uniqueKey: string): string =>
+    `Could not dispatch ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`,
 } as const;

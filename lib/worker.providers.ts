@@ -154,6 +154,7 @@ const workerServiceProvider: Provider = {
       lifecycle,
       maxPayloadBytes: config.maxPayloadBytes,
       keepCompletedFor: (queueName) => config.queueOptions(queueName).keepCompleted,
+      flowFor: (queueName) => ({ limits: config.queueOptions(queueName), rateLimits: config.rateLimits }),
     });
     return workerService;
   },

@@ -129,8 +129,9 @@ export class WorkerScheduler implements OnApplicationBootstrap, BeforeApplicatio
       return undefined;
     }
     this.running.add(queueName);
-    // keepFailed is the pruner's, not the run's.
-    const { pollIntervalMs, keepFailed, ...queueOptions } = this.config.queueOptions(queueName);
+    // keepFailed is the pruner's, not the run's; the flow-control limits reach the run through flowFor.
+    const { pollIntervalMs, keepFailed, globalConcurrency, keyConcurrency, rateLimit, keyRateLimit, ...queueOptions } =
+      this.config.queueOptions(queueName);
     try {
       const result = await this.workerService.runWorker({ queueName, ...queueOptions });
       if (backoff) this.logger.log(schedulerMessages.pollingAgain(queueName, backoff.count));

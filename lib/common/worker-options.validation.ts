@@ -1,13 +1,17 @@
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { BackoffOption } from '../interfaces/backoff.interface.js';
+import type { RateLimitOptions } from '../interfaces/flow-control.interface.js';
 import type { RetentionOptions } from '../interfaces/job-state.interface.js';
 import {
   MAX_BATCH_SIZE,
   MAX_DELAY_SECONDS,
   MAX_NAME_LENGTH,
   MAX_PAYLOAD_BYTES_LIMIT,
+  MAX_RATE_LIMIT_NAME_LENGTH,
   MAX_TIMER_MS,
+  MIN_RATE_INTERVAL_SECONDS,
 } from '../worker.defaults.js';
+import { flowOptionsMessages } from '../worker.messages.js';
 
 export function assertNonEmptyString(field: string, value: unknown): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -217,4 +221,62 @@ export function keepsCompleted(runOption: unknown, classOption: unknown): boolea
   const classKeeps = keepCompletedOf('keepCompleted', classOption);
   if (classKeeps !== undefined) return classKeeps !== false;
   return (keepCompletedOf('keepCompleted', runOption) ?? false) !== false;
+}
+
+/** A flow-control limit of events running at once: globalConcurrency, keyConcurrency (queue or class). */
+export function assertPositiveInteger(field: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new InvalidWorkerOptionsError(field, flowOptionsMessages.notPositiveInteger(describe(value)));
+  }
+}
+
+const RATE_LIMIT_KEYS = ['limit', 'intervalSeconds'] as const satisfies readonly (keyof RateLimitOptions)[];
+
+/** A rate limit's { limit, intervalSeconds }: a module rateLimits entry, or a queue's inline limit. */
+export function assertRateLimitOptions(field: string, value: unknown): asserts value is RateLimitOptions {
+  assertPlainObject(field, value);
+  assertKnownKeys(field, value, RATE_LIMIT_KEYS);
+  assertPositiveInteger(`${field}.limit`, value.limit);
+  const interval = value.intervalSeconds;
+  // The window is counted in whole milliseconds by the database: less than one is no window at all.
+  if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < MIN_RATE_INTERVAL_SECONDS) {
+    throw new InvalidWorkerOptionsError(
+      `${field}.intervalSeconds`,
+      flowOptionsMessages.intervalTooShort(describe(interval)),
+    );
+  }
+  if (interval > MAX_DELAY_SECONDS) {
+    throw new InvalidWorkerOptionsError(
+      `${field}.intervalSeconds`,
+      flowOptionsMessages.intervalTooLong(MAX_DELAY_SECONDS, describe(interval)),
+    );
+  }
+}
+
+/**
+ * A queue's rateLimit or keyRateLimit: an inline { limit, intervalSeconds }, or the name of an entry of
+ * the module's `rateLimits` (whose budget application code shares through WorkerRateLimiter.take()).
+ */
+export function assertRateLimitReference(
+  field: string,
+  value: unknown,
+  rateLimits: ReadonlyMap<string, RateLimitOptions>,
+): void {
+  if (typeof value === 'string') {
+    if (!rateLimits.has(value))
+      throw new InvalidWorkerOptionsError(field, flowOptionsMessages.unknownRateLimit(value, [...rateLimits.keys()]));
+    return;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidWorkerOptionsError(field, flowOptionsMessages.notRateLimit(describe(value)));
+  assertRateLimitOptions(field, value);
+}
+
+/**
+ * The name of a module rateLimits entry: a stored name (it is the limiter's lock row), short enough to
+ * leave room in the name column, and without ':', which take('name:key') puts between it and a key.
+ */
+export function assertRateLimitName(field: string, name: unknown): asserts name is string {
+  assertStoredName(field, name, MAX_RATE_LIMIT_NAME_LENGTH);
+  if (name.includes(':')) throw new InvalidWorkerOptionsError(field, flowOptionsMessages.rateLimitNameColon(name));
 }

@@ -20,6 +20,9 @@ const QUEUE_EVENT_KEYS = [
   'timeoutSeconds',
   'priority',
   'keepCompleted',
+  // Flow control's, checked when the class is registered (see assertEventFlowOptions).
+  'concurrencyKey',
+  'keyConcurrency',
 ] as const;
 
 /**

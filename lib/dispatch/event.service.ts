@@ -36,9 +36,20 @@ import { rowStoreOfModel, rowStoreOfModels } from '../storage/model-row-store.js
 import { joinsCallerTransactions } from '../storage/storage-capabilities.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { EntityManager } from 'typeorm';
-import { dispatchMessages } from '../worker.messages.js';
+import { dispatchFlowMessages, dispatchMessages } from '../worker.messages.js';
+import { InvalidDispatchFlowError } from '../errors/dispatch-flow.error.js';
+import { concurrencyKeyOf, shown } from '../events/concurrency-key.js';
 
-const DISPATCH_OPTION_KEYS = ['manager', 'delaySeconds', 'runAt', 'priority', 'uniqueKey'] as const;
+const DISPATCH_OPTION_KEYS = [
+  'manager',
+  'delaySeconds',
+  'runAt',
+  'priority',
+  'uniqueKey',
+  'concurrencyKey',
+  'throttleSeconds',
+  'debounceSeconds',
+] as const;
 
 /** Checks the dispatch options before anything is stored. */
 function assertDispatchOptions(options: DispatchOptions): void {
@@ -47,13 +58,58 @@ function assertDispatchOptions(options: DispatchOptions): void {
   assertKnownKeys('', raw, DISPATCH_OPTION_KEYS);
   if (options.priority !== undefined) assertPriority('priority', options.priority);
   if (options.uniqueKey !== undefined) assertStoredName('uniqueKey', options.uniqueKey);
+  assertFlowOptions(options);
 }
 
-/** When a dispatched row becomes due: now, or later by delaySeconds or runAt. */
+/**
+ * throttleSeconds and debounceSeconds: each works on a unique key, one at a time. A throttled event
+ * may be delayed (delaySeconds, runAt: the period's event waits that long); a debounced one may not,
+ * since debounce sets its due time itself (debounceSeconds after the last dispatch of the burst).
+ */
+function assertFlowOptions(options: DispatchOptions): void {
+  const { throttleSeconds, debounceSeconds } = options;
+  if (throttleSeconds === undefined && debounceSeconds === undefined) return;
+  const option = throttleSeconds !== undefined ? 'throttleSeconds' : 'debounceSeconds';
+  if (throttleSeconds !== undefined && debounceSeconds !== undefined) {
+    throw new InvalidDispatchFlowError('throttleSeconds', dispatchFlowMessages.throttleAndDebounce);
+  }
+  if (options.uniqueKey === undefined) {
+    throw new InvalidDispatchFlowError(option, dispatchFlowMessages.needsUniqueKey(option));
+  }
+  if (throttleSeconds !== undefined) {
+    if (typeof throttleSeconds !== 'number' || !Number.isFinite(throttleSeconds) || throttleSeconds <= 0) {
+      throw new InvalidDispatchFlowError(
+        'throttleSeconds',
+        dispatchFlowMessages.throttleNotPositive(shown(throttleSeconds)),
+      );
+    }
+    asFlowError(() => assertNumber('throttleSeconds', throttleSeconds, 0, MAX_DELAY_SECONDS));
+    return;
+  }
+  for (const dueOption of ['delaySeconds', 'runAt'] as const) {
+    if (options[dueOption] !== undefined) {
+      throw new InvalidDispatchFlowError('debounceSeconds', dispatchFlowMessages.debounceAndDueTime(dueOption));
+    }
+  }
+  asFlowError(() => assertNumber('debounceSeconds', debounceSeconds, 0, MAX_DELAY_SECONDS));
+}
+
+/** A shared range check's error, as the flow options' own type. */
+function asFlowError(check: () => void): void {
+  try {
+    check();
+  } catch (error) {
+    if (error instanceof InvalidWorkerOptionsError) throw new InvalidDispatchFlowError(error.field, error.problem);
+    throw error;
+  }
+}
+
+/** When a dispatched row becomes due: now, or later by delaySeconds, runAt or debounceSeconds. */
 function dueTime(options: DispatchOptions, now: Date): Date | undefined {
   if (options.delaySeconds !== undefined && options.runAt !== undefined) {
     throw new InvalidWorkerOptionsError('delaySeconds', dispatchMessages.delayAndRunAt);
   }
+  if (options.debounceSeconds !== undefined) return new Date(now.getTime() + options.debounceSeconds * 1000);
   if (options.delaySeconds !== undefined) {
     assertNumber('delaySeconds', options.delaySeconds, 0, MAX_DELAY_SECONDS);
     return new Date(now.getTime() + options.delaySeconds * 1000);
@@ -172,7 +228,7 @@ export class EventService implements IEventService {
     }
     await this.clock()?.sync(options.manager);
     const { model, eventName } = this.buildWorkerModel(event, queueName, options);
-    const added = await this.store(model, options.manager);
+    const added = await this.store(model, options);
     const attributes = model.getWorkerData();
     // Within a caller's transaction the row becomes visible when that transaction commits.
     if (attributes && added)
@@ -184,12 +240,18 @@ export class EventService implements IEventService {
    * Stores a built model (through the caller's transaction with `manager`); false when its unique key
    * was taken and the existing row adopted: nothing new was dispatched.
    */
-  private async store(model: IWorkerModel, manager: EntityManager | undefined): Promise<boolean> {
+  private async store(model: IWorkerModel, options: DispatchOptions): Promise<boolean> {
+    const { manager, throttleSeconds, debounceSeconds } = options;
     const rowStore = this.rowStore ?? rowStoreOfModel(model);
     if (manager) {
       assertTransactionalDispatch(manager);
       if (!rowStore) throw new WorkerError(dispatchMessages.managerNeedsRowStore('dispatch(event, { manager })'));
     }
+    // The throttle's window and the debounce's replacement are the row store's (checked in modelOf).
+    if (throttleSeconds !== undefined) {
+      return (await rowStore!.insertThrottled!(model, Math.round(throttleSeconds * 1000), manager)).inserted;
+    }
+    if (debounceSeconds !== undefined) return (await rowStore!.insertDebounced!(model, manager)).inserted;
     if (rowStore) return (await rowStore.insertModel(model, manager)).inserted;
     await model.saveWorkerData();
     return true;
@@ -223,8 +285,15 @@ export class EventService implements IEventService {
     if (!this.workerCreator) throw new WorkerNotConfiguredError('EventService worker creator', 'setWorkerCreator');
     const model = this.workerCreator.createWorkerModel(attributes);
     // A unique key is only enforced where the creator, or the storage of its models, stores the rows.
-    if (options.uniqueKey !== undefined && !(this.rowStore ?? rowStoreOfModel(model))?.enforcesUniqueKeys) {
+    const rowStore = this.rowStore ?? rowStoreOfModel(model);
+    if (options.uniqueKey !== undefined && !rowStore?.enforcesUniqueKeys) {
       throw new WorkerError(dispatchMessages.uniqueKeyNeedsRowStore);
+    }
+    if (options.throttleSeconds !== undefined && !rowStore?.insertThrottled) {
+      throw new WorkerError(dispatchFlowMessages.needsRowStore('throttleSeconds'));
+    }
+    if (options.debounceSeconds !== undefined && !rowStore?.insertDebounced) {
+      throw new WorkerError(dispatchFlowMessages.needsRowStore('debounceSeconds'));
     }
     return { model, eventName };
   }
@@ -243,8 +312,11 @@ export class EventService implements IEventService {
     assertStoredName(`queue name of ${eventName}`, queueName);
     // Read and checked once: the row stores a copy parsed from the checked JSON, so a getter that
     // answers differently on a second read cannot change what is stored.
+    const payload = checkedPayload(eventName, event.getPayload(), { maxBytes: this.maxPayloadBytes });
+    // From the stored copy of the payload: the key is what the row will say it is.
+    const concurrencyKey = concurrencyKeyOf(event, eventName, registered.options, payload, options.concurrencyKey);
     const attributes: IWorkerAttributes = {
-      payload: checkedPayload(eventName, event.getPayload(), { maxBytes: this.maxPayloadBytes }),
+      payload,
       attempts: 0,
       retries: registered.options.retries ?? this.retriesFor(queueName),
       queueName,
@@ -255,17 +327,25 @@ export class EventService implements IEventService {
       priority: options.priority ?? registered.options.priority,
       uniqueKey: options.uniqueKey,
     };
+    if (concurrencyKey !== undefined) attributes.concurrencyKey = concurrencyKey;
     return { attributes, eventName };
   }
 
   /**
    * Stores many queued events in as few statements as the database allows (multi-row INSERTs of
    * thousands of rows), all or none: in the caller's transaction with `options.manager`, else in one
-   * of its own. `options` apply to every event (delaySeconds, runAt, priority, manager; not
-   * uniqueKey). Resolves to the ids in the order of `events`. Events without a queue are refused.
+   * of its own. `options` apply to every event (delaySeconds, runAt, priority, manager,
+   * concurrencyKey; not uniqueKey, throttleSeconds, debounceSeconds: each event's concurrency key is
+   * otherwise its own, from its class or its getConcurrencyKey()). Resolves to the ids in the order
+   * of `events`. Events without a queue are refused.
    */
   async dispatchMany(events: IBaseEvent[], options: DispatchOptions = {}): Promise<string[]> {
     if (!Array.isArray(events)) throw new InvalidWorkerOptionsError('events', dispatchMessages.notAnEventArray);
+    for (const option of ['throttleSeconds', 'debounceSeconds'] as const) {
+      if (options[option] !== undefined) {
+        throw new InvalidDispatchFlowError(option, dispatchFlowMessages.inDispatchMany(option));
+      }
+    }
     if (options.uniqueKey !== undefined) {
       throw new InvalidWorkerOptionsError('uniqueKey', dispatchMessages.uniqueKeyInDispatchMany);
     }

@@ -1,2 +1,3 @@
 export * from './startup.error.js';
 export * from './worker.error.js';
+export * from './dispatch-flow.error.js';

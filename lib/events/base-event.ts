@@ -43,6 +43,16 @@ export abstract class BaseEvent<TPayload = unknown, TResult = unknown> implement
   }
 
   /**
+   * The flow-control key of this event (keyConcurrency, keyRateLimit count running and started
+   * events per key), used when neither dispatch's `concurrencyKey` nor `@QueueEvent({ concurrencyKey })`
+   * gives one. Override it to compute the key from the payload (`return this.payload.userId`); a
+   * non-empty string of at most 255 characters, or undefined (the default) for no key.
+   */
+  getConcurrencyKey(): string | undefined {
+    return undefined;
+  }
+
+  /**
    * Reports how far execute() has got: a number or a small JSON value (at most MAX_PROGRESS_BYTES),
    * shown by getJob() while the event runs. It is written with the next lease renewal (heartbeat),
    * not at once: many reports between two heartbeats cost one write, of the last value. A value

@@ -3,6 +3,7 @@ import { assertStoredName } from '../common/worker-options.validation.js';
 import type { QueueEventOptions } from '../interfaces/queue-event-options.interface.js';
 import { getDecoratedEventClasses, getEventClassOrigin, getQueueEventMetadata } from '../worker-metadata.accessor.js';
 import { type BaseEvent, eventNameOf } from './base-event.js';
+import { assertEventFlowOptions } from './concurrency-key.js';
 import type { EventClass } from '../interfaces/base-event.interface.js';
 
 export interface RegisteredEvent {
@@ -105,6 +106,8 @@ export class EventRegistry {
     const { queueName, name: _name, ...options } = metadata ?? { queueName: queueOfUndecorated(eventClass) };
     // A queue that could never be stored stops startup, rather than failing every dispatch and poll.
     if (queueName !== undefined) assertStoredName(`queue name of ${name}`, queueName);
+    // The flow options too: a key function that is none would fail every dispatch, a bad limit every claim.
+    assertEventFlowOptions(eventClass.name, options);
     this.byName.set(name, { name, eventClass, queueName, options, listed });
   }
 }

@@ -15,6 +15,12 @@ export interface IBaseEvent<TPayload = unknown, TResult = unknown> {
   getPayload(): TPayload;
   /** The registered name stored with each row. */
   getName(): string;
+  /**
+   * The flow-control key of this event (keyConcurrency, keyRateLimit), when neither dispatch's
+   * `concurrencyKey` nor `@QueueEvent({ concurrencyKey })` gives one: a non-empty string of at most
+   * 255 characters, or undefined for no key.
+   */
+  getConcurrencyKey?(): string | undefined;
 }
 
 /** A concrete event class. */

@@ -30,4 +30,9 @@ export interface IWorkerAttributes {
    * Not in larascript-events.
    */
   uniqueKey?: string;
+  /**
+   * Flow control's key (keyConcurrency, keyRateLimit), when the event has one. Pending rows only: the
+   * failed store and the history do not keep it. Not in larascript-events.
+   */
+  concurrencyKey?: string;
 }

@@ -53,6 +53,18 @@ export interface IWorkerRowStore extends IWorkerCreator {
   insertModels(models: IWorkerModel[], manager?: EntityManager): Promise<string[]>;
   /** insertModels() straight from the rows' attributes, without a model each (bulk dispatch). */
   insertNewRows(rows: IWorkerAttributes[], manager?: EntityManager): Promise<string[]>;
+  /**
+   * Stores a keyed model as a throttled dispatch (`throttleSeconds`): the first of its key in a
+   * period of `periodMs` is inserted, later ones in the period resolve to its id (`inserted: false`),
+   * whatever became of it. Optional: dispatch refuses throttleSeconds on a store without it.
+   */
+  insertThrottled?(model: IWorkerModel, periodMs: number, manager?: EntityManager): Promise<StoredRow>;
+  /**
+   * Stores a keyed model as a debounced dispatch (`debounceSeconds`): a waiting event of its key
+   * takes its payload and due time and keeps its id (`inserted: false`); a running one gives up the
+   * key to a new event. Optional: dispatch refuses debounceSeconds on a store without it.
+   */
+  insertDebounced?(model: IWorkerModel, manager?: EntityManager): Promise<StoredRow>;
 }
 
 /** Whether `creator` offers IWorkerRowStore: told by its members, not by its class. */

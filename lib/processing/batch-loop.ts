@@ -1,10 +1,12 @@
 import { EventCancelledError } from '../errors/worker.error.js';
 import { describeError } from '../errors/describe-error.js';
+import type { ClaimFlowLimits, ClaimFlowReport } from '../interfaces/flow-control.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { RunWorkerResult } from '../interfaces/worker-options.interface.js';
-import { processingMessages as messages } from '../worker.messages.js';
+import { flowOptionsMessages, processingMessages as messages } from '../worker.messages.js';
 import { ClaimedRun } from './claimed-run.js';
 import { type Heartbeat, startHeartbeat } from './heartbeat.js';
+import { HeldJobs, OutcomeStream } from './held-jobs.js';
 import { type AttemptSettings, attemptJob, type JobOutcome } from './job-attempt.js';
 import type { OutcomeRecorder } from './outcome-recorder.js';
 import { logQueuedItems } from './queued-items.js';
@@ -20,6 +22,18 @@ export interface RunSettings extends Omit<AttemptSettings, 'runs'> {
   batchSize: number;
   recorder: OutcomeRecorder;
   result: RunWorkerResult;
+  /** The queue's limits over every process: claims go through the limited claim (runFlowPass). */
+  flow?: ClaimFlowLimits;
+}
+
+/** One claim of a limited run: when it was sent, and what its jobs hold. */
+interface FlowClaim {
+  sentAt: number;
+  held: HeldJobs;
+  outcomes: OutcomeStream;
+  /** Its size was all the run could take: "Queued items" then counts what else is due. */
+  full: boolean;
+  firstOfPass: boolean;
 }
 
 /** Where a run is: the start of its current pass (jobs due after it wait for the next) and the last batch's record. */
@@ -48,6 +62,8 @@ export class BatchLoop {
   private readonly heartbeats = new Set<Heartbeat>();
   /** Every claimed job of this process until its outcome is recorded, by id: cancel() aborts through it. */
   private readonly runs = new Map<string, ClaimedRun>();
+  /** What the limited runs wait on (a job let go, the rate budget): shutdown ends their waits. */
+  private readonly flowWaits = new Set<HeldJobs>();
 
   constructor(private readonly wakeUps: WakeUps) {}
 
@@ -73,6 +89,7 @@ export class BatchLoop {
    */
   stop(): Promise<unknown> {
     this.stopped = true;
+    for (const held of this.flowWaits) held.notify();
     // A claim in flight takes rows that must be given back before the database closes. Each run that
     // claimed registers its batch as soon as its claim returns, ahead of this continuation.
     return Promise.allSettled([...this.claims]);
@@ -112,8 +129,11 @@ export class BatchLoop {
         const now = await repository.currentTime();
         state.dueBy = new Date(firstPass ? now : Math.max(now, state.dueBy.getTime() + 1));
         const retriedBefore = result.retried;
-        await this.runPass(settings, state);
-        if (options.runOnce || this.stopped) break;
+        // A limited queue's claims go their own way; a queue without limits takes the plain path.
+        const paused = settings.flow
+          ? await this.runFlowPass(settings, settings.flow, state)
+          : void (await this.runPass(settings, state));
+        if (options.runOnce || this.stopped || paused) break;
         // The pass took everything due when it began. Another pass only for what can be due by now:
         // jobs it retried (zero-delay retries), or rows whose commit woke the queue meanwhile; a
         // wake-up starts it without waiting for the last outcomes to be recorded. Anything else that
@@ -243,6 +263,160 @@ export class BatchLoop {
         // Only this batch's: the same row may have been claimed again meanwhile (its lease expired).
         if (this.runs.get(id) === run) this.runs.delete(id);
       }
+    }
+  }
+
+  /**
+   * A pass of a queue with limits (globalConcurrency, keyConcurrency, rate limits), whose claims count
+   * what runs and starts over every process. The run holds at most `concurrency` jobs (claimed, outcome
+   * not yet recorded) and claims no more than it can start at once, so no claimed row waits in a slot
+   * unstarted; each outcome is recorded as soon as it is known (OutcomeStream), which frees its slot,
+   * and the freed capacity is claimed at once, so one slow event never keeps the others' slots idle.
+   * A claim held back by a rate limit is made again at the instant the limit frees budget
+   * (flowReport.nextStartAt), not at the next poll. Resolves to true when the queue is paused.
+   */
+  private async runFlowPass(settings: RunSettings, flow: ClaimFlowLimits, state: RunState): Promise<boolean> {
+    const { options, repository, workerId, leaseMs, concurrency, batchSize } = settings;
+    const { queueName } = options;
+    const held = new HeldJobs();
+    const outcomes = new OutcomeStream(settings.recorder, settings.logger, queueName);
+    this.flowWaits.add(held);
+    let firstOfPass = true;
+    let paused = false;
+    try {
+      while (!this.stopped) {
+        const free = Math.min(concurrency - held.held, batchSize);
+        if (free <= 0) {
+          await held.change();
+          continue;
+        }
+        const woken = this.wakeUps.take(queueName);
+        // A pass may last long under a rate limit: it takes what fell due since it began (a runOnce
+        // pass keeps to what was due at its start).
+        if (!options.runOnce) {
+          state.dueBy = new Date(Math.max(await repository.currentTime(), state.dueBy.getTime()));
+          if (this.stopped) break;
+        }
+        const flowReport: ClaimFlowReport = {};
+        const sentAt = performance.now();
+        const request = { queueName, limit: free, workerId, leaseMs, dueBy: state.dueBy, expectDue: woken };
+        const claim = repository.claimWorkers({ ...request, flow, flowReport });
+        this.claims.add(claim);
+        let jobs: IWorkerModel[];
+        try {
+          jobs = await claim;
+        } finally {
+          this.claims.delete(claim);
+        }
+        if (jobs.length > 0) {
+          held.take(jobs.length);
+          const claimed: FlowClaim = { sentAt, held, outcomes, full: jobs.length === free, firstOfPass };
+          void this.runFlowClaim(settings, state, jobs, claimed);
+          firstOfPass = false;
+        }
+        if (flowReport.paused) {
+          paused = true;
+          break;
+        }
+        const nextStartAt = flowReport.nextStartAt;
+        // Took all it asked for: claim the rest of the free capacity, if any.
+        if (jobs.length === free && nextStartAt === undefined) continue;
+        // Nothing due (or everything due is held by other processes): what falls due is the next poll's.
+        if (held.held === 0 && nextStartAt === undefined) break;
+        // Short of what it asked: claim again when a job of this run is let go (what the limits allow
+        // then may have changed), when the rate limit frees budget, or when rows are committed.
+        const waitMs = nextStartAt === undefined ? undefined : nextStartAt - (await repository.currentTime());
+        if (await this.wakeUps.recordedOrWoken(queueName, held.change(waitMs))) held.notify();
+      }
+    } finally {
+      // The running jobs finish and are recorded (shutdown gives back the unstarted ones).
+      await held.drained();
+      this.flowWaits.delete(held);
+    }
+    return paused;
+  }
+
+  /**
+   * Runs one claim of a limited run: its jobs start at once (the claim took no more than the run can
+   * start), each outcome is recorded as it comes. A rate-limited job that cannot start within the start
+   * grace of its claim being sent is given back unstarted: its granted start counts in the limiter's
+   * window only that much past the claim, so a later start could exceed the rate. Never rejects.
+   */
+  private async runFlowClaim(
+    settings: RunSettings,
+    state: RunState,
+    jobs: IWorkerModel[],
+    claimed: FlowClaim,
+  ): Promise<void> {
+    const { repository, logger, options } = settings;
+    const { queueName } = options;
+    const flow = settings.flow!;
+    const rateLimited = flow.rate !== undefined || flow.keyRate !== undefined;
+    const runOf = new Map<string, ClaimedRun>();
+    for (const job of jobs) {
+      const id = (job as { id?: string }).id;
+      if (id === undefined) continue;
+      const run = new ClaimedRun();
+      this.runs.set(id, run);
+      runOf.set(id, run);
+    }
+    const heartbeat = startHeartbeat(jobs, runOf, {
+      repository,
+      queueName,
+      leaseMs: settings.leaseMs,
+      intervalMs: settings.heartbeatMs,
+      logger,
+      onCancelled: (id) => this.abortCancelled(id),
+    });
+    this.heartbeats.add(heartbeat);
+    let pool: PoolRun<IWorkerModel> | undefined;
+    let started = 0;
+    let lateBy = 0;
+    const unstarted: UnstartedJobs = { settings, take: () => pool?.takeUnstarted() ?? [] };
+    this.unstartedBatches.add(unstarted);
+    const mayStart = (): boolean => {
+      if (this.stopped) return false;
+      if (!rateLimited) return true;
+      lateBy = performance.now() - claimed.sentAt;
+      return lateBy <= flow.startGraceMs;
+    };
+    try {
+      pool = startPool(jobs, jobs.length, mayStart, async (job) => {
+        started++;
+        try {
+          const outcome = await attemptJob(job, state.dueBy, state.attempt);
+          if (outcome.kind === 'cancelled') await settings.recorder.recordCancelled(outcome);
+          else await claimed.outcomes.record(outcome);
+        } catch (error) {
+          logger.error(messages.unexpected(queueName, describeError(error)));
+        } finally {
+          claimed.held.letGo(1);
+        }
+      });
+      // Once the jobs have started: the count must not delay their start past the grace.
+      if (claimed.firstOfPass && !this.stopped) {
+        await logQueuedItems(logger, repository, queueName, jobs.length, claimed.full ? state.dueBy : undefined);
+      }
+      const notStarted = await pool.done;
+      this.unstartedBatches.delete(unstarted);
+      if (notStarted.length > 0) {
+        if (!this.stopped)
+          logger.warn(flowOptionsMessages.notStartedInGrace(queueName, notStarted.length, lateBy, flow.startGraceMs));
+        try {
+          await repository.releaseWorkers(notStarted);
+        } catch (error) {
+          logger.warn(messages.notGivenBack(notStarted.length, describeError(error)));
+        }
+      }
+    } catch (error) {
+      logger.error(messages.unexpected(queueName, describeError(error)));
+    } finally {
+      this.unstartedBatches.delete(unstarted);
+      heartbeat.stop();
+      this.heartbeats.delete(heartbeat);
+      for (const [id, run] of runOf) if (this.runs.get(id) === run) this.runs.delete(id);
+      // Given back (here or by shutdown) or never started: no longer held.
+      claimed.held.letGo(jobs.length - started);
     }
   }
 }

@@ -16,14 +16,30 @@ import type {
   IWorkerRepository,
   QueueHealth,
 } from '../interfaces/worker-repository.interface.js';
-import { DEFAULT_CONCURRENCY, DEFAULT_LEASE_SECONDS, HEARTBEATS_PER_LEASE } from '../worker.defaults.js';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_LEASE_SECONDS,
+  DEFAULT_START_GRACE_MS,
+  HEARTBEATS_PER_LEASE,
+} from '../worker.defaults.js';
 import { processingMessages as messages } from '../worker.messages.js';
-import { assertHeartbeat, assertNumber, keepsCompleted } from '../common/worker-options.validation.js';
+import {
+  assertHeartbeat,
+  assertNumber,
+  keepsCompleted,
+  MAX_TIMER_SECONDS,
+} from '../common/worker-options.validation.js';
 import { type BatchQueueRepository, withBatchMethods } from './batch-repository.adapter.js';
 import { BatchLoop } from './batch-loop.js';
 import { OutcomeRecorder } from './outcome-recorder.js';
 import { ProcessRegistry } from './process-registry.js';
-import { cancelRequestOf, checkedQueueNames, validateRunWorkerOptions } from './run-options.js';
+import {
+  cancelRequestOf,
+  checkedQueueNames,
+  claimFlowLimits,
+  type QueueFlowSettings,
+  validateRunWorkerOptions,
+} from './run-options.js';
 import { isQueueRepository, SeedRepositoryAdapter } from './seed-repository.adapter.js';
 import { WakeUps } from './wake-ups.js';
 
@@ -46,6 +62,13 @@ export interface WorkerServiceSettings {
   keepCompletedFor?: (queueName: string) => RetentionOptions | false;
   /** Largest result kept in the history, in bytes of JSON (WorkerModule: maxPayloadBytes). */
   maxPayloadBytes?: number;
+  /**
+   * A queue's flow-control limits (WorkerModule: its globalConcurrency, keyConcurrency, rateLimit and
+   * keyRateLimit, and the module's rateLimits they may name). A queue with none takes the plain claim.
+   */
+  flowFor?: (queueName: string) => QueueFlowSettings | undefined;
+  /** How long after sending a claim a rate-limited event may still start (ms, default 50). */
+  startGraceMs?: number;
 }
 
 /**
@@ -69,6 +92,8 @@ export class WorkerService {
   private lifecycle?: WorkerLifecycle;
   private maxResultBytes?: number;
   private keepCompletedFor: (queueName: string) => RetentionOptions | false = () => false;
+  private flowFor: (queueName: string) => QueueFlowSettings | undefined = () => undefined;
+  private startGraceMs = DEFAULT_START_GRACE_MS;
   private readonly wakeUps = new WakeUps();
   private readonly loop = new BatchLoop(this.wakeUps);
   private readonly activeRuns = new Set<Promise<void>>();
@@ -133,6 +158,11 @@ export class WorkerService {
     if (settings.lifecycle) this.lifecycle = settings.lifecycle;
     if (settings.maxPayloadBytes !== undefined) this.maxResultBytes = settings.maxPayloadBytes;
     if (settings.keepCompletedFor) this.keepCompletedFor = settings.keepCompletedFor;
+    if (settings.flowFor) this.flowFor = settings.flowFor;
+    if (settings.startGraceMs !== undefined) {
+      assertNumber('startGraceMs', settings.startGraceMs, 1, MAX_TIMER_SECONDS * 1000);
+      this.startGraceMs = settings.startGraceMs;
+    }
   }
 
   /**
@@ -168,6 +198,7 @@ export class WorkerService {
       recorder,
       result,
       maxResultBytes: this.maxResultBytes,
+      flow: claimFlowLimits(queueName, this.flowFor(queueName), eventService, this.startGraceMs),
     });
     this.activeRuns.add(run);
     try {

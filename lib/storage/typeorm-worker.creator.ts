@@ -37,6 +37,18 @@ export class TypeOrmWorkerCreator implements IWorkerRowStore {
     return { id: row.id!, inserted: row.insertedNewRow };
   }
 
+  async insertThrottled(model: IWorkerModel, periodMs: number, manager?: EntityManager): Promise<StoredRow> {
+    const row = pendingModel(model);
+    await row.insertThrottled(manager, periodMs);
+    return { id: row.id!, inserted: row.insertedNewRow };
+  }
+
+  async insertDebounced(model: IWorkerModel, manager?: EntityManager): Promise<StoredRow> {
+    const row = pendingModel(model);
+    await row.insertDebounced(manager);
+    return { id: row.id!, inserted: row.insertedNewRow };
+  }
+
   async insertModels(models: IWorkerModel[], manager?: EntityManager): Promise<string[]> {
     const rows = models.map(pendingModel);
     await TypeOrmWorkerModel.insertMany(rows, manager);

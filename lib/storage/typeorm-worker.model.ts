@@ -3,7 +3,7 @@ import { LeaseLostError, WorkerError } from '../errors/worker.error.js';
 import { serializePayload } from '../events/payload-serializer.js';
 import type { IWorkerAttributes } from '../interfaces/worker-attributes.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
-import { rowStoreMessages } from '../worker.messages.js';
+import { dispatchFlowMessages, rowStoreMessages } from '../worker.messages.js';
 import { dialectFor } from './dialects/dialect-for.js';
 import { runEach } from './sql/runner.js';
 import type { AtomicWork } from './sql/statement.js';
@@ -13,7 +13,10 @@ import { insertFailedRow } from './sql/insert-failed-row.js';
 import { uniqueKeyHolder } from './sql/unique-key-holder.js';
 import { updateRow } from './sql/update-row.js';
 import { workerTables } from './worker-tables.js';
-import { insertRows } from './sql/insert.js';
+import { insertRow, insertRows } from './sql/insert.js';
+import { debouncedInsert } from './sql/debounce.js';
+import { throttledInsert } from './sql/throttle.js';
+import type { StoredRow } from '../interfaces/worker-creator.interface.js';
 import { storableErrorText, type StoredWorkerFields, toAttributes } from './worker-row.js';
 
 export type WorkerTable = typeof WorkerEntity | typeof FailedWorkerEntity;
@@ -88,6 +91,55 @@ export class TypeOrmWorkerModel implements IWorkerModel {
       this.table === WorkerEntity ? await this.insertPending(manager) : await this.insertFailed(manager);
     this.fields = { ...this.requireFields(), id };
     this.insertedNewRow = created;
+    this.cachedAttributes = null;
+  }
+
+  /**
+   * Stores the row as a throttled dispatch of its unique key (see throttledInsert): through the
+   * caller's transaction (`manager`), else in one of its own. Adopts the id of the period's event
+   * when the period's window is open (insertedNewRow false).
+   */
+  insertThrottled(manager: EntityManager | undefined, periodMs: number): Promise<void> {
+    return this.insertKeyed(manager, (tables, dialect, row, queueName, uniqueKey) =>
+      throttledInsert(tables, dialect, row, { queueName, uniqueKey, periodMs }),
+    );
+  }
+
+  /**
+   * Stores the row as a debounced dispatch of its unique key (see debouncedInsert): a waiting holder
+   * takes this row's values and keeps its id (insertedNewRow false), a running one is detached.
+   */
+  insertDebounced(manager: EntityManager | undefined): Promise<void> {
+    const values = this.databaseRow();
+    return this.insertKeyed(manager, (tables, dialect, row, queueName, uniqueKey) =>
+      debouncedInsert(tables, dialect, row, values, { queueName, uniqueKey }),
+    );
+  }
+
+  /** A keyed insert's transaction script, run in the caller's transaction or one of its own. */
+  private async insertKeyed(
+    manager: EntityManager | undefined,
+    build: (
+      tables: ReturnType<typeof workerTables>,
+      dialect: ReturnType<typeof dialectFor>,
+      row: ReturnType<typeof insertRow>,
+      queueName: string,
+      uniqueKey: string,
+    ) => AtomicWork<StoredRow | undefined>,
+  ): Promise<void> {
+    if (manager) assertManagerOf(this.dataSource, manager);
+    const fields = this.requireFields();
+    const { queueName, uniqueKey } = fields;
+    if (this.table !== WorkerEntity || uniqueKey === null)
+      throw new WorkerError(dispatchFlowMessages.notAKeyedPendingRow);
+    const dialect = dialectFor(this.dataSource);
+    const tables = workerTables(this.dataSource);
+    const row = insertRow(tables.pending, this.databaseRow(), (name) => this.dataSource.driver.escape(name));
+    const work = build(tables, dialect, row, queueName, uniqueKey);
+    const stored = manager?.queryRunner ? await dialect.within(manager, work) : await dialect.atomically(work);
+    if (!stored) throw new WorkerError(dispatchFlowMessages.keyKeptTaken(queueName, uniqueKey));
+    this.fields = { ...fields, id: stored.id };
+    this.insertedNewRow = stored.inserted;
     this.cachedAttributes = null;
   }
 
@@ -247,6 +299,8 @@ export function storedFieldsOf(data: IWorkerAttributes, asNewRow = false): Store
     availableAt: data.availableAt?.getTime(),
     priority: data.priority ?? 0,
     uniqueKey: data.uniqueKey ?? null,
+    // A new row stores its key (or none); an update without one leaves the row's key as it is.
+    concurrencyKey: asNewRow ? (data.concurrencyKey ?? null) : data.concurrencyKey,
   };
 }
 

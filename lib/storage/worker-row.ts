@@ -22,6 +22,11 @@ export interface StoredWorkerFields {
   availableAt?: number;
   priority: number;
   uniqueKey: string | null;
+  /**
+   * Flow control's key, a pending row's column only. Undefined: not read, and not written by an
+   * update (a row read without it keeps its key).
+   */
+  concurrencyKey?: string | null;
 }
 
 /** Lease columns of a claimed pending row. */
@@ -64,6 +69,9 @@ export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields 
     error: raw.error === null || raw.error === undefined ? null : String(raw.error),
     priority: Number(raw.priority ?? 0),
     uniqueKey: raw.unique_key === null || raw.unique_key === undefined ? null : String(raw.unique_key),
+    ...(raw.concurrency_key === undefined
+      ? {}
+      : { concurrencyKey: raw.concurrency_key === null ? null : String(raw.concurrency_key) }),
     createdAt: Number(raw.created_at),
     updatedAt: Number(raw.updated_at),
     deletedAt: raw.deleted_at === null || raw.deleted_at === undefined ? null : Number(raw.deleted_at),
@@ -87,6 +95,9 @@ export function toAttributes(fields: StoredWorkerFields): IWorkerAttributes {
   if (fields.error !== null) attributes.error = fields.error;
   if (fields.priority !== 0) attributes.priority = fields.priority;
   if (fields.uniqueKey !== null) attributes.uniqueKey = fields.uniqueKey;
+  if (fields.concurrencyKey !== undefined && fields.concurrencyKey !== null) {
+    attributes.concurrencyKey = fields.concurrencyKey;
+  }
   if (fields.failedAt !== undefined) attributes.failedAt = new Date(fields.failedAt);
   if (fields.deletedAt !== undefined && fields.deletedAt !== null) attributes.deletedAt = new Date(fields.deletedAt);
   try {

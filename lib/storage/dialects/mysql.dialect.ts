@@ -7,6 +7,7 @@ import {
   claimAssignments,
   type ClaimParameters,
 } from '../sql/claim.js';
+import { onDuplicateKeyUpsert } from '../sql/flow-spelling.js';
 import { insertRow } from '../sql/insert.js';
 import { namedStatement } from '../sql/named-parameters.js';
 import { deleteOrderedWithLimit } from '../sql/prune.js';
@@ -130,6 +131,13 @@ export class MysqlWorkerDialect implements WorkerDialect {
   };
   readonly capabilities = MysqlWorkerDialect.capabilities;
   readonly lockRowsClause = ' FOR UPDATE';
+  readonly lockSkippingClause = ' FOR UPDATE SKIP LOCKED';
+  /** Left to itself the optimizer reads the due index by queue_name only and sorts (see mysqlClaimSelect). */
+  readonly claimIndexHint = ' FORCE INDEX (IDX_nestjs_workers_claim)';
+  /** No UPDATE … RETURNING: the claimed rows are read again under their locks. */
+  readonly updateReturns = false;
+  /** ON DUPLICATE KEY UPDATE (see onDuplicateKeyUpsert). */
+  readonly upsertRows = onDuplicateKeyUpsert;
   /** mysql2 inlines parameters client-side; this keeps a statement well below max_allowed_packet too. */
   readonly maxParameters = 65_535;
   /** Left to itself the optimizer reads the due index by queue_name only (ref) and filters every row. */
@@ -167,6 +175,14 @@ export class MysqlWorkerDialect implements WorkerDialect {
   /** As it is: insertId tells the new ids, and MySQL has no NOTIFY. */
   pendingInsert(insert: SqlStatement): SqlStatement {
     return insert;
+  }
+
+  /**
+   * INSERT IGNORE: MySQL has no ON CONFLICT, and inside a transaction script a duplicate key cannot
+   * be caught (insertPending catches it outside one). A taken key inserts no row (affected 0).
+   */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement {
+    return { sql: insert.sql.replace(/^INSERT INTO /, 'INSERT IGNORE INTO '), parameters: insert.parameters };
   }
 
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {

@@ -16,6 +16,7 @@ import {
   claimAssignments,
   type ClaimParameters,
 } from '../sql/claim.js';
+import { onConflictUpsert } from '../sql/flow-spelling.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { deleteThroughKeySubquery } from '../sql/prune.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
@@ -174,6 +175,11 @@ export class PostgresWorkerDialect implements WorkerDialect {
   };
   readonly capabilities = PostgresWorkerDialect.capabilities;
   readonly lockRowsClause = ' FOR UPDATE';
+  readonly lockSkippingClause = ' FOR UPDATE SKIP LOCKED';
+  readonly claimIndexHint = '';
+  readonly updateReturns = true;
+  /** ON CONFLICT … DO UPDATE / DO NOTHING (see onConflictUpsert). */
+  readonly upsertRows = onConflictUpsert;
   readonly maxParameters = 65_535;
   readonly dueIndexHint = '';
   readonly nowSql = POSTGRES_SPELLING.nowSql;
@@ -213,6 +219,11 @@ export class PostgresWorkerDialect implements WorkerDialect {
 
   pendingInsert(insert: SqlStatement): SqlStatement {
     return insertWakingWorkers(insert);
+  }
+
+  /** ON CONFLICT DO NOTHING inside the waking insert (see insertWakingWorkers): a taken key returns no row. */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement {
+    return insertWakingWorkers({ sql: `${insert.sql} ON CONFLICT DO NOTHING`, parameters: insert.parameters });
   }
 
   /**

@@ -7,6 +7,7 @@ import {
   claimAssignments,
   type ClaimParameters,
 } from '../sql/claim.js';
+import { onConflictUpsert } from '../sql/flow-spelling.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
 import { type NamedStatement, namedStatement } from '../sql/named-parameters.js';
 import { onConflictAddingUpsert } from '../sql/throughput.js';
@@ -90,6 +91,11 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly capabilities = SqliteWorkerDialect.capabilities;
   /** BEGIN IMMEDIATE already holds the file's write lock. */
   readonly lockRowsClause = '';
+  readonly lockSkippingClause = '';
+  readonly claimIndexHint = '';
+  readonly updateReturns = true;
+  /** ON CONFLICT … DO UPDATE / DO NOTHING (see onConflictUpsert). */
+  readonly upsertRows = onConflictUpsert;
   /** SQLITE_MAX_VARIABLE_NUMBER of the SQLite that better-sqlite3 bundles. */
   readonly maxParameters = 32_766;
   readonly dueIndexHint = '';
@@ -126,6 +132,11 @@ export class SqliteWorkerDialect implements WorkerDialect {
   /** RETURNING id: the new ids as rows. */
   pendingInsert(insert: SqlStatement): SqlStatement {
     return { sql: `${insert.sql} RETURNING id`, parameters: insert.parameters };
+  }
+
+  /** ON CONFLICT DO NOTHING RETURNING id: a taken key returns no row. */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement {
+    return this.pendingInsert({ sql: `${insert.sql} ON CONFLICT DO NOTHING`, parameters: insert.parameters });
   }
 
   async insertPending(manager: EntityManager, row: Record<string, unknown>): Promise<string | undefined> {

@@ -3,6 +3,7 @@ import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimParameters } from '../sql/claim.js';
 import type { PendingInserts } from '../sql/insert.js';
 import type { JsonSpelling } from '../sql/job-rows.js';
+import type { FlowSpelling } from '../sql/flow-spelling.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { HistoryMoveSpelling, RowsTableSpelling } from '../sql/complete-to-history.js';
 import type { AddingUpsertSpelling } from '../sql/throughput.js';
@@ -34,7 +35,14 @@ export interface StorageCapabilities {
  * builders of lib/storage/sql put in their SQL.
  */
 export interface WorkerDialect
-  extends SqlSpelling, PendingInserts, JsonSpelling, AddingUpsertSpelling, RowsTableSpelling, HistoryMoveSpelling {
+  extends
+    SqlSpelling,
+    FlowSpelling,
+    PendingInserts,
+    JsonSpelling,
+    AddingUpsertSpelling,
+    RowsTableSpelling,
+    HistoryMoveSpelling {
   readonly capabilities: StorageCapabilities;
   /**
    * Leases up to `parameters.limit` claimable rows of one queue to `parameters.leaseToken` (see

@@ -1,5 +1,5 @@
 import { compareIds } from './claim.js';
-import { type AtomicWork, placeholders, type SqlStatement } from './statement.js';
+import { type AtomicWork, placeholders, type SqlStatement, type StatementResult } from './statement.js';
 
 /**
  * Inserts of new rows: one row, one row unless its unique key is taken, many rows in multi-row
@@ -37,6 +37,21 @@ export interface PendingInserts {
   pendingInsert(insert: SqlStatement): SqlStatement;
   /** One statement for any number of rows, taking whole columns as arrays, where the database can. */
   arrayInsert?(columns: string[], rows: Record<string, unknown>[]): SqlStatement;
+  /**
+   * pendingInsert() of one keyed row (insertRow) that, when the row's (queue_name, unique_key) is
+   * taken, inserts nothing and raises nothing, so the transaction it runs in goes on (ON CONFLICT DO
+   * NOTHING; INSERT IGNORE on MySQL, whose only other effect is on values the checks before it refuse).
+   * Against a holder not yet committed it waits for that transaction, as every unique insert does.
+   * Read the outcome with insertedIdOf().
+   */
+  pendingInsertUnlessTaken(insert: SqlStatement): SqlStatement;
+}
+
+/** The id a pendingInsertUnlessTaken() statement inserted, or undefined when the key was taken. */
+export function insertedIdOf(result: StatementResult, inserts: PendingInserts): string | undefined {
+  if (inserts.capabilities.returnsInsertedIds)
+    return result.rows[0] === undefined ? undefined : String(result.rows[0].id);
+  return result.affected > 0 && result.insertId !== undefined ? result.insertId : undefined;
 }
 
 /**

@@ -39,13 +39,17 @@ function describeViolations(violations: ReturnType<typeof limitViolations>): str
   const run = (record: RunRecord): string =>
     `#${record.eventN}(${record.eventName}, key ${record.key}, ${record.worker}, db ${record.startedAt}–${record.endedAt}, ` +
     `local ${record.startedLocal}–${record.endedLocal})`;
-  return violations
-    .slice(0, 10)
-    .map(
-      (violation) =>
-        `group ${violation.group} limit ${violation.limit}: ${run(violation.start)} started with ${violation.open} open: ` +
-        violation.others.map(run).join(', '),
-    );
+  if (violations.length === 0) return [];
+  return [
+    `${violations.length} starts over their limit, the first 5:`,
+    ...violations
+      .slice(0, 5)
+      .map(
+        (violation) =>
+          `group ${violation.group} limit ${violation.limit}: ${run(violation.start)} started with ${violation.open} open: ` +
+          violation.others.map(run).join(', '),
+      ),
+  ];
 }
 
 describe.each(testDatabases())('flow limits hold over 4 worker processes on $name', (database) => {

@@ -4,10 +4,96 @@
  * concurrency, rate limits, fairness between keys, dead slots, pause, and claims from several
  * connections at once that never exceed a limit.
  */
-import type { ClaimRateLimit } from '../lib/interfaces/flow-control.interface.js';
+import { TypeOrmWorkerRepository } from '../lib/index.js';
+import type { ClaimFlowLimits, ClaimFlowReport, ClaimRateLimit } from '../lib/interfaces/flow-control.interface.js';
+import type { IWorkerModel } from '../lib/interfaces/worker-model.interface.js';
 import { RateLimitStore } from '../lib/storage/rate-limit-store.js';
 import { testDatabases } from './support/databases.js';
-import { createPeerApp, createTestApp, execute, type TestApp } from './support/test-app.js';
+import { createPeerApp, createTestApp, execute, sleep, type TestApp } from './support/test-app.js';
+
+const QUEUE = 'flow';
+
+/** A pending row to insert: its event name, concurrency key and priority. */
+interface RowSpec {
+  event?: string;
+  key?: string | null;
+  priority?: number;
+}
+
+/** Inserts pending rows of QUEUE directly, due a second ago, in the order given (ids ascending). */
+async function insertRows(t: TestApp, rows: RowSpec[]): Promise<void> {
+  const now = await databaseNow(t);
+  for (let start = 0; start < rows.length; start += 100) {
+    const chunk = rows.slice(start, start + 100);
+    await execute(
+      t.dataSource,
+      'INSERT INTO nestjs_workers (queue_name, event_name, payload, attempts, retries, priority, available_at, ' +
+        'created_at, updated_at, concurrency_key) VALUES ' +
+        chunk.map(() => '(?, ?, ?, 0, 3, ?, ?, ?, ?, ?)').join(', '),
+      chunk.flatMap((row, index) => [
+        QUEUE,
+        row.event ?? 'FlowEvent',
+        '{}',
+        row.priority ?? 0,
+        now - 1000 + start + index,
+        now,
+        now,
+        row.key ?? null,
+      ]),
+    );
+  }
+}
+
+function keyed(key: string | null, count: number, event?: string): RowSpec[] {
+  return Array.from({ length: count }, () => ({ key, event }));
+}
+
+/** One limited claim through the repository: the models it took and its flow report. */
+async function claim(
+  repository: TypeOrmWorkerRepository,
+  flow: ClaimFlowLimits,
+  limit: number,
+  { workerId = 'worker-1', leaseMs = 60_000 }: { workerId?: string; leaseMs?: number } = {},
+): Promise<{ models: IWorkerModel[]; report: ClaimFlowReport | undefined }> {
+  const request = {
+    queueName: QUEUE,
+    limit,
+    workerId,
+    leaseMs,
+    dueBy: new Date(await repository.currentTime()),
+    flow,
+    flowReport: undefined as ClaimFlowReport | undefined,
+  };
+  const models = await repository.claimWorkers(request);
+  return { models, report: request.flowReport };
+}
+
+function keysOf(t: TestApp, models: IWorkerModel[]): Promise<(string | null)[]> {
+  return keysOfIds(
+    t,
+    models.map((model) => String(model.getWorkerData()!.id)),
+  );
+}
+
+async function keysOfIds(t: TestApp, ids: string[]): Promise<(string | null)[]> {
+  if (ids.length === 0) return [];
+  const rows = (await execute(
+    t.dataSource,
+    `SELECT concurrency_key FROM nestjs_workers WHERE id IN (${ids.map(() => '?').join(', ')}) ORDER BY id`,
+    ids,
+  )) as { concurrency_key: string | null }[];
+  return rows.map((row) => row.concurrency_key);
+}
+
+async function pause(t: TestApp, paused: boolean): Promise<void> {
+  await execute(t.dataSource, 'DELETE FROM nestjs_workers_queues WHERE queue_name = ?', [QUEUE]);
+  await execute(t.dataSource, 'INSERT INTO nestjs_workers_queues (queue_name, paused, updated_at) VALUES (?, ?, 0)', [
+    QUEUE,
+    paused ? 1 : 0,
+  ]);
+}
+
+const GRACE = 50;
 
 /** The database's now, epoch ms, read through a take-free statement. */
 async function databaseNow(t: TestApp): Promise<number> {
@@ -41,6 +127,215 @@ for (const database of testDatabases()) {
 
     afterEach(async () => {
       await t.close();
+    });
+
+    describe('the plain claim', () => {
+      it('claims nothing from a paused queue, and claims again once it is resumed', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, keyed(null, 3));
+        await pause(t, true);
+        const request = { queueName: QUEUE, limit: 10, workerId: 'w', leaseMs: 60_000, expectDue: true };
+        expect(await repository.claimWorkers({ ...request, dueBy: new Date(await repository.currentTime()) })).toEqual(
+          [],
+        );
+        await pause(t, false);
+        const models = await repository.claimWorkers({ ...request, dueBy: new Date(await repository.currentTime()) });
+        expect(models).toHaveLength(3);
+      });
+    });
+
+    describe('the limited claim', () => {
+      it('counts leased rows against globalConcurrency across claims of different workers', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, keyed(null, 10));
+        const flow: ClaimFlowLimits = { globalConcurrency: 3, startGraceMs: GRACE };
+        expect((await claim(repository, flow, 2, { workerId: 'a' })).models).toHaveLength(2);
+        expect((await claim(repository, flow, 5, { workerId: 'b' })).models).toHaveLength(1);
+        expect((await claim(repository, flow, 5, { workerId: 'c' })).models).toHaveLength(0);
+      });
+
+      it('frees the slot of a completed or retried row, and of an expired lease', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, keyed(null, 10));
+        const flow: ClaimFlowLimits = { globalConcurrency: 3, startGraceMs: GRACE };
+        const first = (await claim(repository, flow, 3)).models;
+        expect(first).toHaveLength(3);
+        await repository.completeWorker(first[0]!);
+        await repository.retryWorker(first[1]!, {
+          error: 'again',
+          availableAt: new Date((await repository.currentTime()) + 3_600_000),
+          retries: 3,
+        });
+        const second = (await claim(repository, flow, 5)).models;
+        expect(second).toHaveLength(2);
+        expect((await claim(repository, flow, 5)).models).toHaveLength(0);
+
+        // A short lease that ends: its slot is dead at the next claim.
+        await repository.completeWorker(first[2]!);
+        const short = (await claim(repository, flow, 1, { leaseMs: 200 })).models;
+        expect(short).toHaveLength(1);
+        expect((await claim(repository, flow, 5)).models).toHaveLength(0);
+        await sleep(300);
+        // The expired row itself is claimable again, and its slot no longer counts.
+        expect((await claim(repository, flow, 5)).models).toHaveLength(1);
+        const slots = (await execute(t.dataSource, 'SELECT job_id FROM nestjs_workers_slots')) as unknown[];
+        expect(slots).toHaveLength(3);
+      });
+
+      it('limits the running rows of each key, with a limit of its own per event name', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, [
+          ...keyed('user-1', 4, 'Mail'),
+          ...keyed('user-2', 4, 'Mail'),
+          ...keyed('user-1', 4, 'Export'),
+          ...keyed(null, 2, 'Mail'),
+        ]);
+        const flow: ClaimFlowLimits = { keyConcurrency: 2, keyConcurrencyByEvent: { Export: 3 }, startGraceMs: GRACE };
+        const { models } = await claim(repository, flow, 50);
+        const keys = await keysOf(t, models);
+        // user-1: two Mail rows (limit 2), then one Export row (its own limit 3 counts the key's 2 running).
+        expect(keys.filter((key) => key === 'user-1')).toHaveLength(3);
+        expect(keys.filter((key) => key === 'user-2')).toHaveLength(2);
+        expect(keys.filter((key) => key === null)).toHaveLength(2);
+        const exports = models.filter((model) => model.getWorkerData()!.eventName === 'Export');
+        expect(exports).toHaveLength(1);
+        expect((await claim(repository, flow, 50)).models).toHaveLength(0);
+      });
+
+      it('lets keys take turns: a busy key with a long backlog does not starve the others', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, [...keyed('busy', 200), ...['a', 'b', 'c', 'd', 'e'].flatMap((key) => keyed(key, 5))]);
+        const { models } = await claim(repository, { keyConcurrency: 1, startGraceMs: GRACE }, 6);
+        expect((await keysOf(t, models)).sort()).toEqual(['a', 'b', 'busy', 'c', 'd', 'e']);
+      });
+
+      it('takes one row of each key per turn when keys may run several', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, [...keyed('busy', 20), ...keyed('quiet', 3)]);
+        const { models } = await claim(repository, { keyConcurrency: 10, startGraceMs: GRACE }, 6);
+        const keys = await keysOf(t, models);
+        expect(keys.filter((key) => key === 'quiet')).toHaveLength(3);
+        expect(keys.filter((key) => key === 'busy')).toHaveLength(3);
+      });
+
+      it('never starts more than the rate limit in its window, and says when budget frees again', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, keyed(null, 10));
+        const rate: ClaimRateLimit = { name: `queue:${QUEUE}`, limit: 4, intervalMs: 60_000 };
+        const flow: ClaimFlowLimits = { rate, startGraceMs: GRACE };
+        const first = await claim(repository, flow, 3);
+        expect(first.models).toHaveLength(3);
+        expect(first.report?.nextStartAt).toBeUndefined();
+        const second = await claim(repository, flow, 3);
+        expect(second.models).toHaveLength(1);
+        const [oldest] = await startTimes(t, rate.name, '');
+        expect(second.report).toEqual({ nextStartAt: oldest! + 60_000 + GRACE });
+        const third = await claim(repository, flow, 3);
+        expect(third.models).toHaveLength(0);
+        expect(third.report).toEqual({ nextStartAt: oldest! + 60_000 + GRACE });
+        expect(await startTimes(t, rate.name, '')).toHaveLength(4);
+      });
+
+      it('frees rate budget once the starts leave the window', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, keyed(null, 10));
+        const flow: ClaimFlowLimits = { rate: { name: 'fast', limit: 2, intervalMs: 200 }, startGraceMs: GRACE };
+        expect((await claim(repository, flow, 5)).models).toHaveLength(2);
+        const { models, report } = await claim(repository, flow, 5);
+        expect(models).toHaveLength(0);
+        while ((await databaseNow(t)) <= report!.nextStartAt!) await sleep(20);
+        expect((await claim(repository, flow, 5)).models).toHaveLength(2);
+      });
+
+      it('limits the starts of each key (keyRate), reporting when a held key frees', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, [...keyed('acct_1', 5), ...keyed('acct_2', 5)]);
+        const keyRate: ClaimRateLimit = { name: 'stripe', limit: 2, intervalMs: 60_000 };
+        const flow: ClaimFlowLimits = { keyRate, startGraceMs: GRACE };
+        const first = await claim(repository, flow, 10);
+        expect((await keysOf(t, first.models)).sort()).toEqual(['acct_1', 'acct_1', 'acct_2', 'acct_2']);
+        const [oldest] = await startTimes(t, 'stripe', 'acct_1');
+        expect(first.report).toEqual({ nextStartAt: oldest! + 60_000 + GRACE });
+        expect((await claim(repository, flow, 10)).models).toHaveLength(0);
+      });
+
+      it("shares one budget between a queue's claim and tryTake of the same limiter", async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        const store = new RateLimitStore(t.dataSource);
+        await insertRows(t, [...keyed('acct_1', 5), ...keyed(null, 5)]);
+        const stripe: ClaimRateLimit = { name: 'stripe', limit: 3, intervalMs: 60_000 };
+        expect(await store.tryTake(stripe, '', GRACE)).toEqual({ granted: true });
+        expect(await store.tryTake(stripe, 'acct_1', GRACE)).toEqual({ granted: true });
+        expect(await store.tryTake(stripe, 'acct_1', GRACE)).toEqual({ granted: true });
+        const flow: ClaimFlowLimits = { rate: stripe, keyRate: stripe, startGraceMs: GRACE };
+        const { models } = await claim(repository, flow, 10);
+        // The whole budget has 2 starts left; acct_1's has 1.
+        expect((await keysOf(t, models)).sort((a, b) => String(a).localeCompare(String(b)))).toEqual(['acct_1', null]);
+        expect(await store.tryTake(stripe, '', GRACE)).toMatchObject({ granted: false });
+        expect(await store.tryTake(stripe, 'acct_1', GRACE)).toMatchObject({ granted: false });
+      });
+
+      it('claims nothing from a paused queue and says so', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, keyed(null, 3));
+        await pause(t, true);
+        const flow: ClaimFlowLimits = { globalConcurrency: 5, startGraceMs: GRACE };
+        expect(await claim(repository, flow, 5)).toEqual({ models: [], report: { paused: true } });
+        await pause(t, false);
+        const resumed = await claim(repository, flow, 5);
+        expect(resumed.models).toHaveLength(3);
+        expect(resumed.report).toEqual({});
+      });
+
+      it('never exceeds the limits under concurrent claims from several connections', async () => {
+        const peers = await Promise.all([1, 2, 3].map(() => createPeerApp(t, {}, database)));
+        try {
+          const repositories = [t, ...peers].map((app) => new TypeOrmWorkerRepository(app.dataSource));
+          await insertRows(t, [...['a', 'b', 'c', 'd'].flatMap((key) => keyed(key, 10)), ...keyed(null, 20)]);
+          const flow: ClaimFlowLimits = {
+            globalConcurrency: 9,
+            keyConcurrency: 2,
+            rate: { name: 'burst', limit: 8, intervalMs: 60_000 },
+            startGraceMs: GRACE,
+          };
+          const results = await Promise.all(
+            Array.from({ length: 24 }, (_, index) =>
+              claim(repositories[index % repositories.length]!, flow, 2, { workerId: `w${index}` }),
+            ),
+          );
+          const ids = results.flatMap((result) => result.models.map((model) => String(model.getWorkerData()!.id)));
+          expect(new Set(ids).size).toBe(ids.length);
+          // The rate (8) binds before the global limit (9).
+          expect(ids).toHaveLength(8);
+          const keys = await keysOfIds(t, ids);
+          for (const key of ['a', 'b', 'c', 'd']) {
+            expect(keys.filter((k) => k === key).length).toBeLessThanOrEqual(2);
+          }
+          expect(await startTimes(t, 'burst', '')).toHaveLength(8);
+        } finally {
+          for (const peer of peers) await peer.close();
+        }
+      });
+
+      it('never exceeds globalConcurrency under concurrent claims from several connections', async () => {
+        const peers = await Promise.all([1, 2, 3].map(() => createPeerApp(t, {}, database)));
+        try {
+          const repositories = [t, ...peers].map((app) => new TypeOrmWorkerRepository(app.dataSource));
+          await insertRows(t, [...['a', 'b', 'c'].flatMap((key) => keyed(key, 10)), ...keyed(null, 10)]);
+          const flow: ClaimFlowLimits = { globalConcurrency: 7, keyConcurrency: 1, startGraceMs: GRACE };
+          const results = await Promise.all(
+            Array.from({ length: 24 }, (_, index) =>
+              claim(repositories[index % repositories.length]!, flow, 3, { workerId: `w${index}` }),
+            ),
+          );
+          const ids = results.flatMap((result) => result.models.map((model) => String(model.getWorkerData()!.id)));
+          expect(ids).toHaveLength(7);
+          const keys = await keysOfIds(t, ids);
+          for (const key of ['a', 'b', 'c']) expect(keys.filter((k) => k === key)).toHaveLength(1);
+        } finally {
+          for (const peer of peers) await peer.close();
+        }
+      });
     });
 
     describe('RateLimitStore.tryTake', () => {

@@ -67,12 +67,12 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
 
   it('claims due rows of one queue by priority, then oldest first, walking the claim index without sorting', async () => {
     const t = await seeded();
-    const { pending } = workerTables(t.dataSource);
+    const tables = workerTables(t.dataSource);
     try {
       const due = Date.now();
       if (database.type === 'postgres') {
         // The whole claim statement: the UPDATE of the locked ids and its SELECT … FOR UPDATE SKIP LOCKED.
-        const { sql, parameters } = postgresClaimStatement(pending).bind(claimOf(due));
+        const { sql, parameters } = postgresClaimStatement(tables).bind(claimOf(due));
         const [{ 'QUERY PLAN': plan }] = (await t.dataSource.query(`EXPLAIN (FORMAT JSON) ${sql}`, parameters)) as {
           'QUERY PLAN': unknown;
         }[];
@@ -82,7 +82,7 @@ describe.each(serverDatabases())('claim query plan ($name)', (database) => {
         expect(text).not.toContain('"Node Type":"Seq Scan"');
       } else {
         // The claim's locking SELECT (the UPDATE after it takes the locked rows by primary key).
-        const { sql, parameters } = mysqlClaimSelect(pending, claimOf(due));
+        const { sql, parameters } = mysqlClaimSelect(tables, claimOf(due));
         const [step] = (await t.dataSource.query(`EXPLAIN ${sql}`, parameters)) as {
           key: string;
           type: string;

@@ -81,7 +81,7 @@ describe('SQLite storage', () => {
     // The statements the repository sends: the claim (whole) and the due count that bounds it.
     const { pending } = workerTables(t.dataSource);
     const claim = (dueBy: number) =>
-      sqliteClaimStatement(pending).bind({
+      sqliteClaimStatement(workerTables(t.dataSource)).bind({
         queueName: 'storage',
         dueBy,
         limit: 10,

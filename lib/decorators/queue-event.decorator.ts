@@ -9,6 +9,7 @@ import {
   assertStoredName,
   keepCompletedOf,
 } from '../common/worker-options.validation.js';
+import { assertEventFlowOptions } from '../events/concurrency-key.js';
 import { QUEUE_EVENT_METADATA } from '../worker.constants.js';
 import { callerOrigin, rememberDecoratedEventClass } from '../worker-metadata.accessor.js';
 
@@ -37,6 +38,7 @@ export function QueueEvent(queueName: string, options: QueueEventOptions = {}): 
   const origin = callerOrigin(QueueEvent.name);
   return (target) => {
     validateQueueEventOptions(`@QueueEvent() on ${target.name}`, queueName, options);
+    assertEventFlowOptions(target.name, options);
     setMetadata(target);
     rememberDecoratedEventClass(target, origin);
   };

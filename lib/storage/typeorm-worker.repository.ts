@@ -3,6 +3,7 @@ import { type DataSource, IsNull } from 'typeorm';
 import { CorruptPayloadError, EventCancelledError, LeaseLostError, WorkerError } from '../errors/worker.error.js';
 import type { CancelledEvent } from '../interfaces/cancel.interface.js';
 import type { QueueStatistics } from '../interfaces/failed-workers.interface.js';
+import type { ClaimFlowLimits } from '../interfaces/flow-control.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type {
   ClaimRequest,
@@ -50,7 +51,7 @@ import { insertWorkerProcessStatement } from './sql/worker-process-insert.js';
 import { refreshWorkerProcessStatement } from './sql/worker-process-refresh.js';
 import { minuteOf, throughputUpsertStatement } from './sql/throughput.js';
 import { TypeOrmWorkerModel } from './typeorm-worker.model.js';
-import { fromRawRow, storableErrorText, toAttributes } from './worker-row.js';
+import { fromRawRow, type RawWorkerRow, storableErrorText, toAttributes } from './worker-row.js';
 import { type WorkerTables, workerTables } from './worker-tables.js';
 
 /**
@@ -92,6 +93,9 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
    * of passing every delayed row of the queue when fewer than `limit` are due.
    */
   async claimWorkers(request: ClaimRequest): Promise<IWorkerModel[]> {
+    // A queue with limits: the limited claim reads a bounded window itself, and its report (paused,
+    // nextStartAt) must come back whatever is due, so no count first.
+    if (request.flow) return this.claimLimited(request, request.flow);
     // A queue whose last claim here came back full is busy: claim at once, the walk finds enough.
     if (request.expectDue || this.busyQueues.has(request.queueName)) return this.claimDue(request, request.limit);
     const due = await this.countDue(request.queueName, request.dueBy, request.limit);
@@ -104,6 +108,18 @@ export class TypeOrmWorkerRepository implements IWorkerQueueRepository {
     const raws = await this.dialect.claim(claimParametersOf({ ...request, limit }, leaseToken));
     if (raws.length >= request.limit) this.busyQueues.add(request.queueName);
     else this.busyQueues.delete(request.queueName);
+    return this.claimedModels(raws, leaseToken);
+  }
+
+  /** The limited claim (sql/limited-claim.ts): the rows the queue's limits allow, and its flow report. */
+  private async claimLimited(request: ClaimRequest, flow: ClaimFlowLimits): Promise<IWorkerModel[]> {
+    const leaseToken = randomUUID();
+    const { rows, report } = await this.dialect.claimLimited(claimParametersOf(request, leaseToken), flow);
+    request.flowReport = report;
+    return this.claimedModels(rows, leaseToken);
+  }
+
+  private claimedModels(raws: RawWorkerRow[], leaseToken: string): IWorkerModel[] {
     return (
       raws
         .map(fromRawRow)

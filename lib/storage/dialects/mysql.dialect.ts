@@ -6,6 +6,7 @@ import {
   claimableCondition,
   claimAssignments,
   type ClaimParameters,
+  notPausedCondition,
 } from '../sql/claim.js';
 import { onDuplicateKeyUpsert } from '../sql/flow-spelling.js';
 import { insertRow } from '../sql/insert.js';
@@ -20,6 +21,8 @@ import {
   type StatementResult,
 } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
+import type { ClaimFlowLimits } from '../../interfaces/flow-control.interface.js';
+import { limitedClaim, type LimitedClaimResult } from '../sql/limited-claim.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -55,10 +58,15 @@ const MYSQL_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
  * stays out even if its holder renews between this read and the UPDATE (the renewal waits for the
  * lock).
  */
-export function mysqlClaimSelect(pending: string, parameters: ClaimParameters): SqlStatement {
+export function mysqlClaimSelect(
+  { pending, queues }: Pick<WorkerTables, 'pending' | 'queues'>,
+  parameters: ClaimParameters,
+): SqlStatement {
   return namedStatement<ClaimParameters>(
     `SELECT ${CLAIMED_COLUMNS} FROM ${pending} FORCE INDEX (IDX_nestjs_workers_claim) ` +
       `WHERE queue_name = :queueName AND ${claimableCondition(MYSQL_SPELLING)} ` +
+      // A locking read does not lock what its subqueries read: a pause never waits for a claim.
+      `AND ${notPausedCondition(queues)} ` +
       `ORDER BY ${CLAIM_ORDER} LIMIT :limit FOR UPDATE SKIP LOCKED`,
   ).bind(parameters);
 }
@@ -67,10 +75,14 @@ export function mysqlClaimSelect(pending: string, parameters: ClaimParameters): 
  * MySQL 8 / MariaDB ≥ 10.6 have no UPDATE … RETURNING: the claim is mysqlClaimSelect, then one
  * UPDATE of the rows it locked by primary key, in one transaction. Returns the rows as leased.
  */
-export function mysqlClaim(pending: string, parameters: ClaimParameters): AtomicWork<RawWorkerRow[]> {
+export function mysqlClaim(
+  tables: Pick<WorkerTables, 'pending' | 'queues'>,
+  parameters: ClaimParameters,
+): AtomicWork<RawWorkerRow[]> {
+  const { pending } = tables;
   const lease = namedStatement<ClaimParameters>(`UPDATE ${pending} SET ${claimAssignments(MYSQL_SPELLING)} `);
   return function* () {
-    const { rows } = yield mysqlClaimSelect(pending, parameters);
+    const { rows } = yield mysqlClaimSelect(tables, parameters);
     if (rows.length === 0) return [];
     const { sql, parameters: values } = lease.bind(parameters);
     yield {
@@ -165,11 +177,16 @@ export class MysqlWorkerDialect implements WorkerDialect {
   ) {}
 
   claim(parameters: ClaimParameters): Promise<RawWorkerRow[]> {
-    return atomicallyOnServer(this.dataSource, mysqlClaim(this.tables.pending, parameters), {
+    return atomicallyOnServer(this.dataSource, mysqlClaim(this.tables, parameters), {
       isolation: 'READ COMMITTED',
       retryable: isRetryable,
       attempts: CLAIM_ATTEMPTS,
     });
+  }
+
+  /** The limited claim (sql/limited-claim.ts) in one transaction of atomically(). */
+  claimLimited(parameters: ClaimParameters, flow: ClaimFlowLimits): Promise<LimitedClaimResult> {
+    return this.atomically(limitedClaim(this.tables, this, parameters, flow));
   }
 
   /** As it is: insertId tells the new ids, and MySQL has no NOTIFY. */

@@ -15,6 +15,7 @@ import {
   claimableCondition,
   claimAssignments,
   type ClaimParameters,
+  notPausedCondition,
 } from '../sql/claim.js';
 import { onConflictUpsert } from '../sql/flow-spelling.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
@@ -24,6 +25,8 @@ import { atomicallyOnServer, runOne, runWithin } from '../sql/runner.js';
 import { onConflictAddingUpsert } from '../sql/throughput.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
+import type { ClaimFlowLimits } from '../../interfaces/flow-control.interface.js';
+import { limitedClaim, type LimitedClaimResult } from '../sql/limited-claim.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -52,9 +55,13 @@ const POSTGRES_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
  * and locks what it takes; SKIP LOCKED makes concurrent workers pass over each other's rows instead
  * of waiting. The UPDATE changes no indexed column (a HOT update).
  */
-export function postgresClaimStatement(pending: string): NamedStatement<ClaimParameters> {
+export function postgresClaimStatement({
+  pending,
+  queues,
+}: Pick<WorkerTables, 'pending' | 'queues'>): NamedStatement<ClaimParameters> {
   const select =
     `SELECT id FROM ${pending} WHERE queue_name = :queueName AND ${claimableCondition(POSTGRES_SPELLING)} ` +
+    `AND ${notPausedCondition(queues)} ` +
     `ORDER BY ${CLAIM_ORDER} LIMIT :limit FOR UPDATE SKIP LOCKED`;
   return namedStatement(
     // Wrapped in a CTE so the driver reports a SELECT and TypeORM returns the rows alone.
@@ -209,12 +216,17 @@ export class PostgresWorkerDialect implements WorkerDialect {
         .getMetadata(WorkerEntity)
         .columns.map((column) => [column.databaseName, arrayElementType(String(column.type))]),
     );
-    this.claimStatement = postgresClaimStatement(tables.pending);
+    this.claimStatement = postgresClaimStatement(tables);
   }
 
   claim(parameters: ClaimParameters): Promise<RawWorkerRow[]> {
     const { sql, parameters: values } = this.claimStatement.bind(parameters);
     return this.dataSource.query<RawWorkerRow[]>(sql, values);
+  }
+
+  /** The limited claim (sql/limited-claim.ts) in one transaction of atomically(). */
+  claimLimited(parameters: ClaimParameters, flow: ClaimFlowLimits): Promise<LimitedClaimResult> {
+    return this.atomically(limitedClaim(this.tables, this, parameters, flow));
   }
 
   pendingInsert(insert: SqlStatement): SqlStatement {

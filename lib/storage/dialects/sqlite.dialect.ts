@@ -6,6 +6,7 @@ import {
   claimableCondition,
   claimAssignments,
   type ClaimParameters,
+  notPausedCondition,
 } from '../sql/claim.js';
 import { onConflictUpsert } from '../sql/flow-spelling.js';
 import { insertUnlessTakenStatement } from '../sql/insert.js';
@@ -15,6 +16,8 @@ import { runOne, runWithin } from '../sql/runner.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { PayloadFieldValue } from '../sql/job-rows.js';
 import { deleteThroughKeySubquery } from '../sql/prune.js';
+import type { ClaimFlowLimits } from '../../interfaces/flow-control.interface.js';
+import { limitedClaim, type LimitedClaimResult } from '../sql/limited-claim.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import type { StorageCapabilities, WorkerDialect } from './worker-dialect.js';
@@ -50,10 +53,14 @@ const SQLITE_SPELLING: Pick<SqlSpelling, 'nowSql' | 'dueBySql'> = {
  * processes on one database file can never lease the same row; busy_timeout makes the loser wait
  * its turn.
  */
-export function sqliteClaimStatement(pending: string): NamedStatement<ClaimParameters> {
+export function sqliteClaimStatement({
+  pending,
+  queues,
+}: Pick<WorkerTables, 'pending' | 'queues'>): NamedStatement<ClaimParameters> {
   return namedStatement(
     `UPDATE ${pending} SET ${claimAssignments(SQLITE_SPELLING)} WHERE id IN (` +
       `SELECT id FROM ${pending} WHERE queue_name = :queueName AND ${claimableCondition(SQLITE_SPELLING)} ` +
+      `AND ${notPausedCondition(queues)} ` +
       `ORDER BY ${CLAIM_ORDER} LIMIT :limit) RETURNING ${CLAIMED_COLUMNS}`,
   );
 }
@@ -121,12 +128,17 @@ export class SqliteWorkerDialect implements WorkerDialect {
     private readonly dataSource: DataSource,
     private readonly tables: WorkerTables,
   ) {
-    this.claimStatement = sqliteClaimStatement(tables.pending);
+    this.claimStatement = sqliteClaimStatement(tables);
   }
 
   claim(parameters: ClaimParameters): Promise<RawWorkerRow[]> {
     const { sql, parameters: values } = this.claimStatement.bind(parameters);
     return this.dataSource.query<RawWorkerRow[]>(sql, values);
+  }
+
+  /** The limited claim (sql/limited-claim.ts) in one transaction of atomically(). */
+  claimLimited(parameters: ClaimParameters, flow: ClaimFlowLimits): Promise<LimitedClaimResult> {
+    return this.atomically(limitedClaim(this.tables, this, parameters, flow));
   }
 
   /** RETURNING id: the new ids as rows. */

@@ -3,7 +3,9 @@ import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimParameters } from '../sql/claim.js';
 import type { PendingInserts } from '../sql/insert.js';
 import type { JsonSpelling } from '../sql/job-rows.js';
+import type { ClaimFlowLimits } from '../../interfaces/flow-control.interface.js';
 import type { FlowSpelling } from '../sql/flow-spelling.js';
+import type { LimitedClaimResult } from '../sql/limited-claim.js';
 import type { AtomicWork, SqlSpelling, SqlStatement, StatementResult } from '../sql/statement.js';
 import type { HistoryMoveSpelling, RowsTableSpelling } from '../sql/complete-to-history.js';
 import type { AddingUpsertSpelling } from '../sql/throughput.js';
@@ -50,6 +52,12 @@ export interface WorkerDialect
    * order.
    */
   claim(parameters: ClaimParameters): Promise<RawWorkerRow[]>;
+  /**
+   * The claim of a queue with limits (ClaimRequest.flow): the limited claim script of
+   * sql/limited-claim.ts, run through atomically(). Returns the claimed rows, in any order, and the
+   * claim's flow report.
+   */
+  claimLimited(parameters: ClaimParameters, flow: ClaimFlowLimits): Promise<LimitedClaimResult>;
   /**
    * The INSERT into the pending table as this database runs it, for every path that stores new
    * rows: made to return the new ids as rows where capabilities.returnsInsertedIds, and on

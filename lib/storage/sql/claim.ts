@@ -66,6 +66,16 @@ export function claimableCondition({ nowSql, dueBySql }: Pick<SqlSpelling, 'nowS
 }
 
 /**
+ * The plain claim's pause check, after `queue_name = :queueName`: the queue has no paused row (flow
+ * control's queues table). Not correlated with the rows: the planner evaluates it once per claim, a
+ * probe of the queues table's primary key, and the walk of the claim-order index is unchanged. A claim
+ * that starts after a pause committed takes nothing.
+ */
+export function notPausedCondition(queues: string): string {
+  return `NOT EXISTS (SELECT 1 FROM ${queues} WHERE queue_name = :queueName AND paused = 1)`;
+}
+
+/**
  * What a claim sets on the rows it takes: attempts + 1, the lease columns, lease_expires_at = the
  * database's now + leaseMs, started_at = the database's now (the attempt's start, for getJob() and
  * the history), progress cleared (it tells how far this attempt got, not an earlier one; the failed

@@ -251,7 +251,7 @@ describe.each(testDatabases())('flow limits hold over 4 worker processes on $nam
     expect(describeViolations(violations)).toEqual([]);
     // The slots come back: once the leases have expired the queue runs `limit` at once again.
     const afterLeases = { from: killedAt + leaseSeconds * 1000 + 500, to: Number.POSITIVE_INFINITY };
-    const openAfterLeases = maxOpen(databaseIntervals(runs), never, () => '', afterLeases);
+    const openAfterLeases = maxOpen(databaseIntervals(runs), heldUntil, () => '', afterLeases);
     expect(openAfterLeases).toBe(limit);
     const interrupted = new Set(dead.map((run) => run.eventN));
     const reruns = runs.filter(

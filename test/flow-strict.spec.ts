@@ -208,20 +208,25 @@ describe.each(testDatabases())('flow limits hold over 4 worker processes on $nam
     const leaseSeconds = 2;
     const heartbeatMs = (leaseSeconds * 1000) / 3;
     await suite.queue.dispatchEvents(Array.from({ length: events }, (_, n) => ({ n, key: `key-${n % keys}` })));
-    const [victim] = await startWorkers({
+    const started = await startWorkers({
       MP_GLOBAL_CONCURRENCY: String(limit),
       MP_KEY_CONCURRENCY: '1',
       MP_CONCURRENCY: '4',
       MP_EVENT_MS: '100',
       MP_LEASE_SECONDS: String(leaseSeconds),
     });
-    // Mid-run: some events done, and the victim holds slots.
+    // Mid-run: some events done, and the victim holds slots (a process running an event now: with the
+    // queue's 3 slots shared by 4 processes, which ones hold them is up to the claims).
+    let victim: WorkerProcess | undefined;
     await waitFor(async () => {
       const runs = await suite.queue.runs();
-      return (
-        runs.filter((run) => run.endedAt !== null).length >= 30 &&
-        runs.some((run) => run.worker === victim!.label && run.endedAt === null)
-      );
+      // The latest start: the run most likely still to be running when the kill lands.
+      const running = runs
+        .filter((run) => run.endedAt === null)
+        .sort((a, b) => b.startedAt - a.startedAt)
+        .at(0);
+      victim = started.find((worker) => worker.label === running?.worker);
+      return runs.filter((run) => run.endedAt !== null).length >= 30 && victim !== undefined;
     }, 60_000);
     victim!.kill('SIGKILL');
     await victim!.exited;

@@ -251,7 +251,10 @@ export const retentionMessages = {
 
 /** The limited claim and the rate limiters' storage. */
 export const flowClaimMessages = {
-  placeholder: 'flow claim',
+  /** A lock row (a queue's, a rate limiter's) missing right after its insert: the table is not as migrated. */
+  lockRowMissing: (table: string, name: string): string =>
+    `Flow control could not lock the row "${name}" of ${table}: it is missing right after its insert ` +
+    '(is the table the one the migrations created?)',
 } as const;
 
 // ---------------------------------------------------------------------------------------------------

@@ -348,7 +348,8 @@ describe('invalid @QueueEvent() options stop startup', () => {
       'mail',
       { retry: 3 },
       'options.retry',
-      'is not an option (known: name, retries, runAfterSeconds, backoff, timeoutSeconds, priority, keepCompleted)',
+      'is not an option (known: name, retries, runAfterSeconds, backoff, timeoutSeconds, priority, keepCompleted, ' +
+        'concurrencyKey, keyConcurrency)',
     ],
     ['mail', 'urgent', 'options', 'must be an object (got "urgent")'],
     ['q'.repeat(256), {}, 'queue name', 'must be at most 255 characters (got 256)'],

@@ -336,6 +336,55 @@ for (const database of testDatabases()) {
           for (const peer of peers) await peer.close();
         }
       });
+      it('keeps global and per-key limits while claims and completions interleave on several connections', async () => {
+        const peers = await Promise.all([1, 2, 3].map(() => createPeerApp(t, {}, database)));
+        try {
+          const repositories = [t, ...peers].map((app) => new TypeOrmWorkerRepository(app.dataSource));
+          await insertRows(t, [...['a', 'b', 'c', 'd'].flatMap((key) => keyed(key, 15)), ...keyed(null, 20)]);
+          const keyOf = new Map(
+            (
+              (await execute(t.dataSource, 'SELECT id, concurrency_key FROM nestjs_workers')) as Record<
+                string,
+                unknown
+              >[]
+            ).map((row) => [String(row.id), row.concurrency_key as string | null]),
+          );
+          const flow: ClaimFlowLimits = { globalConcurrency: 6, keyConcurrency: 2, startGraceMs: GRACE };
+          // What runs as the claims returned it; a row leaves before its completion is sent, so this
+          // never counts more than the database does.
+          const running = new Map<string, string | null>();
+          let maxRunning = 0;
+          let maxPerKey = 0;
+          let completed = 0;
+          const deadline = Date.now() + 20_000;
+          await Promise.all(
+            repositories.map(async (repository, worker) => {
+              while (completed < 80 && Date.now() < deadline) {
+                const { models } = await claim(repository, flow, 3, { workerId: `w${worker}` });
+                for (const model of models)
+                  running.set(String(model.getWorkerData()!.id), keyOf.get(String(model.getWorkerData()!.id)) ?? null);
+                maxRunning = Math.max(maxRunning, running.size);
+                const perKey = new Map<string, number>();
+                for (const key of running.values()) if (key !== null) perKey.set(key, (perKey.get(key) ?? 0) + 1);
+                maxPerKey = Math.max(maxPerKey, ...perKey.values(), 0);
+                await sleep(5 + Math.random() * 15);
+                for (const model of models) {
+                  running.delete(String(model.getWorkerData()!.id));
+                  await repository.completeWorker(model);
+                  completed++;
+                }
+                if (models.length === 0) await sleep(5);
+              }
+            }),
+          );
+          expect(completed).toBe(80);
+          expect(maxRunning).toBeLessThanOrEqual(6);
+          expect(maxPerKey).toBeLessThanOrEqual(2);
+          expect(maxRunning).toBeGreaterThanOrEqual(4);
+        } finally {
+          for (const peer of peers) await peer.close();
+        }
+      });
     });
 
     describe('RateLimitStore.tryTake', () => {

@@ -13,7 +13,9 @@ import {
   InvalidDispatchFlowError,
   InvalidEventFlowOptionsError,
   InvalidWorkerOptionsError,
+  type IWorkerRowStore,
   QueueEvent,
+  TypeOrmWorkerCreator,
   WorkerError,
   WorkerLifecycle,
   type WorkerLifecycleEvent,
@@ -590,6 +592,30 @@ describe.each(testDatabases())('dispatch flow options ($name)', (database) => {
         );
         expect(await pendingRows(t.dataSource)).toEqual([]);
         expect(await throttleRows(t)).toEqual([]);
+      },
+    );
+
+    it.each(['throttleSeconds', 'debounceSeconds'])(
+      'refuses %s through a row store that cannot keep the key’s window, storing nothing',
+      async (option) => {
+        const creator = new TypeOrmWorkerCreator(t.dataSource);
+        // An IWorkerRowStore of its own (a wrapper), without the optional throttled and debounced inserts.
+        const store: IWorkerRowStore = {
+          clock: creator.clock,
+          enforcesUniqueKeys: true,
+          createWorkerModel: (data) => creator.createWorkerModel(data),
+          createFailedWorkerModel: (data) => creator.createFailedWorkerModel(data),
+          insertModel: (model, manager) => creator.insertModel(model, manager),
+          insertModels: (models, manager) => creator.insertModels(models, manager),
+          insertNewRows: (rows, manager) => creator.insertNewRows(rows, manager),
+        };
+        const events = new EventService({ workerCreator: store, events: EVENTS });
+        await expect(events.dispatch(new ThrottledEvent({ n: 1 }), { uniqueKey: 'k', [option]: 1 })).rejects.toThrow(
+          `dispatch(event, { ${option} }) needs the TypeORM worker creator`,
+        );
+        expect(await pendingRows(t.dataSource)).toEqual([]);
+        // A plain keyed dispatch still works through it.
+        expect(await events.dispatch(new ThrottledEvent({ n: 2 }), { uniqueKey: 'k' })).toBeDefined();
       },
     );
 

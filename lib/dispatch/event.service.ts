@@ -249,7 +249,9 @@ export class EventService implements IEventService {
     }
     // The throttle's window and the debounce's replacement are the row store's (checked in modelOf).
     if (throttleSeconds !== undefined) {
-      return (await rowStore!.insertThrottled!(model, Math.round(throttleSeconds * 1000), manager)).inserted;
+      // Whole milliseconds, as until_at stores them; a period below 1 ms is one.
+      const periodMs = Math.max(1, Math.round(throttleSeconds * 1000));
+      return (await rowStore!.insertThrottled!(model, periodMs, manager)).inserted;
     }
     if (debounceSeconds !== undefined) return (await rowStore!.insertDebounced!(model, manager)).inserted;
     if (rowStore) return (await rowStore.insertModel(model, manager)).inserted;

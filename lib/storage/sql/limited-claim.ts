@@ -1,4 +1,6 @@
+import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimFlowLimits, ClaimFlowReport, ClaimRateLimit } from '../../interfaces/flow-control.interface.js';
+import { flowClaimMessages } from '../../worker.messages.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { RawWorkerRow } from '../worker-row.js';
 import { CLAIM_ORDER, CLAIMED_COLUMNS, claimAssignments, type ClaimParameters, compareClaimOrder } from './claim.js';
@@ -296,8 +298,9 @@ export function limitedClaim(
       ({ rows: locked } = yield lockQueueStatement(tables, spelling, queueName));
     }
     const [queue] = locked;
-    if (Number(queue?.paused) === 1) return { rows: [], report: { paused: true } };
-    const now = Number(queue?.now);
+    if (!queue) throw new WorkerError(flowClaimMessages.lockRowMissing(tables.queues, queueName));
+    if (Number(queue.paused) === 1) return { rows: [], report: { paused: true } };
+    const now = Number(queue.now);
 
     // 2. What runs: the live slots per key; the dead ones go.
     let runningTotal = 0;

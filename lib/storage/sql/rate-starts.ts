@@ -1,4 +1,6 @@
+import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRateLimit } from '../../interfaces/flow-control.interface.js';
+import { flowClaimMessages } from '../../worker.messages.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { FlowSpelling } from './flow-spelling.js';
 import { type AtomicWork, chunked, placeholders, type SqlStatement, type StatementResult } from './statement.js';
@@ -58,8 +60,9 @@ export function* lockLimiter(
     ({ rows } = yield lockLimiterStatement(tables, spelling, name));
   }
   const [row] = rows;
-  const first = row?.first_start_at;
-  return { now: Number(row?.now), firstStartAt: first === null || first === undefined ? undefined : Number(first) };
+  if (!row) throw new WorkerError(flowClaimMessages.lockRowMissing(tables.rateLimits, name));
+  const first = row.first_start_at;
+  return { now: Number(row.now), firstStartAt: first === null || first === undefined ? undefined : Number(first) };
 }
 
 /** A window's length: a start counts for interval + the start grace (see ClaimFlowLimits.startGraceMs). */

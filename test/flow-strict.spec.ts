@@ -168,9 +168,15 @@ describe.each(testDatabases())('flow limits hold over 4 worker processes on $nam
   it('rateLimit 20 per second with a backlog: never more than 20 starts in any 1 s window, at ≥ 90 % of the rate', async () => {
     const events = 300;
     const limit = 20;
-    await suite.queue.dispatch(events);
+    // The processes first, then the backlog (dispatched far faster than 20/s): the rate is measured
+    // with all 4 processes claiming, not while some of them still boot.
     await startWorkers({ MP_RATE_LIMIT: `${limit}/1`, MP_CONCURRENCY: '4', MP_EVENT_MS: '5' });
+    await suite.queue.dispatch(events);
     const runs = await untilDrained(events, 120_000);
+    // Granted starts given back because the worker could not start them within the start grace.
+    const givenBack = workers
+      .flatMap((worker) => [...worker.output.matchAll(/(\d+) rate-limited event\(s\) given back unstarted/g)])
+      .reduce((sum, match) => sum + Number(match[1]), 0);
 
     const localStarts = runs.map((run) => run.startedLocal);
     const windowLocal = maxStartsInWindow(localStarts, 1000);
@@ -185,7 +191,11 @@ describe.each(testDatabases())('flow limits hold over 4 worker processes on $nam
     const first = Math.min(...localStarts);
     const last = Math.max(...localStarts);
     const achieved = ((events - limit) / (last - first)) * 1000;
-    expect(achieved).toBeGreaterThanOrEqual(0.9 * limit);
+    // How long `limit` starts took on average (start i to start i + limit): the interval, plus the start
+    // grace during which a granted start still counts, plus what the re-claim at nextStartAt loses.
+    const sorted = [...localStarts].sort((a, b) => a - b);
+    const cycles = sorted.slice(limit).map((start, index) => start - sorted[index]!);
+    const cycleMs = cycles.reduce((sum, cycle) => sum + cycle, 0) / cycles.length;
     reportFigures({
       database: database.name,
       test: 'rateLimit',
@@ -196,9 +206,13 @@ describe.each(testDatabases())('flow limits hold over 4 worker processes on $nam
       maxStartsIn1sDbClock: windowDb.count,
       achievedPerSecond: achieved.toFixed(2),
       achievedShare: `${((achieved / limit) * 100).toFixed(1)}%`,
+      meanMsPerLimitStarts: cycleMs.toFixed(0),
+      minMsPerLimitStarts: Math.min(...cycles),
+      givenBackUnstarted: givenBack,
       seconds: seconds(last - first),
       perProcess: perProcess(runs),
     });
+    expect(achieved).toBeGreaterThanOrEqual(0.9 * limit);
   });
 
   it("SIGKILL mid-run: the limits hold, the dead worker's slots stay taken until its leases expire, then come back", async () => {
@@ -309,9 +323,6 @@ describe.each(testDatabases())('flow limits hold over 4 worker processes on $nam
       const smallFirstMs = Math.min(...smallRuns.map((run) => run.startedLocal)) - first;
       const smallAllMs = Math.max(...smallRuns.map((run) => run.startedLocal)) - first;
       const bigBeforeSmallDone = bigRuns.filter((run) => run.startedLocal - first <= smallAllMs).length;
-      // Every small key's events all started in the first fifth of the big key's drain: the small keys
-      // did not wait behind its backlog (in claim order, they come after all 1,600 of its events).
-      expect(smallAllMs).toBeLessThan(bigDrainedMs / 5);
       reportFigures({
         database: database.name,
         test: 'fairness',
@@ -325,6 +336,9 @@ describe.each(testDatabases())('flow limits hold over 4 worker processes on $nam
         bigDrainedSeconds: seconds(bigDrainedMs),
         bigStartedBeforeSmallDone: bigBeforeSmallDone,
       });
+      // Every small key's events all started in the first fifth of the big key's drain: the small keys
+      // did not wait behind its backlog (in claim order, they come after all 1,600 of its events).
+      expect(smallAllMs).toBeLessThan(bigDrainedMs / 5);
     },
   );
 });

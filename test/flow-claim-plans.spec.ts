@@ -1,11 +1,13 @@
 /**
  * The limited claim's reads are index scans on every database: the candidates walk the claim-order
  * index IDX_nestjs_workers_claim in its order (no sort, no table scan) with the full keys and the rows
- * already seen left out, and the slots are one range of their queue index.
+ * already seen left out, the slots are one range of their queue index, and a limiter's starts in its
+ * window one range of the starts index.
  */
 import type { DataSource } from 'typeorm';
 import { dialectFor } from '../lib/storage/dialects/dialect-for.js';
 import { candidatesStatement } from '../lib/storage/sql/limited-claim.js';
+import { startsPerBucketStatement } from '../lib/storage/sql/rate-starts.js';
 import { slotsStatement } from '../lib/storage/sql/slots.js';
 import type { SqlStatement } from '../lib/storage/sql/statement.js';
 import { workerTables } from '../lib/storage/worker-tables.js';
@@ -106,6 +108,35 @@ for (const database of testDatabases()) {
       } else {
         const steps = JSON.parse(plan) as { table: string; key: string | null }[];
         expect(steps.find((step) => step.table === 'p')).toMatchObject({ key: 'PRIMARY' });
+      }
+    });
+
+    it("counts a limiter's starts in the window with one range of the starts index", async () => {
+      const { rateStarts } = workerTables(t.dataSource);
+      const now = Date.now();
+      const rows = Array.from({ length: 2000 }, (_, n) => n);
+      await execute(
+        t.dataSource,
+        `INSERT INTO ${rateStarts} (name, bucket_key, started_at) VALUES ${rows.map(() => '(?, ?, ?)').join(', ')}`,
+        rows.flatMap((n) => [
+          n % 2 === 0 ? 'stripe' : 'other',
+          n % 3 === 0 ? '' : `acct_${n % 10}`,
+          now - 120_000 + n * 60,
+        ]),
+      );
+      const type = t.dataSource.options.type;
+      await t.dataSource.query(type === 'mariadb' ? `ANALYZE TABLE ${rateStarts}` : 'ANALYZE');
+      for (const buckets of [[''], undefined]) {
+        const plan = await planOf(t.dataSource, startsPerBucketStatement(rateStarts, 'stripe', now - 1000, buckets));
+        if (database.type === 'postgres') {
+          expect(plan).toContain('"Index Name":"IDX_nestjs_workers_rate_starts"');
+          expect(plan).toContain('(started_at > ');
+        } else if (database.type === 'better-sqlite3') {
+          expect(plan).toContain('USING COVERING INDEX IDX_nestjs_workers_rate_starts (name=? AND started_at>?)');
+        } else {
+          const [step] = JSON.parse(plan) as { key: string; type: string }[];
+          expect(step).toMatchObject({ key: 'IDX_nestjs_workers_rate_starts', type: 'range' });
+        }
       }
     });
   });

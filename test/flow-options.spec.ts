@@ -367,7 +367,7 @@ describe('valid flow-control options become the claims’ limits', () => {
   });
 
   it("limits a queue by its event classes' keyConcurrency", () => {
-    @QueueEvent('per-user', { keyConcurrency: 1 } as never)
+    @QueueEvent('per-user', { keyConcurrency: 1 })
     class OnePerUserEvent extends BaseEvent<null> {
       async execute(): Promise<void> {}
     }

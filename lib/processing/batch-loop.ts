@@ -2,6 +2,7 @@ import { EventCancelledError } from '../errors/worker.error.js';
 import { describeError } from '../errors/describe-error.js';
 import type { ClaimFlowLimits, ClaimFlowReport } from '../interfaces/flow-control.interface.js';
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
+import type { ClaimRequest } from '../interfaces/worker-repository.interface.js';
 import type { RunWorkerResult } from '../interfaces/worker-options.interface.js';
 import { flowOptionsMessages, processingMessages as messages } from '../worker.messages.js';
 import { ClaimedRun } from './claimed-run.js';
@@ -284,7 +285,11 @@ export class BatchLoop {
     let firstOfPass = true;
     let paused = false;
     try {
-      while (!this.stopped) {
+      for (let firstClaim = true; !this.stopped; firstClaim = false) {
+        // On SQLite a claim and a give-back settle without leaving the microtask queue: a run whose
+        // claims keep coming back (events given back unstarted) must still let timers and I/O run.
+        if (!firstClaim) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.stopped) break;
         const free = Math.min(concurrency - held.held, batchSize);
         if (free <= 0) {
           await held.change();
@@ -297,10 +302,19 @@ export class BatchLoop {
           state.dueBy = new Date(Math.max(await repository.currentTime(), state.dueBy.getTime()));
           if (this.stopped) break;
         }
-        const flowReport: ClaimFlowReport = {};
         const sentAt = performance.now();
-        const request = { queueName, limit: free, workerId, leaseMs, dueBy: state.dueBy, expectDue: woken };
-        const claim = repository.claimWorkers({ ...request, flow, flowReport });
+        // The claim puts its report (paused, nextStartAt) on the request.
+        const request: ClaimRequest = {
+          queueName,
+          limit: free,
+          workerId,
+          leaseMs,
+          dueBy: state.dueBy,
+          expectDue: woken,
+          flow,
+          flowReport: {},
+        };
+        const claim = repository.claimWorkers(request);
         this.claims.add(claim);
         let jobs: IWorkerModel[];
         try {
@@ -314,6 +328,7 @@ export class BatchLoop {
           void this.runFlowClaim(settings, state, jobs, claimed);
           firstOfPass = false;
         }
+        const flowReport: ClaimFlowReport = request.flowReport ?? {};
         if (flowReport.paused) {
           paused = true;
           break;

@@ -67,7 +67,7 @@ export interface WorkerServiceSettings {
    * keyRateLimit, and the module's rateLimits they may name). A queue with none takes the plain claim.
    */
   flowFor?: (queueName: string) => QueueFlowSettings | undefined;
-  /** How long after sending a claim a rate-limited event may still start (ms, default 50). */
+  /** How long after sending a claim a rate-limited event may still start (ms, default 50; 0: none may start late). */
   startGraceMs?: number;
 }
 
@@ -160,7 +160,7 @@ export class WorkerService {
     if (settings.keepCompletedFor) this.keepCompletedFor = settings.keepCompletedFor;
     if (settings.flowFor) this.flowFor = settings.flowFor;
     if (settings.startGraceMs !== undefined) {
-      assertNumber('startGraceMs', settings.startGraceMs, 1, MAX_TIMER_SECONDS * 1000);
+      assertNumber('startGraceMs', settings.startGraceMs, 0, MAX_TIMER_SECONDS * 1000);
       this.startGraceMs = settings.startGraceMs;
     }
   }

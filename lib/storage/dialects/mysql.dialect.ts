@@ -147,6 +147,7 @@ export class MysqlWorkerDialect implements WorkerDialect {
   /** Left to itself the optimizer reads the due index by queue_name only and sorts (see mysqlClaimSelect). */
   readonly claimIndexHint = ' FORCE INDEX (IDX_nestjs_workers_claim)';
   /** No UPDATE … RETURNING: the claimed rows are read again under their locks. */
+  readonly unflushedCommit = undefined;
   readonly updateReturns = false;
   /** ON DUPLICATE KEY UPDATE (see onDuplicateKeyUpsert). */
   readonly upsertRows = onDuplicateKeyUpsert;

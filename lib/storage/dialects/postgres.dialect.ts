@@ -185,6 +185,8 @@ export class PostgresWorkerDialect implements WorkerDialect {
   readonly lockSkippingClause = ' FOR UPDATE SKIP LOCKED';
   readonly claimIndexHint = '';
   readonly updateReturns = true;
+  /** set_config(…, true) lasts until the transaction ends (see postgresClaimStatement). */
+  readonly unflushedCommit = "SELECT set_config('synchronous_commit', 'off', true)";
   /** ON CONFLICT … DO UPDATE / DO NOTHING (see onConflictUpsert). */
   readonly upsertRows = onConflictUpsert;
   readonly maxParameters = 65_535;

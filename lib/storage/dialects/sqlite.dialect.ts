@@ -100,6 +100,7 @@ export class SqliteWorkerDialect implements WorkerDialect {
   readonly lockRowsClause = '';
   readonly lockSkippingClause = '';
   readonly claimIndexHint = '';
+  readonly unflushedCommit = undefined;
   readonly updateReturns = true;
   /** ON CONFLICT … DO UPDATE / DO NOTHING (see onConflictUpsert). */
   readonly upsertRows = onConflictUpsert;

@@ -26,6 +26,12 @@ export interface FlowSpelling extends SqlSpelling {
   readonly lockSkippingClause: string;
   /** An UPDATE can return the rows it changed (RETURNING); else they are read again by id. */
   readonly updateReturns: boolean;
+  /**
+   * A statement after which the transaction's commit does not wait for its log flush (PostgreSQL);
+   * undefined where a commit has no such cost to spare. For transactions whose loss in a crash
+   * changes nothing that matters (a limited claim that took nothing).
+   */
+  readonly unflushedCommit: string | undefined;
 }
 
 /** INSERT … ON CONFLICT (key) DO UPDATE / DO NOTHING: PostgreSQL and SQLite. */

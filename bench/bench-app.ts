@@ -4,12 +4,14 @@ import { NestFactory } from '@nestjs/core';
 import type { DataSource } from 'typeorm';
 import {
   BaseEvent,
+  type EventClass,
   EventService,
   type IBaseEvent,
   QueueEvent,
   WORKER_DATA_SOURCE,
   WorkerModule,
   type WorkerModuleOptions,
+  type WorkerQueueOptions,
   WorkerService,
 } from '../lib/index.js';
 
@@ -50,19 +52,24 @@ class BenchModule {
 /**
  * The queue as an application uses it: a Nest application context with WorkerModule. Tables by
  * synchronize (the bench starts from empty databases). With autoStart the 'bench' queue polls once a
- * second (and, on PostgreSQL, is woken by NOTIFY).
+ * second (and, on PostgreSQL, is woken by NOTIFY). `queues` and `events` add queues and event classes
+ * of other rows (keyed-bench.ts) to the 'bench' queue and NoopEvent, which stay as they are.
  */
 export async function openBenchApp(
   database: WorkerModuleOptions['database'],
-  { autoStart = false } = {},
+  {
+    autoStart = false,
+    queues = {},
+    events = [],
+  }: { autoStart?: boolean; queues?: Record<string, WorkerQueueOptions>; events?: EventClass[] } = {},
 ): Promise<BenchApp> {
   const app = await NestFactory.createApplicationContext(
     BenchModule.register({
       database: { ...database, synchronize: true } as WorkerModuleOptions['database'],
-      events: [NoopEvent],
+      events: [NoopEvent, ...events],
       autoStart,
       logger: quiet,
-      queues: { bench: { retries: 1, pollIntervalMs: 1000, concurrency: 50, batchSize: 1000 } },
+      queues: { bench: { retries: 1, pollIntervalMs: 1000, concurrency: 50, batchSize: 1000 }, ...queues },
     }),
     { logger: false },
   );
@@ -92,7 +99,8 @@ export async function openBenchApp(
  * claims while the other runs its batch (graphile-worker runs 10 jobs at once, pg-boss 4 fetch
  * loops). `keepCompleted` keeps each completed event in the history; when false the option is left
  * out, so an earlier release's app (processing-ab.ts), which does not know it, runs the same loop.
- * `event` makes the app's own NoopEvent (the app may be another build's).
+ * `event` makes the app's own NoopEvent (the app may be another build's); `queueName` (default
+ * 'bench') is the queue its events go to.
  */
 export async function measureProcessing(
   app: BenchApp,
@@ -101,7 +109,8 @@ export async function measureProcessing(
     dispatch,
     keepCompleted,
     event,
-  }: { count: number; dispatch: boolean; keepCompleted: boolean; event: (n: number) => IBaseEvent },
+    queueName = 'bench',
+  }: { count: number; dispatch: boolean; keepCompleted: boolean; event: (n: number) => IBaseEvent; queueName?: string },
 ): Promise<number> {
   if (dispatch) await app.events.dispatchMany(Array.from({ length: count }, (_, n) => event(n)));
   const started = performance.now();
@@ -109,7 +118,7 @@ export async function measureProcessing(
   const lane = async (): Promise<void> => {
     while (processed < count) {
       const result = await app.workers.runWorker({
-        queueName: 'bench',
+        queueName,
         retries: 1,
         runAfterSeconds: 0,
         concurrency: 100,

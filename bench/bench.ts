@@ -25,6 +25,8 @@ const N_BULK = Math.round(50_000 * SCALE);
 const N_PROCESS = Math.round(50_000 * SCALE);
 const N_LATENCY = Math.max(20, Math.round(200 * SCALE));
 const N_RSS = Math.round(500_000 * SCALE);
+/** The per-key-limited queue's row (keyed-bench.ts): 20 events for each of its 1,000 keys. */
+const N_KEYED = Math.round(20_000 * SCALE);
 
 interface Row {
   measure: string;
@@ -40,6 +42,8 @@ const rows: Row[] = [];
 const notes: string[] = [];
 
 /**
+ * BENCH_ONLY=keyed runs only the per-key-limited queue's row and the plain processing beside it, on
+ * the same app (measureKeyed), on each database of BENCH_DATABASES.
  * BENCH_ONLY=history runs only the history cost (measureHistoryCost) on each database, for iterating
  * on the history path; BENCH_DATABASES (a comma list of postgres, sqlite, mariadb) narrows it, and
  * BENCH_DROP_HISTORY_INDEX (an index name of the history table, or 'all') drops that secondary index
@@ -197,6 +201,67 @@ function historyRows(database: string, cost: { off: number; on: number }): Row[]
 }
 
 let ourPostgresUrl = '';
+
+type BenchDatabase = Parameters<typeof openBenchApp>[0];
+
+/**
+ * The per-key-limited queue on one database, with plain processing on the same app (keyed-bench.ts,
+ * imported here: its event class is known to every app opened after, so it runs after the plain rows).
+ */
+async function measureKeyed(database: BenchDatabase): Promise<{ plain: number; keyed: number }> {
+  const { measureKeyedProcessing, openKeyedBenchApp } = await import('./keyed-bench.js');
+  return measureKeyedProcessing(() => openKeyedBenchApp(database), N_KEYED);
+}
+
+function keyedRow(database: string, figures: { plain: number; keyed: number }): Row {
+  const share = ((figures.keyed / figures.plain) * 100).toFixed(0);
+  return {
+    measure: `${database}: processing, per-key-limited queue (1,000 keys, keyConcurrency 1; ${share} % of plain)`,
+    ours: figures.keyed,
+    unit: 'events/s',
+  };
+}
+
+/** Puts the row right after the row whose measure is `after` (the plain processing of its database). */
+function insertAfter(after: string, row: Row): void {
+  const index = rows.findIndex((candidate) => candidate.measure === after);
+  rows.splice(index < 0 ? rows.length : index + 1, 0, row);
+}
+
+/** The databases of BENCH_DATABASES that are there, each with a fresh database (SQLite: a temp file). */
+async function keyedDatabases(
+  postgresUrl: string | undefined,
+  mysqlUrl: string | undefined,
+  dir: string,
+): Promise<[string, BenchDatabase][]> {
+  const prefix = process.env.WORKERS_TEST_DATABASE_PREFIX ?? 'nestjs_workers_bench';
+  const databases: [string, BenchDatabase][] = [];
+  if (postgresUrl && BENCH_DATABASES.includes('postgres'))
+    databases.push(['PostgreSQL', { type: 'postgres', url: await freshPostgres(postgresUrl, `${prefix}_keyed`) }]);
+  if (BENCH_DATABASES.includes('sqlite')) databases.push(['SQLite', { database: join(dir, 'keyed.sqlite') }]);
+  if (mysqlUrl && BENCH_DATABASES.includes('mariadb'))
+    databases.push(['MariaDB', { type: 'mariadb', url: await freshMysql(mysqlUrl, `${prefix}_keyed`) }]);
+  return databases;
+}
+
+/** BENCH_ONLY=keyed: plain and per-key-limited processing on one app per database. */
+async function keyedOnly(postgresUrl: string | undefined, mysqlUrl: string | undefined): Promise<void> {
+  notes.push(`BENCH_ONLY=keyed, N = ${N_KEYED.toLocaleString('en-US')} per pass, ${cpus().length} cores`);
+  const dir = mkdtempSync(join(tmpdir(), 'nestjs-workers-bench-'));
+  try {
+    for (const [name, database] of await keyedDatabases(postgresUrl, mysqlUrl, dir)) {
+      log(`per-key-limited queue on ${name}`);
+      const figures = await measureKeyed(database);
+      rows.push(
+        { measure: `${name}: processing no-op events (same app)`, ours: figures.plain, unit: 'events/s' },
+        keyedRow(name, figures),
+      );
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable();
+}
 
 /** Idle workers (polling once a second, woken by NOTIFY), one event dispatched at a time. */
 async function measureOurLatency(): Promise<{ p50: number; p99: number }> {
@@ -407,7 +472,8 @@ async function main(): Promise<void> {
   const postgresUrl = process.env.WORKERS_TEST_POSTGRES_URL;
   const mysqlUrl = process.env.WORKERS_TEST_MYSQL_URL;
   if (BENCH_ONLY === 'history') return historyOnly(postgresUrl, mysqlUrl);
-  if (BENCH_ONLY) throw new Error(`bench: BENCH_ONLY=${BENCH_ONLY} is not a part it knows (history)`);
+  if (BENCH_ONLY === 'keyed') return keyedOnly(postgresUrl, mysqlUrl);
+  if (BENCH_ONLY) throw new Error(`bench: BENCH_ONLY=${BENCH_ONLY} is not a part it knows (history, keyed)`);
   if (!postgresUrl) throw new Error('bench: no PostgreSQL (WORKERS_TEST_POSTGRES_URL); run it through npm run bench');
   notes.push(
     `Machine: ${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ` +
@@ -492,6 +558,21 @@ async function main(): Promise<void> {
   } else {
     notes.push('MariaDB: skipped (no WORKERS_TEST_MYSQL_URL).');
   }
+
+  // After every plain row (see measureKeyed), each beside its database's plain processing row.
+  const keyedDir = mkdtempSync(join(tmpdir(), 'nestjs-workers-bench-'));
+  try {
+    for (const [name, database] of await keyedDatabases(postgresUrl, mysqlUrl, keyedDir)) {
+      log(`per-key-limited queue on ${name}`);
+      insertAfter(`${name}: processing no-op events`, keyedRow(name, await measureKeyed(database)));
+    }
+  } finally {
+    rmSync(keyedDir, { recursive: true, force: true });
+  }
+  notes.push(
+    `Per-key-limited rows: ${N_KEYED.toLocaleString('en-US')} events over 1,000 keys, after a warm-up pass; ` +
+      '"% of plain" is plain processing measured on the same app just before.',
+  );
 
   log(`worker RSS over ${N_RSS.toLocaleString('en-US')} events (SQLite)`);
   const rss = await measureRss();

@@ -21,6 +21,11 @@ const WORKER_TABLE_NAMES = [
   'nestjs_workers_history',
   'nestjs_workers_processes',
   'nestjs_workers_throughput',
+  'nestjs_workers_queues',
+  'nestjs_workers_slots',
+  'nestjs_workers_rate_limits',
+  'nestjs_workers_rate_starts',
+  'nestjs_workers_throttles',
 ];
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -42,19 +47,57 @@ export function buildWorkerProcess(): void {
   });
 }
 
+/** The payload of the recorded events: their number, and the concurrency key they were dispatched with. */
+export interface RecordedRunPayload {
+  n: number;
+  key?: string;
+}
+
 /** The event the worker processes run, as the dispatching side knows it (same name and queue). */
 @QueueEvent('mp', { name: 'RecordedRunEvent', retries: 10 })
-export class RecordedRunEvent extends BaseEvent<{ n: number }> {
+export class RecordedRunEvent extends BaseEvent<RecordedRunPayload> {
   async execute(): Promise<void> {
     throw new Error('runs in the worker processes only');
   }
 }
 
+/**
+ * A second event class of queue `mp` (the worker processes give it a keyConcurrency of its own with
+ * MP_B_KEY_CONCURRENCY): per-class limits on one queue.
+ */
+@QueueEvent('mp', { name: 'RecordedRunEventB', retries: 10 })
+export class RecordedRunEventB extends BaseEvent<RecordedRunPayload> {
+  async execute(): Promise<void> {
+    throw new Error('runs in the worker processes only');
+  }
+}
+
+/** One event to dispatch (SharedQueue.dispatchEvents): its number, concurrency key and class. */
+export interface RecordedRunSpec {
+  n: number;
+  key?: string;
+  /** RecordedRunEventB instead of RecordedRunEvent. */
+  b?: boolean;
+}
+
 export interface RunRecord {
   eventN: number;
+  /** The event's class name (RecordedRunEvent or RecordedRunEventB). */
+  eventName: string;
+  /** The concurrency key the event was dispatched with (null: none). */
+  key: string | null;
   worker: string;
+  /** On the database clock, when the run's INSERT reached it (after execute() began). */
   startedAt: number;
+  /** On the database clock, when the run's end UPDATE reached it (before execute() returned). */
   endedAt: number | null;
+  /**
+   * Date.now() of the worker process when execute() began and when it was about to return: one clock
+   * for every process of the machine (no libfaketime in the flow tests), without the round trip of the
+   * INSERT in between, so the start that a rate limit bounds is measured where it happens.
+   */
+  startedLocal: number;
+  endedLocal: number | null;
   /** When the event saw its AbortSignal fire, and the reason's name (LeaseLostError, …). */
   abortedAt: number | null;
   abortReason: string | null;
@@ -104,8 +147,9 @@ export class SharedQueue {
   private static async createRunsTable(dataSource: DataSource): Promise<void> {
     await dataSource.query('DROP TABLE IF EXISTS mp_runs');
     await dataSource.query(
-      'CREATE TABLE mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, worker varchar(64) NOT NULL, ' +
-        'started_at bigint NOT NULL, ended_at bigint NULL, aborted_at bigint NULL, abort_reason varchar(64) NULL)',
+      'CREATE TABLE mp_runs (run_id varchar(64) PRIMARY KEY, event_n int NOT NULL, event_name varchar(64) NOT NULL, ' +
+        'event_key varchar(255) NULL, worker varchar(64) NOT NULL, started_at bigint NOT NULL, ended_at bigint NULL, ' +
+        'started_local bigint NOT NULL, ended_local bigint NULL, aborted_at bigint NULL, abort_reason varchar(64) NULL)',
     );
   }
 
@@ -123,26 +167,52 @@ export class SharedQueue {
 
   /** Dispatches events n = first … first + count - 1. */
   async dispatch(count: number, first = 0): Promise<void> {
+    await this.dispatchEvents(Array.from({ length: count }, (_, index) => ({ n: first + index })));
+  }
+
+  /**
+   * Dispatches these events in this order (100 at a time, so claim order follows the list up to a
+   * batch): each with its concurrency key as dispatch's `concurrencyKey`, and in its payload.
+   */
+  async dispatchEvents(specs: RecordedRunSpec[]): Promise<void> {
     const events = new EventService({
       workerCreator: new TypeOrmWorkerCreator(this.dataSource),
-      events: [RecordedRunEvent],
+      events: [RecordedRunEvent, RecordedRunEventB],
     });
-    for (let start = 0; start < count; start += 100) {
-      const batch = Array.from({ length: Math.min(100, count - start) }, (_, index) => first + start + index);
-      await Promise.all(batch.map((n) => events.dispatch(new RecordedRunEvent({ n }))));
+    for (let start = 0; start < specs.length; start += 100) {
+      await Promise.all(
+        specs.slice(start, start + 100).map(({ n, key, b }) => {
+          const payload: RecordedRunPayload = key === undefined ? { n } : { n, key };
+          const event = b ? new RecordedRunEventB(payload) : new RecordedRunEvent(payload);
+          return events.dispatch(event, key === undefined ? {} : { concurrencyKey: key });
+        }),
+      );
     }
+  }
+
+  /** The database's clock now (epoch ms), as mp_runs records it. */
+  async now(): Promise<number> {
+    const [row] = (await this.dataSource.query(`SELECT ${databaseNow(this.database.type)} AS now`)) as {
+      now: string | number;
+    }[];
+    return Number(row!.now);
   }
 
   async runs(): Promise<RunRecord[]> {
     const rows = (await this.dataSource.query(
-      'SELECT event_n, worker, started_at, ended_at, aborted_at, abort_reason FROM mp_runs',
+      'SELECT event_n, event_name, event_key, worker, started_at, ended_at, started_local, ended_local, aborted_at, ' +
+        'abort_reason FROM mp_runs',
     )) as Record<string, unknown>[];
     const instant = (value: unknown): number | null => (value === null ? null : Number(value));
     return rows.map((row) => ({
       eventN: Number(row.event_n),
+      eventName: String(row.event_name),
+      key: row.event_key === null ? null : String(row.event_key),
       worker: String(row.worker),
       startedAt: Number(row.started_at),
       endedAt: instant(row.ended_at),
+      startedLocal: Number(row.started_local),
+      endedLocal: instant(row.ended_local),
       abortedAt: instant(row.aborted_at),
       abortReason: row.abort_reason === null ? null : String(row.abort_reason),
     }));
@@ -159,6 +229,17 @@ export class SharedQueue {
     await this.dataSource.destroy();
     this.cleanup();
   }
+}
+
+/**
+ * The database's clock in SQL, in epoch ms: every process records on one clock, whatever its own says
+ * (libfaketime). The worker processes (test/fixtures/worker-process.ts) spell it the same way.
+ */
+export function databaseNow(type: string): string {
+  if (type === 'postgres') return 'floor(extract(epoch from clock_timestamp()) * 1000)::bigint';
+  // SQLite's clock is the machine's, shared by every process on the file.
+  if (type === 'better-sqlite3') return "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+  return 'FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)';
 }
 
 /** One worker process: its output is kept for failure messages. */
@@ -307,4 +388,112 @@ export function workerProcessSuite(database: TestDatabase): {
       return worker;
     },
   };
+}
+
+/** A run as an interval of one clock: [start, end), end null while it runs. */
+export interface RunInterval {
+  run: RunRecord;
+  start: number;
+  end: number | null;
+}
+
+/** The runs on the database clock (the recorded interval lies inside the real execute() call). */
+export function databaseIntervals(runs: RunRecord[]): RunInterval[] {
+  return runs.map((run) => ({ run, start: run.startedAt, end: run.endedAt ?? run.abortedAt }));
+}
+
+/** The runs on the processes' clock (execute() entry to its return). */
+export function localIntervals(runs: RunRecord[]): RunInterval[] {
+  return runs.map((run) => ({ run, start: run.startedLocal, end: run.endedLocal ?? run.abortedAt }));
+}
+
+/** A start that found `open` runs of its group already open, with its limit (see limitViolations). */
+export interface LimitViolation {
+  group: string;
+  limit: number;
+  open: number;
+  start: RunRecord;
+  /** The runs of the group that were open when it started. */
+  others: RunRecord[];
+}
+
+/**
+ * The starts that exceeded a concurrency limit: for each run, the other runs of its group (`groupOf`;
+ * undefined: not limited) open at its start, compared with its limit (`limitOf`, which may depend on
+ * the run, e.g. its event class). A run is open on [start, end); one that never ended is open until
+ * `openUntil(run)`. An end and a start in the same millisecond do not overlap: the end is recorded
+ * before the completion frees the slot, and the start after the claim that took it.
+ */
+export function limitViolations(
+  intervals: RunInterval[],
+  groupOf: (run: RunRecord) => string | undefined,
+  limitOf: (run: RunRecord) => number,
+  openUntil: (run: RunRecord) => number,
+): LimitViolation[] {
+  const byGroup = new Map<string, RunInterval[]>();
+  for (const interval of intervals) {
+    const group = groupOf(interval.run);
+    if (group !== undefined) byGroup.set(group, [...(byGroup.get(group) ?? []), interval]);
+  }
+  const violations: LimitViolation[] = [];
+  for (const [group, members] of byGroup) {
+    const sorted = [...members].sort((a, b) => a.start - b.start);
+    for (const current of sorted) {
+      const others = sorted.filter(
+        (other) =>
+          other !== current && other.start <= current.start && (other.end ?? openUntil(other.run)) > current.start,
+      );
+      const limit = limitOf(current.run);
+      if (others.length >= limit)
+        violations.push({ group, limit, open: others.length, start: current.run, others: others.map((o) => o.run) });
+    }
+  }
+  return violations;
+}
+
+/** The most runs of one group open at once (a sweep over starts and ends; ends first on a tie). */
+export function maxOpen(
+  intervals: RunInterval[],
+  openUntil: (run: RunRecord) => number,
+  groupOf: (run: RunRecord) => string | undefined = () => '',
+  within: { from: number; to: number } = { from: -Infinity, to: Infinity },
+): number {
+  const edges = new Map<string, [number, number][]>();
+  for (const interval of intervals) {
+    const group = groupOf(interval.run);
+    if (group === undefined) continue;
+    const end = interval.end ?? openUntil(interval.run);
+    if (end <= within.from || interval.start >= within.to) continue;
+    const list = edges.get(group) ?? [];
+    list.push([Math.max(interval.start, within.from), 1], [Math.min(end, within.to), -1]);
+    edges.set(group, list);
+  }
+  let most = 0;
+  for (const list of edges.values()) {
+    list.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let open = 0;
+    for (const [, delta] of list) most = Math.max(most, (open += delta));
+  }
+  return most;
+}
+
+/** The most starts in any window [t, t + windowMs), exactly (t runs over the starts), and where it was. */
+export function maxStartsInWindow(starts: number[], windowMs: number): { count: number; from: number } {
+  const sorted = [...starts].sort((a, b) => a - b);
+  let best = { count: 0, from: sorted[0] ?? 0 };
+  let last = 0;
+  for (let first = 0; first < sorted.length; first++) {
+    while (last < sorted.length && sorted[last]! < sorted[first]! + windowMs) last++;
+    if (last - first > best.count) best = { count: last - first, from: sorted[first]! };
+  }
+  return best;
+}
+
+/** Prints a test's figures on one line (`key=value …`), for the closing note. */
+export function reportFigures(figures: Record<string, string | number>): void {
+  process.stdout.write(
+    `${Object.entries(figures)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(' ')}\n`,
+  );
 }

@@ -327,3 +327,14 @@ export const dispatchFlowMessages = {
   keyKeptTaken: (queueName: string, uniqueKey: string): string =>
     `Could not dispatch ${queueName} event with unique key "${uniqueKey}": the key kept being released and taken`,
 } as const;
+
+// ---------------------------------------------------------------------------------------------------
+
+/** The start grace of rate-limited queues: claims given back because their events started too late. */
+export const flowGraceMessages = {
+  givenBackInRow: (queueName: string, count: number, lateMs: number, graceMs: number) =>
+    `Queue ${queueName}: ${count} claims in a row were given back unstarted, their events could not start ` +
+    `within the start grace (last: ${Math.round(lateMs)} ms after the grant, grace ${graceMs} ms); each spends ` +
+    'rate budget and the queue makes no progress while this lasts. Something holds this process past the ' +
+    'grace at every claim (a blocked event loop, a slow host): fix that, or configure a larger startGraceMs',
+} as const;

@@ -42,7 +42,8 @@ export interface ClaimFlowLimits {
   keyRate?: ClaimRateLimit;
   /**
    * A granted start counts in its limiter's window for interval + startGraceMs, and the worker starts
-   * a rate-limited event within startGraceMs of sending the claim or gives it back unstarted: so the
+   * a rate-limited event within startGraceMs of the grant (ClaimFlowReport.grantedAt: the time since it
+   * sent the claim less the claim's wait in the database, waitedMs) or gives it back unstarted: so the
    * execute() starts in any window never exceed the limit, even with the claim's round trip.
    */
   startGraceMs: number;
@@ -57,4 +58,15 @@ export interface ClaimFlowReport {
   nextStartAt?: number;
   /** The queue is paused: the claim took nothing. */
   paused?: boolean;
+  /**
+   * A claim that took rows under a rate limit: the database-clock instant (epoch ms) their starts were
+   * granted and recorded, read once the claim held its locks (the grace is measured from it).
+   */
+  grantedAt?: number;
+  /**
+   * With grantedAt: how long the claim waited in the database before the grant (for the queue's or a
+   * limiter's lock row, SQLite's write lock), never more than it did. The worker's lateness is the time
+   * since it sent the claim less this: the grant came after both.
+   */
+  waitedMs?: number;
 }

@@ -4,7 +4,7 @@ import type { ClaimFlowLimits, ClaimFlowReport } from '../interfaces/flow-contro
 import type { IWorkerModel } from '../interfaces/worker-model.interface.js';
 import type { ClaimRequest } from '../interfaces/worker-repository.interface.js';
 import type { RunWorkerResult } from '../interfaces/worker-options.interface.js';
-import { flowOptionsMessages, processingMessages as messages } from '../worker.messages.js';
+import { flowGraceMessages, flowOptionsMessages, processingMessages as messages } from '../worker.messages.js';
 import { ClaimedRun } from './claimed-run.js';
 import { type Heartbeat, startHeartbeat } from './heartbeat.js';
 import { HeldJobs, OutcomeStream } from './held-jobs.js';
@@ -13,6 +13,9 @@ import type { OutcomeRecorder } from './outcome-recorder.js';
 import { logQueuedItems } from './queued-items.js';
 import { type PoolRun, startPool } from './run-pool.js';
 import type { WakeUps } from './wake-ups.js';
+
+/** Claims of a rate-limited queue given back whole in a row before it is logged as a problem (once). */
+const GIVEN_BACK_WARNING = 3;
 
 /** What one runWorker() call runs with; none of it changes during the run. */
 export interface RunSettings extends Omit<AttemptSettings, 'runs'> {
@@ -30,6 +33,8 @@ export interface RunSettings extends Omit<AttemptSettings, 'runs'> {
 /** One claim of a limited run: when it was sent, and what its jobs hold. */
 interface FlowClaim {
   sentAt: number;
+  /** How long the claim waited in the database before its grant (ClaimFlowReport.waitedMs): not lateness. */
+  waitedMs: number;
   held: HeldJobs;
   outcomes: OutcomeStream;
   /** Its size was all the run could take: "Queued items" then counts what else is due. */
@@ -65,6 +70,10 @@ export class BatchLoop {
   private readonly runs = new Map<string, ClaimedRun>();
   /** What the limited runs wait on (a job let go, the rate budget): shutdown ends their waits. */
   private readonly flowWaits = new Set<HeldJobs>();
+  /** Per limited queue, its claims given back whole in a row (none of their events started in the grace). */
+  private readonly givenBackInRow = new Map<string, number>();
+  /** Queues whose repeated give-backs were logged (once per process). */
+  private readonly givenBackWarned = new Set<string>();
 
   constructor(private readonly wakeUps: WakeUps) {}
 
@@ -322,13 +331,20 @@ export class BatchLoop {
         } finally {
           this.claims.delete(claim);
         }
+        const flowReport: ClaimFlowReport = request.flowReport ?? {};
         if (jobs.length > 0) {
           held.take(jobs.length);
-          const claimed: FlowClaim = { sentAt, held, outcomes, full: jobs.length === free, firstOfPass };
+          const claimed: FlowClaim = {
+            sentAt,
+            waitedMs: flowReport.waitedMs ?? 0,
+            held,
+            outcomes,
+            full: jobs.length === free,
+            firstOfPass,
+          };
           void this.runFlowClaim(settings, state, jobs, claimed);
           firstOfPass = false;
         }
-        const flowReport: ClaimFlowReport = request.flowReport ?? {};
         if (flowReport.paused) {
           paused = true;
           break;
@@ -354,8 +370,11 @@ export class BatchLoop {
   /**
    * Runs one claim of a limited run: its jobs start at once (the claim took no more than the run can
    * start), each outcome is recorded as it comes. A rate-limited job that cannot start within the start
-   * grace of its claim being sent is given back unstarted: its granted start counts in the limiter's
-   * window only that much past the claim, so a later start could exceed the rate. Never rejects.
+   * grace of its grant is given back unstarted: its granted start counts in the limiter's window only
+   * that much past the grant, so a later start could exceed the rate. The grant is later than the
+   * claim's send by at least the claim's wait in the database (waitedMs: for a lock row other claims
+   * hold, SQLite's write lock), so lateness is the time since the send less that wait: never less than
+   * the time since the grant, and a claim that queued behind others is not late for it. Never rejects.
    */
   private async runFlowClaim(
     settings: RunSettings,
@@ -392,7 +411,7 @@ export class BatchLoop {
     const mayStart = (): boolean => {
       if (this.stopped) return false;
       if (!rateLimited) return true;
-      lateBy = performance.now() - claimed.sentAt;
+      lateBy = performance.now() - claimed.sentAt - claimed.waitedMs;
       return lateBy <= flow.startGraceMs;
     };
     try {
@@ -414,6 +433,7 @@ export class BatchLoop {
       }
       const notStarted = await pool.done;
       this.unstartedBatches.delete(unstarted);
+      if (rateLimited && !this.stopped) this.noteGivenBack(settings, started === 0 && notStarted.length > 0, lateBy);
       if (notStarted.length > 0) {
         if (!this.stopped)
           logger.warn(flowOptionsMessages.notStartedInGrace(queueName, notStarted.length, lateBy, flow.startGraceMs));
@@ -433,5 +453,23 @@ export class BatchLoop {
       // Given back (here or by shutdown) or never started: no longer held.
       claimed.held.letGo(jobs.length - started);
     }
+  }
+
+  /**
+   * Counts a rate-limited queue's claims given back whole in a row. Each spends rate budget for
+   * nothing; a process that is always late (an event loop blocked past the grace at every claim)
+   * would never run the queue, so after GIVEN_BACK_WARNING of them it says so once, with the fix.
+   */
+  private noteGivenBack(settings: RunSettings, givenBack: boolean, lateMs: number): void {
+    const { queueName } = settings.options;
+    if (!givenBack) {
+      this.givenBackInRow.delete(queueName);
+      return;
+    }
+    const inRow = (this.givenBackInRow.get(queueName) ?? 0) + 1;
+    this.givenBackInRow.set(queueName, inRow);
+    if (inRow < GIVEN_BACK_WARNING || this.givenBackWarned.has(queueName)) return;
+    this.givenBackWarned.add(queueName);
+    settings.logger.warn(flowGraceMessages.givenBackInRow(queueName, inRow, lateMs, settings.flow!.startGraceMs));
   }
 }

@@ -139,7 +139,10 @@ export class SqliteWorkerDialect implements WorkerDialect {
 
   /** The limited claim (sql/limited-claim.ts) in one transaction of atomically(). */
   claimLimited(parameters: ClaimParameters, flow: ClaimFlowLimits): Promise<LimitedClaimResult> {
-    return this.atomically(limitedClaim(this.tables, this, parameters, flow));
+    // The busy wait for the write lock (BEGIN IMMEDIATE) comes before the script's first statement,
+    // which reads now after it. SQLite's clock is this process's: the wait is measured from here.
+    const waitingSince = Date.now();
+    return this.atomically(limitedClaim(this.tables, this, parameters, flow, waitingSince));
   }
 
   /** RETURNING id: the new ids as rows. */

@@ -49,7 +49,11 @@ const MAX_WINDOWS = 4;
 /** Keys this claim filled that a window's SQL names at most (the others are filtered in JavaScript). */
 export const MAX_EXCLUDED_KEYS = 500;
 
-/** The queue's lock row with the paused flag, and the database's now read with it (stable for the claim). */
+/**
+ * The queue's lock row with the paused flag, and the database's now read with it: on the servers the
+ * statement's start, before any wait for the row (PostgreSQL's statement_timestamp(), MySQL's
+ * UTC_TIMESTAMP()), so the claim's grant instant is read after the locks (grantClockStatement).
+ */
 export function lockQueueStatement(
   tables: Pick<WorkerTables, 'queues'>,
   spelling: FlowSpelling,
@@ -61,6 +65,15 @@ export function lockQueueStatement(
       `WHERE queue_name = ?${spelling.lockRowsClause}`,
     parameters: [queueName],
   };
+}
+
+/**
+ * The database's now once the claim holds its locks (the queue's row, the limiters'): the instant its
+ * starts are granted and stamped. A now read with the locking read would be its start, before a wait
+ * for a row another claim holds, and the worker's start grace would then count that wait as lateness.
+ */
+export function grantClockStatement(spelling: FlowSpelling): SqlStatement {
+  return { sql: `SELECT ${spelling.nowSql} AS now`, parameters: [] };
 }
 
 /** The queue's row, unless it exists (a queue that was never paused has none until its first limited claim). */
@@ -375,12 +388,17 @@ function limitersOf(flow: ClaimFlowLimits): ClaimRateLimit[] {
  * read candidates in claim order, leaving out the keys that can take nothing, and choose keys in
  * turn within every limit (a second window when the first was filtered down); lease the chosen rows,
  * insert their slots and starts; tell when a rate limit that held rows back frees budget again.
+ * The claim's now (slots judged, starts stamped, rows due) is read once every lock is held, and the
+ * report tells it (grantedAt) with how long the claim waited in the database before it (waitedMs:
+ * since the first locking read began, or since `waitingSince` on the same clock when the dialect
+ * measured a wait before the script, SQLite's for its write lock).
  */
 export function limitedClaim(
   tables: ClaimTables,
   spelling: FlowSpelling,
   parameters: ClaimParameters,
   flow: ClaimFlowLimits,
+  waitingSince?: number,
 ): AtomicWork<LimitedClaimResult> {
   const { queueName, leaseToken } = parameters;
   const concurrencyLimited =
@@ -405,7 +423,25 @@ export function limitedClaim(
       if (unflushed) yield unflushed;
       return { rows: [], report: { paused: true } };
     }
-    const now = Number(queue.now);
+    const lockedAt = Number(queue.now);
+
+    // Each limiter locked (in name order) before the claim's now is read: a wait for one (another
+    // claim of a queue sharing it, a take of application code) comes before the grant too.
+    const lockedLimiters = new Map<string, LockedLimiter>();
+    for (const limit of limitersOf(flow))
+      lockedLimiters.set(limit.name, yield* lockLimiter(tables, spelling, limit.name));
+    // Without a rate limit, the lock's reading will do: judged at an earlier now, slots look live
+    // longer and leases unexpired longer, which only takes less. A rate limit's starts are stamped
+    // with the grant instant, which the start grace is measured from.
+    let now = lockedAt;
+    if (lockedLimiters.size > 0) {
+      const { rows: clock } = yield grantClockStatement(spelling);
+      now = Number(clock[0]?.now ?? lockedAt);
+    }
+    // Both readings are whole milliseconds (floored): the wait is at most their difference less one
+    // ms, never more than it was, so the worker never thinks a late start is on time.
+    const waitStart = waitingSince === undefined ? lockedAt : Math.min(waitingSince, lockedAt);
+    const waitedMs = Math.max(0, now - waitStart - 1);
 
     // 2. What runs: the live slots per key; the dead ones go.
     let runningTotal = 0;
@@ -424,16 +460,13 @@ export function limitedClaim(
       for (const statement of deleteSlotsStatements(tables.slots, spelling, dead)) yield statement;
     }
 
-    // 3. What started: each limiter locked (in name order), the queue's budget counted. A key rate
-    // limiter's buckets are counted only for the keys of the candidates read (4.): the keys active in
-    // its window may be many more than a claim reads.
-    const lockedLimiters = new Map<string, LockedLimiter>();
+    // 3. What started: the queue's budget in its limiter's window. A key rate limiter's buckets are
+    // counted only for the keys of the candidates read (4.): the keys active in its window may be many
+    // more than a claim reads.
     let queueStarts: BucketStarts | undefined;
-    for (const limit of limitersOf(flow)) {
-      lockedLimiters.set(limit.name, yield* lockLimiter(tables, spelling, limit.name));
-      if (flow.rate?.name !== limit.name) continue;
-      const since = now - windowMs(limit, flow.startGraceMs);
-      const { rows } = yield startsPerBucketStatement(tables.rateStarts, limit.name, since, ['']);
+    if (flow.rate) {
+      const since = now - windowMs(flow.rate, flow.startGraceMs);
+      const { rows } = yield startsPerBucketStatement(tables.rateStarts, flow.rate.name, since, ['']);
       queueStarts = bucketStartsOf(rows).get('');
     }
     const keyRate = flow.keyRate;
@@ -524,6 +557,8 @@ export function limitedClaim(
         (spelling.updateReturns ? ` RETURNING ${CLAIMED_COLUMNS}` : ''),
       parameters: [...lease.parameters, ...ids],
     };
+    // Rows taken under a rate limit: the worker starts them within the start grace of the grant.
+    if (lockedLimiters.size > 0) Object.assign(report, { grantedAt: now, waitedMs });
     let { rows } = yield update;
     if (!spelling.updateReturns) {
       ({ rows } = yield {

@@ -238,10 +238,18 @@ export const retentionMessages = {
   turn: (
     name: string,
     slotAt: number,
-    report: { history: number; failed: number; throughput: number; processes: number; statements: number },
+    report: {
+      history: number;
+      failed: number;
+      throughput: number;
+      processes: number;
+      throttles: number;
+      statements: number;
+    },
   ): string =>
     `Prune turn ${name}@${slotAt}: deleted ${report.history} history, ${report.failed} failed, ` +
-    `${report.throughput} throughput and ${report.processes} process rows in ${report.statements} statements`,
+    `${report.throughput} throughput, ${report.processes} process and ${report.throttles} throttle rows ` +
+    `in ${report.statements} statements`,
 } as const;
 
 /*

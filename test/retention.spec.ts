@@ -335,9 +335,9 @@ describe.each(testDatabases())('retention ($name)', (database) => {
     expect(await idsOf(t.dataSource, 'nestjs_workers_history', 'r-batch-count')).toEqual(newestFive);
     expect(report.history).toBe(2 * (PRUNE_BATCH_SIZE + extra));
     // Two for each step of these queues (a full batch, then the rest); one for KeptAnHourEvent's own age
-    // rule (queue r-class), one each for throughput and processes. KeptTwoEvent's queue has fewer rows
-    // than its maxCount: no DELETE at all.
-    expect(report).toMatchObject({ statements: 2 + 2 + 1 + 1 + 1, complete: true });
+    // rule (queue r-class), one each for throughput, processes and throttles. KeptTwoEvent's queue has
+    // fewer rows than its maxCount: no DELETE at all.
+    expect(report).toMatchObject({ statements: 2 + 2 + 1 + 1 + 1 + 1, complete: true });
   });
 
   it('ends a turn under way after its current statement when the application closes, before the DataSource does', async () => {

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { rateIntervalMs } from '../common/rate-interval.js';
 import {
   InvalidRateLimitBucketError,
   InvalidRateLimitTakeError,
@@ -94,7 +95,7 @@ export class WorkerRateLimiter {
     const options = this.settings.rateLimits.get(name);
     if (!options) throw new UnknownRateLimiterError(name, [...this.settings.rateLimits.keys()]);
     // As the claims of a queue naming this limiter count its window (whole milliseconds, at least 1).
-    const intervalMs = Math.max(1, Math.round(options.intervalSeconds * 1000));
+    const intervalMs = rateIntervalMs(options.intervalSeconds);
     return { limit: { name, limit: options.limit, intervalMs }, key };
   }
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { rateIntervalMs } from '../common/rate-interval.js';
 import { InvalidWorkerOptionsError } from '../errors/worker.error.js';
 import type { CancelTarget } from '../interfaces/cancel.interface.js';
 import type { IEventService } from '../interfaces/event-service.interface.js';
@@ -121,7 +122,7 @@ function claimRateLimit(
   // Checked at startup (resolveWorkerConfig): a name always has its entry.
   if (!options) throw new InvalidWorkerOptionsError('rateLimit', `names no entry of rateLimits (${reference})`);
   const name = named ? reference : limiterName(inlineName);
-  return { name, limit: options.limit, intervalMs: Math.max(1, Math.round(options.intervalSeconds * 1000)) };
+  return { name, limit: options.limit, intervalMs: rateIntervalMs(options.intervalSeconds) };
 }
 
 /**

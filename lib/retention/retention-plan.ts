@@ -29,8 +29,8 @@ export type PruneStep =
  * The steps of one prune turn, in order. For each known queue: the history rows of each event class
  * of that queue (or of no queue of its own) that has a keepCompleted of its own go by the class's
  * rule; the queue's other history rows by the queue's keepCompleted; the failed rows by keepFailed.
- * Then the throughput minutes older than throughputRetentionSeconds and the process rows silent for
- * STALE_PROCESS_LEASES leases.
+ * Then the throughput minutes older than throughputRetentionSeconds, the process rows silent for
+ * STALE_PROCESS_LEASES leases and the throttle windows that have ended.
  *
  * A rule of `false` (keep nothing) or `{}` (keep everything) prunes nothing: rows that exist under
  * such a rule (kept under an earlier configuration, or by a runWorker() override) stay until deleted
@@ -53,6 +53,9 @@ export function retentionPlan(rules: RetentionRules): PruneStep[] {
   }
   steps.push({ kind: 'older', scope: 'throughput', maxAgeMs: rules.throughputRetentionSeconds * 1000 });
   steps.push({ kind: 'older', scope: 'processes', maxAgeMs: STALE_PROCESS_LEASES * rules.leaseSeconds * 1000 });
+  // Throttled dispatches' windows that have ended: an ended window and a missing one mean the same
+  // (the next dispatch of the key opens a new one), so they go at once.
+  steps.push({ kind: 'older', scope: 'throttles', maxAgeMs: 0 });
   return steps;
 }
 

@@ -28,6 +28,8 @@ export interface PruneReport {
   throughput: number;
   /** Rows of worker processes gone for good deleted. */
   processes: number;
+  /** Throttled dispatches' windows that had ended, deleted. */
+  throttles: number;
   /** DELETE statements run, each of at most PRUNE_BATCH_SIZE rows. */
   statements: number;
   /**
@@ -40,7 +42,7 @@ export interface PruneReport {
 /**
  * Prunes what the retention options say to drop: history rows past their queue's or event class's
  * keepCompleted, failed rows past keepFailed, throughput minutes past throughputRetentionSeconds,
- * and the rows of processes silent for a few leases (see retentionPlan).
+ * the rows of processes silent for a few leases and throttle windows that have ended (see retentionPlan).
  *
  * **One replica per turn.** With autoStart, every replica ticks every pruneIntervalSeconds; the
  * turns are the multiples of that interval on the database's clock, and a replica prunes a turn only
@@ -158,7 +160,15 @@ export class RetentionPruner implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async prune(steps: PruneStep[]): Promise<PruneReport> {
-    const report: PruneReport = { history: 0, failed: 0, throughput: 0, processes: 0, statements: 0, complete: true };
+    const report: PruneReport = {
+      history: 0,
+      failed: 0,
+      throughput: 0,
+      processes: 0,
+      throttles: 0,
+      statements: 0,
+      complete: true,
+    };
     for (const step of steps) {
       if (this.stopping) {
         report.complete = false;

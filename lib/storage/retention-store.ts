@@ -18,7 +18,8 @@ export type { EventNameScope, PrunableTable, QueueRowScope, RowCutoff } from './
 
 /**
  * The SQL behind RetentionPruner (statements in sql/prune): the turn that one replica takes, and
- * bounded DELETEs of the history, the failed store, the throughput minutes and the process rows.
+ * bounded DELETEs of the history, the failed store, the throughput minutes, the process rows and the
+ * ended throttle windows.
  * Every DELETE is its own short statement (autocommit), so it holds its row locks only for its own
  * few rows, and none of them touches the pending table that claims read.
  */

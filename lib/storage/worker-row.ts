@@ -58,6 +58,11 @@ export function storableErrorText(text: string | null): string | null {
 /** The longest error text (message and stack) stored with a row, in UTF-16 code units. */
 export const MAX_ERROR_TEXT = 64 * 1024;
 
+/** A concurrency key as a row of any table returns it: none (SQL NULL) or its text. */
+export function concurrencyKeyOf(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
+}
+
 export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields {
   return {
     id: String(raw.id),
@@ -69,9 +74,7 @@ export function fromRawRow(raw: RawWorkerRow): StoredWorkerFields & LeaseFields 
     error: raw.error === null || raw.error === undefined ? null : String(raw.error),
     priority: Number(raw.priority ?? 0),
     uniqueKey: raw.unique_key === null || raw.unique_key === undefined ? null : String(raw.unique_key),
-    ...(raw.concurrency_key === undefined
-      ? {}
-      : { concurrencyKey: raw.concurrency_key === null ? null : String(raw.concurrency_key) }),
+    ...(raw.concurrency_key === undefined ? {} : { concurrencyKey: concurrencyKeyOf(raw.concurrency_key) }),
     createdAt: Number(raw.created_at),
     updatedAt: Number(raw.updated_at),
     deletedAt: raw.deleted_at === null || raw.deleted_at === undefined ? null : Number(raw.deleted_at),

@@ -1,10 +1,9 @@
-import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimFlowLimits, ClaimFlowReport, ClaimRateLimit } from '../../interfaces/flow-control.interface.js';
-import { flowClaimMessages } from '../../worker.messages.js';
 import type { WorkerTables } from '../worker-tables.js';
-import type { RawWorkerRow } from '../worker-row.js';
+import { concurrencyKeyOf, type RawWorkerRow } from '../worker-row.js';
 import { CLAIM_ORDER, CLAIMED_COLUMNS, claimAssignments, type ClaimParameters, compareClaimOrder } from './claim.js';
 import type { FlowSpelling } from './flow-spelling.js';
+import { lockRow } from './lock-row.js';
 import { namedStatement } from './named-parameters.js';
 import {
   type BucketStarts,
@@ -18,7 +17,7 @@ import {
   windowMs,
 } from './rate-starts.js';
 import { deleteSlotsStatements, insertSlotsStatements, type NewSlot, slotRowsOf, slotsStatement } from './slots.js';
-import { type AtomicWork, placeholders, type SqlStatement } from './statement.js';
+import { type AtomicWork, chunked, placeholders, type SqlStatement, type StatementResult } from './statement.js';
 
 /**
  * The claim of a queue with limits (ClaimRequest.flow), one transaction for every database: under the
@@ -41,6 +40,14 @@ export interface LimitedClaimResult {
 /** Candidates read at least, and per row the claim may take: enough to find rows of other keys behind a busy key's. */
 const MIN_WINDOW = 100;
 const WINDOW_PER_ROW = 4;
+/**
+ * Windows one claim reads at most. The first one always holds a row the claim may take when any
+ * exists (the keys full or spent before the claim are left out in SQL); the later ones fill the
+ * budget past the keys this claim filled.
+ */
+const MAX_WINDOWS = 4;
+/** Keys this claim filled that a window's SQL names at most (the others are filtered in JavaScript). */
+export const MAX_EXCLUDED_KEYS = 500;
 
 /**
  * The queue's lock row with the paused flag, and the database's now read with it: on the servers the
@@ -96,16 +103,48 @@ interface Candidate {
   availableAt: number;
 }
 
+/** Event names whose rows share one key concurrency limit (`others`: every event name but `except`). */
+export interface KeyLimitGroup {
+  limit: number;
+  events: readonly string[];
+  others: boolean;
+}
+
+/**
+ * The key concurrency limits of a claim grouped by limit: one group per limit of keyConcurrencyByEvent,
+ * and the queue's keyConcurrency for the other event names (`events` then lists the names it excludes).
+ */
+export function keyLimitGroups(flow: ClaimFlowLimits): KeyLimitGroup[] {
+  const byLimit = new Map<number, string[]>();
+  const named = Object.entries(flow.keyConcurrencyByEvent ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [event, limit] of named) byLimit.set(limit, [...(byLimit.get(limit) ?? []), event]);
+  const groups: KeyLimitGroup[] = [...byLimit].map(([limit, events]) => ({ limit, events, others: false }));
+  if (flow.keyConcurrency !== undefined) {
+    groups.push({ limit: flow.keyConcurrency, events: named.map(([event]) => event), others: true });
+  }
+  return groups;
+}
+
 /** What the candidate read leaves out and how far it reads. */
 export interface CandidateFilter {
   queueName: string;
   /** The pass start capped at the claim's now. */
   dueBy: number;
   now: number;
-  /** Keys that can take nothing more (full or out of rate budget): excluded in SQL. */
+  /** Keys that this claim filled or spent, at most MAX_EXCLUDED_KEYS: excluded in SQL. */
   excludedKeys: readonly string[];
-  /** Rows an earlier window of this claim read already. */
-  excludedIds: readonly string[];
+  /**
+   * Keys full before the claim, counted in SQL from the slots (the live ones: the claim deleted the
+   * dead ones first): for each group, its rows of keys with `limit` slots or more are left out.
+   */
+  keyLimits?: { slots: string; groups: readonly KeyLimitGroup[] };
+  /**
+   * Keys whose rate budget was spent before the claim, counted in SQL from the limiter's starts since
+   * `since`: left out (or, `only`, the only keys read: whether spent keys hold rows back).
+   */
+  keyRate?: { rateStarts: string; name: string; since: number; limit: number; only?: boolean };
+  /** Read past this row in claim order (the last row of this claim's window before). */
+  after?: { priority: number; availableAt: number; id: unknown };
   window: number;
   /** Lock what is read, passing over rows others hold (a read only to know whether work waits: false). */
   lock: boolean;
@@ -115,32 +154,69 @@ export interface CandidateFilter {
  * The claimable rows of the queue in claim order, through the claim-order index (queue_name,
  * priority, available_at, id): the same conditions as the plain claim (claimableCondition), with the
  * claim's now as a parameter (the slots were judged live or dead at that same instant), minus the
- * keys that can take nothing, at most `window` rows. On the servers the rows read are locked,
- * passing over rows other transactions hold.
+ * keys that can take nothing, at most `window` rows. The keys full or spent before the claim are
+ * found by subqueries of the slots and the starts (each evaluated once, their parameters a few), so
+ * no number of such keys makes the statement longer, and a long backlog of one of them is never read.
+ * On the servers the rows read are locked, passing over rows other transactions hold.
  */
 export function candidatesStatement(pending: string, spelling: FlowSpelling, filter: CandidateFilter): SqlStatement {
+  const keyConditions: string[] = [];
+  const keyParameters: unknown[] = [];
+  for (const group of filter.keyLimits?.groups ?? []) {
+    const events =
+      group.events.length === 0
+        ? ''
+        : `event_name ${group.others ? 'NOT IN' : 'IN'} (${placeholders(group.events.length)}) AND `;
+    keyConditions.push(
+      `NOT (${events}concurrency_key IN (SELECT concurrency_key FROM ${filter.keyLimits!.slots} ` +
+        'WHERE queue_name = ? AND concurrency_key IS NOT NULL GROUP BY concurrency_key HAVING COUNT(*) >= ?))',
+    );
+    keyParameters.push(...group.events, filter.queueName, group.limit);
+  }
+  const rate = filter.keyRate;
+  if (rate) {
+    keyConditions.push(
+      `concurrency_key ${rate.only ? 'IN' : 'NOT IN'} (SELECT bucket_key FROM ${rate.rateStarts} ` +
+        "WHERE name = ? AND started_at > ? AND bucket_key <> '' GROUP BY bucket_key HAVING COUNT(*) >= ?)",
+    );
+    keyParameters.push(rate.name, rate.since, rate.limit);
+  }
   const keys = filter.excludedKeys;
-  const ids = filter.excludedIds;
+  if (keys.length > 0) {
+    keyConditions.push(`concurrency_key NOT IN (${placeholders(keys.length)})`);
+    keyParameters.push(...keys);
+  }
+  // A row without a key has no key limit (NOT IN / IN over NULL would leave it out).
+  const keyCondition =
+    keyConditions.length === 0
+      ? ''
+      : rate?.only
+        ? ` AND concurrency_key IS NOT NULL AND ${keyConditions.join(' AND ')}`
+        : ` AND (concurrency_key IS NULL OR (${keyConditions.join(' AND ')}))`;
+  const after = filter.after;
+  // Keyset continuation in claim order: bounded parameters however far the claim has read.
+  const afterCondition = after
+    ? ' AND (priority > ? OR (priority = ? AND (available_at > ? OR (available_at = ? AND id > ?))))'
+    : '';
+  const afterParameters = after ? [after.priority, after.priority, after.availableAt, after.availableAt, after.id] : [];
   return {
     sql:
       `SELECT id, event_name, concurrency_key, priority, available_at FROM ${pending}${spelling.claimIndexHint} ` +
       'WHERE queue_name = ? AND available_at <= ? AND deleted_at IS NULL ' +
       'AND (lease_expires_at IS NULL OR lease_expires_at <= ?)' +
-      (keys.length > 0
-        ? ` AND (concurrency_key IS NULL OR concurrency_key NOT IN (${placeholders(keys.length)}))`
-        : '') +
-      (ids.length > 0 ? ` AND id NOT IN (${placeholders(ids.length)})` : '') +
+      keyCondition +
+      afterCondition +
       ` ORDER BY ${CLAIM_ORDER} LIMIT ?${filter.lock ? spelling.lockSkippingClause : ''}`,
-    parameters: [filter.queueName, filter.dueBy, filter.now, ...keys, ...ids, filter.window],
+    parameters: [filter.queueName, filter.dueBy, filter.now, ...keyParameters, ...afterParameters, filter.window],
   };
 }
 
-function candidatesOf(rows: RawWorkerRow[]): Candidate[] {
+function candidatesOf(rows: RawWorkerRow[]): (Candidate & { rawId: unknown })[] {
   return rows.map((row) => ({
     id: String(row.id),
+    rawId: row.id,
     eventName: String(row.event_name),
-    concurrencyKey:
-      row.concurrency_key === null || row.concurrency_key === undefined ? null : String(row.concurrency_key),
+    concurrencyKey: concurrencyKeyOf(row.concurrency_key),
     priority: Number(row.priority),
     availableAt: Number(row.available_at),
   }));
@@ -195,15 +271,36 @@ class Budget {
     return keyRate !== undefined && (this.keyStarts.get(key)?.started ?? 0) + this.taken(key) >= keyRate.limit;
   }
 
-  /** Keys that can take no row at all: the candidate read leaves them out. */
+  /**
+   * Keys this claim filled or spent, which can take no row at all now: the next window's SQL leaves
+   * them out (at most MAX_EXCLUDED_KEYS; allows() passes over the others). The keys full or spent
+   * before the claim the SQL finds itself (CandidateFilter.keyLimits, keyRate).
+   */
   excludedKeys(): string[] {
-    const keys = new Set<string>([...this.running.keys(), ...this.keyStarts.keys(), ...this.takenPerKey.keys()]);
     const max = this.maxKeyLimit();
-    return [...keys].filter(
-      (key) =>
-        key !== '' &&
-        ((max !== undefined && (this.running.get(key) ?? 0) + this.taken(key) >= max) || this.rateSpent(key)),
-    );
+    const keys: string[] = [];
+    for (const key of this.takenPerKey.keys()) {
+      if (keys.length === MAX_EXCLUDED_KEYS) break;
+      if ((max !== undefined && (this.running.get(key) ?? 0) + this.taken(key) >= max) || this.rateSpent(key)) {
+        keys.push(key);
+      }
+    }
+    return keys;
+  }
+
+  /** The keys of `rows` whose starts in the key rate limiter's window are not counted yet. */
+  uncountedKeys(rows: readonly Candidate[]): string[] {
+    const keys = new Set<string>();
+    for (const row of rows) {
+      const key = row.concurrencyKey;
+      if (key !== null && key !== '' && !this.keyStarts.has(key)) keys.add(key);
+    }
+    return [...keys];
+  }
+
+  /** Notes the starts counted for `keys` (a key with none: 0). */
+  countStarts(keys: readonly string[], starts: Map<string, BucketStarts>): void {
+    for (const key of keys) this.keyStarts.set(key, starts.get(key) ?? { started: 0, oldestAt: 0 });
   }
 
   /** Whether the row may be taken now (its key's limits), noting keys held back by their rate budget. */
@@ -289,7 +386,7 @@ function limitersOf(flow: ClaimFlowLimits): ClaimRateLimit[] {
  * The limited claim (design steps 1–6): lock the queue row (paused: take nothing); delete the dead
  * slots, count the live ones per key; lock the rate limiters and count their starts in the window;
  * read candidates in claim order, leaving out the keys that can take nothing, and choose keys in
- * turn within every limit (a second window when the first was filtered down); lease the chosen rows,
+ * turn within every limit (further windows past the keys it filled, up to MAX_WINDOWS); lease the chosen rows,
  * insert their slots and starts; tell when a rate limit that held rows back frees budget again.
  * The claim's now (slots judged, starts stamped, rows due) is read once every lock is held, and the
  * report tells it (grantedAt) with how long the claim waited in the database before it (waitedMs:
@@ -310,13 +407,12 @@ export function limitedClaim(
     Object.keys(flow.keyConcurrencyByEvent ?? {}).length > 0;
   return function* () {
     // 1. The queue's lock row, and the claim's now.
-    let { rows: locked } = yield lockQueueStatement(tables, spelling, queueName);
-    if (locked.length === 0) {
-      yield ensureQueueStatement(tables, spelling, queueName);
-      ({ rows: locked } = yield lockQueueStatement(tables, spelling, queueName));
-    }
-    const [queue] = locked;
-    if (!queue) throw new WorkerError(flowClaimMessages.lockRowMissing(tables.queues, queueName));
+    const queue = yield* lockRow({
+      lock: lockQueueStatement(tables, spelling, queueName),
+      ensure: ensureQueueStatement(tables, spelling, queueName),
+      table: tables.queues,
+      name: queueName,
+    });
     // A claim that takes nothing wrote nothing a crash could lose harmfully (the lock, the queue's
     // row, dead slots: all found again by the next claim), so its commit need not wait for the log
     // flush: an idle queue's polls then cost no disk flush each. A claim that takes rows flushes:
@@ -364,65 +460,85 @@ export function limitedClaim(
       for (const statement of deleteSlotsStatements(tables.slots, spelling, dead)) yield statement;
     }
 
-    // 3. What started: each limiter's starts in the window per bucket.
+    // 3. What started: the queue's budget in its limiter's window. A key rate limiter's buckets are
+    // counted only for the keys of the candidates read (4.): the keys active in its window may be many
+    // more than a claim reads.
     let queueStarts: BucketStarts | undefined;
-    let keyStarts = new Map<string, BucketStarts>();
-    for (const limit of limitersOf(flow)) {
-      const since = now - windowMs(limit, flow.startGraceMs);
-      // Every bucket when the limiter counts per key (its whole budget '' among them), else '' alone.
-      const buckets = flow.keyRate?.name === limit.name ? undefined : [''];
-      const { rows } = yield startsPerBucketStatement(tables.rateStarts, limit.name, since, buckets);
-      const starts = bucketStartsOf(rows);
-      if (flow.rate?.name === limit.name) queueStarts = starts.get('');
-      if (flow.keyRate?.name === limit.name) {
-        keyStarts = starts;
-        if (flow.rate?.name !== limit.name) keyStarts.delete('');
-      }
+    if (flow.rate) {
+      const since = now - windowMs(flow.rate, flow.startGraceMs);
+      const { rows } = yield startsPerBucketStatement(tables.rateStarts, flow.rate.name, since, ['']);
+      queueStarts = bucketStartsOf(rows).get('');
     }
+    const keyRate = flow.keyRate;
+    const keyRateSince = keyRate ? now - windowMs(keyRate, flow.startGraceMs) : 0;
+    const keyStarts = new Map<string, BucketStarts>();
 
     // 4. What may be taken: candidates in claim order, keys in turn.
     const queueRateLeft = flow.rate ? Math.max(0, flow.rate.limit - (queueStarts?.started ?? 0)) : Infinity;
     const budget = new Budget(flow, parameters.limit, runningTotal, runningPerKey, queueRateLeft, keyStarts);
     const dueBy = Math.min(parameters.dueBy, now);
-    const filter = (excludedIds: string[], window: number, lock: boolean): CandidateFilter => ({
+    const groups = keyLimitGroups(flow);
+    const filter = (window: number, lock: boolean, after?: CandidateFilter['after']): CandidateFilter => ({
       queueName,
       dueBy,
       now,
       excludedKeys: budget.excludedKeys(),
-      excludedIds,
+      ...(groups.length > 0 ? { keyLimits: { slots: tables.slots, groups } } : {}),
+      ...(keyRate
+        ? { keyRate: { rateStarts: tables.rateStarts, name: keyRate.name, since: keyRateSince, limit: keyRate.limit } }
+        : {}),
+      ...(after ? { after } : {}),
       window,
       lock,
     });
+    // Counts the key rate limiter's starts of the keys of `rows` not counted yet (an IN list per chunk).
+    function* countKeyStarts(rows: readonly Candidate[]): Generator<SqlStatement, void, StatementResult> {
+      if (!keyRate) return;
+      const keys = budget.uncountedKeys(rows);
+      for (const chunk of chunked(keys, spelling.maxParameters - 2)) {
+        const { rows: counted } = yield startsPerBucketStatement(tables.rateStarts, keyRate.name, keyRateSince, chunk);
+        budget.countStarts(chunk, bucketStartsOf(counted));
+      }
+    }
     const chosen: Candidate[] = [];
     let leftOver = false;
     if (budget.remaining > 0) {
       const window = Math.max(WINDOW_PER_ROW * budget.remaining, MIN_WINDOW);
-      const first = candidatesOf((yield candidatesStatement(tables.pending, spelling, filter([], window, true))).rows);
-      let choice = chooseInTurns(first, budget);
-      chosen.push(...choice.chosen);
-      leftOver = choice.leftOver;
-      // The window was full and filtered down (a busy key's backlog, keys that filled up): read on
-      // past it once, without the keys that can take nothing now.
-      if (budget.remaining > 0 && first.length === window) {
-        const seen = first.map((row) => row.id);
-        const second = candidatesOf(
-          (yield candidatesStatement(tables.pending, spelling, filter(seen, window, true))).rows,
+      let after: CandidateFilter['after'];
+      // The first window holds a row the claim may take if any exists; a window that was full and
+      // filtered down (keys this claim filled) is read on past, up to MAX_WINDOWS.
+      for (let read = 0; read < MAX_WINDOWS && budget.remaining > 0; read++) {
+        const rows = candidatesOf(
+          (yield candidatesStatement(tables.pending, spelling, filter(window, true, after))).rows,
         );
-        choice = chooseInTurns(second, budget);
+        yield* countKeyStarts(rows);
+        const choice = chooseInTurns(rows, budget);
         chosen.push(...choice.chosen);
         leftOver ||= choice.leftOver;
+        const last = rows[rows.length - 1];
+        if (rows.length < window || !last) break;
+        leftOver ||= budget.remaining === 0;
+        after = { priority: last.priority, availableAt: last.availableAt, id: last.rawId };
       }
     } else if (budget.rateBound) {
       // Out of the queue's rate budget: whether work waits at all (then nextStartAt), locking nothing.
-      const probe = candidatesOf((yield candidatesStatement(tables.pending, spelling, filter([], 1, false))).rows);
+      const probe = candidatesOf((yield candidatesStatement(tables.pending, spelling, filter(1, false))).rows);
       leftOver = probe.length > 0;
+    }
+    // Keys whose rate budget was spent before the claim were left out in SQL: when the claim has room
+    // left, the first of their waiting rows tell when one of them can start (nextStartAt).
+    if (keyRate && budget.remaining > 0) {
+      const spent = filter(MIN_WINDOW, false);
+      const probe = candidatesOf(
+        (yield candidatesStatement(tables.pending, spelling, { ...spent, keyRate: { ...spent.keyRate!, only: true } }))
+          .rows,
+      );
+      yield* countKeyStarts(probe);
+      for (const row of probe) budget.allows(row);
     }
 
     const report: ClaimFlowReport = {};
-    const at = nextStartAt(flow, now, queueStarts, keyStarts, budget.rateBound && leftOver, [
-      ...budget.rateHeldKeys,
-      ...budget.excludedKeys().filter((key) => keyRateSpent(flow, keyStarts, key)),
-    ]);
+    const at = nextStartAt(flow, now, queueStarts, keyStarts, budget.rateBound && leftOver, budget.rateHeldKeys);
     if (at !== undefined) report.nextStartAt = at;
     if (chosen.length === 0) {
       if (unflushed) yield unflushed;
@@ -476,9 +592,4 @@ export function limitedClaim(
     }
     return { rows, report };
   };
-}
-
-/** Whether the key's rate budget was spent before the claim (a key the candidate read left out for it). */
-function keyRateSpent(flow: ClaimFlowLimits, keyStarts: Map<string, BucketStarts>, key: string): boolean {
-  return flow.keyRate !== undefined && (keyStarts.get(key)?.started ?? 0) >= flow.keyRate.limit;
 }

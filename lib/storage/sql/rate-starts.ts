@@ -1,8 +1,7 @@
-import { WorkerError } from '../../errors/worker.error.js';
 import type { ClaimRateLimit } from '../../interfaces/flow-control.interface.js';
-import { flowClaimMessages } from '../../worker.messages.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { FlowSpelling } from './flow-spelling.js';
+import { lockRow } from './lock-row.js';
 import { type AtomicWork, chunked, placeholders, type SqlStatement, type StatementResult } from './statement.js';
 
 /**
@@ -54,13 +53,12 @@ export function* lockLimiter(
   spelling: FlowSpelling,
   name: string,
 ): Generator<SqlStatement, LockedLimiter, StatementResult> {
-  let { rows } = yield lockLimiterStatement(tables, spelling, name);
-  if (rows.length === 0) {
-    yield ensureLimiterStatement(tables, spelling, name);
-    ({ rows } = yield lockLimiterStatement(tables, spelling, name));
-  }
-  const [row] = rows;
-  if (!row) throw new WorkerError(flowClaimMessages.lockRowMissing(tables.rateLimits, name));
+  const row = yield* lockRow({
+    lock: lockLimiterStatement(tables, spelling, name),
+    ensure: ensureLimiterStatement(tables, spelling, name),
+    table: tables.rateLimits,
+    name,
+  });
   const first = row.first_start_at;
   return { now: Number(row.now), firstStartAt: first === null || first === undefined ? undefined : Number(first) };
 }

@@ -1,3 +1,4 @@
+import { concurrencyKeyOf } from '../worker-row.js';
 import type { WorkerTables } from '../worker-tables.js';
 import type { FlowSpelling } from './flow-spelling.js';
 import { chunked, placeholders, type SqlStatement } from './statement.js';
@@ -36,8 +37,7 @@ export function slotsStatement(tables: SlotTables, queueName: string, now: numbe
 export function slotRowsOf(rows: Record<string, unknown>[]): SlotRow[] {
   return rows.map((row) => ({
     jobId: String(row.job_id),
-    concurrencyKey:
-      row.concurrency_key === null || row.concurrency_key === undefined ? null : String(row.concurrency_key),
+    concurrencyKey: concurrencyKeyOf(row.concurrency_key),
     live: Number(row.live) === 1,
   }));
 }

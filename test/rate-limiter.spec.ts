@@ -15,7 +15,7 @@ import {
   type WorkerModuleOptions,
   WorkerRateLimiter,
 } from '../lib/index.js';
-import { testDatabases } from './support/databases.js';
+import { serverDatabases, testDatabases } from './support/databases.js';
 import { createPeerApp, createTestApp, type TestApp, waitFor } from './support/test-app.js';
 
 /** The start grace application code's takes count past the interval (the claim's default). */
@@ -205,5 +205,38 @@ describe.each(testDatabases())('WorkerRateLimiter ($name)', (database) => {
     // Nothing was taken by any of them; a 255-character key is a key.
     expect(await startsOf(a!, 'partner')).toEqual([]);
     expect(await limiter.tryTake(`partner:${'k'.repeat(255)}`)).toBe(true);
+  });
+});
+
+describe.each(serverDatabases())('WorkerRateLimiter behind a held lock ($name)', (database) => {
+  let t: TestApp;
+
+  afterEach(async () => {
+    await t.close();
+  });
+
+  // SQLite needs no such test: its lock wait comes before the transaction's first statement (BEGIN IMMEDIATE).
+  it('stamps a take that waited for the limiter lock when it was granted, not when it began to wait', async () => {
+    t = await createTestApp({ rateLimits: { api: { limit: 1, intervalSeconds: 1 } } }, {}, database);
+    const limiter = limiterOf(t);
+    // The limiter's lock row, as its first take leaves it (the budget itself is untouched).
+    await t.dataSource.query(
+      `INSERT INTO nestjs_workers_rate_limits (name) VALUES (${database.type === 'postgres' ? '$1' : '?'})`,
+      ['api'],
+    );
+    // Another take (or a limited claim naming 'api') holds the limiter's lock row for 400 ms.
+    const holder = t.dataSource.createQueryRunner();
+    await holder.connect();
+    await holder.startTransaction('READ COMMITTED');
+    await holder.query('SELECT name FROM nestjs_workers_rate_limits WHERE name = ' + "'api' FOR UPDATE");
+    const waiting = limiter.take('api');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await holder.commitTransaction();
+    await holder.release();
+    await waiting;
+    const grantedAt = performance.now();
+    // 1 start per second: the next grant comes a second after this one was granted, wait or no wait.
+    await limiter.take('api');
+    expect(performance.now() - grantedAt).toBeGreaterThanOrEqual(950);
   });
 });

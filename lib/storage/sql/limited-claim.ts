@@ -7,6 +7,7 @@ import { lockRow } from './lock-row.js';
 import { namedStatement } from './named-parameters.js';
 import {
   type BucketStarts,
+  grantClockStatement,
   bucketStartsOf,
   type LockedLimiter,
   lockLimiter,
@@ -65,15 +66,6 @@ export function lockQueueStatement(
       `WHERE queue_name = ?${spelling.lockRowsClause}`,
     parameters: [queueName],
   };
-}
-
-/**
- * The database's now once the claim holds its locks (the queue's row, the limiters'): the instant its
- * starts are granted and stamped. A now read with the locking read would be its start, before a wait
- * for a row another claim holds, and the worker's start grace would then count that wait as lateness.
- */
-export function grantClockStatement(spelling: FlowSpelling): SqlStatement {
-  return { sql: `SELECT ${spelling.nowSql} AS now`, parameters: [] };
 }
 
 /** The queue's row, unless it exists (a queue that was never paused has none until its first limited claim). */

@@ -63,6 +63,17 @@ export function* lockLimiter(
   return { now: Number(row.now), firstStartAt: first === null || first === undefined ? undefined : Number(first) };
 }
 
+/**
+ * The database's now once a take holds its locks (a limited claim: the queue's row and the limiters';
+ * WorkerRateLimiter.take(): the limiter's): the instant its starts are granted and stamped. A now read
+ * with the locking read is that statement's start on the servers, before any wait for a row another
+ * take holds: stamped with it, a start would leave its window early by the wait, and the next take
+ * could grant more than the limit in a window of the real starts.
+ */
+export function grantClockStatement(spelling: FlowSpelling): SqlStatement {
+  return { sql: `SELECT ${spelling.nowSql} AS now`, parameters: [] };
+}
+
 /** A window's length: a start counts for interval + the start grace (see ClaimFlowLimits.startGraceMs). */
 export function windowMs(limit: ClaimRateLimit, graceMs: number): number {
   return limit.intervalMs + graceMs;
@@ -164,13 +175,17 @@ export function takeStart(
 ): AtomicWork<TakeResult> {
   return function* () {
     const locked = yield* lockLimiter(tables, spelling, limit.name);
-    const since = locked.now - windowMs(limit, graceMs);
+    // The lock statement's now may predate its wait for the lock (another take or a limited claim held
+    // it): the start is stamped with a reading taken once the lock is held, when it is granted.
+    const { rows: clock } = yield grantClockStatement(spelling);
+    const now = Number(clock[0]?.now ?? locked.now);
+    const since = now - windowMs(limit, graceMs);
     const { rows } = yield startsPerBucketStatement(tables.rateStarts, limit.name, since, [bucketKey]);
     const bucket = bucketStartsOf(rows).get(bucketKey);
     if (bucket && bucket.started >= limit.limit) {
       return { granted: false, nextStartAt: nextStartAtOf(limit, graceMs, bucket.oldestAt) };
     }
-    for (const insert of recordStartsStatements(tables.rateStarts, spelling, limit.name, [bucketKey], locked.now)) {
+    for (const insert of recordStartsStatements(tables.rateStarts, spelling, limit.name, [bucketKey], now)) {
       yield insert;
     }
     const prune = pruneStartsStatement(tables.rateStarts, spelling, limit, graceMs, locked);

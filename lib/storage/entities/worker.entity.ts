@@ -439,7 +439,11 @@ export function workerEntitySchemas(type: DatabaseType): WorkerEntitySchemas {
       startedAt: { name: 'started_at', type: 'bigint', transformer: epochMs },
     },
     // A take counts a limiter's starts in its window (per key); old starts are pruned by the same range.
-    indices: [{ name: 'IDX_nestjs_workers_rate_starts', columns: ['name', 'startedAt', 'bucketKey'] }],
+    indices: [
+      { name: 'IDX_nestjs_workers_rate_starts', columns: ['name', 'startedAt', 'bucketKey'] },
+      // A take from one key's budget, and the count of the keys a claim read: a range per key.
+      { name: 'IDX_nestjs_workers_rate_starts_key', columns: ['name', 'bucketKey', 'startedAt'] },
+    ],
   });
   const throttles = new EntitySchema<WorkerThrottleEntity>({
     name: 'NestjsWorkerThrottle',
@@ -451,6 +455,8 @@ export function workerEntitySchemas(type: DatabaseType): WorkerEntitySchemas {
       jobId: { name: 'job_id', type: 'bigint' },
       untilAt: { name: 'until_at', type: 'bigint', transformer: epochMs },
     },
+    // Pruning deletes the windows that ended, oldest first.
+    indices: [{ name: 'IDX_nestjs_workers_throttles_until', columns: ['untilAt'] }],
   });
   return [pending, failed, schedules, history, processes, throughput, queues, slots, rateLimits, rateStarts, throttles];
 }

@@ -49,9 +49,16 @@ export class AddNestjsWorkerFlowControlPostgres1765000000000 implements Migratio
         '("name", "started_at", "bucket_key")',
     );
     await queryRunner.query(
+      `CREATE INDEX "IDX_nestjs_workers_rate_starts_key" ON ${table('nestjs_workers_rate_starts')} ` +
+        '("name", "bucket_key", "started_at")',
+    );
+    await queryRunner.query(
       `CREATE TABLE ${table('nestjs_workers_throttles')} ("queue_name" character varying(255) NOT NULL, ` +
         '"unique_key" character varying(255) NOT NULL, "job_id" bigint NOT NULL, "until_at" bigint NOT NULL, ' +
         'CONSTRAINT "PK_91090c2efd9d60abfcb8d312422" PRIMARY KEY ("queue_name", "unique_key"))',
+    );
+    await queryRunner.query(
+      `CREATE INDEX "IDX_nestjs_workers_throttles_until" ON ${table('nestjs_workers_throttles')} ("until_at")`,
     );
     await queryRunner.query(`ALTER TABLE ${table('nestjs_workers')} ADD "concurrency_key" character varying(255)`);
   }
@@ -86,11 +93,13 @@ export class AddNestjsWorkerFlowControlMysql1765000000000 implements MigrationIn
       'CREATE TABLE `nestjs_workers_rate_starts` (`id` bigint NOT NULL AUTO_INCREMENT, ' +
         `\`name\` varchar(255) ${exact} NOT NULL, \`bucket_key\` varchar(255) ${exact} NOT NULL DEFAULT '', ` +
         '`started_at` bigint NOT NULL, INDEX `IDX_nestjs_workers_rate_starts` (`name`, `started_at`, `bucket_key`), ' +
+        'INDEX `IDX_nestjs_workers_rate_starts_key` (`name`, `bucket_key`, `started_at`), ' +
         'PRIMARY KEY (`id`)) ENGINE=InnoDB',
     );
     await queryRunner.query(
       `CREATE TABLE \`nestjs_workers_throttles\` (\`queue_name\` varchar(255) ${exact} NOT NULL, ` +
         `\`unique_key\` varchar(255) ${exact} NOT NULL, \`job_id\` bigint NOT NULL, \`until_at\` bigint NOT NULL, ` +
+        'INDEX `IDX_nestjs_workers_throttles_until` (`until_at`), ' +
         'PRIMARY KEY (`queue_name`, `unique_key`)) ENGINE=InnoDB',
     );
     await queryRunner.query(`ALTER TABLE \`nestjs_workers\` ADD \`concurrency_key\` varchar(255) ${exact} NULL`);
@@ -125,8 +134,15 @@ export class AddNestjsWorkerFlowControlSqlite1765000000000 implements MigrationI
         '("name", "started_at", "bucket_key")',
     );
     await queryRunner.query(
+      'CREATE INDEX "IDX_nestjs_workers_rate_starts_key" ON "nestjs_workers_rate_starts" ' +
+        '("name", "bucket_key", "started_at")',
+    );
+    await queryRunner.query(
       'CREATE TABLE "nestjs_workers_throttles" ("queue_name" varchar(255) NOT NULL, "unique_key" varchar(255) ' +
         'NOT NULL, "job_id" bigint NOT NULL, "until_at" bigint NOT NULL, PRIMARY KEY ("queue_name", "unique_key"))',
+    );
+    await queryRunner.query(
+      'CREATE INDEX "IDX_nestjs_workers_throttles_until" ON "nestjs_workers_throttles" ("until_at")',
     );
     await queryRunner.query('ALTER TABLE "nestjs_workers" ADD COLUMN "concurrency_key" varchar(255)');
   }

@@ -46,9 +46,9 @@ const TABLES = {
   failed: { time: 'failed_at', key: ['id'] },
   throughput: { time: 'minute', key: ['queue_name', 'minute', 'event_name'] },
   processes: { time: 'heartbeat_at', key: ['id'] },
-  // A throttle window is pruned once it has ended (maxAgeMs 0): until_at is its end, not its start. It
-  // is in no index: the batches are picked in primary-key order, which stops at the first `limit` found.
-  throttles: { time: 'until_at', key: ['queue_name', 'unique_key'], order: 'queue_name, unique_key' },
+  // A throttle window is pruned once it has ended (maxAgeMs 0): until_at is its end, not its start;
+  // the batches walk IDX_nestjs_workers_throttles_until, oldest end first.
+  throttles: { time: 'until_at', key: ['queue_name', 'unique_key'] },
 } as const;
 
 export type PrunableTable = keyof typeof TABLES;
@@ -79,15 +79,14 @@ export function pruneOlderThanStatement(
   maxAgeMs: number,
   limit: number,
 ): SqlStatement {
-  const table: { time: string; key: readonly string[]; order?: string } =
-    TABLES[typeof scope === 'string' ? scope : scope.table];
+  const table: { time: string; key: readonly string[] } = TABLES[typeof scope === 'string' ? scope : scope.table];
   const scoped = typeof scope === 'string' ? { sql: '', parameters: [] } : scopeCondition(scope);
   return {
     sql: spelling.boundedDelete({
       table: tableName,
       key: table.key,
       where: `${scoped.sql ? `${scoped.sql} AND ` : ''}${table.time} < (${spelling.nowSql}) - ?`,
-      orderBy: table.order ?? table.time,
+      orderBy: table.time,
       limit,
     }),
     parameters: [...scoped.parameters, Math.floor(maxAgeMs)],

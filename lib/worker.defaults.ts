@@ -51,12 +51,15 @@ export const MAX_BATCH_SIZE = 10_000;
 export const QUEUED_ITEMS_COUNT_LIMIT = 10_000;
 
 /**
- * How long after sending its claim the worker may still start a rate-limited event: a granted start
- * counts in its limiter's window for interval + this grace, so the execute() starts in any window
- * stay within the limit even when the claim's answer takes a while; an event not started by then is
- * given back unstarted.
+ * How long after its start was stamped the worker may still start a rate-limited event: a granted
+ * start counts in its limiter's window for interval + this grace, so the execute() starts in any
+ * window stay within the limit even when the claim's answer takes a while; an event not started by
+ * then is given back unstarted. The stamp is the claim's last reading before its INSERT and commit, and
+ * the claim's wait in the database does not count, so what the grace covers is the commit and the way
+ * back: 25 ms costs 2.4 % of a 1 s rate (4 worker processes on this 2-core machine: 0–6 of 300 events
+ * given back on PostgreSQL and MariaDB, none on SQLite).
  */
-export const DEFAULT_START_GRACE_MS = 50;
+export const DEFAULT_START_GRACE_MS = 25;
 /** Shortest rate-limit window: the database counts starts in whole milliseconds. */
 export const MIN_RATE_INTERVAL_SECONDS = 0.001;
 /** A rateLimits name is the limiter's row (varchar(255)); inline limits are named `queue:<queue name>`. */

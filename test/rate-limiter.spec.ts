@@ -15,11 +15,12 @@ import {
   type WorkerModuleOptions,
   WorkerRateLimiter,
 } from '../lib/index.js';
+import { DEFAULT_START_GRACE_MS } from '../lib/worker.defaults.js';
 import { serverDatabases, testDatabases } from './support/databases.js';
 import { createPeerApp, createTestApp, type TestApp, waitFor } from './support/test-app.js';
 
 /** The start grace application code's takes count past the interval (the claim's default). */
-const GRACE_MS = 50;
+const GRACE_MS = DEFAULT_START_GRACE_MS;
 
 const started: number[] = [];
 

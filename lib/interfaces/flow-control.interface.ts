@@ -60,12 +60,13 @@ export interface ClaimFlowReport {
   paused?: boolean;
   /**
    * A claim that took rows under a rate limit: the database-clock instant (epoch ms) their starts were
-   * granted and recorded, read once the claim held its locks (the grace is measured from it).
+   * recorded with, read after the claim's other statements, still under its locks (the grace is
+   * measured from it).
    */
   grantedAt?: number;
   /**
-   * With grantedAt: how long the claim waited in the database before the grant (for the queue's or a
-   * limiter's lock row, SQLite's write lock), never more than it did. The worker's lateness is the time
+   * With grantedAt: how long the claim spent in the database before it (waiting for the queue's or a
+   * limiter's lock row, SQLite's write lock, and its statements), never more than it did. The worker's lateness is the time
    * since it sent the claim less this: the grant came after both.
    */
   waitedMs?: number;

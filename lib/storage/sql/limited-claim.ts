@@ -350,15 +350,16 @@ function chooseInTurns(candidates: Candidate[], budget: Budget): { chosen: Candi
 /** The earliest of the instants when a spent rate budget that held rows back frees again. */
 function nextStartAt(
   flow: ClaimFlowLimits,
-  now: number,
+  firstAt: number,
   queueStarts: BucketStarts | undefined,
   keyStarts: Map<string, BucketStarts>,
   heldByQueueRate: boolean,
   heldKeys: Iterable<string>,
 ): number | undefined {
   const instants: number[] = [];
-  // A bucket that had no start in the window before this claim gets its first ones at now.
-  const oldest = (starts: BucketStarts | undefined): number => (starts && starts.started > 0 ? starts.oldestAt : now);
+  // A bucket that had no start in the window before this claim gets its first ones at `firstAt`.
+  const oldest = (starts: BucketStarts | undefined): number =>
+    starts && starts.started > 0 ? starts.oldestAt : firstAt;
   if (heldByQueueRate && flow.rate) instants.push(nextStartAtOf(flow.rate, flow.startGraceMs, oldest(queueStarts)));
   if (flow.keyRate) {
     for (const key of heldKeys)
@@ -430,10 +431,8 @@ export function limitedClaim(
       const { rows: clock } = yield grantClockStatement(spelling);
       now = Number(clock[0]?.now ?? lockedAt);
     }
-    // Both readings are whole milliseconds (floored): the wait is at most their difference less one
-    // ms, never more than it was, so the worker never thinks a late start is on time.
+    // Where the claim's wait began: its lock statement's start (or, on SQLite, before BEGIN IMMEDIATE).
     const waitStart = waitingSince === undefined ? lockedAt : Math.min(waitingSince, lockedAt);
-    const waitedMs = Math.max(0, now - waitStart - 1);
 
     // 2. What runs: the live slots per key; the dead ones go.
     let runningTotal = 0;
@@ -530,9 +529,13 @@ export function limitedClaim(
     }
 
     const report: ClaimFlowReport = {};
-    const at = nextStartAt(flow, now, queueStarts, keyStarts, budget.rateBound && leftOver, budget.rateHeldKeys);
-    if (at !== undefined) report.nextStartAt = at;
+    // When a held bucket frees again, its first starts in the window being those stamped at `firstAt`.
+    const reportNextStart = (firstAt: number): void => {
+      const at = nextStartAt(flow, firstAt, queueStarts, keyStarts, budget.rateBound && leftOver, budget.rateHeldKeys);
+      if (at !== undefined) report.nextStartAt = at;
+    };
     if (chosen.length === 0) {
+      reportNextStart(now);
       if (unflushed) yield unflushed;
       return { rows: [], report };
     }
@@ -549,8 +552,6 @@ export function limitedClaim(
         (spelling.updateReturns ? ` RETURNING ${CLAIMED_COLUMNS}` : ''),
       parameters: [...lease.parameters, ...ids],
     };
-    // Rows taken under a rate limit: the worker starts them within the start grace of the grant.
-    if (lockedLimiters.size > 0) Object.assign(report, { grantedAt: now, waitedMs });
     let { rows } = yield update;
     if (!spelling.updateReturns) {
       ({ rows } = yield {
@@ -564,24 +565,40 @@ export function limitedClaim(
         yield statement;
       }
     }
-    for (const limit of limitersOf(flow)) {
-      const buckets: string[] = [];
-      if (flow.rate?.name === limit.name) buckets.push(...chosen.map(() => ''));
-      if (flow.keyRate?.name === limit.name) {
-        for (const row of chosen) if (row.concurrencyKey !== null) buckets.push(row.concurrencyKey);
+    if (lockedLimiters.size > 0) {
+      // Old starts go first, so that what follows the stamp is only its INSERT and the commit.
+      for (const limit of limitersOf(flow)) {
+        const prune = pruneStartsStatement(
+          tables.rateStarts,
+          spelling,
+          limit,
+          flow.startGraceMs,
+          lockedLimiters.get(limit.name)!,
+        );
+        if (prune) yield prune;
       }
-      for (const statement of recordStartsStatements(tables.rateStarts, spelling, limit.name, buckets, now)) {
-        yield statement;
+      // The starts are stamped as late as the claim can: after its other statements, still under the
+      // locks (the next take counts them at a later now), so the start grace covers only the INSERT,
+      // the commit and the way back to the worker. Counted from `now`, the window took in no fewer
+      // starts than it would from the stamp.
+      const { rows: clock } = yield grantClockStatement(spelling);
+      const stampedAt = Math.max(now, Number(clock[0]?.now ?? now));
+      for (const limit of limitersOf(flow)) {
+        const buckets: string[] = [];
+        if (flow.rate?.name === limit.name) buckets.push(...chosen.map(() => ''));
+        if (flow.keyRate?.name === limit.name) {
+          for (const row of chosen) if (row.concurrencyKey !== null) buckets.push(row.concurrencyKey);
+        }
+        for (const statement of recordStartsStatements(tables.rateStarts, spelling, limit.name, buckets, stampedAt)) {
+          yield statement;
+        }
       }
-      const prune = pruneStartsStatement(
-        tables.rateStarts,
-        spelling,
-        limit,
-        flow.startGraceMs,
-        lockedLimiters.get(limit.name)!,
-      );
-      if (prune) yield prune;
-    }
+      // Rows taken under a rate limit: the worker starts them within the start grace of the stamp. Both
+      // readings are whole milliseconds (floored): the wait is at most their difference less one ms,
+      // never more than it was, so the worker never thinks a late start is on time.
+      Object.assign(report, { grantedAt: stampedAt, waitedMs: Math.max(0, stampedAt - waitStart - 1) });
+      reportNextStart(stampedAt);
+    } else reportNextStart(now);
     return { rows, report };
   };
 }

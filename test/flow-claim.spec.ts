@@ -220,6 +220,14 @@ for (const database of testDatabases()) {
         expect((await keysOf(t, models)).sort()).toEqual(['a', 'b', 'busy', 'c', 'd', 'e']);
       });
 
+      it('gives a turn to the keys behind a busy key with key rate budget left (keyRate only)', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, [...keyed('busy', 300), ...keyed('x', 2), ...keyed('y', 2)]);
+        const keyRate: ClaimRateLimit = { name: 'partner', limit: 100, intervalMs: 60_000 };
+        const { models } = await claim(repository, { keyRate, startGraceMs: GRACE }, 4);
+        expect((await keysOf(t, models)).sort()).toEqual(['busy', 'busy', 'x', 'y']);
+      });
+
       it('counts the rows without a key as one more key behind a busy one', async () => {
         const repository = new TypeOrmWorkerRepository(t.dataSource);
         await insertRows(t, [...keyed('busy', 300), ...keyed(null, 2), ...keyed('late', 2)]);

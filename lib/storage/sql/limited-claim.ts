@@ -402,8 +402,9 @@ function limitersOf(flow: ClaimFlowLimits): ClaimRateLimit[] {
  * The limited claim (design steps 1–6): lock the queue row (paused: take nothing); delete the dead
  * slots, count the live ones per key; lock the rate limiters and count their starts in the window;
  * read candidates in claim order, leaving out the keys that can take nothing, and choose keys in
- * turn within every limit (further windows past the keys it filled, up to MAX_WINDOWS); lease the chosen rows,
- * insert their slots and starts; tell when a rate limit that held rows back frees budget again.
+ * turn within every limit (further windows past the keys it filled, up to MAX_WINDOWS; reads of
+ * other keys' rows past a busy key's, up to MAX_OTHER_KEY_READS); lease the chosen rows, insert
+ * their slots and starts; tell when a rate limit that held rows back frees budget again.
  * The claim's now (slots judged, starts stamped, rows due) is read once every lock is held, and the
  * report tells it (grantedAt) with how long the claim waited in the database before it (waitedMs:
  * since the first locking read began, or since `waitingSince` on the same clock when the dialect

@@ -49,7 +49,7 @@ const MAX_WINDOWS = 4;
 /** Keys this claim filled (or read) that a window's SQL names at most (the others are filtered in JavaScript). */
 export const MAX_EXCLUDED_KEYS = 500;
 /**
- * Reads of other keys' rows one claim makes at most (otherKeysNeeded): each leaves out the keys read
+ * Reads of other keys' rows one claim makes at most: each leaves out the keys read
  * before it, so a busy key under its limit cannot take the capacity that keys behind its backlog share.
  */
 const MAX_OTHER_KEY_READS = 4;
@@ -542,7 +542,7 @@ export function limitedClaim(
       // filtered down (keys this claim filled) is read on past, up to MAX_WINDOWS.
       for (let windows = 0; windows < MAX_WINDOWS && budget.remaining > 0; windows++) {
         const rows = yield* read(filter(window, true, after));
-        let more = rows.length === window;
+        const more = rows.length === window;
         // A busy key under its limit fills a window in claim order, and the keys behind its backlog
         // would wait for all of it: while the rows read would give the capacity to fewer keys than
         // could share it, read on past them leaving out every key read so far (and, when some were
@@ -578,9 +578,8 @@ export function limitedClaim(
         const choice = chooseInTurns(rows, budget);
         chosen.push(...choice.chosen);
         leftOver ||= choice.leftOver;
-        // Rows of the keys read may wait past the last read of other keys' rows.
-        more ||= othersMore;
-        if (!more || rows.length === 0) break;
+        // A full window: rows of the keys read may wait past the last row read (of theirs or of others).
+        if (!more) break;
         leftOver ||= budget.remaining === 0;
       }
     } else if (budget.rateBound) {

@@ -211,6 +211,34 @@ for (const database of testDatabases()) {
         expect((await keysOf(t, models)).sort()).toEqual(['a', 'b', 'busy', 'c', 'd', 'e']);
       });
 
+      it('gives a turn to the keys behind the backlog of a busy key under its limit', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        const small = ['a', 'b', 'c', 'd', 'e'];
+        await insertRows(t, [...keyed('busy', 300), ...small.flatMap((key) => keyed(key, 3))]);
+        // 'busy' fills every window read in claim order, and could take all 6 (it runs none of its 100).
+        const { models } = await claim(repository, { keyConcurrency: 100, startGraceMs: GRACE }, 6);
+        expect((await keysOf(t, models)).sort()).toEqual(['a', 'b', 'busy', 'c', 'd', 'e']);
+      });
+
+      it('gives a turn to the keys behind a busy key with key rate budget left (keyRate only)', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, [...keyed('busy', 300), ...keyed('x', 2), ...keyed('y', 2)]);
+        const keyRate: ClaimRateLimit = { name: 'partner', limit: 100, intervalMs: 60_000 };
+        const { models } = await claim(repository, { keyRate, startGraceMs: GRACE }, 4);
+        expect((await keysOf(t, models)).sort()).toEqual(['busy', 'busy', 'x', 'y']);
+      });
+
+      it('counts the rows without a key as one more key behind a busy one', async () => {
+        const repository = new TypeOrmWorkerRepository(t.dataSource);
+        await insertRows(t, [...keyed('busy', 300), ...keyed(null, 2), ...keyed('late', 2)]);
+        const { models } = await claim(repository, { keyConcurrency: 100, startGraceMs: GRACE }, 5);
+        // Rank 1 of each (busy, no key, late), then rank 2 in claim order.
+        const keys = await keysOf(t, models);
+        expect(keys.filter((key) => key === 'busy')).toHaveLength(2);
+        expect(keys.filter((key) => key === null)).toHaveLength(2);
+        expect(keys.filter((key) => key === 'late')).toHaveLength(1);
+      });
+
       it('takes one row of each key per turn when keys may run several', async () => {
         const repository = new TypeOrmWorkerRepository(t.dataSource);
         await insertRows(t, [...keyed('busy', 20), ...keyed('quiet', 3)]);

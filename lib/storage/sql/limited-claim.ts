@@ -47,8 +47,15 @@ const WINDOW_PER_ROW = 4;
  * budget past the keys this claim filled.
  */
 const MAX_WINDOWS = 4;
-/** Keys this claim filled that a window's SQL names at most (the others are filtered in JavaScript). */
+/** Keys this claim filled (or read) that a window's SQL names at most (the others are filtered in JavaScript). */
 export const MAX_EXCLUDED_KEYS = 500;
+/**
+ * Reads of other keys' rows one claim makes at most: each leaves out the keys read
+ * before it, so a busy key under its limit cannot take the capacity that keys behind its backlog share.
+ */
+const MAX_OTHER_KEY_READS = 4;
+/** Parameters of a candidate read besides its excluded keys and its event names: a margin under maxParameters. */
+const CANDIDATE_PARAMETERS = 16;
 
 /**
  * The queue's lock row with the paused flag, and the database's now read with it: on the servers the
@@ -123,8 +130,10 @@ export interface CandidateFilter {
   /** The pass start capped at the claim's now. */
   dueBy: number;
   now: number;
-  /** Keys that this claim filled or spent, at most MAX_EXCLUDED_KEYS: excluded in SQL. */
+  /** Keys this claim filled or spent (reading other keys: also read), at most MAX_EXCLUDED_KEYS: excluded in SQL. */
   excludedKeys: readonly string[];
+  /** Leave out the rows without a key too (reading other keys after some were read: they count as one more key). */
+  excludeUnkeyed?: boolean;
   /**
    * Keys full before the claim, counted in SQL from the slots (the live ones: the claim deleted the
    * dead ones first): for each group, its rows of keys with `limit` slots or more are left out.
@@ -180,10 +189,10 @@ export function candidatesStatement(pending: string, spelling: FlowSpelling, fil
   }
   // A row without a key has no key limit (NOT IN / IN over NULL would leave it out).
   const keyCondition =
-    keyConditions.length === 0
-      ? ''
-      : rate?.only
-        ? ` AND concurrency_key IS NOT NULL AND ${keyConditions.join(' AND ')}`
+    rate?.only || filter.excludeUnkeyed
+      ? [' AND concurrency_key IS NOT NULL', ...keyConditions].join(' AND ')
+      : keyConditions.length === 0
+        ? ''
         : ` AND (concurrency_key IS NULL OR (${keyConditions.join(' AND ')}))`;
   const after = filter.after;
   // Keyset continuation in claim order: bounded parameters however far the claim has read.
@@ -308,6 +317,13 @@ class Budget {
     return true;
   }
 
+  /** How many keys (the rows without a key: one more) hold a row of `rows` that may be taken now. */
+  sharingKeys(rows: readonly Candidate[]): number {
+    const keys = new Set<string | null>();
+    for (const row of rows) if (!keys.has(row.concurrencyKey) && this.allows(row)) keys.add(row.concurrencyKey);
+    return keys.size;
+  }
+
   take(row: Candidate): void {
     this.remaining--;
     if (row.concurrencyKey !== null) this.takenPerKey.set(row.concurrencyKey, this.taken(row.concurrencyKey) + 1);
@@ -379,8 +395,9 @@ function limitersOf(flow: ClaimFlowLimits): ClaimRateLimit[] {
  * The limited claim (design steps 1–6): lock the queue row (paused: take nothing); delete the dead
  * slots, count the live ones per key; lock the rate limiters and count their starts in the window;
  * read candidates in claim order, leaving out the keys that can take nothing, and choose keys in
- * turn within every limit (further windows past the keys it filled, up to MAX_WINDOWS); lease the chosen rows,
- * insert their slots and starts; tell when a rate limit that held rows back frees budget again.
+ * turn within every limit (further windows past the keys it filled, up to MAX_WINDOWS; reads of
+ * other keys' rows past a busy key's, up to MAX_OTHER_KEY_READS); lease the chosen rows, insert
+ * their slots and starts; tell when a rate limit that held rows back frees budget again.
  * The claim's now (slots judged, starts stamped, rows due) is read once every lock is held, and the
  * report tells it (grantedAt) with how long the claim waited in the database before it (waitedMs:
  * since the first locking read began, or since `waitingSince` on the same clock when the dialect
@@ -495,21 +512,66 @@ export function limitedClaim(
     let leftOver = false;
     if (budget.remaining > 0) {
       const window = Math.max(WINDOW_PER_ROW * budget.remaining, MIN_WINDOW);
+      // Without a key limit a key holds nothing back, so the rows read in claim order (priority, then
+      // FIFO, as the plain claim takes them) are the fair choice: the keys still take turns among them,
+      // but no read of other keys' rows is made (it would cost every claim of a globally limited backlog).
+      const keyTurns = groups.length > 0 || keyRate !== undefined;
+      const keysInSql = Math.min(
+        MAX_EXCLUDED_KEYS,
+        spelling.maxParameters - CANDIDATE_PARAMETERS - groups.reduce((sum, group) => sum + group.events.length, 0),
+      );
+      let otherKeyReads = 0;
       let after: CandidateFilter['after'];
+      function* read(candidateFilter: CandidateFilter): Generator<SqlStatement, Candidate[], StatementResult> {
+        const rows = candidatesOf((yield candidatesStatement(tables.pending, spelling, candidateFilter)).rows);
+        yield* countKeyStarts(rows);
+        const last = rows[rows.length - 1];
+        if (last) after = { priority: last.priority, availableAt: last.availableAt, id: last.rawId };
+        return rows;
+      }
       // The first window holds a row the claim may take if any exists; a window that was full and
       // filtered down (keys this claim filled) is read on past, up to MAX_WINDOWS.
-      for (let read = 0; read < MAX_WINDOWS && budget.remaining > 0; read++) {
-        const rows = candidatesOf(
-          (yield candidatesStatement(tables.pending, spelling, filter(window, true, after))).rows,
-        );
-        yield* countKeyStarts(rows);
+      for (let windows = 0; windows < MAX_WINDOWS && budget.remaining > 0; windows++) {
+        const rows = yield* read(filter(window, true, after));
+        const more = rows.length === window;
+        // A busy key under its limit fills a window in claim order, and the keys behind its backlog
+        // would wait for all of it: while the rows read would give the capacity to fewer keys than
+        // could share it, read on past them leaving out every key read so far (and, when some were
+        // read, the rows without a key), so each key with waiting rows takes its turn. Such a read
+        // walks the claim-order index entries of the keys it leaves out before it finds another
+        // key's row (linear in the busy key's backlog ahead of them, all of it when no other key
+        // waits), and once it finds them it stops at the window's LIMIT.
+        let othersMore = more;
+        while (
+          keyTurns &&
+          othersMore &&
+          otherKeyReads < MAX_OTHER_KEY_READS &&
+          budget.remaining > budget.sharingKeys(rows)
+        ) {
+          const keysRead = new Set<string>(budget.excludedKeys());
+          let unkeyed = false;
+          for (const row of rows) {
+            if (row.concurrencyKey === null) unkeyed = true;
+            else keysRead.add(row.concurrencyKey);
+          }
+          // More keys than a statement names: more than the claim can give a turn to.
+          if (keysRead.size > keysInSql) break;
+          otherKeyReads++;
+          const others = yield* read({
+            ...filter(window, true, after),
+            excludedKeys: [...keysRead],
+            excludeUnkeyed: unkeyed,
+          });
+          rows.push(...others);
+          othersMore = others.length === window;
+        }
+        // Turns over every row read: rank 1 of every key before rank 2 of any, within a rank claim order.
         const choice = chooseInTurns(rows, budget);
         chosen.push(...choice.chosen);
         leftOver ||= choice.leftOver;
-        const last = rows[rows.length - 1];
-        if (rows.length < window || !last) break;
+        // A full window: rows of the keys read may wait past the last row read (of theirs or of others).
+        if (!more) break;
         leftOver ||= budget.remaining === 0;
-        after = { priority: last.priority, availableAt: last.availableAt, id: last.rawId };
       }
     } else if (budget.rateBound) {
       // Out of the queue's rate budget: whether work waits at all (then nextStartAt), locking nothing.

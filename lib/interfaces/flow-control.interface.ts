@@ -66,8 +66,8 @@ export interface ClaimFlowReport {
   grantedAt?: number;
   /**
    * With grantedAt: how long the claim spent in the database before it (waiting for the queue's or a
-   * limiter's lock row, SQLite's write lock, and its statements), never more than it did. The worker's lateness is the time
-   * since it sent the claim less this: the grant came after both.
+   * limiter's lock row, SQLite's write lock, and its statements), never more than it did. The worker's
+   * lateness is the time since it sent the claim less this: the stamp came after both.
    */
   waitedMs?: number;
 }

@@ -67,7 +67,10 @@ export interface WorkerServiceSettings {
    * keyRateLimit, and the module's rateLimits they may name). A queue with none takes the plain claim.
    */
   flowFor?: (queueName: string) => QueueFlowSettings | undefined;
-  /** How long after sending a claim a rate-limited event may still start (ms, default DEFAULT_START_GRACE_MS; 0: none may start late). */
+  /**
+   * How long after its start was stamped a rate-limited event may still start (ms, default
+   * DEFAULT_START_GRACE_MS; 0: none may start late).
+   */
   startGraceMs?: number;
 }
 

@@ -4,56 +4,11 @@
  * than a statement may bind still claims; and the retention pruner deletes expired throttle windows.
  */
 import { RetentionPruner, TypeOrmWorkerRepository } from '../lib/index.js';
-import type { ClaimFlowLimits, ClaimFlowReport } from '../lib/interfaces/flow-control.interface.js';
+import type { ClaimFlowLimits } from '../lib/interfaces/flow-control.interface.js';
 import type { IWorkerModel } from '../lib/interfaces/worker-model.interface.js';
 import { testDatabases } from './support/databases.js';
+import { claimFlow as claim, insertFlowRows as insertRows } from './support/flow-claims.js';
 import { createTestApp, execute, type TestApp } from './support/test-app.js';
-
-const QUEUE = 'flow';
-
-interface RowSpec {
-  event?: string;
-  key?: string | null;
-}
-
-async function insertRows(t: TestApp, now: number, rows: RowSpec[]): Promise<void> {
-  for (let start = 0; start < rows.length; start += 100) {
-    const chunk = rows.slice(start, start + 100);
-    await execute(
-      t.dataSource,
-      'INSERT INTO nestjs_workers (queue_name, event_name, payload, attempts, retries, priority, available_at, ' +
-        'created_at, updated_at, concurrency_key) VALUES ' +
-        chunk.map(() => '(?, ?, ?, 0, 3, 0, ?, ?, ?, ?)').join(', '),
-      chunk.flatMap((row, index) => [
-        QUEUE,
-        row.event ?? 'FlowEvent',
-        '{}',
-        now - 1000 + start + index,
-        now,
-        now,
-        row.key ?? null,
-      ]),
-    );
-  }
-}
-
-async function claim(
-  repository: TypeOrmWorkerRepository,
-  flow: ClaimFlowLimits,
-  limit: number,
-): Promise<{ models: IWorkerModel[]; report: ClaimFlowReport | undefined }> {
-  const request = {
-    queueName: QUEUE,
-    limit,
-    workerId: 'w',
-    leaseMs: 60_000,
-    dueBy: new Date(await repository.currentTime()),
-    flow,
-    flowReport: undefined as ClaimFlowReport | undefined,
-  };
-  const models = await repository.claimWorkers(request);
-  return { models, report: request.flowReport };
-}
 
 /** The [concurrency key, event name] of each claimed row, in claim order (a claim returns no key). */
 async function claimedOf(t: TestApp, models: IWorkerModel[]): Promise<[string | null, string][]> {
@@ -89,7 +44,7 @@ for (const database of testDatabases()) {
       // @QueueEvent('flow', { keyConcurrency: 1 }) on one event class, no queue-level keyConcurrency.
       const flow: ClaimFlowLimits = { keyConcurrencyByEvent: { FlowEvent: 1 }, startGraceMs: 50 };
       const now = await repository.currentTime();
-      await insertRows(t, now, [...Array.from({ length: 300 }, () => ({ key: 'busy' })), { key: 'other' }]);
+      await insertRows(t, [...Array.from({ length: 300 }, () => ({ key: 'busy' })), { key: 'other' }], now);
       expect(await keysOf(t, (await claim(repository, flow, 1)).models)).toEqual(['busy']);
       // 'busy' runs 1 (its limit); 'other' has a due row and nothing running: it must be claimed.
       expect(await keysOf(t, (await claim(repository, flow, 1)).models)).toEqual(['other']);
@@ -99,11 +54,15 @@ for (const database of testDatabases()) {
       const repository = new TypeOrmWorkerRepository(t.dataSource);
       const flow: ClaimFlowLimits = { keyConcurrency: 3, keyConcurrencyByEvent: { FlowEvent: 1 }, startGraceMs: 50 };
       const now = await repository.currentTime();
-      await insertRows(t, now, [
-        ...Array.from({ length: 450 }, () => ({ key: 'busy' })),
-        { key: 'busy', event: 'OtherEvent' },
-        { key: 'other' },
-      ]);
+      await insertRows(
+        t,
+        [
+          ...Array.from({ length: 450 }, () => ({ key: 'busy' })),
+          { key: 'busy', event: 'OtherEvent' },
+          { key: 'other' },
+        ],
+        now,
+      );
       expect(await keysOf(t, (await claim(repository, flow, 1)).models)).toEqual(['busy']);
       // FlowEvent of 'busy' is full (1 of 1); its OtherEvent row (1 of 3) and 'other' may start.
       const { models } = await claim(repository, flow, 5);
@@ -131,7 +90,7 @@ for (const database of testDatabases()) {
           Array.from({ length: count }, (_, i) => ['queue-key:flow', `acct_${start + i}`, now - 1000 + (i % 7)]).flat(),
         );
       }
-      await insertRows(t, now, [{ key: 'acct_5' }, { key: 'fresh-account' }]);
+      await insertRows(t, [{ key: 'acct_5' }, { key: 'fresh-account' }], now);
       const { models, report } = await claim(repository, flow, 2);
       expect(await keysOf(t, models)).toEqual(['fresh-account']);
       // acct_5 waits: its one start (now - 1000 + 5) leaves the window after the interval and the grace.

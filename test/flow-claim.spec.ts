@@ -5,67 +5,23 @@
  * connections at once that never exceed a limit.
  */
 import { TypeOrmWorkerRepository } from '../lib/index.js';
-import type { ClaimFlowLimits, ClaimFlowReport, ClaimRateLimit } from '../lib/interfaces/flow-control.interface.js';
+import type { ClaimFlowLimits, ClaimRateLimit } from '../lib/interfaces/flow-control.interface.js';
 import type { IWorkerModel } from '../lib/interfaces/worker-model.interface.js';
 import { RateLimitStore } from '../lib/storage/rate-limit-store.js';
 import { testDatabases } from './support/databases.js';
+import {
+  claimFlow as claim,
+  databaseNow,
+  FLOW_QUEUE,
+  insertFlowRows as insertRows,
+  type RowSpec,
+} from './support/flow-claims.js';
 import { createPeerApp, createTestApp, execute, sleep, type TestApp } from './support/test-app.js';
 
-const QUEUE = 'flow';
-
-/** A pending row to insert: its event name, concurrency key and priority. */
-interface RowSpec {
-  event?: string;
-  key?: string | null;
-  priority?: number;
-}
-
-/** Inserts pending rows of QUEUE directly, due a second ago, in the order given (ids ascending). */
-async function insertRows(t: TestApp, rows: RowSpec[]): Promise<void> {
-  const now = await databaseNow(t);
-  for (let start = 0; start < rows.length; start += 100) {
-    const chunk = rows.slice(start, start + 100);
-    await execute(
-      t.dataSource,
-      'INSERT INTO nestjs_workers (queue_name, event_name, payload, attempts, retries, priority, available_at, ' +
-        'created_at, updated_at, concurrency_key) VALUES ' +
-        chunk.map(() => '(?, ?, ?, 0, 3, ?, ?, ?, ?, ?)').join(', '),
-      chunk.flatMap((row, index) => [
-        QUEUE,
-        row.event ?? 'FlowEvent',
-        '{}',
-        row.priority ?? 0,
-        now - 1000 + start + index,
-        now,
-        now,
-        row.key ?? null,
-      ]),
-    );
-  }
-}
+const QUEUE = FLOW_QUEUE;
 
 function keyed(key: string | null, count: number, event?: string): RowSpec[] {
   return Array.from({ length: count }, () => ({ key, event }));
-}
-
-/** One limited claim through the repository: the models it took and its flow report. */
-async function claim(
-  repository: TypeOrmWorkerRepository,
-  flow: ClaimFlowLimits,
-  limit: number,
-  { workerId = 'worker-1', leaseMs = 60_000 }: { workerId?: string; leaseMs?: number } = {},
-): Promise<{ models: IWorkerModel[]; report: ClaimFlowReport | undefined }> {
-  const request = {
-    queueName: QUEUE,
-    limit,
-    workerId,
-    leaseMs,
-    dueBy: new Date(await repository.currentTime()),
-    flow,
-    flowReport: undefined as ClaimFlowReport | undefined,
-  };
-  const models = await repository.claimWorkers(request);
-  return { models, report: request.flowReport };
 }
 
 function keysOf(t: TestApp, models: IWorkerModel[]): Promise<(string | null)[]> {
@@ -94,19 +50,6 @@ async function pause(t: TestApp, paused: boolean): Promise<void> {
 }
 
 const GRACE = 50;
-
-/** The database's now, epoch ms, read through a take-free statement. */
-async function databaseNow(t: TestApp): Promise<number> {
-  const type = t.dataSource.options.type;
-  const sql =
-    type === 'postgres'
-      ? 'SELECT floor(extract(epoch from clock_timestamp()) * 1000)::bigint AS now'
-      : type === 'better-sqlite3'
-        ? "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER) AS now"
-        : "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000 AS now";
-  const [row] = (await t.dataSource.query(sql)) as { now: unknown }[];
-  return Number(row!.now);
-}
 
 async function startTimes(t: TestApp, name: string, bucketKey: string): Promise<number[]> {
   const rows = (await execute(

@@ -9,6 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { BaseEvent, QueueEvent, TypeOrmWorkerRepository, type WorkerModuleOptions } from '../lib/index.js';
 import type { ClaimFlowLimits, ClaimFlowReport } from '../lib/interfaces/flow-control.interface.js';
 import { testDatabases } from './support/databases.js';
+import { databaseNow } from './support/flow-claims.js';
 import { createPeerApp, createTestApp, execute, RecordingLogger, type TestApp, waitFor } from './support/test-app.js';
 
 const QUEUE = 'grace-rate';
@@ -28,19 +29,6 @@ const OPTIONS: WorkerModuleOptions = {
   // One start a minute: a claim given back spends it, and the event would then wait a minute.
   queues: { [QUEUE]: { concurrency: 5, rateLimit: { limit: 1, intervalSeconds: 60 } } },
 };
-
-/** The database's now, epoch ms, read outside any claim. */
-async function databaseNow(t: TestApp): Promise<number> {
-  const type = t.dataSource.options.type;
-  const sql =
-    type === 'postgres'
-      ? 'SELECT floor(extract(epoch from clock_timestamp()) * 1000)::bigint AS now'
-      : type === 'better-sqlite3'
-        ? "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER) AS now"
-        : "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000 AS now";
-  const [row] = (await t.dataSource.query(sql)) as { now: unknown }[];
-  return Number(row!.now);
-}
 
 /** A lock held by another transaction: resolves `released` with the database's now just before its commit. */
 interface HeldLock {

@@ -3,63 +3,12 @@
  * its holder, because a limited claim has freed its slot (the slots count live leases only).
  */
 import { TypeOrmWorkerRepository } from '../lib/index.js';
-import type { ClaimFlowLimits, ClaimFlowReport } from '../lib/interfaces/flow-control.interface.js';
-import type { IWorkerModel } from '../lib/interfaces/worker-model.interface.js';
+import type { ClaimFlowLimits } from '../lib/interfaces/flow-control.interface.js';
 import { testDatabases } from './support/databases.js';
+import { claimFlow as claim, FLOW_QUEUE, insertFlowRows as insertRows } from './support/flow-claims.js';
 import { createTestApp, execute, sleep, type TestApp } from './support/test-app.js';
 
-const QUEUE = 'flow';
-
-interface RowSpec {
-  event?: string;
-  key?: string | null;
-  priority?: number;
-}
-
-async function databaseNow(repository: TypeOrmWorkerRepository): Promise<number> {
-  return repository.currentTime();
-}
-
-async function insertRows(t: TestApp, now: number, rows: RowSpec[]): Promise<void> {
-  for (let start = 0; start < rows.length; start += 100) {
-    const chunk = rows.slice(start, start + 100);
-    await execute(
-      t.dataSource,
-      'INSERT INTO nestjs_workers (queue_name, event_name, payload, attempts, retries, priority, available_at, ' +
-        'created_at, updated_at, concurrency_key) VALUES ' +
-        chunk.map(() => '(?, ?, ?, 0, 3, ?, ?, ?, ?, ?)').join(', '),
-      chunk.flatMap((row, index) => [
-        QUEUE,
-        row.event ?? 'FlowEvent',
-        '{}',
-        row.priority ?? 0,
-        now - 1000 + start + index,
-        now,
-        now,
-        row.key ?? null,
-      ]),
-    );
-  }
-}
-
-async function claim(
-  repository: TypeOrmWorkerRepository,
-  flow: ClaimFlowLimits,
-  limit: number,
-  leaseMs = 60_000,
-): Promise<{ models: IWorkerModel[]; report: ClaimFlowReport | undefined }> {
-  const request = {
-    queueName: QUEUE,
-    limit,
-    workerId: 'w',
-    leaseMs,
-    dueBy: new Date(await repository.currentTime()),
-    flow,
-    flowReport: undefined as ClaimFlowReport | undefined,
-  };
-  const models = await repository.claimWorkers(request);
-  return { models, report: request.flowReport };
-}
+const QUEUE = FLOW_QUEUE;
 
 async function liveLeases(t: TestApp, repository: TypeOrmWorkerRepository): Promise<number> {
   const now = await repository.currentTime();
@@ -86,12 +35,12 @@ for (const database of testDatabases()) {
     it('a late heartbeat does not revive a lease whose slot a claim deleted (globalConcurrency 1)', async () => {
       const repository = new TypeOrmWorkerRepository(t.dataSource);
       const flow: ClaimFlowLimits = { globalConcurrency: 1, startGraceMs: 50 };
-      const now = await databaseNow(repository);
-      await insertRows(t, now, [{ priority: 5 }]);
+      const now = await repository.currentTime();
+      await insertRows(t, [{ priority: 5 }], now);
       // Worker A holds J1 on a short lease; its heartbeat is late (event loop blocked, DB blip).
-      const [j1] = (await claim(repository, flow, 1, 200)).models;
+      const [j1] = (await claim(repository, flow, 1, { leaseMs: 200 })).models;
       expect(j1).toBeDefined();
-      await insertRows(t, now, [{ priority: 0 }]);
+      await insertRows(t, [{ priority: 0 }], now);
       await sleep(300);
       // Worker B: J1's slot is dead and deleted, capacity 1 goes to J2 (first in claim order).
       const [j2] = (await claim(repository, flow, 1)).models;

@@ -327,11 +327,11 @@ describe('valid flow-control options become the claims’ limits', () => {
       keyConcurrency: 2,
       rate: { name: 'partner-api', limit: 100, intervalMs: 60_000 },
       keyRate: { name: 'queue-key:partner', limit: 1, intervalMs: 500 },
-      startGraceMs: 50,
+      startGraceMs: DEFAULT_START_GRACE_MS,
     });
     // A queue of the config inherits the defaults' keyConcurrency; an unconfigured one takes the defaults.
-    expect(flow('plain')).toEqual({ keyConcurrency: 2, startGraceMs: 50 });
-    expect(flow('elsewhere')).toEqual({ keyConcurrency: 2, startGraceMs: 50 });
+    expect(flow('plain')).toEqual({ keyConcurrency: 2, startGraceMs: DEFAULT_START_GRACE_MS });
+    expect(flow('elsewhere')).toEqual({ keyConcurrency: 2, startGraceMs: DEFAULT_START_GRACE_MS });
   });
 
   it('gives a queue without any limit no flow (its claims take the plain path)', () => {

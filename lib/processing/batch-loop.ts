@@ -199,6 +199,22 @@ export class BatchLoop {
     }
   }
 
+  /**
+   * A run for each claimed job, registered at once, so cancel() and the heartbeat can reach a job
+   * before and while it runs.
+   */
+  private registerRuns(jobs: IWorkerModel[]): Map<string, ClaimedRun> {
+    const runOf = new Map<string, ClaimedRun>();
+    for (const job of jobs) {
+      const id = (job as { id?: string }).id;
+      if (id === undefined) continue;
+      const run = new ClaimedRun();
+      this.runs.set(id, run);
+      runOf.set(id, run);
+    }
+    return runOf;
+  }
+
   /** Runs one claimed batch and hands its outcomes to the recorder (`state.recording`). */
   private async runBatch(
     settings: RunSettings,
@@ -207,15 +223,7 @@ export class BatchLoop {
     firstOfPass: boolean,
   ): Promise<void> {
     const { repository, logger, recorder } = settings;
-    const runOf = new Map<string, ClaimedRun>();
-    for (const job of jobs) {
-      // Registered at once, so cancel() and the heartbeat can reach a job before and while it runs.
-      const id = (job as { id?: string }).id;
-      if (id === undefined) continue;
-      const run = new ClaimedRun();
-      this.runs.set(id, run);
-      runOf.set(id, run);
-    }
+    const runOf = this.registerRuns(jobs);
     const heartbeat = startHeartbeat(jobs, runOf, {
       repository,
       queueName: settings.options.queueName,
@@ -386,14 +394,7 @@ export class BatchLoop {
     const { queueName } = options;
     const flow = settings.flow!;
     const rateLimited = flow.rate !== undefined || flow.keyRate !== undefined;
-    const runOf = new Map<string, ClaimedRun>();
-    for (const job of jobs) {
-      const id = (job as { id?: string }).id;
-      if (id === undefined) continue;
-      const run = new ClaimedRun();
-      this.runs.set(id, run);
-      runOf.set(id, run);
-    }
+    const runOf = this.registerRuns(jobs);
     const heartbeat = startHeartbeat(jobs, runOf, {
       repository,
       queueName,

@@ -9,6 +9,7 @@ import { SetMetadata } from '@nestjs/common';
 import {
   BaseEvent,
   EventService,
+  FailedWorkerService,
   InvalidConcurrencyKeyError,
   InvalidDispatchFlowError,
   InvalidEventFlowOptionsError,
@@ -125,7 +126,15 @@ class LongThrottledEvent extends BaseEvent<{ n: number }> {
   }
 }
 
+@QueueEvent('flow-keys-failing', { retries: 1 })
+class FailingKeyedEvent extends BaseEvent<{ n: number }> {
+  async execute(): Promise<void> {
+    throw new Error('partner down');
+  }
+}
+
 const EVENTS = [
+  FailingKeyedEvent,
   PlainEvent,
   AccountEvent,
   TenantEvent,
@@ -173,6 +182,15 @@ describe.each(testDatabases())('dispatch flow options ($name)', (database) => {
     hooks.filter((hook) => hook.name === 'dispatched').map((hook) => hook.attributes.payload);
 
   describe('concurrency key', () => {
+    it('is kept by the failed store, and a retry from it runs under the same key', async () => {
+      await t.events.dispatch(new FailingKeyedEvent({ n: 1 }), { concurrencyKey: 'acct_7' });
+      await t.workers.runWorker(runOncePass('flow-keys-failing'));
+      const [failed] = await failedRows(t.dataSource);
+      expect(failed).toMatchObject({ concurrency_key: 'acct_7' });
+      await t.app.get(FailedWorkerService).retry(String(failed!.id));
+      expect((await pendingRows(t.dataSource)).map((row) => row.concurrency_key)).toEqual(['acct_7']);
+    });
+
     it('stores the dispatch option, else the @QueueEvent function of the payload, else getConcurrencyKey()', async () => {
       await t.events.dispatch(new PlainEvent({ n: 1 }), { concurrencyKey: 'user-1' });
       await t.events.dispatch(new PlainEvent({ n: 2 }));

@@ -48,6 +48,7 @@ describe('SQLite storage', () => {
       expect(await columns('nestjs_failed_workers')).toEqual([
         'attempts',
         'available_at',
+        'concurrency_key',
         'created_at',
         'deleted_at',
         'duration_ms',

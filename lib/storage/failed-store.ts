@@ -83,5 +83,6 @@ function toFailedEntity(row: RawWorkerRow): FailedWorkerEntity {
     durationMs: epochMs(row.duration_ms),
     workerId: text(row.worker_id),
     progress: text(row.progress),
+    concurrencyKey: text(row.concurrency_key),
   };
 }

@@ -82,6 +82,8 @@ export class FailedWorkerEntity {
   durationMs!: number | null;
   workerId!: string | null;
   progress!: string | null;
+  /** The pending row's flow-control key: a retry from the failed store keeps it. */
+  concurrencyKey!: string | null;
 }
 
 /**
@@ -318,6 +320,8 @@ export function workerEntitySchemas(type: DatabaseType): WorkerEntitySchemas {
       durationMs: { name: 'duration_ms', type: 'bigint', nullable: true, transformer: epochMs },
       workerId: { name: 'worker_id', type: 'varchar', length: 255, nullable: true },
       progress: { type: text, nullable: true },
+      // Kept so that a retry from the failed store runs under the same per-key limits.
+      concurrencyKey: { name: 'concurrency_key', type: 'varchar', length: 255, nullable: true, ...exact },
     },
     indices: [
       { name: 'IDX_nestjs_failed_workers_queue', columns: ['queueName', 'failedAt'] },

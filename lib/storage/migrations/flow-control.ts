@@ -3,7 +3,7 @@ import { collationForServer } from '../entities/worker.entity.js';
 import { qualifiedName } from './names.js';
 
 /*
- * Flow control (issue 17): the pending rows' concurrency key; each queue's paused flag and claim
+ * Flow control (issue 17): the pending and failed rows' concurrency key; each queue's paused flag and claim
  * lock; the slots of limited claims; the rate limiters' lock rows and granted starts; the throttled
  * dispatches' windows. The SQL is what TypeORM's schema builder emits for workerEntitySchemas(type)
  * (SQLite: ADD COLUMN instead of rebuilding the pending table).
@@ -61,10 +61,14 @@ export class AddNestjsWorkerFlowControlPostgres1765000000000 implements Migratio
       `CREATE INDEX "IDX_nestjs_workers_throttles_until" ON ${table('nestjs_workers_throttles')} ("until_at")`,
     );
     await queryRunner.query(`ALTER TABLE ${table('nestjs_workers')} ADD "concurrency_key" character varying(255)`);
+    await queryRunner.query(
+      `ALTER TABLE ${table('nestjs_failed_workers')} ADD "concurrency_key" character varying(255)`,
+    );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     const table = (name: string): string => qualifiedName(queryRunner, name);
+    await queryRunner.query(`ALTER TABLE ${table('nestjs_failed_workers')} DROP COLUMN "concurrency_key"`);
     await queryRunner.query(`ALTER TABLE ${table('nestjs_workers')} DROP COLUMN "concurrency_key"`);
     for (const name of FLOW_TABLES) await queryRunner.query(`DROP TABLE ${table(name)}`);
   }
@@ -102,10 +106,12 @@ export class AddNestjsWorkerFlowControlMysql1765000000000 implements MigrationIn
         'INDEX `IDX_nestjs_workers_throttles_until` (`until_at`), ' +
         'PRIMARY KEY (`queue_name`, `unique_key`)) ENGINE=InnoDB',
     );
-    await queryRunner.query(`ALTER TABLE \`nestjs_workers\` ADD \`concurrency_key\` varchar(255) ${exact} NULL`);
+    for (const name of ['nestjs_workers', 'nestjs_failed_workers'])
+      await queryRunner.query(`ALTER TABLE \`${name}\` ADD \`concurrency_key\` varchar(255) ${exact} NULL`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('ALTER TABLE `nestjs_failed_workers` DROP COLUMN `concurrency_key`');
     await queryRunner.query('ALTER TABLE `nestjs_workers` DROP COLUMN `concurrency_key`');
     for (const name of FLOW_TABLES) await queryRunner.query(`DROP TABLE \`${name}\``);
   }
@@ -145,9 +151,11 @@ export class AddNestjsWorkerFlowControlSqlite1765000000000 implements MigrationI
       'CREATE INDEX "IDX_nestjs_workers_throttles_until" ON "nestjs_workers_throttles" ("until_at")',
     );
     await queryRunner.query('ALTER TABLE "nestjs_workers" ADD COLUMN "concurrency_key" varchar(255)');
+    await queryRunner.query('ALTER TABLE "nestjs_failed_workers" ADD COLUMN "concurrency_key" varchar(255)');
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('ALTER TABLE "nestjs_failed_workers" DROP COLUMN "concurrency_key"');
     await queryRunner.query('ALTER TABLE "nestjs_workers" DROP COLUMN "concurrency_key"');
     for (const name of FLOW_TABLES) await queryRunner.query(`DROP TABLE "${name}"`);
   }

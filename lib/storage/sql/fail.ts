@@ -20,7 +20,7 @@ export interface FailedRow extends LeasedRow {
 }
 
 /** The pending row's columns a failed copy keeps (see jobColumnsOf). */
-const JOB_COLUMNS = ['available_at', 'started_at', 'locked_by', 'progress'] as const;
+const JOB_COLUMNS = ['available_at', 'started_at', 'locked_by', 'progress', 'concurrency_key'] as const;
 
 /**
  * Moves the rows of exhausted attempts to the failed store in one transaction: per lease token, the
@@ -58,7 +58,10 @@ export function moveLeasedRowsToFailed(
   };
 }
 
-/** The job's columns of a failed copy: the pending id, due time, start and worker, duration and progress. */
+/**
+ * The job's columns of a failed copy: the pending id, due time, start and worker, duration, progress
+ * and concurrency key.
+ */
 function jobColumnsOf(row: FailedRow, locked: RawWorkerRow | undefined): Record<string, unknown> {
   const or = (value: unknown): unknown => (value === undefined ? null : value);
   return {
@@ -68,5 +71,6 @@ function jobColumnsOf(row: FailedRow, locked: RawWorkerRow | undefined): Record<
     worker_id: or(locked?.locked_by),
     duration_ms: row.durationMs === undefined ? null : Math.max(0, Math.round(row.durationMs)),
     progress: row.progress ?? or(locked?.progress),
+    concurrency_key: or(locked?.concurrency_key),
   };
 }

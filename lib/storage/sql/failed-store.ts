@@ -82,9 +82,13 @@ export function requeueFailed(
     // must not be lost to it. Under its job id where the failed row has one, so getJob() follows the
     // job back into line (no pending row can hold that id: the job left the pending table when it
     // failed, and ids are never handed out twice); rows failed before job ids were kept get new ids.
+    // With its concurrency key: the retry runs under the same per-key limits as the job did.
     const columns =
-      'queue_name, event_name, payload, attempts, retries, priority, error, created_at, updated_at, available_at';
-    const values = `queue_name, event_name, payload, 0, retries, priority, NULL, ${nowSql}, ${nowSql}, ${nowSql}`;
+      'queue_name, event_name, payload, attempts, retries, priority, error, created_at, updated_at, ' +
+      'available_at, concurrency_key';
+    const values =
+      `queue_name, event_name, payload, 0, retries, priority, NULL, ${nowSql}, ${nowSql}, ${nowSql}, ` +
+      'concurrency_key';
     yield {
       sql:
         `INSERT INTO ${tables.pending} (id, ${columns}) SELECT job_id, ${values} FROM ${tables.failed} ` +

@@ -100,22 +100,25 @@ export async function moduleDatabaseOptions(
   return { type: database.type, url, synchronize: true, poolSize: 5 };
 }
 
+/** The queue tables the tests empty between tests (resetWorkerTables, the shared queue of worker processes). */
+export const WORKER_TABLE_NAMES = [
+  'nestjs_workers',
+  'nestjs_failed_workers',
+  'nestjs_workers_schedules',
+  'nestjs_workers_history',
+  'nestjs_workers_processes',
+  'nestjs_workers_throughput',
+  'nestjs_workers_queues',
+  'nestjs_workers_slots',
+  'nestjs_workers_rate_limits',
+  'nestjs_workers_rate_starts',
+  'nestjs_workers_throttles',
+] as const;
+
 /** Empties the queue tables (and the recurring slots) and restarts their ids, so every test starts from row 1. */
 export async function resetWorkerTables(dataSource: DataSource): Promise<void> {
   const type = dataSource.options.type;
-  for (const table of [
-    'nestjs_workers',
-    'nestjs_failed_workers',
-    'nestjs_workers_schedules',
-    'nestjs_workers_history',
-    'nestjs_workers_processes',
-    'nestjs_workers_throughput',
-    'nestjs_workers_queues',
-    'nestjs_workers_slots',
-    'nestjs_workers_rate_limits',
-    'nestjs_workers_rate_starts',
-    'nestjs_workers_throttles',
-  ]) {
+  for (const table of WORKER_TABLE_NAMES) {
     if (type === 'postgres') await dataSource.query(`TRUNCATE TABLE "${table}" RESTART IDENTITY`);
     else if (type === 'mysql' || type === 'mariadb') await dataSource.query(`TRUNCATE TABLE \`${table}\``);
   }

@@ -10,23 +10,14 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { BaseEvent, EventService, QueueEvent, TypeOrmWorkerCreator, workerEntitySchemas } from '../../lib/index.js';
 import { DEFAULT_BUSY_TIMEOUT_MS } from '../../lib/worker.defaults.js';
-import { ensureServerDatabase, resetWorkerTables, type TestDatabase, workerDatabaseName } from './databases.js';
+import {
+  ensureServerDatabase,
+  resetWorkerTables,
+  type TestDatabase,
+  WORKER_TABLE_NAMES,
+  workerDatabaseName,
+} from './databases.js';
 import { tempDatabase } from './test-app.js';
-
-/** The queue tables a shared queue empties before each test (those resetWorkerTables empties). */
-const WORKER_TABLE_NAMES = [
-  'nestjs_workers',
-  'nestjs_failed_workers',
-  'nestjs_workers_schedules',
-  'nestjs_workers_history',
-  'nestjs_workers_processes',
-  'nestjs_workers_throughput',
-  'nestjs_workers_queues',
-  'nestjs_workers_slots',
-  'nestjs_workers_rate_limits',
-  'nestjs_workers_rate_starts',
-  'nestjs_workers_throttles',
-];
 
 const ROOT = join(import.meta.dirname, '..', '..');
 // One output folder per Jest worker: two suites compiling into one folder at once could hand a

@@ -181,14 +181,7 @@ export class BatchLoop {
         dueBy: state.dueBy,
         expectDue: woken,
       });
-      // Shutdown waits for a claim in flight, whatever its grace, to give back what it took.
-      this.claims.add(claim);
-      let jobs: IWorkerModel[];
-      try {
-        jobs = await claim;
-      } finally {
-        this.claims.delete(claim);
-      }
+      const jobs = await this.tracked(claim);
       if (jobs.length === 0) break;
       // A batch short of the limit took everything due at `dueBy`: the pass ends with it (what became
       // due since is for the next pass, or wakes this one).
@@ -197,6 +190,18 @@ export class BatchLoop {
       firstOfPass = false;
       if (tookAllDue && !this.wakeUps.has(queueName)) break;
     }
+  }
+
+  /**
+   * A claim in flight, known to shutdown until it settles: stop() waits for it, whatever its grace, to
+   * give back what it took. The caller awaits this very promise (no wrapper), so its continuation
+   * still comes right after the claim's, ahead of stop()'s (see stop()).
+   */
+  private tracked(claim: Promise<IWorkerModel[]>): Promise<IWorkerModel[]> {
+    this.claims.add(claim);
+    const forget = (): void => void this.claims.delete(claim);
+    claim.then(forget, forget);
+    return claim;
   }
 
   /**
@@ -331,14 +336,7 @@ export class BatchLoop {
           flow,
           flowReport: {},
         };
-        const claim = repository.claimWorkers(request);
-        this.claims.add(claim);
-        let jobs: IWorkerModel[];
-        try {
-          jobs = await claim;
-        } finally {
-          this.claims.delete(claim);
-        }
+        const jobs = await this.tracked(repository.claimWorkers(request));
         const flowReport: ClaimFlowReport = request.flowReport ?? {};
         if (jobs.length > 0) {
           held.take(jobs.length);
